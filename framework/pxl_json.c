@@ -1,0 +1,515 @@
+/*
+ * pxl_json.c - one-pass strict RFC 8259 validation that also picks out the
+ * top-level envelope keys, plus string unescape/escape. Pure: no
+ * allocation, no globals, no json-c. Building json_objects for handlers
+ * and routing on the envelope belong elsewhere (pxl_router.c).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "pxl_json.h"
+
+static bool is_ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+        while (p < end && is_ws(*p))
+                p++;
+        return p;
+}
+
+static int hexval(char c)
+{
+        if (is_digit(c))
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Four hex digits at p (the caller made sure they are there), or -1. */
+static long hex4(const char *p)
+{
+        long v = 0;
+
+        for (int i = 0; i < 4; i++) {
+                int h = hexval(p[i]);
+
+                if (h < 0)
+                        return -1;
+                v = v << 4 | h;
+        }
+        return v;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at p (RFC 3629 table: no
+ * overlongs, no surrogates, nothing above U+10FFFF), 0 if there is none.
+ */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+        unsigned c = p[0];
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t n;
+
+        if (c >= 0xc2 && c <= 0xdf)
+                n = 2;
+        else if (c >= 0xe0 && c <= 0xef)
+                n = 3;
+        else if (c >= 0xf0 && c <= 0xf4)
+                n = 4;
+        else
+                return 0;
+        if (c == 0xe0)
+                lo = 0xa0;
+        else if (c == 0xed)
+                hi = 0x9f;
+        else if (c == 0xf0)
+                lo = 0x90;
+        else if (c == 0xf4)
+                hi = 0x8f;
+        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t i = 2; i < n; i++)
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+        return n;
+}
+
+/* p is at the opening quote; returns just past the closing one, or NULL. */
+static const char *scan_string(const char *s, const char *end)
+{
+        const unsigned char *p = (const unsigned char *)s + 1;
+        const unsigned char *e = (const unsigned char *)end;
+
+        while (p < e) {
+                unsigned c = *p;
+
+                if (c == '"')
+                        return (const char *)p + 1;
+                if (c == '\\') {
+                        if (e - p < 2)
+                                return NULL;
+                        switch (p[1]) {
+                        case '"':
+                        case '\\':
+                        case '/':
+                        case 'b':
+                        case 'f':
+                        case 'n':
+                        case 'r':
+                        case 't':
+                                p += 2;
+                                break;
+                        case 'u':
+                                if (e - p < 6 || hex4((const char *)p + 2) < 0)
+                                        return NULL;
+                                p += 6;
+                                break;
+                        default:
+                                return NULL;
+                        }
+                } else if (c < 0x20) {
+                        return NULL;
+                } else if (c < 0x80) {
+                        p++;
+                } else {
+                        size_t n = utf8_seq(p, e);
+
+                        if (n == 0)
+                                return NULL;
+                        p += n;
+                }
+        }
+        return NULL;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static const char *scan_number(const char *p, const char *end)
+{
+        if (*p == '-')
+                p++;
+        if (p == end)
+                return NULL;
+        if (*p == '0')
+                p++;
+        else if (*p >= '1' && *p <= '9')
+                while (p < end && is_digit(*p))
+                        p++;
+        else
+                return NULL;
+        if (p < end && *p == '.') {
+                p++;
+                if (p == end || !is_digit(*p))
+                        return NULL;
+                while (p < end && is_digit(*p))
+                        p++;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+                p++;
+                if (p < end && (*p == '+' || *p == '-'))
+                        p++;
+                if (p == end || !is_digit(*p))
+                        return NULL;
+                while (p < end && is_digit(*p))
+                        p++;
+        }
+        return p;
+}
+
+static const char *scan_literal(const char *p, const char *end, const char *lit,
+                                size_t n)
+{
+        if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
+                return NULL;
+        return p + n;
+}
+
+/* Which envelope field a top-level key names, after unescaping it. */
+static struct pxl_json_span *envelope_slot(const char *tok, size_t tok_len,
+                                           struct pxl_envelope *env)
+{
+        char k[16];
+        ssize_t n = pxl_json_unescape(tok, tok_len, k, sizeof(k));
+
+        if (n == 4 && memcmp(k, "type", 4) == 0)
+                return &env->type;
+        if (n == 6 && memcmp(k, "action", 6) == 0)
+                return &env->action;
+        if (n == 4 && memcmp(k, "data", 4) == 0)
+                return &env->data;
+        if (n == 9 && memcmp(k, "requestId", 9) == 0)
+                return &env->request_id;
+        return NULL;
+}
+
+/*
+ * The single pass behind pxl_json_valid and pxl_json_envelope. It keeps
+ * one bit per open container (1 = object) instead of recursing, so a deep
+ * document costs no C stack beyond the fixed bitmap. With env, members of
+ * the top-level object that the envelope wants are recorded on the way.
+ */
+static bool scan(const char *buf, size_t len, unsigned max_depth,
+                 struct pxl_envelope *env, enum pxl_json_kind *top)
+{
+        uint64_t objs[PXL_JSON_DEPTH_CAP / 64];
+        const char *p = buf, *end, *k;
+        struct pxl_json_span *slot = NULL;
+        enum pxl_json_kind kind;
+        unsigned depth = 0;
+
+        if (len == 0)
+                return false; /* an empty frame may come as NULL, 0 */
+        end = buf + len;
+        if (max_depth > PXL_JSON_DEPTH_CAP)
+                max_depth = PXL_JSON_DEPTH_CAP;
+value:
+        p = skip_ws(p, end);
+        if (p == end)
+                return false;
+        k = p;
+        switch (*p) {
+        case '{':
+        case '[':
+                if (depth == max_depth)
+                        return false;
+                kind = *p == '{' ? PXL_JSON_OBJECT : PXL_JSON_ARRAY;
+                if (kind == PXL_JSON_OBJECT)
+                        objs[depth / 64] |= UINT64_C(1) << depth % 64;
+                else
+                        objs[depth / 64] &= ~(UINT64_C(1) << depth % 64);
+                break;
+        case '"':
+                kind = PXL_JSON_STRING;
+                p = scan_string(p, end);
+                break;
+        case 't':
+                kind = PXL_JSON_TRUE;
+                p = scan_literal(p, end, "true", 4);
+                break;
+        case 'f':
+                kind = PXL_JSON_FALSE;
+                p = scan_literal(p, end, "false", 5);
+                break;
+        case 'n':
+                kind = PXL_JSON_NULL;
+                p = scan_literal(p, end, "null", 4);
+                break;
+        default:
+                kind = PXL_JSON_NUMBER;
+                p = scan_number(p, end);
+                break;
+        }
+        if (p == NULL)
+                return false;
+        if (depth == 0)
+                *top = kind;
+        else if (depth == 1 && slot != NULL) {
+                slot->p = k;
+                slot->kind = kind;
+        }
+        if (kind == PXL_JSON_OBJECT || kind == PXL_JSON_ARRAY) {
+                depth++;
+                p = skip_ws(p + 1, end);
+                if (p < end && *p == (kind == PXL_JSON_OBJECT ? '}' : ']'))
+                        goto close;
+                if (kind == PXL_JSON_OBJECT)
+                        goto key;
+                goto value;
+        }
+after:
+        if (depth == 1 && slot != NULL) {
+                slot->len = (size_t)(p - slot->p);
+                slot = NULL;
+        }
+        p = skip_ws(p, end);
+        if (depth == 0)
+                return p == end;
+        if (p == end)
+                return false;
+        if (objs[(depth - 1) / 64] & UINT64_C(1) << (depth - 1) % 64) {
+                if (*p == '}')
+                        goto close;
+                if (*p != ',')
+                        return false;
+                p++;
+                goto key;
+        }
+        if (*p == ']')
+                goto close;
+        if (*p != ',')
+                return false;
+        p++;
+        goto value;
+close:
+        p++;
+        depth--;
+        goto after;
+key:
+        p = skip_ws(p, end);
+        if (p == end || *p != '"')
+                return false;
+        k = p;
+        p = scan_string(p, end);
+        if (p == NULL)
+                return false;
+        if (env != NULL && depth == 1)
+                slot = envelope_slot(k, (size_t)(p - k), env);
+        p = skip_ws(p, end);
+        if (p == end || *p != ':')
+                return false;
+        p++;
+        goto value;
+}
+
+bool pxl_json_valid(const char *buf, size_t len, unsigned max_depth)
+{
+        enum pxl_json_kind top;
+
+        return scan(buf, len, max_depth, NULL, &top);
+}
+
+static bool nonempty_string(const struct pxl_json_span *s)
+{
+        return s->kind == PXL_JSON_STRING && s->len > 2;
+}
+
+enum pxl_envelope_status pxl_json_envelope(const char *buf, size_t len,
+                                           unsigned max_depth,
+                                           struct pxl_envelope *env)
+{
+        enum pxl_json_kind top = PXL_JSON_NONE;
+
+        memset(env, 0, sizeof(*env));
+        if (!scan(buf, len, max_depth, env, &top)) {
+                memset(env, 0, sizeof(*env));
+                return PXL_ENV_PARSE_ERROR;
+        }
+        if (top != PXL_JSON_OBJECT)
+                return PXL_ENV_NOT_OBJECT;
+        /* PROTOCOL.md: only strings and numbers are echoed back. */
+        if (env->request_id.kind != PXL_JSON_STRING &&
+            env->request_id.kind != PXL_JSON_NUMBER)
+                memset(&env->request_id, 0, sizeof(env->request_id));
+        if (!nonempty_string(&env->type))
+                return PXL_ENV_NO_TYPE;
+        if (!nonempty_string(&env->action))
+                return PXL_ENV_NO_ACTION;
+        return PXL_ENV_OK;
+}
+
+/* Append k bytes, keeping room for the final NUL. */
+static bool put(char *out, size_t cap, size_t *n, const char *b, size_t k)
+{
+        if (cap - *n <= k)
+                return false;
+        memcpy(out + *n, b, k);
+        *n += k;
+        return true;
+}
+
+static size_t utf8_encode(unsigned long cp, char b[4])
+{
+        if (cp < 0x80) {
+                b[0] = (char)cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                b[0] = (char)(0xc0 | cp >> 6);
+                b[1] = (char)(0x80 | (cp & 0x3f));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                b[0] = (char)(0xe0 | cp >> 12);
+                b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+                b[2] = (char)(0x80 | (cp & 0x3f));
+                return 3;
+        }
+        b[0] = (char)(0xf0 | cp >> 18);
+        b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+        b[3] = (char)(0x80 | (cp & 0x3f));
+        return 4;
+}
+
+/*
+ * The token is supposed to be validated; should it not be, the decoding
+ * is lenient (a bad escape yields its characters) but never reads past
+ * tok_len, so a caller's mistake cannot become an overread.
+ */
+ssize_t pxl_json_unescape(const char *tok, size_t tok_len, char *out,
+                          size_t cap)
+{
+        const char *p = tok, *end;
+        size_t n = 0;
+
+        if (cap == 0)
+                return -1;
+        if (tok_len == 0) {
+                out[0] = '\0';
+                return 0;
+        }
+        end = tok + tok_len;
+        if (tok_len >= 2 && tok[0] == '"' && tok[tok_len - 1] == '"') {
+                p++;
+                end--;
+        }
+        while (p < end) {
+                const char *run = p;
+                char b[4];
+                size_t k;
+                long cp;
+
+                while (p < end && *p != '\\')
+                        p++;
+                if (!put(out, cap, &n, run, (size_t)(p - run)))
+                        return -1;
+                if (p == end)
+                        break;
+                if (end - p < 2) {
+                        b[0] = *p++;
+                        k = 1;
+                } else if (p[1] != 'u') {
+                        static const char from[] = "\"\\/bfnrt";
+                        static const char to[] = "\"\\/\b\f\n\r\t";
+                        const char *f = memchr(from, p[1], sizeof(from) - 1);
+
+                        b[0] = f != NULL ? to[f - from] : p[1];
+                        k = 1;
+                        p += 2;
+                } else if (end - p < 6 || (cp = hex4(p + 2)) < 0) {
+                        b[0] = *p++;
+                        k = 1;
+                } else {
+                        p += 6;
+                        if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 6 &&
+                            p[0] == '\\' && p[1] == 'u') {
+                                long lo = hex4(p + 2);
+
+                                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                                        cp = 0x10000 + ((cp - 0xd800) << 10) +
+                                             (lo - 0xdc00);
+                                        p += 6;
+                                }
+                        }
+                        /* Whatever is still a surrogate was unpaired. */
+                        if (cp >= 0xd800 && cp <= 0xdfff)
+                                cp = 0xfffd;
+                        k = utf8_encode((unsigned long)cp, b);
+                }
+                if (!put(out, cap, &n, b, k))
+                        return -1;
+        }
+        out[n] = '\0';
+        return (ssize_t)n;
+}
+
+static void emit(char *out, size_t cap, size_t *n, const char *b, size_t k)
+{
+        for (size_t i = 0; i < k; i++, (*n)++)
+                if (*n < cap)
+                        out[*n] = b[i];
+}
+
+size_t pxl_json_escape(char *out, size_t cap, const char *s, size_t len)
+{
+        static const char hex[] = "0123456789abcdef";
+        size_t n = 0;
+
+        emit(out, cap, &n, "\"", 1);
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+                const char *e = NULL;
+                char u[6];
+
+                switch (c) {
+                case '"':
+                        e = "\\\"";
+                        break;
+                case '\\':
+                        e = "\\\\";
+                        break;
+                case '\b':
+                        e = "\\b";
+                        break;
+                case '\f':
+                        e = "\\f";
+                        break;
+                case '\n':
+                        e = "\\n";
+                        break;
+                case '\r':
+                        e = "\\r";
+                        break;
+                case '\t':
+                        e = "\\t";
+                        break;
+                default:
+                        break;
+                }
+                if (e != NULL) {
+                        emit(out, cap, &n, e, 2);
+                } else if (c < 0x20) {
+                        memcpy(u, "\\u00", 4);
+                        u[4] = hex[c >> 4];
+                        u[5] = hex[c & 0xf];
+                        emit(out, cap, &n, u, 6);
+                } else {
+                        emit(out, cap, &n, s + i, 1);
+                }
+        }
+        emit(out, cap, &n, "\"", 1);
+        if (cap > 0)
+                out[n < cap ? n : cap - 1] = '\0';
+        return n;
+}

@@ -1,0 +1,855 @@
+/*
+ * test_http.c - unit tests for pxl_http.c: request-head parsing (also
+ * split at every byte), the RFC 6455 checks in PROTOCOL.md's order, the
+ * accept key, the response texts and query parameters. No sockets.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pxl_http.h"
+
+#define MAX_HEAD 8192
+
+static const char chrome_req[] =
+        "GET /ws?token=abc.def HTTP/1.1\r\n"
+        "Host: localhost:8080\r\n"
+        "Connection: Upgrade\r\n"
+        "Pragma: no-cache\r\n"
+        "Cache-Control: no-cache\r\n"
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n"
+        "Upgrade: websocket\r\n"
+        "Origin: http://localhost:8080\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Accept-Encoding: gzip, deflate, br\r\n"
+        "Accept-Language: en-US,en;q=0.9\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; "
+        "client_max_window_bits\r\n"
+        "\r\n";
+
+static const char python_req[] =
+        "GET /ws HTTP/1.1\r\n"
+        "Host: 127.0.0.1:9001\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; "
+        "client_max_window_bits\r\n"
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x\r\n"
+        "User-Agent: Python/3.11 websockets/10.4\r\n"
+        "\r\n";
+
+static const char firefox_req[] =
+        "GET /ws HTTP/1.1\r\n"
+        "Host: example.com\r\n"
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:121.0) "
+        "Gecko/20100101 Firefox/121.0\r\n"
+        "Accept: */*\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Origin: https://example.com\r\n"
+        "Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n"
+        "Connection: keep-alive, Upgrade\r\n"
+        "Upgrade: websocket\r\n"
+        "\r\n";
+
+static ssize_t parse(const char *s, struct pxl_http_request *r)
+{
+        return pxl_http_parse_request(s, strlen(s), MAX_HEAD, r);
+}
+
+static void assert_span(struct pxl_http_span sp, const char *text)
+{
+        if (text == NULL) {
+                assert_null(sp.p);
+                return;
+        }
+        assert_non_null(sp.p);
+        assert_int_equal(sp.len, strlen(text));
+        assert_memory_equal(sp.p, text, sp.len);
+}
+
+/* Status of a head given as a string, checked against "/ws". */
+static int status_of(const char *s)
+{
+        struct pxl_http_request r;
+        ssize_t n = parse(s, &r);
+
+        if (n <= 0)
+                fail_msg("parse %zd for: %s", n, s);
+        return pxl_http_check_upgrade(&r, "/ws");
+}
+
+static void test_chrome(void **state)
+{
+        struct pxl_http_request r;
+        char key[PXL_WS_ACCEPT_LEN + 1];
+
+        (void)state;
+        assert_int_equal(parse(chrome_req, &r), (ssize_t)strlen(chrome_req));
+        assert_int_equal(r.head_len, strlen(chrome_req));
+        assert_span(r.method, "GET");
+        assert_span(r.target, "/ws?token=abc.def");
+        assert_span(r.path, "/ws");
+        assert_span(r.query, "token=abc.def");
+        assert_int_equal(r.version_major, 1);
+        assert_int_equal(r.version_minor, 1);
+        assert_span(r.host, "localhost:8080");
+        assert_span(r.upgrade, "websocket");
+        assert_span(r.connection, "Upgrade");
+        assert_true(r.connection_upgrade);
+        assert_span(r.ws_key, "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_span(r.ws_version, "13");
+        assert_span(r.origin, "http://localhost:8080");
+        assert_span(r.authorization, NULL);
+        assert_false(r.duplicate_header);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 0);
+
+        pxl_ws_accept_key(r.ws_key.p, r.ws_key.len, key);
+        assert_string_equal(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+static void test_python_and_firefox(void **state)
+{
+        struct pxl_http_request r;
+
+        (void)state;
+        assert_int_equal(parse(python_req, &r), (ssize_t)strlen(python_req));
+        assert_span(r.path, "/ws");
+        assert_span(r.query, NULL);
+        assert_span(r.authorization, "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x");
+        assert_span(r.origin, NULL);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 0);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/"), 404);
+
+        assert_int_equal(parse(firefox_req, &r), (ssize_t)strlen(firefox_req));
+        assert_span(r.connection, "keep-alive, Upgrade");
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 0);
+}
+
+static void test_accept_key(void **state)
+{
+        char key[PXL_WS_ACCEPT_LEN + 1];
+
+        (void)state;
+        /* RFC 6455 1.3. */
+        pxl_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, key);
+        assert_string_equal(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        /* Only key_len bytes are read. */
+        pxl_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==trailing", 24, key);
+        assert_string_equal(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        /* A second well-known pair, checked with Python hashlib. */
+        pxl_ws_accept_key("x3JJHMbDL1EzLkh9GBhXDw==", 24, key);
+        assert_string_equal(key, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+        assert_int_equal(strlen(key), PXL_WS_ACCEPT_LEN);
+}
+
+/* Every split of a head is NEED_MORE until the last byte has arrived. */
+static void check_splits(const char *req)
+{
+        size_t n = strlen(req);
+        struct pxl_http_request r;
+
+        for (size_t k = 0; k < n; k++) {
+                /* A heap copy of exactly k bytes lets ASan see overreads. */
+                char *b = malloc(k ? k : 1);
+
+                assert_non_null(b);
+                memcpy(b, req, k);
+                if (pxl_http_parse_request(b, k, MAX_HEAD, &r) !=
+                    PXL_HTTP_NEED_MORE)
+                        fail_msg("split at %zu is not NEED_MORE", k);
+                free(b);
+        }
+        assert_int_equal(pxl_http_parse_request(req, n, MAX_HEAD, &r),
+                         (ssize_t)n);
+}
+
+static void test_splits(void **state)
+{
+        (void)state;
+        check_splits(chrome_req);
+        check_splits(python_req);
+        check_splits(firefox_req);
+}
+
+static void test_pipelined_bytes(void **state)
+{
+        char buf[1024];
+        struct pxl_http_request r;
+        size_t n = strlen(python_req);
+
+        (void)state;
+        memcpy(buf, python_req, n);
+        /* A masked frame right behind the head, even with a bare LF. */
+        memcpy(buf + n, "\x81\x85\n\0\r\x01xxxxx", 12);
+        assert_int_equal(pxl_http_parse_request(buf, n + 12, MAX_HEAD, &r),
+                         (ssize_t)n);
+        assert_int_equal(r.head_len, n);
+}
+
+static void test_too_large(void **state)
+{
+        const char *head = "GET /ws HTTP/1.1\r\nHost: a\r\n\r\n"; /* 29 */
+        size_t n = strlen(head);
+        struct pxl_http_request r;
+        char big[200];
+
+        (void)state;
+        assert_int_equal(n, 29);
+        /* The blank line ends exactly at max_head: accepted. */
+        assert_int_equal(pxl_http_parse_request(head, n, n, &r), (ssize_t)n);
+        /* One byte past max_head. */
+        assert_int_equal(pxl_http_parse_request(head, n, n - 1, &r),
+                         PXL_HTTP_TOO_LARGE);
+        /* No blank line yet: NEED_MORE up to max_head, then TOO_LARGE. */
+        memset(big, 0, sizeof(big));
+        memcpy(big, "GET /ws HTTP/1.1\r\nX-Pad: ", 25);
+        memset(big + 25, 'a', sizeof(big) - 25);
+        assert_int_equal(pxl_http_parse_request(big, 100, 100, &r),
+                         PXL_HTTP_NEED_MORE);
+        assert_int_equal(pxl_http_parse_request(big, 101, 100, &r),
+                         PXL_HTTP_TOO_LARGE);
+        assert_int_equal(pxl_http_parse_request(big, sizeof(big), 100, &r),
+                         PXL_HTTP_TOO_LARGE);
+        /* A blank line beyond max_head does not rescue it. */
+        memcpy(big + 150, "\r\n\r\n", 4);
+        assert_int_equal(pxl_http_parse_request(big, 154, 100, &r),
+                         PXL_HTTP_TOO_LARGE);
+        assert_int_equal(pxl_http_parse_request(big, 154, 154, &r), 154);
+        assert_int_equal(pxl_http_parse_request(big, 0, 0, &r),
+                         PXL_HTTP_NEED_MORE);
+        assert_int_equal(pxl_http_parse_request(NULL, 0, MAX_HEAD, &r),
+                         PXL_HTTP_NEED_MORE);
+        assert_int_equal(pxl_http_parse_request(big, 1, 0, &r),
+                         PXL_HTTP_TOO_LARGE);
+}
+
+static void test_malformed(void **state)
+{
+        static const char *const bad[] = {
+                /* line endings */
+                "GET /ws HTTP/1.1\nHost: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\r\n\n",
+                "GET /ws HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+                "GET /ws HTTP/1.1\r\r\nHost: a\r\n\r\n",
+                "\r\nGET /ws HTTP/1.1\r\nHost: a\r\n\r\n",
+                /* request line */
+                "GET /ws\r\n\r\n",
+                "GET\r\n\r\n",
+                "GET /ws HTTP/1.1 x\r\n\r\n",
+                "GET  /ws HTTP/1.1\r\n\r\n",
+                "GET /ws  HTTP/1.1\r\n\r\n",
+                " GET /ws HTTP/1.1\r\n\r\n",
+                "GET /ws HTTP/1.1 \r\n\r\n",
+                "GET\t/ws HTTP/1.1\r\n\r\n",
+                "GET /w s HTTP/1.1\r\n\r\n",
+                "GET /ws http/1.1\r\n\r\n",
+                "GET /ws HTTP/1.10\r\n\r\n",
+                "GET /ws HTTP/11\r\n\r\n",
+                "GET /ws HTTP/1\r\n\r\n",
+                "GET /ws HTTP/a.b\r\n\r\n",
+                "GET /ws HTTP/1.1x\r\n\r\n",
+                "GET /ws HTTPS/1.1\r\n\r\n",
+                "G(T /ws HTTP/1.1\r\n\r\n",
+                "GET * HTTP/1.1\r\n\r\n",
+                "GET ws HTTP/1.1\r\n\r\n",
+                "GET ?a HTTP/1.1\r\n\r\n",
+                "GET 1http://h/ws HTTP/1.1\r\n\r\n",
+                "GET http:/h/ws HTTP/1.1\r\n\r\n",
+                "GET http//h/ws HTTP/1.1\r\n\r\n",
+                "GET /w\x7fs HTTP/1.1\r\n\r\n",
+                "GET /w\xc3\xa9 HTTP/1.1\r\n\r\n",
+                /* header lines */
+                "GET /ws HTTP/1.1\r\nHost : a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost\t: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nX Y: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\n: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\r\n b\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\r\n\tb\r\n\r\n",
+                "GET /ws HTTP/1.1\r\n Host: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\x01\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\x7f\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHo\x01st: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nH\xc3\xa9: a\r\n\r\n",
+                "GET /ws HTTP/1.1\r\nHost: a\r\nX-Y\r\n\r\n",
+        };
+        struct pxl_http_request r;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                ssize_t n = parse(bad[i], &r);
+
+                if (n != PXL_HTTP_BAD)
+                        fail_msg("#%zu: %zd for: %s", i, n, bad[i]);
+        }
+}
+
+static void test_nul_and_early_bad(void **state)
+{
+        static const char nul[] = "GET /ws HTTP/1.1\r\nHost: a\0b\r\n\r\n";
+        static const char ok_chars[] =
+                "GET /ws HTTP/1.1\r\nX-A: \t tab \xc3\xa9 ~!\"\r\n\r\n";
+        struct pxl_http_request r;
+
+        (void)state;
+        assert_int_equal(
+                pxl_http_parse_request(nul, sizeof(nul) - 1, MAX_HEAD, &r),
+                PXL_HTTP_BAD);
+        /* Garbage is refused before the blank line arrives. */
+        assert_int_equal(pxl_http_parse_request("GET /ws HTTP/1.1\r\nHost: \0",
+                                                25, MAX_HEAD, &r),
+                         PXL_HTTP_BAD);
+        assert_int_equal(
+                pxl_http_parse_request("GET /ws HTTP/1.1\n", 17, MAX_HEAD, &r),
+                PXL_HTTP_BAD);
+        assert_int_equal(
+                pxl_http_parse_request("\x16\x03\x01\x02\x00", 5, MAX_HEAD, &r),
+                PXL_HTTP_BAD);
+        assert_int_equal(
+                pxl_http_parse_request("GET /ws HTTP/1.1\r", 17, MAX_HEAD, &r),
+                PXL_HTTP_NEED_MORE);
+        /* HT, SP and obs-text are fine in values. */
+        assert_int_equal(parse(ok_chars, &r), (ssize_t)strlen(ok_chars));
+}
+
+static void test_headers(void **state)
+{
+        struct pxl_http_request r;
+
+        (void)state;
+        /* Names are case-insensitive, values trimmed of SP and HT. */
+        assert_true(parse("GET /ws HTTP/1.1\r\n"
+                          "hOsT:  \t a b \t \r\n"
+                          "UPGRADE:WebSocket\r\n"
+                          "sec-websocket-key:dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "SEC-WEBSOCKET-VERSION:    13   \r\n"
+                          "connection: upgrade\r\n"
+                          "ORIGIN: null\r\n"
+                          "authorization:\r\n"
+                          "X-Other: Host: b\r\n"
+                          "\r\n",
+                          &r) > 0);
+        assert_span(r.host, "a b");
+        assert_span(r.upgrade, "WebSocket");
+        assert_span(r.ws_key, "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_span(r.ws_version, "13");
+        assert_span(r.origin, "null");
+        assert_span(r.authorization, "");
+        assert_false(r.duplicate_header);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 0);
+
+        /* Headers that look alike are not ours. */
+        assert_true(parse("GET /ws HTTP/1.1\r\nHostx: a\r\nXHost: b\r\n"
+                          "Sec-WebSocket-Key2: c\r\n\r\n",
+                          &r) > 0);
+        assert_span(r.host, NULL);
+        assert_span(r.ws_key, NULL);
+}
+
+static void test_duplicates(void **state)
+{
+        static const char *const dup[] = {
+                "Host: a\r\n",
+                "Upgrade: websocket\r\n",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                "Sec-WebSocket-Version: 13\r\n",
+                "Authorization: Bearer x\r\n",
+                "Origin: http://a\r\n",
+        };
+        static const char base[] =
+                "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer x\r\n"
+                "Origin: http://a\r\n";
+        struct pxl_http_request r;
+        char buf[512];
+
+        (void)state;
+        snprintf(buf, sizeof(buf), "%s\r\n", base);
+        assert_int_equal(status_of(buf), 0);
+        for (size_t i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
+                snprintf(buf, sizeof(buf), "%s%s\r\n", base, dup[i]);
+                assert_true(parse(buf, &r) > 0);
+                assert_true(r.duplicate_header);
+                if (pxl_http_check_upgrade(&r, "/ws") != 400)
+                        fail_msg("duplicate %s is not 400", dup[i]);
+                /* The first occurrence is kept. */
+                assert_span(r.host, "a");
+        }
+
+        /* Connection is a list: repeats join, any one may say upgrade. */
+        assert_true(parse("GET /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Connection: keep-alive\r\nUpgrade: websocket\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Connection: Upgrade\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n",
+                          &r) > 0);
+        assert_false(r.duplicate_header);
+        assert_true(r.connection_upgrade);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 0);
+        assert_true(parse("GET /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Connection: keep-alive\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n",
+                          &r) > 0);
+        assert_true(r.connection_upgrade);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 0);
+}
+
+static void test_targets(void **state)
+{
+        struct pxl_http_request r;
+
+        (void)state;
+        assert_true(parse("GET http://host:8080/ws?x=1 HTTP/1.1\r\n\r\n", &r) >
+                    0);
+        assert_span(r.target, "http://host:8080/ws?x=1");
+        assert_span(r.path, "/ws");
+        assert_span(r.query, "x=1");
+        assert_true(parse("GET HTTPS://h/a/b HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/a/b");
+        assert_span(r.query, NULL);
+        assert_true(parse("GET ws+x.y-z://h/ws HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/ws");
+        assert_true(parse("GET http://host HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/");
+        assert_true(parse("GET http://host?q HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/");
+        assert_span(r.query, "q");
+        assert_true(parse("GET http://user@h:1/ws/ HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/ws/");
+
+        /* The query starts at the first '?'. */
+        assert_true(parse("GET /ws?a=1?b=2 HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/ws");
+        assert_span(r.query, "a=1?b=2");
+        assert_true(parse("GET /ws? HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.query, "");
+        assert_true(parse("GET / HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/");
+        assert_span(r.query, NULL);
+        assert_true(parse("GET /%77s HTTP/1.1\r\n\r\n", &r) > 0);
+        assert_span(r.path, "/%77s");
+}
+
+/* A valid upgrade with one header line replaced (or removed when ""). */
+static int status_with(const char *name, const char *line)
+{
+        static const char *const lines[][2] = {
+                {"host", "Host: server.example.com\r\n"},
+                {"upgrade", "Upgrade: websocket\r\n"},
+                {"connection", "Connection: Upgrade\r\n"},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"},
+                {"version", "Sec-WebSocket-Version: 13\r\n"},
+        };
+        char buf[1024];
+        size_t n = 0;
+
+        n += (size_t)snprintf(buf, sizeof(buf), "GET /ws HTTP/1.1\r\n");
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+                n += (size_t)snprintf(
+                        buf + n, sizeof(buf) - n, "%s",
+                        strcmp(lines[i][0], name) == 0 ? line : lines[i][1]);
+        snprintf(buf + n, sizeof(buf) - n, "\r\n");
+        return status_of(buf);
+}
+
+static void test_check_fields(void **state)
+{
+        (void)state;
+        assert_int_equal(status_with("", ""), 0);
+        /* Host */
+        assert_int_equal(status_with("host", ""), 400);
+        assert_int_equal(status_with("host", "Host:\r\n"), 400);
+        /* Upgrade */
+        assert_int_equal(status_with("upgrade", ""), 400);
+        assert_int_equal(status_with("upgrade", "Upgrade: h2c\r\n"), 400);
+        assert_int_equal(status_with("upgrade", "Upgrade: websockets\r\n"),
+                         400);
+        assert_int_equal(status_with("upgrade", "Upgrade: WebSocket\r\n"), 0);
+        assert_int_equal(status_with("upgrade", "Upgrade: h2c, websocket\r\n"),
+                         0);
+        /* Connection */
+        assert_int_equal(status_with("connection", ""), 400);
+        assert_int_equal(status_with("connection", "Connection: close\r\n"),
+                         400);
+        assert_int_equal(
+                status_with("connection", "Connection: keep-alive\r\n"), 400);
+        assert_int_equal(status_with("connection", "Connection: upgraded\r\n"),
+                         400);
+        assert_int_equal(
+                status_with("connection", "Connection: keep-alive,upgrade\r\n"),
+                0);
+        assert_int_equal(
+                status_with("connection", "Connection: UPGRADE , close\r\n"),
+                0);
+        /* Sec-WebSocket-Key */
+        assert_int_equal(status_with("key", ""), 400);
+        assert_int_equal(status_with("key", "Sec-WebSocket-Key:\r\n"), 400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===\r\n"),
+                400);
+        /* 15 and 17 bytes */
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n"),
+                400);
+        assert_int_equal(
+                status_with(
+                        "key",
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==Zg==\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ!==\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j-_==\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ===\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: ========================\r\n"),
+                400);
+        assert_int_equal(
+                status_with("key",
+                            "Sec-WebSocket-Key: +/+/+/+/+/+/+/+/+/+/+w==\r\n"),
+                0);
+        /* Sec-WebSocket-Version: missing is 426 as well (see pxl_http.c) */
+        assert_int_equal(status_with("version", ""), 426);
+        assert_int_equal(status_with("version", "Sec-WebSocket-Version: 8\r\n"),
+                         426);
+        assert_int_equal(
+                status_with("version", "Sec-WebSocket-Version: 013\r\n"), 426);
+        assert_int_equal(
+                status_with("version", "Sec-WebSocket-Version: 13, 8\r\n"),
+                426);
+        assert_int_equal(status_with("version", "Sec-WebSocket-Version:\r\n"),
+                         426);
+        assert_int_equal(
+                status_with("version", "Sec-WebSocket-Version:  13 \r\n"), 0);
+}
+
+static void test_check_order(void **state)
+{
+        (void)state;
+        /* Path comes first, even for requests that are bad otherwise. */
+        assert_int_equal(
+                status_of("GET /other HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 8\r\n\r\n"),
+                404);
+        assert_int_equal(status_of("POST /nope HTTP/1.0\r\n\r\n"), 404);
+        assert_int_equal(status_of("GET /ws/ HTTP/1.1\r\n\r\n"), 404);
+        assert_int_equal(status_of("GET /wsfoo HTTP/1.1\r\n\r\n"), 404);
+        assert_int_equal(status_of("GET /WS HTTP/1.1\r\n\r\n"), 404);
+        assert_int_equal(status_of("GET /w HTTP/1.1\r\n\r\n"), 404);
+        assert_int_equal(status_of("GET /ws/../ws HTTP/1.1\r\n\r\n"), 404);
+        assert_int_equal(status_of("GET http://h/ws/ HTTP/1.1\r\n\r\n"), 404);
+
+        /* A plain GET /ws is 400. */
+        assert_int_equal(status_of("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        /* Method, case-sensitive; then HTTP version; both before 426. */
+        assert_int_equal(
+                status_of("POST /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n"),
+                400);
+        assert_int_equal(
+                status_of("get /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n"),
+                400);
+        assert_int_equal(
+                status_of("GET /ws HTTP/1.0\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 8\r\n\r\n"),
+                400);
+        assert_int_equal(
+                status_of("GET /ws HTTP/0.9\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n"),
+                400);
+        assert_int_equal(
+                status_of("GET /ws HTTP/1.2\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n"),
+                0);
+        /* A bad key and a bad version: 400 wins. */
+        assert_int_equal(
+                status_of("GET /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: short==\r\n"
+                          "Sec-WebSocket-Version: 8\r\n\r\n"),
+                400);
+        /* Duplicate version: malformed, so 400 rather than 426. */
+        assert_int_equal(
+                status_of("GET /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 8\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n"),
+                400);
+        /* Version 8 is 426. */
+        assert_int_equal(
+                status_of("GET /ws HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 8\r\n\r\n"),
+                426);
+}
+
+static void test_check_other_paths(void **state)
+{
+        struct pxl_http_request r;
+
+        (void)state;
+        assert_true(parse("GET /api/ws?x HTTP/1.1\r\nHost: a\r\n"
+                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n",
+                          &r) > 0);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/api/ws"), 0);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/api"), 404);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/api/ws?x"), 404);
+        assert_int_equal(pxl_http_check_upgrade(&r, "/ws"), 404);
+        assert_int_equal(pxl_http_check_upgrade(&r, ""), 404);
+}
+
+static void test_has_token(void **state)
+{
+        struct pxl_http_span none = {NULL, 0};
+#define SPAN(s) ((struct pxl_http_span){s, sizeof(s) - 1})
+
+        (void)state;
+        assert_false(pxl_http_has_token(none, "upgrade"));
+        assert_false(pxl_http_has_token(SPAN(""), "upgrade"));
+        assert_true(pxl_http_has_token(SPAN("upgrade"), "upgrade"));
+        assert_true(pxl_http_has_token(SPAN("UpGrade"), "upgrade"));
+        assert_true(pxl_http_has_token(SPAN("keep-alive, Upgrade"), "upgrade"));
+        assert_true(pxl_http_has_token(SPAN(",,\tupgrade\t,"), "upgrade"));
+        assert_true(pxl_http_has_token(SPAN("a,upgrade"), "upgrade"));
+        assert_false(pxl_http_has_token(SPAN("upgrade2"), "upgrade"));
+        assert_false(pxl_http_has_token(SPAN("up grade"), "upgrade"));
+        assert_false(pxl_http_has_token(SPAN("keep-alive"), "upgrade"));
+        assert_false(pxl_http_has_token(SPAN("upgrad"), "upgrade"));
+        assert_false(pxl_http_has_token(SPAN("\"upgrade\""), "upgrade"));
+        assert_true(pxl_http_has_token(SPAN("websocket"), "WebSocket"));
+#undef SPAN
+}
+
+static void test_format_101(void **state)
+{
+        static const char want[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                   "Upgrade: websocket\r\n"
+                                   "Connection: Upgrade\r\n"
+                                   "Sec-WebSocket-Accept: "
+                                   "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                                   "\r\n";
+        char out[256];
+
+        (void)state;
+        assert_int_equal(pxl_http_format_101(out, sizeof(out),
+                                             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+                         strlen(want));
+        assert_string_equal(out, want);
+        /* snprintf rules when it does not fit. */
+        assert_int_equal(
+                pxl_http_format_101(out, 10, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+                strlen(want));
+        assert_string_equal(out, "HTTP/1.1 ");
+        assert_int_equal(
+                pxl_http_format_101(NULL, 0, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+                strlen(want));
+}
+
+static void test_format_error(void **state)
+{
+        static const struct {
+                int status;
+                const char *reason;
+        } st[] = {
+                {400, "Bad Request"},         {401, "Unauthorized"},
+                {403, "Forbidden"},           {404, "Not Found"},
+                {426, "Upgrade Required"},    {500, "Internal Server Error"},
+                {503, "Service Unavailable"},
+        };
+        char out[512], want[512];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+                size_t n;
+
+                assert_string_equal(pxl_http_reason(st[i].status),
+                                    st[i].reason);
+                snprintf(want, sizeof(want),
+                         "HTTP/1.1 %d %s\r\n"
+                         "Content-Type: text/plain; charset=utf-8\r\n"
+                         "Content-Length: %zu\r\n"
+                         "Connection: close\r\n"
+                         "%s\r\n%s\n",
+                         st[i].status, st[i].reason, strlen(st[i].reason) + 1,
+                         st[i].status == 426 ? "Sec-WebSocket-Version: 13\r\n"
+                                             : "",
+                         st[i].reason);
+                n = pxl_http_format_error(out, sizeof(out), st[i].status, NULL);
+                assert_int_equal(n, strlen(want));
+                assert_string_equal(out, want);
+        }
+
+        assert_string_equal(
+                (pxl_http_format_error(out, sizeof(out), 404, NULL), out),
+                "HTTP/1.1 404 Not Found\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Length: 10\r\n"
+                "Connection: close\r\n"
+                "\r\n"
+                "Not Found\n");
+        assert_string_equal(
+                (pxl_http_format_error(out, sizeof(out), 426, NULL), out),
+                "HTTP/1.1 426 Upgrade Required\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Length: 17\r\n"
+                "Connection: close\r\n"
+                "Sec-WebSocket-Version: 13\r\n"
+                "\r\n"
+                "Upgrade Required\n");
+        /* A custom body; Content-Length counts the body's bytes. */
+        pxl_http_format_error(out, sizeof(out), 403, "Origin not allowed");
+        assert_non_null(strstr(out, "Content-Length: 19\r\n"));
+        assert_non_null(strstr(out, "\r\n\r\nOrigin not allowed\n"));
+        assert_int_equal(strlen(strstr(out, "\r\n\r\n") + 4), 19);
+        assert_int_equal(pxl_http_format_error(NULL, 0, 403, "x"),
+                         pxl_http_format_error(out, sizeof(out), 403, "x"));
+        assert_int_equal(pxl_http_format_error(NULL, 0, 403, "x"), strlen(out));
+        assert_string_equal(pxl_http_reason(101), "Switching Protocols");
+        assert_string_equal(pxl_http_reason(999), "Error");
+}
+
+static ssize_t qp(const char *query, const char *name, char *out, size_t cap)
+{
+        struct pxl_http_span q = {query, query != NULL ? strlen(query) : 0};
+
+        return pxl_http_query_param(q, name, out, cap);
+}
+
+static void test_query_param(void **state)
+{
+        char out[32];
+
+        (void)state;
+        assert_int_equal(qp("token=abc", "token", out, sizeof(out)), 3);
+        assert_string_equal(out, "abc");
+        assert_int_equal(
+                qp("a=1&token=x%20y+z%2B%2b%7e%7E", "token", out, sizeof(out)),
+                9);
+        assert_string_equal(out, "x y z++~~");
+        assert_int_equal(qp("a=1&token=", "token", out, sizeof(out)), 0);
+        assert_string_equal(out, "");
+        assert_int_equal(qp("token", "token", out, sizeof(out)), 0);
+        assert_int_equal(qp("token&b=2", "token", out, sizeof(out)), 0);
+        assert_int_equal(qp("&&token=a&", "token", out, sizeof(out)), 1);
+        assert_string_equal(out, "a");
+        assert_int_equal(qp("token=a=b", "token", out, sizeof(out)), 3);
+        assert_string_equal(out, "a=b");
+        /* The first one wins. */
+        assert_int_equal(qp("token=1&token=22", "token", out, sizeof(out)), 1);
+        assert_string_equal(out, "1");
+
+        /* Absent: exact, case-sensitive names only. */
+        assert_int_equal(qp("a=1&b=2", "token", out, sizeof(out)), -1);
+        assert_int_equal(qp("tokenx=1", "token", out, sizeof(out)), -1);
+        assert_int_equal(qp("xtoken=1", "token", out, sizeof(out)), -1);
+        assert_int_equal(qp("Token=1", "token", out, sizeof(out)), -1);
+        assert_int_equal(qp("tok%65n=1", "token", out, sizeof(out)), -1);
+        assert_int_equal(qp("", "token", out, sizeof(out)), -1);
+        assert_int_equal(qp(NULL, "token", out, sizeof(out)), -1);
+
+        /* Bad escapes, a decoded NUL, and values that do not fit. */
+        assert_int_equal(qp("token=%", "token", out, sizeof(out)), -2);
+        assert_int_equal(qp("token=%4", "token", out, sizeof(out)), -2);
+        assert_int_equal(qp("token=%4&x=1", "token", out, sizeof(out)), -2);
+        assert_int_equal(qp("token=%G1", "token", out, sizeof(out)), -2);
+        assert_int_equal(qp("token=%1G", "token", out, sizeof(out)), -2);
+        assert_int_equal(qp("token=a%00b", "token", out, sizeof(out)), -2);
+        assert_int_equal(qp("token=abcd", "token", out, 4), -2);
+        assert_int_equal(qp("token=abcd", "token", out, 5), 4);
+        assert_string_equal(out, "abcd");
+        assert_int_equal(qp("token=", "token", out, 0), -2);
+        assert_int_equal(qp("token=", "token", out, 1), 0);
+        /* A bad escape elsewhere does not matter. */
+        assert_int_equal(qp("x=%&token=ok", "token", out, sizeof(out)), 2);
+
+        /* Straight from a parsed request. */
+        {
+                struct pxl_http_request r;
+
+                assert_true(parse(chrome_req, &r) > 0);
+                assert_int_equal(pxl_http_query_param(r.query, "token", out,
+                                                      sizeof(out)),
+                                 7);
+                assert_string_equal(out, "abc.def");
+                assert_true(parse(python_req, &r) > 0);
+                assert_int_equal(pxl_http_query_param(r.query, "token", out,
+                                                      sizeof(out)),
+                                 -1);
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_chrome),
+                cmocka_unit_test(test_python_and_firefox),
+                cmocka_unit_test(test_accept_key),
+                cmocka_unit_test(test_splits),
+                cmocka_unit_test(test_pipelined_bytes),
+                cmocka_unit_test(test_too_large),
+                cmocka_unit_test(test_malformed),
+                cmocka_unit_test(test_nul_and_early_bad),
+                cmocka_unit_test(test_headers),
+                cmocka_unit_test(test_duplicates),
+                cmocka_unit_test(test_targets),
+                cmocka_unit_test(test_check_fields),
+                cmocka_unit_test(test_check_order),
+                cmocka_unit_test(test_check_other_paths),
+                cmocka_unit_test(test_has_token),
+                cmocka_unit_test(test_format_101),
+                cmocka_unit_test(test_format_error),
+                cmocka_unit_test(test_query_param),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
