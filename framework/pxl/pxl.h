@@ -1,0 +1,222 @@
+/*
+ * pxl.h - the one public header of libpxl. A plugin includes only this.
+ *
+ * A plugin is a shared object exporting one data symbol, `pxl_plugin`
+ * (struct pxl_plugin). pxl-serve reads its header fields first and refuses
+ * the plugin unless the ABI matches, then registers its routes.
+ *
+ * Ownership: pointer parameters are borrowed unless the comment says
+ * "takes". Returned pointers belong to the caller unless the comment says
+ * "borrowed".
+ *
+ * ABI changelog (PXL_ABI_MAJOR.PXL_ABI_MINOR):
+ *   1.0  first descriptor: routes, raw handler, init/fini,
+ *        connect/disconnect hooks.
+ */
+#ifndef PXL_PXL_H
+#define PXL_PXL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <libconfig.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PXL_ABI_MAJOR    1
+#define PXL_ABI_MINOR    0
+#define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
+
+/*
+ * Build signature: things that change struct layouts or calling
+ * conventions between a plugin and the host. Size of pointers and of
+ * long, and the json-c major version (its types cross the boundary).
+ */
+#define PXL_BUILD_SIG                                                          \
+        ((uint32_t)(sizeof(void *) << 24 | sizeof(long) << 16 |                \
+                    (JSON_C_MAJOR_VERSION & 0xff) << 8 |                       \
+                    (JSON_C_MINOR_VERSION & 0xff)))
+
+#define PXL_PLUGIN_EXPORT     __attribute__((visibility("default")))
+#define PXL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+
+/* Return codes: 0 success, negative failure, positive non-error status. */
+enum pxl_err {
+        PXL_OK = 0,
+        PXL_ERR = -1,
+        PXL_EAGAIN = -2,
+        PXL_ENOMEM = -3,
+        PXL_EINVAL = -4,
+        PXL_EPROTO = -5,
+        PXL_ECLOSED = -6,
+        PXL_EDECLINED = -7,
+};
+#define PXL_DEFERRED 1
+
+/* Static string describing rc ("ok", "out of memory", ...). */
+const char *pxl_strerror(int rc);
+
+enum pxl_log_level {
+        PXL_LOG_ERR = 0,
+        PXL_LOG_WARN,
+        PXL_LOG_NOTICE,
+        PXL_LOG_INFO,
+        PXL_LOG_DEBUG,
+};
+
+/* Close codes the framework sends (PROTOCOL.md). */
+enum pxl_close_code {
+        PXL_CLOSE_NORMAL = 1000,
+        PXL_CLOSE_GOING_AWAY = 1001,
+        PXL_CLOSE_PROTOCOL = 1002,
+        PXL_CLOSE_UNSUPPORTED = 1003,
+        PXL_CLOSE_NO_STATUS = 1005,
+        PXL_CLOSE_ABNORMAL = 1006,
+        PXL_CLOSE_BAD_DATA = 1007,
+        PXL_CLOSE_POLICY = 1008,
+        PXL_CLOSE_TOO_BIG = 1009,
+        PXL_CLOSE_INTERNAL = 1011,
+        PXL_CLOSE_INACTIVE = 4000,
+        PXL_CLOSE_HEARTBEAT = 4001,
+        PXL_CLOSE_RATE_LIMITED = 4008,
+        PXL_CLOSE_TOO_SLOW = 4009,
+};
+
+struct pxl_ctx;   /* opaque; borrowed, valid only during the call */
+struct pxl_msg;   /* opaque; borrowed, valid only during the handler */
+struct pxl_defer; /* a pending reply, owned by the plugin until answered */
+
+/*
+ * A route handler. Returns PXL_OK (the reply goes out now, with the
+ * response set by pxl_reply(), or without "response" if none was set),
+ * PXL_DEFERRED (after pxl_defer(); answer later with pxl_defer_reply()),
+ * or a negative code (an error frame goes out with the text given to
+ * pxl_fail(), or "Unknown error").
+ */
+typedef int pxl_handler_fn(struct pxl_ctx *ctx, const struct pxl_msg *msg);
+/* Called once per worker with the plugin's own `settings` group (or NULL). */
+typedef int pxl_init_fn(struct pxl_ctx *ctx, const config_setting_t *settings);
+/* Called once per worker at shutdown, also after a failed init. */
+typedef void pxl_fini_fn(struct pxl_ctx *ctx);
+/* A client finished its handshake. */
+typedef void pxl_connect_fn(struct pxl_ctx *ctx);
+/* A client is gone; close_code is the code sent or received (1006 if none). */
+typedef void pxl_disconnect_fn(struct pxl_ctx *ctx, int close_code);
+
+struct pxl_route {
+        const char *type;
+        const char *action;
+        pxl_handler_fn *handler;
+};
+#define PXL_ROUTE_END                                                          \
+        {                                                                      \
+                NULL, NULL, NULL                                               \
+        }
+
+/* Read before anything else in the descriptor; never reordered. */
+struct pxl_plugin_hdr {
+        uint32_t magic;
+        uint16_t abi_major;
+        uint16_t abi_minor;
+        uint32_t size;
+        uint32_t build_sig;
+};
+
+struct pxl_plugin {
+        struct pxl_plugin_hdr hdr;
+        const char *name;
+        const char *version;
+        const struct pxl_route
+                *routes; /* ended by PXL_ROUTE_END; may be NULL */
+        pxl_init_fn *init;
+        pxl_fini_fn *fini;
+        pxl_connect_fn *on_connect;
+        pxl_disconnect_fn *on_disconnect;
+        /*
+         * Receives binary messages (and text ones when the app sets
+         * raw_text = true) instead of the JSON router. At most one plugin
+         * of an app may set it. Nothing is replied automatically.
+         */
+        pxl_handler_fn *raw_handler;
+};
+
+/* The one symbol a plugin defines (with PXL_PLUGIN_EXPORT). */
+extern const struct pxl_plugin pxl_plugin;
+
+#define PXL_PLUGIN_HDR                                                         \
+        {                                                                      \
+                PXL_PLUGIN_MAGIC, PXL_ABI_MAJOR, PXL_ABI_MINOR,                \
+                        (uint32_t)sizeof(struct pxl_plugin), PXL_BUILD_SIG     \
+        }
+
+/* ---- messages ------------------------------------------------------- */
+
+/* Borrowed, NUL-terminated; "" for raw messages. */
+const char *pxl_msg_type(const struct pxl_msg *msg);
+const char *pxl_msg_action(const struct pxl_msg *msg);
+/* True when the request had a "data" key (its value may be JSON null). */
+bool pxl_msg_has_data(const struct pxl_msg *msg);
+/* Borrowed; parsed on first use. NULL for absent data and for JSON null. */
+struct json_object *pxl_msg_data(const struct pxl_msg *msg);
+/* Borrowed: the whole message payload as received. */
+const uint8_t *pxl_msg_payload(const struct pxl_msg *msg, size_t *len);
+bool pxl_msg_is_binary(const struct pxl_msg *msg);
+
+/* ---- context -------------------------------------------------------- */
+
+/* Borrowed; the app's name from the config. */
+const char *pxl_ctx_app_name(const struct pxl_ctx *ctx);
+/* Borrowed; the calling client's id, or NULL outside a client call. */
+const char *pxl_ctx_client_id(const struct pxl_ctx *ctx);
+/* Per-worker state of the calling plugin (set in init). */
+void *pxl_ctx_plugin_data(const struct pxl_ctx *ctx);
+void pxl_ctx_set_plugin_data(struct pxl_ctx *ctx, void *data);
+/* From init: report why init failed; pxl-serve prints it and refuses to start.
+ */
+int pxl_ctx_fail(struct pxl_ctx *ctx, const char *fmt, ...) PXL_PRINTF(2, 3);
+
+/* Set the reply's "response". Takes obj; NULL sends "response":null. */
+int pxl_reply(struct pxl_ctx *ctx, struct json_object *obj);
+/* Set the handler's error text; returns PXL_ERR so `return pxl_fail(...)` reads
+ * well. */
+int pxl_fail(struct pxl_ctx *ctx, const char *fmt, ...) PXL_PRINTF(2, 3);
+
+/*
+ * Take a handle to reply later; the handler then returns PXL_DEFERRED.
+ * The handle belongs to the plugin until one of pxl_defer_reply,
+ * pxl_defer_fail or pxl_defer_cancel consumes it. A reply to a client
+ * that has gone is dropped (and counted).
+ */
+struct pxl_defer *pxl_defer(struct pxl_ctx *ctx);
+int pxl_defer_reply(struct pxl_defer *d,
+                    struct json_object *obj); /* takes obj */
+int pxl_defer_fail(struct pxl_defer *d, const char *fmt, ...) PXL_PRINTF(2, 3);
+void pxl_defer_cancel(struct pxl_defer *d);
+/* True while the client that made the request is still connected. */
+bool pxl_defer_alive(const struct pxl_defer *d);
+
+/* Send a JSON message to the calling client. Does not take obj. */
+int pxl_send_json(struct pxl_ctx *ctx, const struct json_object *obj);
+/* Send bytes to the calling client as one text or binary message. */
+int pxl_send_raw(struct pxl_ctx *ctx, const void *buf, size_t len, bool binary);
+/* Close the calling client with a code and reason (reason may be NULL). */
+int pxl_close(struct pxl_ctx *ctx, int code, const char *reason);
+
+/* The event loop of this worker (a struct event_base *), for timers. */
+void *pxl_ctx_event_base(const struct pxl_ctx *ctx);
+
+/* ---- logging -------------------------------------------------------- */
+
+/* One logfmt line on stderr; the context (plugin, client) is added. */
+void pxl_log(const struct pxl_ctx *ctx, int level, const char *fmt, ...)
+        PXL_PRINTF(3, 4);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PXL_PXL_H */

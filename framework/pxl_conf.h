@@ -1,0 +1,68 @@
+/*
+ * pxl_conf.h - the app file: libconfig parses it, a key table validates
+ * it. Every problem names file, line and key. Nothing here binds,
+ * loads or starts anything, so `pxl-serve -t` and a reload share it.
+ */
+#ifndef PXL_CONF_H
+#define PXL_CONF_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pxl_str.h"
+
+struct pxl_limits {
+        uint64_t max_message_size;
+        uint64_t max_frame_size;
+        unsigned max_json_depth;
+        unsigned handshake_timeout; /* seconds */
+        unsigned max_header_size;
+        unsigned max_connections;
+        uint64_t max_output_bytes;
+};
+
+struct pxl_plugin_conf {
+        char *path;                   /* resolved path of the .so */
+        const config_setting_t *settings; /* the plugin's group, or NULL */
+        int line;
+};
+
+struct pxl_config {
+        char *file;
+        char *dir; /* directory of the app file, for relative plugin paths */
+        char *name;
+        char *host;
+        unsigned port;
+        char *path;
+        unsigned backlog;
+        char *tls_cert; /* PEM files; both NULL for plain ws:// */
+        char *tls_key;
+        bool raw_text;
+        unsigned shutdown_timeout; /* seconds */
+        struct pxl_limits limits;
+        int log_level;
+        int log_format;
+        struct pxl_plugin_conf *plugins;
+        size_t nplugins;
+        unsigned nerrors;
+        config_t cfg; /* kept: plugin settings point into it */
+};
+
+/*
+ * Read and validate an app file. Returns NULL when the file cannot be
+ * read or parsed; otherwise the config, with every problem appended to
+ * errors as "file:line: key: text\n" lines and counted in nerrors (a
+ * config with errors is only good for reporting, e.g. checking plugins).
+ */
+struct pxl_config *pxl_conf_load(const char *file, struct pxl_str *errors);
+/* The same from text; `name` stands for the file name in messages. */
+struct pxl_config *pxl_conf_load_string(const char *text, const char *name,
+                                        struct pxl_str *errors);
+void pxl_conf_free(struct pxl_config *conf);
+
+/* Print the key table (name, type, default, help) for -T and the docs. */
+void pxl_conf_print_keys(void);
+
+#endif

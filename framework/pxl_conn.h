@@ -1,0 +1,56 @@
+/*
+ * pxl_conn.h - one client connection: its bufferevent, the upgrade, the
+ * frame parser and the close handshake. Message semantics belong to the
+ * router; the connection only moves bytes and enforces RFC 6455.
+ */
+#ifndef PXL_CONN_H
+#define PXL_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/util.h>
+
+struct pxl_server;
+struct pxl_conn;
+struct pxl_conn_ref;
+
+/* Take a freshly accepted socket (takes fd). */
+void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
+                     const struct sockaddr *sa, int salen);
+
+/* Borrowed; 32 hex characters, valid while the connection lives. */
+const char *pxl_conn_id(const struct pxl_conn *c);
+/* True between the 101 and the start of the close handshake. */
+bool pxl_conn_is_open(const struct pxl_conn *c);
+
+/*
+ * Queue one message made of iov pieces (copied) as a single frame of
+ * `opcode`. Returns 0, PXL_ECLOSED when the connection no longer takes
+ * messages, PXL_ENOMEM; a client whose queued output passes
+ * limits.max_output_bytes is closed with 4009 and PXL_EAGAIN returned.
+ */
+int pxl_conn_sendv(struct pxl_conn *c, uint8_t opcode, const struct iovec *iov,
+                   int iovcnt);
+int pxl_conn_send(struct pxl_conn *c, uint8_t opcode, const void *buf,
+                  size_t len);
+
+/* Start the close handshake with code and reason (reason may be NULL). */
+int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason);
+/* Server shutdown: 1001 for open clients, drop the ones still upgrading. */
+void pxl_conn_shutdown(struct pxl_conn *c);
+/* pxl_conn_shutdown for every connection of srv. */
+void pxl_conn_shutdown_all(struct pxl_server *srv);
+/* pxl_conn_close for every connection of srv. */
+void pxl_conn_close_all(struct pxl_server *srv);
+/* Free the connection now: the one place a connection ends. */
+void pxl_conn_close(struct pxl_conn *c);
+
+/* A weak reference, for replies that arrive after the handler returned. */
+struct pxl_conn_ref *pxl_conn_ref_get(struct pxl_conn *c);
+void pxl_conn_ref_put(struct pxl_conn_ref *ref);
+
+#endif

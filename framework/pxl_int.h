@@ -1,0 +1,57 @@
+/*
+ * pxl_int.h - what the framework's files share and plugins never see:
+ * the layouts behind the opaque struct pxl_ctx, pxl_msg and pxl_defer.
+ */
+#ifndef PXL_INT_H
+#define PXL_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pxl/pxl.h"
+#include "pxl_json.h"
+
+struct pxl_server;
+struct pxl_conn;
+struct pxl_plugin_slot;
+
+struct pxl_msg {
+        const uint8_t *payload;
+        size_t len;
+        bool binary;
+        const char *type;   /* decoded, NUL-terminated */
+        const char *action;
+        struct pxl_json_span data;
+        unsigned max_depth;
+        /* lazily parsed data (pxl_msg_data); freed after the handler */
+        struct json_object *data_obj;
+        bool data_parsed;
+};
+
+struct pxl_ctx {
+        struct pxl_server *srv;
+        struct pxl_plugin_slot *plugin;
+        struct pxl_conn *conn; /* NULL outside client calls */
+        const char *client_id; /* also set in the disconnect hook */
+        /* request state, filled by the handler through pxl_reply & co */
+        struct json_object *response;
+        bool has_response;
+        char *error;          /* pxl_fail / pxl_ctx_fail text (malloc'd) */
+        struct pxl_defer *defer;
+        /* raw spans of the request, for replies */
+        struct pxl_json_span type_raw, action_raw, request_id;
+};
+
+/* A weak handle to a connection: conn goes NULL when it closes. */
+struct pxl_conn_ref {
+        unsigned refs;
+        struct pxl_conn *conn;
+};
+
+void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_server *srv,
+                  struct pxl_plugin_slot *plugin, struct pxl_conn *conn);
+/* Free what a handler left in ctx (response, error). */
+void pxl_ctx_fini(struct pxl_ctx *ctx);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * pxl_log.h - the process logger: level filter, logfmt or JSON lines on
+ * stderr. Callers pass their context (plugin, client); the logger formats.
+ */
+#ifndef PXL_LOG_H
+#define PXL_LOG_H
+
+#include <stdarg.h>
+
+#include "pxl/pxl.h"
+
+enum pxl_log_format { PXL_LOG_LOGFMT = 0, PXL_LOG_JSON };
+
+void pxl_log_setup(int level, int format);
+int pxl_log_level_from_name(const char *name); /* -1 if unknown */
+/* True when a message at `level` would be written. */
+int pxl_log_enabled(int level);
+/* plugin and client may be NULL. */
+void pxl_log_ctxv(int level, const char *plugin, const char *client,
+                  const char *fmt, va_list ap) PXL_PRINTF(4, 0);
+void pxl_log_ctx(int level, const char *plugin, const char *client,
+                 const char *fmt, ...) PXL_PRINTF(4, 5);
+#define pxl_logs(level, ...) pxl_log_ctx((level), NULL, NULL, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * pxl_plugin.c - loads plugins: dlopen, the descriptor checks (header
+ * first, nothing else read before it passes), route registration, and
+ * the init/fini calls. It never unloads code while clients are served.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pxl/pxl.h"
+#include "pxl_int.h"
+#include "pxl_log.h"
+#include "pxl_plugin.h"
+#include "pxl_router.h"
+
+/* The smallest descriptor we can read: ABI 1.0 ended after raw_handler. */
+#define PXL_PLUGIN_SIZE_1_0                                                    \
+        (offsetof(struct pxl_plugin, raw_handler) + sizeof(pxl_handler_fn *))
+
+static void plugin_error(struct pxl_str *errors, const char *path,
+                         const char *fmt, ...) PXL_PRINTF(3, 4);
+
+static void plugin_error(struct pxl_str *errors, const char *path,
+                         const char *fmt, ...)
+{
+        char text[768];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        pxl_str_puts(errors, path);
+        pxl_str_puts(errors, ": ");
+        pxl_str_puts(errors, text);
+        pxl_str_puts(errors, "\n");
+}
+
+/* Returns NULL when the header is acceptable, else why not. */
+static const char *check_header(const struct pxl_plugin_hdr *h, char *why,
+                                size_t cap)
+{
+        if (h->magic != PXL_PLUGIN_MAGIC)
+                return "not a pxl plugin (bad magic in pxl_plugin)";
+        bool newer = h->abi_major > PXL_ABI_MAJOR ||
+                     (h->abi_major == PXL_ABI_MAJOR &&
+                      h->abi_minor > PXL_ABI_MINOR);
+
+        if (newer || h->abi_major != PXL_ABI_MAJOR) {
+                snprintf(why, cap, "ABI %u.%u is %s this pxl-serve (%d.%d)",
+                         h->abi_major, h->abi_minor,
+                         newer ? "newer than" : "incompatible with",
+                         PXL_ABI_MAJOR, PXL_ABI_MINOR);
+                return why;
+        }
+        if (h->size < PXL_PLUGIN_SIZE_1_0) {
+                snprintf(why, cap, "descriptor size %u is smaller than ABI %d.0's (%zu)",
+                         h->size, PXL_ABI_MAJOR, PXL_PLUGIN_SIZE_1_0);
+                return why;
+        }
+        if (h->build_sig != PXL_BUILD_SIG) {
+                snprintf(why, cap,
+                         "built for another platform or json-c (build signature %08x, ours %08x)",
+                         h->build_sig, PXL_BUILD_SIG);
+                return why;
+        }
+        return NULL;
+}
+
+static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
+                           struct pxl_router *router, struct pxl_str *errors)
+{
+        const struct pxl_route *r = s->desc->routes;
+        int bad = 0;
+
+        for (; r != NULL && r->type != NULL; r++) {
+                const struct pxl_router_entry *taken = NULL;
+                int rc;
+
+                if (r->type[0] == '\0' || r->action == NULL ||
+                    r->action[0] == '\0' || r->handler == NULL) {
+                        plugin_error(errors, s->path,
+                                     "route \"%s/%s\" needs a type, an action and a handler",
+                                     r->type, r->action ? r->action : "");
+                        bad = 1;
+                        continue;
+                }
+                rc = pxl_router_add(router, r->type, r->action, r->handler, s,
+                                    &taken);
+                if (rc == PXL_EDECLINED) {
+                        plugin_error(errors, s->path,
+                                     "route \"%s/%s\" is already claimed by plugin \"%s\" (%s)",
+                                     r->type, r->action,
+                                     taken->plugin->desc->name,
+                                     taken->plugin->path);
+                        bad = 1;
+                } else if (rc < 0) {
+                        plugin_error(errors, s->path, "out of memory");
+                        return PXL_ENOMEM;
+                }
+        }
+        if (s->desc->raw_handler != NULL) {
+                if (ps->raw != NULL) {
+                        plugin_error(errors, s->path,
+                                     "a raw handler is already registered by plugin \"%s\" (%s)",
+                                     ps->raw->desc->name, ps->raw->path);
+                        bad = 1;
+                } else {
+                        ps->raw = s;
+                }
+        }
+        return bad ? PXL_ERR : PXL_OK;
+}
+
+static int load_one(struct pxl_plugins *ps, const struct pxl_plugin_conf *pc,
+                    struct pxl_router *router, struct pxl_str *errors)
+{
+        struct pxl_plugin_slot *s = &ps->v[ps->n];
+        const struct pxl_plugin *desc;
+        char why[256];
+        const char *bad;
+        void *h;
+
+        h = dlopen(pc->path, RTLD_NOW | RTLD_LOCAL);
+        if (h == NULL) {
+                plugin_error(errors, pc->path, "cannot load: %s", dlerror());
+                return PXL_ERR;
+        }
+        desc = dlsym(h, "pxl_plugin");
+        if (desc == NULL) {
+                plugin_error(errors, pc->path,
+                             "no pxl_plugin symbol (not a pxl plugin, or not exported)");
+                dlclose(h);
+                return PXL_ERR;
+        }
+        bad = check_header(&desc->hdr, why, sizeof(why));
+        if (bad != NULL) {
+                plugin_error(errors, pc->path, "%s", bad);
+                dlclose(h);
+                return PXL_ERR;
+        }
+        if (desc->name == NULL || desc->name[0] == '\0') {
+                plugin_error(errors, pc->path, "the descriptor has no name");
+                dlclose(h);
+                return PXL_ERR;
+        }
+        for (size_t i = 0; i < ps->n; i++) {
+                if (strcmp(ps->v[i].desc->name, desc->name) == 0) {
+                        plugin_error(errors, pc->path,
+                                     "a plugin named \"%s\" is already loaded from %s",
+                                     desc->name, ps->v[i].path);
+                        dlclose(h);
+                        return PXL_ERR;
+                }
+        }
+        s->desc = desc;
+        s->handle = h;
+        s->settings = pc->settings;
+        s->path = strdup(pc->path);
+        if (s->path == NULL) {
+                dlclose(h);
+                return PXL_ENOMEM;
+        }
+        ps->n++;
+        return register_routes(ps, s, router, errors);
+}
+
+int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
+                     struct pxl_router *router, struct pxl_str *errors)
+{
+        int rc = PXL_OK;
+
+        memset(ps, 0, sizeof(*ps));
+        ps->v = calloc(conf->nplugins + 1, sizeof(*ps->v));
+        if (ps->v == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        /* Check them all, so -t reports every problem at once. */
+        for (size_t i = 0; i < conf->nplugins; i++)
+                if (load_one(ps, &conf->plugins[i], router, errors) < 0)
+                        rc = PXL_ERR;
+        return rc;
+}
+
+int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_server *srv,
+                     struct pxl_str *errors)
+{
+        for (size_t i = 0; i < ps->n; i++) {
+                struct pxl_plugin_slot *s = &ps->v[i];
+                struct pxl_ctx ctx;
+                int rc;
+
+                /* From here on fini is owed, even if init fails halfway. */
+                s->init_ran = true;
+                if (s->desc->init == NULL)
+                        continue;
+                pxl_ctx_init(&ctx, srv, s, NULL);
+                rc = s->desc->init(&ctx, s->settings);
+                if (rc < 0) {
+                        plugin_error(errors, s->path, "init failed: %s",
+                                     ctx.error ? ctx.error : pxl_strerror(rc));
+                        pxl_ctx_fini(&ctx);
+                        return PXL_ERR;
+                }
+                pxl_ctx_fini(&ctx);
+        }
+        return PXL_OK;
+}
+
+void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_server *srv)
+{
+        for (size_t i = ps->n; i-- > 0;) {
+                struct pxl_plugin_slot *s = &ps->v[i];
+                struct pxl_ctx ctx;
+
+                if (!s->init_ran || s->desc->fini == NULL)
+                        continue;
+                pxl_ctx_init(&ctx, srv, s, NULL);
+                s->desc->fini(&ctx);
+                pxl_ctx_fini(&ctx);
+                s->init_ran = false;
+        }
+}
+
+void pxl_plugins_unload(struct pxl_plugins *ps)
+{
+        for (size_t i = 0; i < ps->n; i++) {
+                free(ps->v[i].path);
+                dlclose(ps->v[i].handle);
+        }
+        free(ps->v);
+        memset(ps, 0, sizeof(*ps));
+}

@@ -1,0 +1,47 @@
+/*
+ * pxl_plugin.h - the plugin loader: dlopen, descriptor checks, route
+ * registration, init/fini. What a plugin may call is in pxl/pxl.h.
+ */
+#ifndef PXL_PLUGIN_H
+#define PXL_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pxl/pxl.h"
+#include "pxl_conf.h"
+#include "pxl_str.h"
+
+struct pxl_router;
+struct pxl_server;
+
+struct pxl_plugin_slot {
+        const struct pxl_plugin *desc; /* borrowed from the .so */
+        void *handle;                  /* dlopen handle */
+        char *path;
+        const config_setting_t *settings;
+        void *data;     /* the plugin's per-worker state */
+        bool init_ran;  /* init was called (fini is owed even if it failed) */
+};
+
+struct pxl_plugins {
+        struct pxl_plugin_slot *v;
+        size_t n;
+        const struct pxl_plugin_slot *raw; /* the one with a raw handler */
+};
+
+/*
+ * dlopen every plugin of conf, check each descriptor and register its
+ * routes in router. Returns 0, or PXL_ERR with one line per refused
+ * plugin appended to errors ("path: reason\n").
+ */
+int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
+                     struct pxl_router *router, struct pxl_str *errors);
+/* Run every init in order; the first failure is described in errors. */
+int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_server *srv,
+                     struct pxl_str *errors);
+/* Run fini (in reverse order) for every plugin whose init ran. */
+void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_server *srv);
+void pxl_plugins_unload(struct pxl_plugins *ps);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * pxl_serve.c - the pxl-serve program: command line, then the worker's
+ * configure/start/run/shutdown from pxl_server.c. Nothing else lives here.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "pxl/pxl.h"
+#include "pxl_conf.h"
+#include "pxl_log.h"
+#include "pxl_server.h"
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "usage: pxl-serve [-t] [-T] [-h] [-V] app.cfg\n"
+                "\n"
+                "Serve the WebSocket app described by app.cfg (libconfig).\n"
+                "\n"
+                "  -t   check the config and load every plugin, then exit:\n"
+                "       0 when all is well, 1 after printing every problem\n"
+                "  -T   print every config key with its type, default and\n"
+                "       meaning, then exit\n"
+                "  -h   show this help\n"
+                "  -V   print the version and plugin ABI, then exit\n"
+                "\n"
+                "Environment: PXL_PLUGIN_PATH, a colon-separated list of\n"
+                "directories searched for plugins named without a path.\n"
+                "Signals: SIGTERM or SIGINT close every client with 1001 and\n"
+                "exit 0; a second one stops at once. See pxl-serve(1).\n");
+}
+
+static int fail(const struct pxl_str *errors)
+{
+        if (errors->len > 0)
+                fputs(errors->p, stderr);
+        return 1;
+}
+
+int main(int argc, char **argv)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *conf;
+        struct pxl_server srv;
+        bool test_only = false;
+        int opt, rc;
+
+        while ((opt = getopt(argc, argv, "tThV")) != -1) {
+                switch (opt) {
+                case 't':
+                        test_only = true;
+                        break;
+                case 'T':
+                        pxl_conf_print_keys();
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("pxl-serve %s (plugin ABI %d.%d)\n",
+                               PACKAGE_VERSION, PXL_ABI_MAJOR, PXL_ABI_MINOR);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 1) {
+                usage(stderr);
+                return 2;
+        }
+        conf = pxl_conf_load(argv[optind], &errors);
+        if (conf == NULL) {
+                rc = fail(&errors);
+                pxl_str_fini(&errors);
+                return rc;
+        }
+        pxl_log_setup(conf->log_level, conf->log_format);
+        /* Plugins are checked even after config errors: report them all. */
+        rc = pxl_server_init(&srv, conf, &errors);
+        if (conf->nerrors > 0)
+                rc = PXL_ERR;
+        if (rc == 0 && test_only)
+                printf("%s: ok (%zu plugins)\n", argv[optind],
+                       srv.plugins.n);
+        if (rc == 0 && !test_only)
+                rc = pxl_server_run(&srv, &errors);
+        pxl_server_fini(&srv);
+        rc = rc < 0 ? fail(&errors) : 0;
+        pxl_str_fini(&errors);
+        return rc;
+}

@@ -1,0 +1,253 @@
+/*
+ * pxl_server.c - one worker's life: configure (plugins, routes), start
+ * (bind, plugin init), run (event loop), shut down (stop accepting, 1001
+ * to every client, drain, fini, free). Connections are pxl_conn.c's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "pxl/pxl.h"
+#include "pxl_conn.h"
+#include "pxl_log.h"
+#include "pxl_router.h"
+#include "pxl_server.h"
+
+/* Load the certificate now, so -t and a bad key fail before binding. */
+static int tls_setup(struct pxl_server *srv, struct pxl_str *errors)
+{
+        const struct pxl_config *conf = srv->conf;
+        char line[1024], why[256];
+        const char *what = NULL;
+
+        if (conf->tls_cert == NULL)
+                return PXL_OK;
+        srv->tls = SSL_CTX_new(TLS_server_method());
+        if (srv->tls == NULL)
+                what = "cannot create a TLS context";
+        else if (SSL_CTX_set_min_proto_version(srv->tls, TLS1_2_VERSION) != 1)
+                what = "cannot require TLS 1.2";
+        else if (SSL_CTX_use_certificate_chain_file(srv->tls, conf->tls_cert) != 1)
+                what = "listen.tls.certificate: cannot load";
+        else if (SSL_CTX_use_PrivateKey_file(srv->tls, conf->tls_key,
+                                             SSL_FILETYPE_PEM) != 1)
+                what = "listen.tls.key: cannot load";
+        else if (SSL_CTX_check_private_key(srv->tls) != 1)
+                what = "listen.tls.key: does not match the certificate";
+        if (what == NULL)
+                return PXL_OK;
+        ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+        snprintf(line, sizeof(line), "%s: %s (%s, %s): %s\n", conf->file, what,
+                 conf->tls_cert, conf->tls_key, why);
+        pxl_str_puts(errors, line);
+        ERR_clear_error();
+        return PXL_ERR;
+}
+
+int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
+                    struct pxl_str *errors)
+{
+        int rc;
+
+        memset(srv, 0, sizeof(*srv));
+        TAILQ_INIT(&srv->conns);
+        srv->conf = conf;
+        srv->router = pxl_router_new();
+        if (srv->router == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        rc = pxl_plugins_load(&srv->plugins, conf, srv->router, errors);
+        if (tls_setup(srv, errors) < 0)
+                rc = PXL_ERR;
+        return rc;
+}
+
+static void maybe_done(struct pxl_server *srv)
+{
+        if (srv->stopping && srv->nconns == 0)
+                event_base_loopexit(srv->base, NULL);
+}
+
+void pxl_server_conn_gone(struct pxl_server *srv, bool was_open)
+{
+        srv->nconns--;
+        if (was_open)
+                srv->nopen--;
+        maybe_done(srv);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+        (void)l;
+        pxl_conn_accept(arg, fd, sa, salen);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+        int err = EVUTIL_SOCKET_ERROR();
+
+        (void)l;
+        (void)arg;
+        /* EMFILE and friends: log and keep the listener; clients retry. */
+        pxl_logs(PXL_LOG_WARN, "accept failed: %s",
+                 evutil_socket_error_to_string(err));
+}
+
+static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_server *srv = arg;
+
+        (void)fd;
+        (void)what;
+        pxl_logs(PXL_LOG_NOTICE,
+                 "shutdown timeout: dropping %u clients that did not close",
+                 srv->nconns);
+        pxl_conn_close_all(srv);
+        event_base_loopexit(srv->base, NULL);
+}
+
+static void begin_shutdown(struct pxl_server *srv, int signo)
+{
+        struct timeval tv = {(time_t)srv->conf->shutdown_timeout, 0};
+
+        if (srv->stopping) {
+                pxl_logs(PXL_LOG_NOTICE, "second signal %d: stopping now",
+                         signo);
+                event_base_loopbreak(srv->base);
+                return;
+        }
+        srv->stopping = true;
+        pxl_logs(PXL_LOG_NOTICE,
+                 "signal %d: shutting down, closing %u clients", signo,
+                 srv->nopen);
+        if (srv->listener != NULL) {
+                evconnlistener_free(srv->listener);
+                srv->listener = NULL;
+        }
+        pxl_conn_shutdown_all(srv);
+        srv->stop_timer = evtimer_new(srv->base, stop_timeout_cb, srv);
+        if (srv->stop_timer != NULL)
+                evtimer_add(srv->stop_timer, &tv);
+        maybe_done(srv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+        (void)what;
+        begin_shutdown(arg, (int)sig);
+}
+
+static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
+{
+        struct addrinfo hints = {0}, *ai = NULL;
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        char port[16], line[512];
+        int rc;
+
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        snprintf(port, sizeof(port), "%u", srv->conf->port);
+        rc = getaddrinfo(srv->conf->host, port, &hints, &ai);
+        if (rc != 0) {
+                snprintf(line, sizeof(line), "%s: listen.host \"%s\": %s\n",
+                         srv->conf->file, srv->conf->host, gai_strerror(rc));
+                pxl_str_puts(errors, line);
+                return PXL_ERR;
+        }
+        srv->listener = evconnlistener_new_bind(
+                srv->base, accept_cb, srv,
+                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                        LEV_OPT_CLOSE_ON_EXEC,
+                (int)srv->conf->backlog, ai->ai_addr, (int)ai->ai_addrlen);
+        if (srv->listener == NULL) {
+                snprintf(line, sizeof(line), "%s: cannot listen on %s:%u: %s\n",
+                         srv->conf->file, srv->conf->host, srv->conf->port,
+                         strerror(errno));
+                pxl_str_puts(errors, line);
+                freeaddrinfo(ai);
+                return PXL_ERR;
+        }
+        freeaddrinfo(ai);
+        evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+        if (getsockname(evconnlistener_get_fd(srv->listener),
+                        (struct sockaddr *)&ss, &sslen) == 0)
+                srv->port = ntohs(ss.ss_family == AF_INET6
+                                          ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+        return PXL_OK;
+}
+
+int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
+{
+        struct timeval handshake = {(time_t)srv->conf->limits.handshake_timeout, 0};
+        struct timeval closing = {5, 0};
+        int rc;
+
+        signal(SIGPIPE, SIG_IGN);
+        srv->base = event_base_new();
+        if (srv->base == NULL) {
+                pxl_str_puts(errors, "cannot create the event loop\n");
+                return PXL_ERR;
+        }
+        /* Shared timeouts: O(1) per connection, no timer objects. */
+        srv->handshake_tv = event_base_init_common_timeout(srv->base, &handshake);
+        srv->close_tv = event_base_init_common_timeout(srv->base, &closing);
+        srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+        srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+        if (srv->sig_term == NULL || srv->sig_int == NULL ||
+            evsignal_add(srv->sig_term, NULL) < 0 ||
+            evsignal_add(srv->sig_int, NULL) < 0) {
+                pxl_str_puts(errors, "cannot install signal handlers\n");
+                return PXL_ERR;
+        }
+        if (bind_listener(srv, errors) < 0)
+                return PXL_ERR;
+        rc = pxl_plugins_init(&srv->plugins, srv, errors);
+        if (rc < 0)
+                return rc;
+        pxl_logs(PXL_LOG_NOTICE,
+                 "app \"%s\" listening on %s:%u%s (%s, %zu routes)",
+                 srv->conf->name, srv->conf->host, srv->port, srv->conf->path,
+                 srv->tls ? "wss" : "ws", pxl_router_count(srv->router));
+        event_base_dispatch(srv->base);
+        pxl_logs(PXL_LOG_NOTICE, "stopped");
+        return PXL_OK;
+}
+
+void pxl_server_fini(struct pxl_server *srv)
+{
+        /* Disconnect hooks run before fini, so plugins see every client go. */
+        pxl_conn_close_all(srv);
+        pxl_plugins_fini(&srv->plugins, srv);
+        if (srv->listener != NULL)
+                evconnlistener_free(srv->listener);
+        if (srv->stop_timer != NULL)
+                event_free(srv->stop_timer);
+        if (srv->sig_term != NULL)
+                event_free(srv->sig_term);
+        if (srv->sig_int != NULL)
+                event_free(srv->sig_int);
+        pxl_router_free(srv->router);
+        if (srv->tls != NULL)
+                SSL_CTX_free(srv->tls);
+        pxl_plugins_unload(&srv->plugins);
+        pxl_str_fini(&srv->scratch);
+        if (srv->base != NULL)
+                event_base_free(srv->base);
+        pxl_conf_free(srv->conf);
+        memset(srv, 0, sizeof(*srv));
+}

@@ -1,0 +1,53 @@
+/*
+ * pxl_server.h - one worker: event loop, listener, the set of
+ * connections, plugins and router, signals and the shutdown sequence.
+ */
+#ifndef PXL_SERVER_H
+#define PXL_SERVER_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include "pxl_conf.h"
+#include "pxl_plugin.h"
+#include "pxl_str.h"
+
+struct event_base;
+struct evconnlistener;
+struct event;
+struct pxl_conn;
+struct pxl_router;
+struct ssl_ctx_st;
+
+TAILQ_HEAD(pxl_conn_list, pxl_conn);
+
+struct pxl_server {
+        struct event_base *base;
+        struct pxl_config *conf;
+        struct pxl_plugins plugins;
+        struct pxl_router *router;
+        struct evconnlistener *listener;
+        struct ssl_ctx_st *tls; /* NULL for plain ws:// */
+        struct event *sig_term, *sig_int;
+        struct event *stop_timer;
+        const struct timeval *handshake_tv; /* common timeouts */
+        const struct timeval *close_tv;
+        struct pxl_conn_list conns;
+        unsigned nconns; /* all accepted, upgrading included */
+        unsigned nopen;  /* upgraded */
+        struct pxl_str scratch; /* reply building; reused, never shared */
+        bool stopping;
+        unsigned port; /* bound port (listen.port may be 0) */
+};
+
+/* Load plugins and register routes; takes conf. */
+int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
+                    struct pxl_str *errors);
+/* Bind, run plugin inits, serve until a signal; 0 on a clean stop. */
+int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors);
+void pxl_server_fini(struct pxl_server *srv);
+
+/* Called by pxl_conn_close once a connection has been taken apart. */
+void pxl_server_conn_gone(struct pxl_server *srv, bool was_open);
+
+#endif

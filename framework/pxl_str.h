@@ -1,0 +1,28 @@
+/*
+ * pxl_str.h - a growable byte buffer (pure). Used to assemble fragmented
+ * messages and to build outgoing JSON without a malloc per message.
+ */
+#ifndef PXL_STR_H
+#define PXL_STR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pxl_str {
+        char *p;
+        size_t len;
+        size_t cap;
+};
+
+/* Make room for `more` bytes after len. Returns 0 or PXL_ENOMEM. */
+int pxl_str_reserve(struct pxl_str *s, size_t more);
+int pxl_str_append(struct pxl_str *s, const void *buf, size_t len);
+/* Append a C string literal or NUL-terminated string. */
+int pxl_str_puts(struct pxl_str *s, const char *cstr);
+/* Append s escaped as a JSON string literal, with its quotes. */
+int pxl_str_json_string(struct pxl_str *s, const char *str, size_t len);
+/* Forget the contents; keep the memory when it is small, else free it. */
+void pxl_str_reset(struct pxl_str *s, size_t keep_cap);
+void pxl_str_fini(struct pxl_str *s);
+
+#endif

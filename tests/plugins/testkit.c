@@ -1,0 +1,196 @@
+/*
+ * testkit - a plugin for the integration tests: replies with and without
+ * a response, handler errors, deferred replies (also to clients that have
+ * left), server-side closes, hook counters and plugin settings.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <pxl/pxl.h>
+
+struct testkit {
+        char greeting[64];
+        int connects, disconnects, last_close_code;
+};
+
+struct pending {
+        struct pxl_defer *defer;
+        struct json_object *value;
+        struct event *timer;
+};
+
+static int tk_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        if (!pxl_msg_has_data(msg))
+                return PXL_OK;
+        return pxl_reply(ctx, json_object_get(pxl_msg_data(msg)));
+}
+
+static int tk_null(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        (void)msg;
+        return pxl_reply(ctx, NULL);
+}
+
+static int tk_nothing(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        (void)ctx;
+        (void)msg;
+        return PXL_OK;
+}
+
+static int tk_fail(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *d = pxl_msg_data(msg);
+
+        return pxl_fail(ctx, "boom: %s",
+                        d ? json_object_get_string(d) : "no data");
+}
+
+static int tk_fail_plain(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        (void)ctx;
+        (void)msg;
+        return PXL_ERR;
+}
+
+static void pending_fire(evutil_socket_t fd, short what, void *arg)
+{
+        struct pending *p = arg;
+
+        (void)fd;
+        (void)what;
+        pxl_defer_reply(p->defer, p->value);
+        event_free(p->timer);
+        free(p);
+}
+
+/* data {"delay_ms": N, "value": V}: reply V after N ms. */
+static int tk_defer(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *d = pxl_msg_data(msg), *delay, *value = NULL;
+        struct pending *p;
+        struct timeval tv;
+        int ms = 0;
+
+        if (d && json_object_object_get_ex(d, "delay_ms", &delay))
+                ms = json_object_get_int(delay);
+        if (d)
+                json_object_object_get_ex(d, "value", &value);
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+                return pxl_fail(ctx, "out of memory");
+        p->defer = pxl_defer(ctx);
+        p->value = json_object_get(value);
+        p->timer = evtimer_new(pxl_ctx_event_base(ctx), pending_fire, p);
+        if (p->defer == NULL || p->timer == NULL) {
+                pxl_defer_cancel(p->defer);
+                json_object_put(p->value);
+                if (p->timer)
+                        event_free(p->timer);
+                free(p);
+                return pxl_fail(ctx, "cannot defer");
+        }
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        evtimer_add(p->timer, &tv);
+        return PXL_DEFERRED;
+}
+
+/* data {"code": N, "reason": "..."}: the server closes this client. */
+static int tk_close(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *d = pxl_msg_data(msg), *code, *reason = NULL;
+        int c = 1000;
+
+        if (d && json_object_object_get_ex(d, "code", &code))
+                c = json_object_get_int(code);
+        if (d)
+                json_object_object_get_ex(d, "reason", &reason);
+        if (pxl_close(ctx, c, reason ? json_object_get_string(reason) : NULL) < 0)
+                return pxl_fail(ctx, "bad close code %d", c);
+        return PXL_OK;
+}
+
+static int tk_stats(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct testkit *tk = pxl_ctx_plugin_data(ctx);
+        struct json_object *o = json_object_new_object();
+
+        (void)msg;
+        json_object_object_add(o, "connects", json_object_new_int(tk->connects));
+        json_object_object_add(o, "disconnects",
+                               json_object_new_int(tk->disconnects));
+        json_object_object_add(o, "lastCloseCode",
+                               json_object_new_int(tk->last_close_code));
+        json_object_object_add(o, "greeting",
+                               json_object_new_string(tk->greeting));
+        json_object_object_add(o, "clientId",
+                               json_object_new_string(pxl_ctx_client_id(ctx)));
+        return pxl_reply(ctx, o);
+}
+
+static void tk_connect(struct pxl_ctx *ctx)
+{
+        struct testkit *tk = pxl_ctx_plugin_data(ctx);
+
+        tk->connects++;
+}
+
+static void tk_disconnect(struct pxl_ctx *ctx, int code)
+{
+        struct testkit *tk = pxl_ctx_plugin_data(ctx);
+
+        tk->disconnects++;
+        tk->last_close_code = code;
+        pxl_log(ctx, PXL_LOG_INFO, "disconnected with %d", code);
+}
+
+static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
+{
+        struct testkit *tk = calloc(1, sizeof(*tk));
+        const char *greeting = "hello";
+        int fail = 0;
+
+        if (tk == NULL)
+                return pxl_ctx_fail(ctx, "out of memory");
+        pxl_ctx_set_plugin_data(ctx, tk);
+        if (settings != NULL) {
+                config_setting_lookup_string(settings, "greeting", &greeting);
+                config_setting_lookup_bool(settings, "fail", &fail);
+        }
+        if (fail)
+                return pxl_ctx_fail(ctx, "settings.fail is true");
+        strncpy(tk->greeting, greeting, sizeof(tk->greeting) - 1);
+        return PXL_OK;
+}
+
+static void tk_fini(struct pxl_ctx *ctx)
+{
+        free(pxl_ctx_plugin_data(ctx));
+        pxl_ctx_set_plugin_data(ctx, NULL);
+}
+
+static const struct pxl_route tk_routes[] = {
+        {"test", "echo", tk_echo},
+        {"test", "null", tk_null},
+        {"test", "nothing", tk_nothing},
+        {"test", "fail", tk_fail},
+        {"test", "failPlain", tk_fail_plain},
+        {"test", "defer", tk_defer},
+        {"test", "close", tk_close},
+        {"test", "stats", tk_stats},
+        PXL_ROUTE_END,
+};
+
+PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
+        .hdr = PXL_PLUGIN_HDR,
+        .name = "testkit",
+        .version = "1.0.0",
+        .routes = tk_routes,
+        .init = tk_init,
+        .fini = tk_fini,
+        .on_connect = tk_connect,
+        .on_disconnect = tk_disconnect,
+};

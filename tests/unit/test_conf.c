@@ -1,0 +1,178 @@
+/*
+ * test_conf.c - the app file: defaults, and that every problem is
+ * reported as "file:line: key: text", all of them at once.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pxl_conf.h"
+#include "pxl_log.h"
+
+/* NULL when the text has any problem, as pxl-serve treats it. */
+static struct pxl_config *load(const char *text, struct pxl_str *errors)
+{
+        struct pxl_config *c;
+
+        errors->len = 0;
+        if (errors->p)
+                errors->p[0] = '\0';
+        c = pxl_conf_load_string(text, "app.cfg", errors);
+        if (c != NULL && c->nerrors > 0) {
+                assert_int_not_equal(errors->len, 0);
+                pxl_conf_free(c);
+                return NULL;
+        }
+        return c;
+}
+
+static void test_defaults(void **state)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *c = load("name = \"x\";\n", &errors);
+
+        (void)state;
+        assert_non_null(c);
+        assert_string_equal(c->name, "x");
+        assert_string_equal(c->host, "0.0.0.0");
+        assert_int_equal(c->port, 8080);
+        assert_string_equal(c->path, "/ws");
+        assert_int_equal(c->limits.max_message_size, 4 * 1024 * 1024);
+        assert_int_equal(c->limits.max_frame_size, 4 * 1024 * 1024);
+        assert_int_equal(c->limits.max_json_depth, 64);
+        assert_int_equal(c->limits.handshake_timeout, 10);
+        assert_int_equal(c->limits.max_header_size, 8192);
+        assert_int_equal(c->limits.max_connections, 10000);
+        assert_int_equal(c->limits.max_output_bytes, 8 * 1024 * 1024);
+        assert_int_equal(c->log_level, PXL_LOG_INFO);
+        assert_false(c->raw_text);
+        assert_int_equal(c->nplugins, 0);
+        pxl_conf_free(c);
+        pxl_str_fini(&errors);
+}
+
+static void test_values_are_read(void **state)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *c = load(
+                "name = \"chat\";\n"
+                "listen = { host = \"127.0.0.1\"; port = 9000; path = \"/live\"; };\n"
+                "limits = { max_message_size = 1024; max_frame_size = 512; };\n"
+                "log = { level = \"debug\"; format = \"json\"; };\n"
+                "raw_text = true;\n",
+                &errors);
+
+        (void)state;
+        assert_non_null(c);
+        assert_string_equal(c->host, "127.0.0.1");
+        assert_int_equal(c->port, 9000);
+        assert_string_equal(c->path, "/live");
+        assert_int_equal(c->limits.max_message_size, 1024);
+        assert_int_equal(c->limits.max_frame_size, 512);
+        assert_int_equal(c->log_level, PXL_LOG_DEBUG);
+        assert_int_equal(c->log_format, PXL_LOG_JSON);
+        assert_true(c->raw_text);
+        pxl_conf_free(c);
+        pxl_str_fini(&errors);
+}
+
+static void test_every_problem_named(void **state)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *c = load(
+                "name = \"x\";\n"
+                "listen = { port = 70000; colour = \"red\"; };\n"
+                "limits = { max_json_depth = \"deep\"; };\n"
+                "log = { level = \"loud\"; };\n"
+                "raw_text = 1;\n"
+                "extra = 3;\n",
+                &errors);
+
+        (void)state;
+        assert_null(c);
+        assert_string_equal(
+                errors.p,
+                "app.cfg:2: listen.port: 70000 is out of range 0..65535\n"
+                "app.cfg:2: listen.colour: unknown key\n"
+                "app.cfg:3: limits.max_json_depth: expected an integer, got a string\n"
+                "app.cfg:4: log.level: \"loud\" must be one of err, warn, notice, info, debug\n"
+                "app.cfg:5: raw_text: expected a boolean (true or false), got an integer\n"
+                "app.cfg:6: extra: unknown key\n");
+        pxl_str_fini(&errors);
+}
+
+static void test_syntax_error_has_line(void **state)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *c = load("name = \"x\";\nlisten = { port = ; };\n",
+                                    &errors);
+
+        (void)state;
+        assert_null(c);
+        assert_string_equal(errors.p, "app.cfg:2: syntax error\n");
+        pxl_str_fini(&errors);
+}
+
+static void test_missing_name_and_frame_over_message(void **state)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *c = load(
+                "limits = { max_message_size = 100; max_frame_size = 200; };\n",
+                &errors);
+
+        (void)state;
+        assert_null(c);
+        assert_non_null(strstr(errors.p, "app.cfg: name: missing (every app needs a name)\n"));
+        assert_non_null(strstr(errors.p,
+                               "app.cfg:1: limits.max_frame_size: 200 is larger "
+                               "than limits.max_message_size (100)"));
+        pxl_str_fini(&errors);
+}
+
+static void test_plugin_entries(void **state)
+{
+        struct pxl_str errors = {0};
+        struct pxl_config *c = load(
+                "name = \"x\";\n"
+                "plugins = ( \"lib/a.so\", { path = \"/abs/b.so\"; settings = { k = 1; }; },\n"
+                "  { settings = { }; }, 42, { path = \"c.so\"; colour = 1; } );\n",
+                &errors);
+
+        (void)state;
+        assert_null(c);
+        assert_string_equal(
+                errors.p,
+                "app.cfg:3: plugins[2]: missing path\n"
+                "app.cfg:3: plugins[3]: expected a string or a group, got an integer\n"
+                "app.cfg:3: plugins[4]: unknown key \"colour\" (expected path, settings)\n");
+        c = load("name = \"x\";\n"
+                 "plugins = ( \"lib/a.so\", { path = \"/abs/b.so\"; settings = { k = 1; }; } );\n",
+                 &errors);
+        assert_non_null(c);
+        assert_int_equal(c->nplugins, 2);
+        assert_string_equal(c->plugins[0].path, "./lib/a.so");
+        assert_null(c->plugins[0].settings);
+        assert_string_equal(c->plugins[1].path, "/abs/b.so");
+        assert_non_null(c->plugins[1].settings);
+        pxl_conf_free(c);
+        pxl_str_fini(&errors);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_values_are_read),
+                cmocka_unit_test(test_every_problem_named),
+                cmocka_unit_test(test_syntax_error_has_line),
+                cmocka_unit_test(test_missing_name_and_frame_over_message),
+                cmocka_unit_test(test_plugin_entries),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
