@@ -1,0 +1,102 @@
+/*
+ * @APP@ - the app's controller: a shared object pxl-serve loads from
+ * app.cfg. Each route is a {type, action} pair and a handler; a handler
+ * answers with pxl_reply() or fails with pxl_fail(). See pxl-plugin(3).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pxl/pxl.h>
+
+/* Per-worker state, filled from the plugin's settings in app.cfg. */
+struct @APP@ {
+        char prefix[64];
+        int max_length;
+};
+
+/* @APP@/ping -> "pong" */
+static int @APP@_ping(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        (void)msg;
+        return pxl_reply(ctx, json_object_new_string("pong"));
+}
+
+/* @APP@/echo {"text": "hi"} -> {"text": "<prefix>hi", "clientId": ...} */
+static int @APP@_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct @APP@ *app = pxl_ctx_plugin_data(ctx);
+        struct json_object *data = pxl_msg_data(msg), *text, *reply;
+        const char *s;
+        char *out;
+        size_t len;
+
+        if (data == NULL || !json_object_object_get_ex(data, "text", &text) ||
+            !json_object_is_type(text, json_type_string))
+                return pxl_fail(ctx, "data.text must be a string");
+        s = json_object_get_string(text);
+        len = strlen(s);
+        if (len > (size_t)app->max_length)
+                return pxl_fail(ctx, "data.text is longer than %d bytes",
+                                app->max_length);
+        out = malloc(strlen(app->prefix) + len + 1);
+        if (out == NULL)
+                return pxl_fail(ctx, "out of memory");
+        strcpy(out, app->prefix);
+        strcat(out, s);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "text", json_object_new_string(out));
+        json_object_object_add(reply, "clientId",
+                               json_object_new_string(pxl_ctx_client_id(ctx)));
+        free(out);
+        return pxl_reply(ctx, reply);
+}
+
+/* Runs once per worker; settings is the plugin's `settings` group or NULL. */
+static int @APP@_init(struct pxl_ctx *ctx, const config_setting_t *settings)
+{
+        struct @APP@ *app = calloc(1, sizeof(*app));
+        const char *prefix = "";
+        int max_length = 1024;
+
+        if (app == NULL)
+                return pxl_ctx_fail(ctx, "out of memory");
+        pxl_ctx_set_plugin_data(ctx, app);
+        if (settings != NULL) {
+                config_setting_lookup_string(settings, "prefix", &prefix);
+                config_setting_lookup_int(settings, "max_length", &max_length);
+        }
+        if (strlen(prefix) >= sizeof(app->prefix))
+                return pxl_ctx_fail(ctx,
+                                    "settings.prefix: longer than %zu bytes",
+                                    sizeof(app->prefix) - 1);
+        if (max_length < 1)
+                return pxl_ctx_fail(ctx,
+                                    "settings.max_length: must be positive");
+        strcpy(app->prefix, prefix);
+        app->max_length = max_length;
+        pxl_log(ctx, PXL_LOG_INFO, "ready prefix=\"%s\" max_length=%d",
+                app->prefix, app->max_length);
+        return PXL_OK;
+}
+
+/* Also runs after a failed init, so it copes with missing state. */
+static void @APP@_fini(struct pxl_ctx *ctx)
+{
+        free(pxl_ctx_plugin_data(ctx));
+}
+
+static const struct pxl_route @APP@_routes[] = {
+        {"@APP@", "ping", @APP@_ping},
+        {"@APP@", "echo", @APP@_echo},
+        PXL_ROUTE_END,
+};
+
+PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
+        .hdr = PXL_PLUGIN_HDR,
+        .name = "@APP@",
+        .version = "0.1.0",
+        .routes = @APP@_routes,
+        .init = @APP@_init,
+        .fini = @APP@_fini,
+};

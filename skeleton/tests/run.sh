@@ -1,0 +1,114 @@
+#!/bin/sh
+# The @APP@ app's test (make check): checks app.cfg and the controller with
+# `pxl-serve -t`, serves the app on a free port, sends requests with
+# tests/ws_request and checks the replies. Add your own cases at the end.
+#
+# make check sets PXL_SERVE, APP_SRCDIR and APP_BUILDDIR; by hand, from
+# the app's directory: PXL_SERVE=pxl-serve sh tests/run.sh
+: "${PXL_SERVE:=pxl-serve}"
+: "${APP_SRCDIR:=.}"
+: "${APP_BUILDDIR:=.}"
+
+n=0
+failed=0
+ok() {
+        n=$((n + 1))
+        echo "ok $n - $1"
+}
+not_ok() {
+        n=$((n + 1))
+        failed=$((failed + 1))
+        echo "not ok $n - $1"
+}
+
+tmp=$(mktemp -d) || exit 1
+pid=
+cleanup() {
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+# app.cfg, listening on a free port (0) and loading the controller from
+# the build directory (absolute, so builds outside the source tree work).
+sed -e 's|port *= *[0-9][0-9]*;|port = 0;|' \
+        -e "s|\"controllers/|\"$APP_BUILDDIR/controllers/|g" \
+        "$APP_SRCDIR/app.cfg" >"$tmp/test.cfg"
+
+if "$PXL_SERVE" -t "$tmp/test.cfg" >"$tmp/check.out" 2>&1; then
+        ok "pxl-serve -t app.cfg"
+else
+        cat "$tmp/check.out"
+        not_ok "pxl-serve -t app.cfg"
+fi
+
+: >"$tmp/server.log"
+"$PXL_SERVE" "$tmp/test.cfg" 2>"$tmp/server.log" &
+pid=$!
+# The port is in the line "... listening on HOST:PORT/PATH ...".
+port=
+tries=0
+while [ -z "$port" ] && [ "$tries" -lt 100 ] && kill -0 "$pid" 2>/dev/null; do
+        port=$(sed -n 's|.*listening on [^ ]*:\([0-9][0-9]*\)/.*|\1|p' \
+                "$tmp/server.log")
+        [ -n "$port" ] || sleep 0.1
+        tries=$((tries + 1))
+done
+if [ -z "$port" ]; then
+        cat "$tmp/server.log"
+        not_ok "pxl-serve starts"
+        echo "1..$n"
+        exit 1
+fi
+ok "pxl-serve starts on port $port"
+
+# request NAME JSON PATTERN...: send JSON, expect every fixed string.
+request() {
+        name=$1
+        msg=$2
+        shift 2
+        reply=$("$APP_BUILDDIR/tests/ws_request" 127.0.0.1 "$port" /ws "$msg")
+        for want in "$@"; do
+                case $reply in
+                *"$want"*) ;;
+                *)
+                        echo "# sent:     $msg"
+                        echo "# got:      $reply"
+                        echo "# expected: $want"
+                        not_ok "$name"
+                        return
+                        ;;
+                esac
+        done
+        ok "$name"
+}
+
+request "@APP@/ping answers pong" \
+        '{"type":"@APP@","action":"ping","requestId":1}' \
+        '{"type":"@APP@","action":"ping","response":"pong","requestId":1}'
+request "@APP@/echo answers with the configured prefix" \
+        '{"type":"@APP@","action":"echo","data":{"text":"hi"}}' \
+        '"type":"@APP@","action":"echo","response":{"text":"' 'hi"' \
+        '"clientId":"'
+request "@APP@/echo without text is an error" \
+        '{"type":"@APP@","action":"echo"}' \
+        '"error":"data.text must be a string"'
+
+kill "$pid"
+if wait "$pid"; then
+        ok "pxl-serve stops cleanly"
+else
+        not_ok "pxl-serve stops cleanly"
+fi
+pid=
+if grep -E 'level=err|Sanitizer|runtime error' "$tmp/server.log" >/dev/null
+then
+        cat "$tmp/server.log"
+        not_ok "server log has no errors"
+else
+        ok "server log has no errors"
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,231 @@
+"""
+test_config - the pxl-serve command line: -t on good and broken app files
+(exact "file:line: key: text" lines), bad plugins (exact refusals naming
+the plugin's path), a plugin whose init fails, and -h, -V, -T and usage.
+"""
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pxltest import (TAP, check, eq, log_problems, plugin_file,  # noqa: E402
+                     run_serve, test_plugin, tmpdir)
+
+tap = TAP()
+tap.deadline(60)
+
+LISTEN = 'listen = { host = "127.0.0.1"; port = 0; };'
+
+
+def write(text, name="app.cfg"):
+    d = tmpdir()
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return d, path
+
+
+def clean(stderr):
+    bad = log_problems(stderr)
+    check(not bad, "error or sanitizer lines on stderr:\n" + "\n".join(bad))
+
+
+def abi():
+    rc, out, err = run_serve(["-V"])
+    m = re.search(r"plugin ABI (\d+)\.(\d+)", out)
+    check(rc == 0 and m, "pxl-serve -V: rc %r, %r" % (rc, out))
+    return int(m.group(1)), int(m.group(2))
+
+
+def check_ok(text, nplugins, cwd_name=False, setup=None):
+    d, path = write(text)
+    if setup:
+        setup(d)
+    arg = "app.cfg" if cwd_name else path
+    # From another directory too: relative plugin paths follow the app file.
+    rc, out, err = run_serve(["-t", arg], cwd=d if cwd_name else "/")
+    eq((rc, out), (0, "%s: ok (%d plugins)\n" % (arg, nplugins)),
+       "(exit code, stdout) with stderr %r" % err)
+    clean(err)
+
+
+def check_refused(text, expected, cwd_name=False, prefix=False):
+    """-t exits 1 and stderr is exactly the expected lines; {cfg} in them
+    is the app file as named on the command line."""
+    d, path = write(text)
+    arg = "app.cfg" if cwd_name else path
+    rc, out, err = run_serve(["-t", arg], cwd=d)
+    want = [e.replace("{cfg}", arg) for e in expected]
+    lines = err.splitlines()
+    eq(rc, 1, "exit code (stderr %r)" % err)
+    eq(out, "", "stdout")
+    if prefix:
+        eq(len(lines), len(want), "number of stderr lines in %r" % err)
+        for got, w in zip(lines, want):
+            check(got.startswith(w), "stderr line:\n  got:      %r\n  "
+                  "expected: %r..." % (got, w))
+    else:
+        eq(lines, want, "stderr lines")
+    clean(err)
+
+
+def t_init_fails():
+    tk = plugin_file("testkit")
+    d, path = write('name = "initfail";\n%s\nplugins = ( "echo", { path = '
+                    '"testkit"; settings = { fail = true; }; } );\n' % LISTEN)
+    rc, out, err = run_serve([path], timeout=30)
+    eq(rc, 1, "exit code (stderr %r)" % err)
+    want = "%s: init failed: settings.fail is true" % tk
+    check(want in err.splitlines(), "stderr lacks the line %r:\n%s"
+          % (want, err))
+    check("listening on" not in err, "it said it was listening:\n" + err)
+    bad = [line for line in log_problems(err)
+           if "level=err" not in line]  # an ERR log line is fine here
+    check(not bad, "sanitizer report:\n" + "\n".join(bad))
+
+
+def t_usage():
+    rc, out, err = run_serve([])
+    eq(rc, 2, "exit code without an app file")
+    check("usage: pxl-serve" in err, "no usage on stderr: %r" % err)
+    rc, out, err = run_serve(["-x", "app.cfg"])
+    eq(rc, 2, "exit code for an unknown option")
+
+
+def t_help():
+    rc, out, err = run_serve(["-h"])
+    eq(rc, 0, "exit code")
+    check(out.startswith("usage: pxl-serve"), "stdout %r" % out[:200])
+    clean(err)
+
+
+def t_version():
+    rc, out, err = run_serve(["-V"])
+    eq(rc, 0, "exit code")
+    check(re.match(r"^pxl-serve \S+ \(plugin ABI \d+\.\d+\)\n$", out),
+          "stdout %r" % out)
+    clean(err)
+
+
+def t_keys():
+    rc, out, err = run_serve(["-T"])
+    eq(rc, 0, "exit code")
+    for key in ("name", "listen.port", "limits.max_message_size",
+                "limits.max_connections", "log.level"):
+        check(re.search(r"^%s\s" % re.escape(key), out, re.M),
+              "-T does not list %s:\n%s" % (key, out))
+    clean(err)
+
+
+def main():
+    C = tap.case
+    major, minor = abi()
+    echo, tk = plugin_file("echo"), plugin_file("testkit")
+    bad_abi, no_sym, dup = (test_plugin("bad_abi"), test_plugin("no_symbol"),
+                            test_plugin("dup_route"))
+
+    good = ('# a good app\nname = "good";\n%s\nplugins = ( "echo", { path = '
+            '"testkit"; settings = { greeting = "hi"; }; } );\n'
+            'raw_text = false;\nshutdown_timeout = 5;\n'
+            'limits = { max_message_size = 4194304; max_frame_size = 4194304;'
+            ' max_json_depth = 64; handshake_timeout = 10; '
+            'max_header_size = 8192; max_connections = 10000; '
+            'max_output_bytes = 8388608; };\n'
+            'log = { level = "debug"; format = "json"; };\n' % LISTEN)
+    C("-t on a good app file: exit 0, 'FILE: ok (2 plugins)'", check_ok,
+      good, 2)
+    C("-t with the file named relative to the cwd", check_ok, good, 2,
+      cwd_name=True)
+    C("-t runs no init: settings.fail = true still checks ok", check_ok,
+      'name = "x";\n%s\nplugins = ( { path = "testkit"; settings = '
+      '{ fail = true; }; } );\n' % LISTEN, 1)
+
+    def link_plugin(d):
+        os.mkdir(os.path.join(d, "plug"))
+        os.symlink(tk, os.path.join(d, "plug", "testkit.so"))
+    C("-t: a plugin path is relative to the app file, not the cwd",
+      check_ok, 'name = "x";\nplugins = ( "plug/testkit.so" );\n', 1,
+      setup=link_plugin)
+    C("-t: no plugins at all", check_ok, 'name = "x";\n', 0)
+
+    C("unknown key -> file:line: key: unknown key", check_refused,
+      'name = "x";\n%s\n\nbogus = 1;\n' % LISTEN,
+      ["{cfg}:4: bogus: unknown key"])
+    C("unknown key, file named relative to the cwd", check_refused,
+      'name = "x";\nbogus = 1;\n', ["{cfg}:2: bogus: unknown key"],
+      cwd_name=True)
+    C("unknown nested key -> limits.max_foo: unknown key", check_refused,
+      'name = "x";\nlimits = {\n  max_foo = 1;\n};\n',
+      ["{cfg}:3: limits.max_foo: unknown key"])
+    C("wrong type -> listen.port: expected an integer, got a string",
+      check_refused, 'name = "x";\nlisten = {\n  port = "80";\n};\n',
+      ["{cfg}:3: listen.port: expected an integer, got a string"])
+    C("wrong type -> raw_text: expected a boolean", check_refused,
+      'name = "x";\nraw_text = 1;\n',
+      ["{cfg}:2: raw_text: expected a boolean (true or false), got an "
+       "integer"])
+    C("wrong type -> limits: expected a group", check_refused,
+      'name = "x";\nlimits = 5;\n',
+      ["{cfg}:2: limits: expected a group { ... }, got an integer"])
+    C("out of range -> listen.port: 70000 is out of range 0..65535",
+      check_refused, 'name = "x";\n\nlisten = { port = 70000; };\n',
+      ["{cfg}:3: listen.port: 70000 is out of range 0..65535"])
+    C("out of range -> limits.max_json_depth: 0 is out of range 1..1024",
+      check_refused, 'name = "x";\nlimits = {\n max_json_depth = 0;\n};\n',
+      ["{cfg}:3: limits.max_json_depth: 0 is out of range 1..1024"])
+    C("syntax error -> file:line: syntax error", check_refused,
+      'name = "x";\nlisten = { port = 0; host = ; };\nraw_text = true;\n',
+      ["{cfg}:2: syntax error"])
+    C("every problem at once, in file order", check_refused,
+      'name = "x";\nlisten = { port = "80";\n  host = "127.0.0.1"; };\n'
+      'bogus = 1;\nlimits = { max_json_depth = 0; };\n',
+      ["{cfg}:2: listen.port: expected an integer, got a string",
+       "{cfg}:4: bogus: unknown key",
+       "{cfg}:5: limits.max_json_depth: 0 is out of range 1..1024"])
+    C("plugin not found -> plugins[0]: plugin \"nosuch\" not found",
+      check_refused, 'name = "x";\nplugins = ( "nosuch" );\n',
+      ['{cfg}:2: plugins[0]: plugin "nosuch" not found in PXL_PLUGIN_PATH '
+       "or "], prefix=True)
+
+    C("bad ABI plugin refused: '<path>: ABI %d.%d is newer than this "
+      "pxl-serve (%d.%d)'" % (major, minor + 7, major, minor), check_refused,
+      'name = "x";\nplugins = ( "%s" );\n' % bad_abi,
+      ["%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
+       % (bad_abi, major, minor + 7, major, minor)])
+    C("plugin without the symbol refused: '<path>: no pxl_plugin symbol'",
+      check_refused, 'name = "x";\nplugins = ( "%s" );\n' % no_sym,
+      ["%s: no pxl_plugin symbol" % no_sym], prefix=True)
+    C("duplicate route refused: '<path>: route \"echo/echo\" is already "
+      "claimed by plugin \"echo\" (<echo path>)'", check_refused,
+      'name = "x";\nplugins = ( "echo", "%s" );\n' % dup,
+      ['%s: route "echo/echo" is already claimed by plugin "echo" (%s)'
+       % (dup, echo)])
+    C("all bad plugins at once: one line each, in list order",
+      check_refused, 'name = "x";\nplugins = ( "echo", "%s", "%s", "%s", '
+      '"testkit" );\n' % (bad_abi, no_sym, dup),
+      ["%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
+       % (bad_abi, major, minor + 7, major, minor),
+       "%s: no pxl_plugin symbol" % no_sym,
+       '%s: route "echo/echo" is already claimed by plugin "echo" (%s)'
+       % (dup, echo)], prefix=True)
+    C("the same plugin twice refused", check_refused,
+      'name = "x";\nplugins = ( "testkit", "testkit" );\n',
+      ['%s: a plugin named "testkit" is already loaded from %s' % (tk, tk)])
+    C("config errors and plugin errors reported in one run (man page)",
+      check_refused, 'name = "x";\nbogus = 1;\nplugins = ( "%s" );\n'
+      % bad_abi, ["{cfg}:2: bogus: unknown key",
+                  "%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
+                  % (bad_abi, major, minor + 7, major, minor)])
+
+    C("init failure: exit 1, '<path>: init failed: settings.fail is true'",
+      t_init_fails)
+    C("-h: exit 0, usage on stdout", t_help)
+    C("-V: exit 0, version and plugin ABI", t_version)
+    C("-T: exit 0, lists the keys", t_keys)
+    C("no app file or an unknown option: usage, exit 2", t_usage)
+
+
+tap.run(main)

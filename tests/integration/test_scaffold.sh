@@ -1,0 +1,273 @@
+#!/bin/sh
+# test_scaffold - pxl as a user gets it: `make install` into a scratch
+# DESTDIR, the installed files, the installed pxl-new making an app, and
+# that app building against the installed pxl (found with pkg-config),
+# passing its own `make check` and serving a request. TAP output.
+#
+# Needs PXL_BUILDDIR (a configured and built pxl tree); make check sets it.
+# The installed programs are run with LD_LIBRARY_PATH pointing into the
+# DESTDIR (their RUNPATH names the real libdir), and a copy of pxl.pc with
+# the DESTDIR prepended to its prefix stands in for the installed one.
+set -u
+
+n=0
+failed=0
+ok() {
+        n=$((n + 1))
+        echo "ok $n - $1"
+}
+not_ok() {
+        n=$((n + 1))
+        failed=$((failed + 1))
+        echo "not ok $n - $1"
+}
+diag() {
+        sed 's/^/# /' "$@"
+}
+finish() {
+        echo "1..$n"
+        [ "$failed" -eq 0 ]
+        exit
+}
+# step NAME CMD...: run CMD with its output in a log; on failure show the
+# end of the log. Returns CMD's status.
+step() {
+        name=$1
+        shift
+        if "$@" >"$tmp/step.log" 2>&1; then
+                ok "$name"
+                return 0
+        fi
+        not_ok "$name"
+        tail -n 40 "$tmp/step.log" | diag
+        return 1
+}
+# A step later steps cannot do without.
+must() {
+        step "$@" || finish
+}
+
+if [ -z "${PXL_BUILDDIR:-}" ] || [ ! -f "$PXL_BUILDDIR/Makefile" ]; then
+        echo "Bail out! PXL_BUILDDIR is not a built pxl tree (run through make check)"
+        exit 1
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pxl-scaffold.XXXXXX") || exit 1
+pid=
+cleanup() {
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+        rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+# This runs inside pxl's own make check: nothing of that make (jobserver,
+# command-line variables) or of its test environment may leak into the
+# builds below.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES PXL_SERVE PXL_PLUGIN_PATH \
+        PXL_TEST_PLUGINS PXL_SKELETON PKG_CONFIG_PATH CFLAGS LDFLAGS CPPFLAGS
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+D=$tmp/dest
+must "make install DESTDIR=..." \
+        timeout 120 make -C "$PXL_BUILDDIR" install DESTDIR="$D"
+
+# The install directories, as that build's Makefile computes them.
+cat >"$tmp/dirs.mk" <<MK
+include Makefile
+pxl-print-dirs:
+	@echo "prefix='\$(prefix)'"
+	@echo "exec_prefix='\$(exec_prefix)'"
+	@echo "bindir='\$(bindir)'"
+	@echo "libdir='\$(libdir)'"
+	@echo "includedir='\$(includedir)'"
+	@echo "pkglibdir='\$(pkglibdir)'"
+	@echo "pkgdatadir='\$(pkgdatadir)'"
+	@echo "mandir='\$(mandir)'"
+MK
+must "read the install directories" \
+        sh -c 'make -s -C "$1" -f "$2" pxl-print-dirs >"$3"' sh \
+        "$PXL_BUILDDIR" "$tmp/dirs.mk" "$tmp/dirs.sh"
+# shellcheck disable=SC1091,SC2154 # sets prefix, bindir, libdir, ...
+. "$tmp/dirs.sh"
+skel=$D$pkgdatadir/skeleton
+
+missing=
+for f in "$bindir/pxl-serve" "$bindir/pxl-new" "$includedir/pxl/pxl.h" \
+        "$libdir/libpxl.so" "$libdir/pkgconfig/pxl.pc" \
+        "$pkglibdir/plugins/echo.so" "$mandir/man1/pxl-serve.1" \
+        "$mandir/man1/pxl-new.1" "$mandir/man3/pxl-plugin.3" \
+        "$mandir/man5/pxl.cfg.5" "$pkgdatadir/skeleton/configure.ac" \
+        "$pkgdatadir/skeleton/Makefile.am" "$pkgdatadir/skeleton/app.cfg" \
+        "$pkgdatadir/skeleton/README.md" \
+        "$pkgdatadir/skeleton/controllers/@APP@.c" \
+        "$pkgdatadir/skeleton/tests/run.sh" \
+        "$pkgdatadir/skeleton/web/index.html"; do
+        [ -e "$D$f" ] || missing="$missing $f"
+done
+for f in "$bindir/pxl-serve" "$bindir/pxl-new"; do
+        [ -x "$D$f" ] || missing="$missing $f(not executable)"
+done
+if [ -z "$missing" ]; then
+        ok "installed files are in place"
+else
+        not_ok "installed files are in place"
+        echo "# missing:$missing"
+fi
+
+if grep -F "$pkgdatadir/skeleton" "$D$bindir/pxl-new" >/dev/null &&
+        ! grep '@pkgdatadir@\|@libdir@' "$D$bindir/pxl-new" >/dev/null; then
+        ok "pxl-new has the installed skeleton directory written in"
+else
+        not_ok "pxl-new has the installed skeleton directory written in"
+        grep -n 'skeleton' "$D$bindir/pxl-new" | diag
+fi
+
+# pxl.pc as installed names the real prefix; the copy points into DESTDIR.
+pc=$D$libdir/pkgconfig/pxl.pc
+got=$(PKG_CONFIG_PATH=$D$libdir/pkgconfig pkg-config --variable=prefix pxl)
+if [ "$got" = "$prefix" ]; then
+        ok "pxl.pc names the configured prefix"
+else
+        not_ok "pxl.pc names the configured prefix"
+        echo "# got '$got', want '$prefix'"
+fi
+mkdir -p "$tmp/pkgconfig"
+sed -E "s#^(prefix|exec_prefix|libdir|includedir)=/#\1=$D/#" "$pc" \
+        >"$tmp/pkgconfig/pxl.pc"
+export PKG_CONFIG_PATH="$tmp/pkgconfig"
+export LD_LIBRARY_PATH="$D$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+cflags=$(pkg-config --cflags pxl 2>&1)
+libs=$(pkg-config --libs pxl 2>&1)
+plugindir=$(pkg-config --variable=plugindir pxl 2>&1)
+abi=$(pkg-config --variable=abi pxl 2>&1)
+case " $cflags | $libs" in
+*" -I$D$includedir "*"| "*"-L$D$libdir -lpxl"*) ok "pkg-config --cflags --libs pxl" ;;
+*)
+        not_ok "pkg-config --cflags --libs pxl"
+        echo "# cflags: $cflags"
+        echo "# libs: $libs"
+        ;;
+esac
+if [ "$plugindir" = "$D$pkglibdir/plugins" ] && [ -n "$abi" ]; then
+        ok "pxl.pc sets plugindir and abi"
+else
+        not_ok "pxl.pc sets plugindir and abi"
+        echo "# plugindir '$plugindir' (want '$D$pkglibdir/plugins'), abi '$abi'"
+fi
+step "installed pxl-serve runs (-V)" "$D$bindir/pxl-serve" -V
+
+# pxl-new, run from the DESTDIR: PXL_SKELETON points it at the installed
+# templates there (its built-in path is the real, not yet populated, one).
+pxlnew() {
+        PXL_SKELETON=$skel "$D$bindir/pxl-new" "$@"
+}
+mkdir "$tmp/work"
+cd "$tmp/work" || finish
+step "pxl-new -h prints the usage" sh -c '"$@" | grep "usage: pxl-new"' sh \
+        env PXL_SKELETON="$skel" "$D$bindir/pxl-new" -h
+must "pxl-new demo" pxlnew demo
+left=$(grep -rl '@APP@' demo; find demo -name '*@APP@*')
+if [ -f demo/controllers/demo.c ] && [ -f demo/.gitignore ] &&
+        [ -x demo/tests/run.sh ] && [ -z "$left" ] &&
+        grep -F 'AC_INIT([demo]' demo/configure.ac >/dev/null; then
+        ok "pxl-new substitutes the name in file names and contents"
+else
+        not_ok "pxl-new substitutes the name in file names and contents"
+        (cd demo && find . -type f) | diag
+        [ -z "$left" ] || echo "# left @APP@ in: $left"
+fi
+for bad in Demo 1demo de-mo int pxlfoo; do
+        if pxlnew "$bad" "bad_$bad" >/dev/null 2>&1 || [ -e "bad_$bad" ]; then
+                not_ok "pxl-new refuses the name $bad"
+        else
+                ok "pxl-new refuses the name $bad"
+        fi
+done
+before=$(cat demo/app.cfg)
+if pxlnew other demo >"$tmp/refuse.out" 2>&1; then
+        not_ok "pxl-new refuses a non-empty directory"
+elif [ "$(cat demo/app.cfg)" != "$before" ] || [ -e demo/controllers/other.c ]; then
+        not_ok "pxl-new refuses a non-empty directory (but wrote into it)"
+else
+        ok "pxl-new refuses a non-empty directory"
+fi
+pxlnew usage_only a b >/dev/null 2>&1
+if [ $? -eq 2 ] && [ ! -e usage_only ]; then
+        ok "pxl-new exits 2 on a usage error"
+else
+        not_ok "pxl-new exits 2 on a usage error"
+fi
+
+# The app, built as its README says, against the installed pxl.
+cd demo || finish
+must "app: autoreconf -fi" autoreconf -fi
+# configure looks for pxl-serve in pxl.pc's exec_prefix/bin; only a pxl
+# configured with another --bindir needs PXL_SERVE.
+if [ "$bindir" = "$exec_prefix/bin" ]; then
+        must "app: ./configure" ./configure
+else
+        must "app: ./configure" ./configure PXL_SERVE="$D$bindir/pxl-serve"
+fi
+if grep -Fx "PXL_SERVE = $D$bindir/pxl-serve" Makefile >/dev/null &&
+        grep -Fx "plugindir = $D$pkglibdir/plugins" Makefile >/dev/null; then
+        ok "app: configure finds the installed pxl-serve and plugindir"
+else
+        not_ok "app: configure finds the installed pxl-serve and plugindir"
+        grep '^PXL_SERVE =\|^plugindir =' Makefile | diag
+fi
+must "app: make" make
+if step "app: make check" timeout 60 make check; then
+        :
+else
+        for f in tests/*.log; do
+                [ -f "$f" ] && diag "$f"
+        done
+fi
+step "app: pxl-serve -t app.cfg" "$D$bindir/pxl-serve" -t app.cfg
+
+# Serve the app's own app.cfg (on a free port) and send one request.
+sed 's|port *= *[0-9][0-9]*;|port = 0;|' app.cfg >test-port0.cfg
+: >"$tmp/server.log"
+"$D$bindir/pxl-serve" test-port0.cfg 2>"$tmp/server.log" &
+pid=$!
+port=
+tries=0
+while [ -z "$port" ] && [ "$tries" -lt 150 ] && kill -0 "$pid" 2>/dev/null; do
+        port=$(sed -n 's|.*listening on [^ ]*:\([0-9][0-9]*\)/.*|\1|p' \
+                "$tmp/server.log")
+        [ -n "$port" ] || sleep 0.1
+        tries=$((tries + 1))
+done
+if [ -n "$port" ]; then
+        ok "app: pxl-serve app.cfg listens (port $port)"
+        want='{"type":"demo","action":"ping","response":"pong","requestId":7}'
+        got=$(timeout 20 tests/ws_request 127.0.0.1 "$port" /ws \
+                '{"type":"demo","action":"ping","requestId":7}' 2>&1)
+        if [ "$got" = "$want" ]; then
+                ok "app: demo/ping answers pong"
+        else
+                not_ok "app: demo/ping answers pong"
+                echo "# got:  $got"
+                echo "# want: $want"
+        fi
+        kill "$pid"
+        if wait "$pid"; then
+                ok "app: pxl-serve stops cleanly"
+        else
+                not_ok "app: pxl-serve stops cleanly"
+        fi
+else
+        not_ok "app: pxl-serve app.cfg listens"
+fi
+pid=
+if grep -E 'level=err|Sanitizer|runtime error' "$tmp/server.log" >/dev/null ||
+        [ -z "$port" ]; then
+        not_ok "app: server log has no errors"
+        diag "$tmp/server.log"
+else
+        ok "app: server log has no errors"
+fi
+
+cd / || true
+finish
