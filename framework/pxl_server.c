@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "pxl/pxl.h"
 #include "pxl_conn.h"
@@ -29,9 +30,10 @@ static int tls_setup(struct pxl_server *srv, struct pxl_str *errors)
         const struct pxl_config *conf = srv->conf;
         char line[1024], why[256];
         const char *what = NULL;
+        unsigned long err;
 
-        if (conf->tls_cert == NULL)
-                return PXL_OK;
+        if (conf->tls_cert == NULL || conf->tls_key == NULL)
+                return PXL_OK; /* plain ws://, or a config error already */
         srv->tls = SSL_CTX_new(TLS_server_method());
         if (srv->tls == NULL)
                 what = "cannot create a TLS context";
@@ -46,7 +48,10 @@ static int tls_setup(struct pxl_server *srv, struct pxl_str *errors)
                 what = "listen.tls.key: does not match the certificate";
         if (what == NULL)
                 return PXL_OK;
-        ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+        err = ERR_peek_last_error();
+        if (ERR_GET_REASON(err) == X509_R_KEY_VALUES_MISMATCH)
+                what = "listen.tls.key: does not match the certificate";
+        ERR_error_string_n(err, why, sizeof(why));
         snprintf(line, sizeof(line), "%s: %s (%s, %s): %s\n", conf->file, what,
                  conf->tls_cert, conf->tls_key, why);
         pxl_str_puts(errors, line);

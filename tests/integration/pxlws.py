@@ -90,10 +90,10 @@ class Client:
         return self.ws.close_code, self.ws.close_reason
 
 
-async def connect(url, max_size=2 ** 20, timeout=10):
+async def connect(url, max_size=2 ** 20, timeout=10, **kw):
     ws = await websockets.connect(url, ping_interval=None, compression=None,
                                   max_size=max_size, open_timeout=timeout,
-                                  close_timeout=timeout)
+                                  close_timeout=timeout, **kw)
     return Client(ws)
 
 
