@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 
 #include "pxl_http.h"
+#include "pxl_text.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* Real keys are 24 bytes; the cap only bounds the stack buffer. */
@@ -49,11 +50,6 @@ static bool span_ieq(const char *p, size_t len, const char *s)
         return true;
 }
 
-static bool is_digit(char c)
-{
-        return c >= '0' && c <= '9';
-}
-
 static bool is_alpha(char c)
 {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -76,8 +72,8 @@ static int parse_target(struct pxl_http_request *req)
                 /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
                 if (!is_alpha(*s))
                         return -1;
-                while (s < end && (is_alpha(*s) || is_digit(*s) || *s == '+' ||
-                                   *s == '-' || *s == '.'))
+                while (s < end && (is_alpha(*s) || pxl_is_digit(*s) ||
+                                   *s == '+' || *s == '-' || *s == '.'))
                         s++;
                 if (end - s < 3 || memcmp(s, "://", 3) != 0)
                         return -1;
@@ -131,7 +127,8 @@ static int parse_request_line(const char *p, size_t len,
         req->target.len = i - start;
         i++;
         if (len - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 ||
-            !is_digit(p[i + 5]) || p[i + 6] != '.' || !is_digit(p[i + 7]))
+            !pxl_is_digit(p[i + 5]) || p[i + 6] != '.' ||
+            !pxl_is_digit(p[i + 7]))
                 return -1;
         req->version_major = p[i + 5] - '0';
         req->version_minor = p[i + 7] - '0';
@@ -276,7 +273,7 @@ bool pxl_http_has_token(struct pxl_http_span value, const char *token)
 
 static bool is_b64(char c)
 {
-        return is_alpha(c) || is_digit(c) || c == '+' || c == '/';
+        return is_alpha(c) || pxl_is_digit(c) || c == '+' || c == '/';
 }
 
 /*
@@ -314,12 +311,10 @@ int pxl_http_check_upgrade(const struct pxl_http_request *req, const char *path)
         if (!req->connection_upgrade &&
             !pxl_http_has_token(req->connection, "upgrade"))
                 return 400;
-        if (!ws_key_ok(req->ws_key) || req->duplicate_header)
+        /* A missing version is a missing upgrade header (PROTOCOL.md). */
+        if (!ws_key_ok(req->ws_key) || req->duplicate_header ||
+            req->ws_version.p == NULL)
                 return 400;
-        /*
-         * A missing version is answered 426 too, not 400: the reply's
-         * Sec-WebSocket-Version: 13 tells the client what to send.
-         */
         if (req->ws_version.len != 2 || memcmp(req->ws_version.p, "13", 2) != 0)
                 return 426;
         return 0;
@@ -408,17 +403,6 @@ size_t pxl_http_format_error(char *out, size_t cap, int status,
                 status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", body));
 }
 
-static int hexval(char c)
-{
-        if (is_digit(c))
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /*
  * The first pair whose raw name matches wins. A decoded NUL is refused as
  * bad encoding: the value is used as a C string, and a token cut short at
@@ -451,8 +435,8 @@ ssize_t pxl_http_query_param(struct pxl_http_span query, const char *name,
 
                                         if (e - v < 3)
                                                 return -2;
-                                        hi = hexval(v[1]);
-                                        lo = hexval(v[2]);
+                                        hi = pxl_hexval(v[1]);
+                                        lo = pxl_hexval(v[2]);
                                         if (hi < 0 || lo < 0 ||
                                             (hi == 0 && lo == 0))
                                                 return -2;

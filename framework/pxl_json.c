@@ -1,22 +1,20 @@
 /*
  * pxl_json.c - one-pass strict RFC 8259 validation that also picks out the
  * top-level envelope keys, plus string unescape/escape. Pure: no
- * allocation, no globals, no json-c. Building json_objects for handlers
- * and routing on the envelope belong elsewhere (pxl_router.c).
+ * allocation, no globals, no json-c; UTF-8 rules are pxl_utf8's. Building
+ * json_objects for handlers and routing on the envelope belong elsewhere
+ * (pxl_router.c).
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "pxl_json.h"
+#include "pxl_text.h"
+#include "pxl_utf8.h"
 
 static bool is_ws(char c)
 {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_digit(char c)
-{
-        return c >= '0' && c <= '9';
 }
 
 static const char *skip_ws(const char *p, const char *end)
@@ -26,24 +24,13 @@ static const char *skip_ws(const char *p, const char *end)
         return p;
 }
 
-static int hexval(char c)
-{
-        if (is_digit(c))
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Four hex digits at p (the caller made sure they are there), or -1. */
 static long hex4(const char *p)
 {
         long v = 0;
 
         for (int i = 0; i < 4; i++) {
-                int h = hexval(p[i]);
+                int h = pxl_hexval(p[i]);
 
                 if (h < 0)
                         return -1;
@@ -52,51 +39,52 @@ static long hex4(const char *p)
         return v;
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at p (RFC 3629 table: no
- * overlongs, no surrogates, nothing above U+10FFFF), 0 if there is none.
- */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-        unsigned c = p[0];
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t n;
+#define ONES UINT64_C(0x0101010101010101)
 
-        if (c >= 0xc2 && c <= 0xdf)
-                n = 2;
-        else if (c >= 0xe0 && c <= 0xef)
-                n = 3;
-        else if (c >= 0xf0 && c <= 0xf4)
-                n = 4;
-        else
-                return 0;
-        if (c == 0xe0)
-                lo = 0xa0;
-        else if (c == 0xed)
-                hi = 0x9f;
-        else if (c == 0xf0)
-                lo = 0x90;
-        else if (c == 0xf4)
-                hi = 0x8f;
-        if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if ((p[i] & 0xc0) != 0x80)
-                        return 0;
-        return n;
+/*
+ * True when none of the 8 bytes at p is a quote, a backslash or a control
+ * character; their bits are then ORed into *seen. (x - ONES * k) & ~x has
+ * a high bit set exactly when some byte of x is below k (k <= 0x80).
+ */
+static bool plain8(const unsigned char *p, uint64_t *seen)
+{
+        uint64_t w, q, b;
+
+        memcpy(&w, p, sizeof(w)); /* legal at any alignment */
+        q = w ^ ONES * '"';
+        b = w ^ ONES * '\\';
+        if ((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) &
+            ONES * 0x80)
+                return false;
+        *seen |= w;
+        return true;
 }
 
-/* p is at the opening quote; returns just past the closing one, or NULL. */
+/*
+ * p is at the opening quote; returns just past the closing one, or NULL.
+ * Escapes are ASCII, so a string with any byte >= 0x80 in it is checked
+ * by pxl_utf8 in one go once its closing quote is found.
+ */
 static const char *scan_string(const char *s, const char *end)
 {
-        const unsigned char *p = (const unsigned char *)s + 1;
+        const unsigned char *b = (const unsigned char *)s + 1, *p = b;
         const unsigned char *e = (const unsigned char *)end;
+        uint64_t seen = 0;
 
         while (p < e) {
-                unsigned c = *p;
+                unsigned c;
 
-                if (c == '"')
+                if (e - p >= 8 && plain8(p, &seen)) {
+                        p += 8;
+                        continue;
+                }
+                c = *p;
+                if (c == '"') {
+                        if ((seen & ONES * 0x80) != 0 &&
+                            !pxl_utf8_valid(b, (size_t)(p - b)))
+                                return NULL;
                         return (const char *)p + 1;
+                }
                 if (c == '\\') {
                         if (e - p < 2)
                                 return NULL;
@@ -121,14 +109,9 @@ static const char *scan_string(const char *s, const char *end)
                         }
                 } else if (c < 0x20) {
                         return NULL;
-                } else if (c < 0x80) {
-                        p++;
                 } else {
-                        size_t n = utf8_seq(p, e);
-
-                        if (n == 0)
-                                return NULL;
-                        p += n;
+                        seen |= c;
+                        p++;
                 }
         }
         return NULL;
@@ -144,24 +127,24 @@ static const char *scan_number(const char *p, const char *end)
         if (*p == '0')
                 p++;
         else if (*p >= '1' && *p <= '9')
-                while (p < end && is_digit(*p))
+                while (p < end && pxl_is_digit(*p))
                         p++;
         else
                 return NULL;
         if (p < end && *p == '.') {
                 p++;
-                if (p == end || !is_digit(*p))
+                if (p == end || !pxl_is_digit(*p))
                         return NULL;
-                while (p < end && is_digit(*p))
+                while (p < end && pxl_is_digit(*p))
                         p++;
         }
         if (p < end && (*p == 'e' || *p == 'E')) {
                 p++;
                 if (p < end && (*p == '+' || *p == '-'))
                         p++;
-                if (p == end || !is_digit(*p))
+                if (p == end || !pxl_is_digit(*p))
                         return NULL;
-                while (p < end && is_digit(*p))
+                while (p < end && pxl_is_digit(*p))
                         p++;
         }
         return p;

@@ -81,22 +81,34 @@ static const uint8_t utf8_class[256] = {
 };
 
 /*
- * Rows are states, columns the classes in the order above:
- * ASCII 80-8F 90-9F A0-BF bad C2-DF E0 E1-EF ED F0 F1-F3 F4.
+ * The transitions in "shift" form: utf8_step[class] packs, for each state
+ * s, the next state times 6 at bits 6s..6s+5. A step is then
+ * s = utf8_step[utf8_class[byte]] >> s & 63 (s kept times 6): neither load
+ * depends on the state, so the chain from byte to byte is a shift and a
+ * mask rather than a table lookup. Columns are the states in enum order:
+ * ACCEPT NEED1 NEED2 E0 ED F0 NEED3 F4 REJECT.
  */
 #define R S_REJECT
-static const uint8_t utf8_next[S_COUNT][C_COUNT] = {
-        [S_ACCEPT] = {S_ACCEPT, R, R, R, R, S_NEED1, S_E0, S_NEED2, S_ED, S_F0,
-                      S_NEED3, S_F4},
-        [S_NEED1] = {R, S_ACCEPT, S_ACCEPT, S_ACCEPT, R, R, R, R, R, R, R, R},
-        [S_NEED2] = {R, S_NEED1, S_NEED1, S_NEED1, R, R, R, R, R, R, R, R},
-        [S_E0] = {R, R, R, S_NEED1, R, R, R, R, R, R, R, R},
-        [S_ED] = {R, S_NEED1, S_NEED1, R, R, R, R, R, R, R, R, R},
-        [S_F0] = {R, R, S_NEED2, S_NEED2, R, R, R, R, R, R, R, R},
-        [S_NEED3] = {R, S_NEED2, S_NEED2, S_NEED2, R, R, R, R, R, R, R, R},
-        [S_F4] = {R, S_NEED2, R, R, R, R, R, R, R, R, R, R},
-        [S_REJECT] = {R, R, R, R, R, R, R, R, R, R, R, R},
+#define ROW(a, n1, n2, e0, ed, f0, n3, f4)                                     \
+        ((uint64_t)(a)*6 | (uint64_t)(n1)*6 << 6 | (uint64_t)(n2)*6 << 12 |    \
+         (uint64_t)(e0)*6 << 18 | (uint64_t)(ed)*6 << 24 |                     \
+         (uint64_t)(f0)*6 << 30 | (uint64_t)(n3)*6 << 36 |                     \
+         (uint64_t)(f4)*6 << 42 | (uint64_t)R * 6 << 48)
+static const uint64_t utf8_step[C_COUNT] = {
+        [C_ASCII] = ROW(S_ACCEPT, R, R, R, R, R, R, R),
+        [C_CONT1] = ROW(R, S_ACCEPT, S_NEED1, R, S_NEED1, R, S_NEED2, S_NEED2),
+        [C_CONT2] = ROW(R, S_ACCEPT, S_NEED1, R, S_NEED1, S_NEED2, S_NEED2, R),
+        [C_CONT3] = ROW(R, S_ACCEPT, S_NEED1, S_NEED1, R, S_NEED2, S_NEED2, R),
+        [C_BAD] = ROW(R, R, R, R, R, R, R, R),
+        [C_LEAD2] = ROW(S_NEED1, R, R, R, R, R, R, R),
+        [C_E0] = ROW(S_E0, R, R, R, R, R, R, R),
+        [C_LEAD3] = ROW(S_NEED2, R, R, R, R, R, R, R),
+        [C_ED] = ROW(S_ED, R, R, R, R, R, R, R),
+        [C_F0] = ROW(S_F0, R, R, R, R, R, R, R),
+        [C_LEAD4] = ROW(S_NEED3, R, R, R, R, R, R, R),
+        [C_F4] = ROW(S_F4, R, R, R, R, R, R, R),
 };
+#undef ROW
 #undef R
 #undef A
 #undef X
@@ -113,42 +125,40 @@ static const uint8_t utf8_next[S_COUNT][C_COUNT] = {
 
 #define HIGH_BITS 0x8080808080808080ULL
 
+static uint64_t step(uint64_t s, uint8_t byte)
+{
+        return utf8_step[utf8_class[byte]] >> s & 63;
+}
+
 int pxl_utf8_feed(struct pxl_utf8 *u, const uint8_t *buf, size_t len)
 {
-        uint32_t s = u->state;
+        uint64_t s = (uint64_t)u->state * 6;
         size_t i = 0;
 
-        if (s >= S_REJECT)
+        if (u->state >= S_REJECT)
                 return -1;
-        while (i < len) {
-                /*
-                 * Chat traffic is mostly ASCII: at a boundary, skip 8 bytes
-                 * per step while no high bit is set (memcpy keeps the load
-                 * legal at any alignment). Only worth trying when the next
-                 * byte is ASCII, or non-Latin text would pay for it.
-                 */
-                if (s == S_ACCEPT && buf[i] < 0x80) {
-                        i++;
-                        while (len - i >= 8) {
-                                uint64_t w;
+        /*
+         * 8 bytes a step. Chat traffic is mostly ASCII: at a boundary, 8
+         * ASCII bytes are skipped with one test (memcpy keeps the load
+         * legal at any alignment). Otherwise the 8 steps run without a
+         * branch; REJECT is sticky, so checking once after them is enough.
+         */
+        while (len - i >= 8) {
+                uint64_t w;
 
-                                memcpy(&w, buf + i, sizeof(w));
-                                if (w & HIGH_BITS)
-                                        break;
-                                i += 8;
-                        }
-                        while (i < len && buf[i] < 0x80)
-                                i++;
-                        continue;
+                memcpy(&w, buf + i, sizeof(w));
+                if (s != 0 || (w & HIGH_BITS) != 0) {
+                        for (int k = 0; k < 8; k++)
+                                s = step(s, buf[i + k]);
+                        if (s == S_REJECT * 6)
+                                break;
                 }
-                s = utf8_next[s][utf8_class[buf[i++]]];
-                if (s == S_REJECT) {
-                        u->state = S_REJECT;
-                        return -1;
-                }
+                i += 8;
         }
-        u->state = s;
-        return 0;
+        for (; i < len && s != S_REJECT * 6; i++)
+                s = step(s, buf[i]);
+        u->state = (uint32_t)(s / 6);
+        return s == S_REJECT * 6 ? -1 : 0;
 }
 
 bool pxl_utf8_complete(const struct pxl_utf8 *u)

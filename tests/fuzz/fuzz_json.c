@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* json-c strict verdict: 1 accepted, 0 rejected, -1 "continue" at end. */
 static int jsonc_verdict(const char *s, size_t len)
 {
-        struct json_tokener *tok = json_tokener_new_ex(DEPTH);
+        /* json-c's depth counts one more level than ours (outer = 1). */
+        struct json_tokener *tok = json_tokener_new_ex(DEPTH + 1);
         struct json_object *o;
         enum json_tokener_error e;
         int v;

@@ -285,6 +285,9 @@ def main():
         C("Sec-WebSocket-Version: 8 -> 426 + Sec-WebSocket-Version: 13",
           expect_refusal, p, upgrade_request(key=new_key(), version="8"), 426,
           ("sec-websocket-version", "13"), "Upgrade Required")
+        C("missing Sec-WebSocket-Version -> 400 (a missing upgrade header)",
+          expect_refusal, p, upgrade_request(key=new_key(), version=None),
+          400)
         C("check order: POST to a wrong path -> 404", expect_refusal, p,
           upgrade_request(path="/x", method="POST", key=new_key()), 404)
         C("check order: version 8 on a wrong path -> 404", expect_refusal, p,

@@ -469,166 +469,125 @@ static int status_with(const char *name, const char *line)
 
 static void test_check_fields(void **state)
 {
+        static const struct {
+                const char *name, *line;
+                int status;
+        } t[] = {
+                {"", "", 0},
+                /* Host */
+                {"host", "", 400},
+                {"host", "Host:\r\n", 400},
+                /* Upgrade */
+                {"upgrade", "", 400},
+                {"upgrade", "Upgrade: h2c\r\n", 400},
+                {"upgrade", "Upgrade: websockets\r\n", 400},
+                {"upgrade", "Upgrade: WebSocket\r\n", 0},
+                {"upgrade", "Upgrade: h2c, websocket\r\n", 0},
+                /* Connection */
+                {"connection", "", 400},
+                {"connection", "Connection: close\r\n", 400},
+                {"connection", "Connection: keep-alive\r\n", 400},
+                {"connection", "Connection: upgraded\r\n", 400},
+                {"connection", "Connection: keep-alive,upgrade\r\n", 0},
+                {"connection", "Connection: UPGRADE , close\r\n", 0},
+                /* Sec-WebSocket-Key */
+                {"key", "", 400},
+                {"key", "Sec-WebSocket-Key:\r\n", 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n", 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n", 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===\r\n",
+                 400},
+                /* 15 and 17 bytes */
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n", 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==Zg==\r\n",
+                 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ!==\r\n", 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j-_==\r\n", 400},
+                {"key", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ===\r\n", 400},
+                {"key", "Sec-WebSocket-Key: ========================\r\n", 400},
+                {"key", "Sec-WebSocket-Key: +/+/+/+/+/+/+/+/+/+/+w==\r\n", 0},
+                /* Sec-WebSocket-Version: missing is 426 too (pxl_http.c) */
+                {"version", "", 400},
+                {"version", "Sec-WebSocket-Version: 8\r\n", 426},
+                {"version", "Sec-WebSocket-Version: 013\r\n", 426},
+                {"version", "Sec-WebSocket-Version: 13, 8\r\n", 426},
+                {"version", "Sec-WebSocket-Version:\r\n", 426},
+                {"version", "Sec-WebSocket-Version:  13 \r\n", 0},
+        };
+
         (void)state;
-        assert_int_equal(status_with("", ""), 0);
-        /* Host */
-        assert_int_equal(status_with("host", ""), 400);
-        assert_int_equal(status_with("host", "Host:\r\n"), 400);
-        /* Upgrade */
-        assert_int_equal(status_with("upgrade", ""), 400);
-        assert_int_equal(status_with("upgrade", "Upgrade: h2c\r\n"), 400);
-        assert_int_equal(status_with("upgrade", "Upgrade: websockets\r\n"),
-                         400);
-        assert_int_equal(status_with("upgrade", "Upgrade: WebSocket\r\n"), 0);
-        assert_int_equal(status_with("upgrade", "Upgrade: h2c, websocket\r\n"),
-                         0);
-        /* Connection */
-        assert_int_equal(status_with("connection", ""), 400);
-        assert_int_equal(status_with("connection", "Connection: close\r\n"),
-                         400);
-        assert_int_equal(
-                status_with("connection", "Connection: keep-alive\r\n"), 400);
-        assert_int_equal(status_with("connection", "Connection: upgraded\r\n"),
-                         400);
-        assert_int_equal(
-                status_with("connection", "Connection: keep-alive,upgrade\r\n"),
-                0);
-        assert_int_equal(
-                status_with("connection", "Connection: UPGRADE , close\r\n"),
-                0);
-        /* Sec-WebSocket-Key */
-        assert_int_equal(status_with("key", ""), 400);
-        assert_int_equal(status_with("key", "Sec-WebSocket-Key:\r\n"), 400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ===\r\n"),
-                400);
-        /* 15 and 17 bytes */
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n"),
-                400);
-        assert_int_equal(
-                status_with(
-                        "key",
-                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==Zg==\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ!==\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j-_==\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ===\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: ========================\r\n"),
-                400);
-        assert_int_equal(
-                status_with("key",
-                            "Sec-WebSocket-Key: +/+/+/+/+/+/+/+/+/+/+w==\r\n"),
-                0);
-        /* Sec-WebSocket-Version: missing is 426 as well (see pxl_http.c) */
-        assert_int_equal(status_with("version", ""), 426);
-        assert_int_equal(status_with("version", "Sec-WebSocket-Version: 8\r\n"),
-                         426);
-        assert_int_equal(
-                status_with("version", "Sec-WebSocket-Version: 013\r\n"), 426);
-        assert_int_equal(
-                status_with("version", "Sec-WebSocket-Version: 13, 8\r\n"),
-                426);
-        assert_int_equal(status_with("version", "Sec-WebSocket-Version:\r\n"),
-                         426);
-        assert_int_equal(
-                status_with("version", "Sec-WebSocket-Version:  13 \r\n"), 0);
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+                int got = status_with(t[i].name, t[i].line);
+
+                if (got != t[i].status)
+                        print_error("%s: %s\n", t[i].name, t[i].line);
+                assert_int_equal(got, t[i].status);
+        }
 }
+
+/* The lines a valid upgrade to "/ws" has besides its key and version. */
+#define UPGRADE_LINES "Host: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+#define SAMPLE_KEY    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 
 static void test_check_order(void **state)
 {
-        (void)state;
-        /* Path comes first, even for requests that are bad otherwise. */
-        assert_int_equal(
-                status_of("GET /other HTTP/1.1\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 8\r\n\r\n"),
-                404);
-        assert_int_equal(status_of("POST /nope HTTP/1.0\r\n\r\n"), 404);
-        assert_int_equal(status_of("GET /ws/ HTTP/1.1\r\n\r\n"), 404);
-        assert_int_equal(status_of("GET /wsfoo HTTP/1.1\r\n\r\n"), 404);
-        assert_int_equal(status_of("GET /WS HTTP/1.1\r\n\r\n"), 404);
-        assert_int_equal(status_of("GET /w HTTP/1.1\r\n\r\n"), 404);
-        assert_int_equal(status_of("GET /ws/../ws HTTP/1.1\r\n\r\n"), 404);
-        assert_int_equal(status_of("GET http://h/ws/ HTTP/1.1\r\n\r\n"), 404);
+        static const struct {
+                const char *head;
+                int status;
+        } t[] = {
+                /* Path first, even for requests that are bad otherwise. */
+                {"GET /other HTTP/1.1\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 8\r\n\r\n",
+                 404},
+                {"POST /nope HTTP/1.0\r\n\r\n", 404},
+                {"GET /ws/ HTTP/1.1\r\n\r\n", 404},
+                {"GET /wsfoo HTTP/1.1\r\n\r\n", 404},
+                {"GET /WS HTTP/1.1\r\n\r\n", 404},
+                {"GET /w HTTP/1.1\r\n\r\n", 404},
+                {"GET /ws/../ws HTTP/1.1\r\n\r\n", 404},
+                {"GET http://h/ws/ HTTP/1.1\r\n\r\n", 404},
+                /* A plain GET /ws is 400. */
+                {"GET /ws HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+                /* Method (case-sensitive), then version; both before 426. */
+                {"POST /ws HTTP/1.1\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 400},
+                {"get /ws HTTP/1.1\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 400},
+                {"GET /ws HTTP/1.0\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 8\r\n\r\n",
+                 400},
+                {"GET /ws HTTP/0.9\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 400},
+                {"GET /ws HTTP/1.2\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 0},
+                /* A bad key and a bad version: 400 wins. */
+                {"GET /ws HTTP/1.1\r\n" UPGRADE_LINES
+                 "Sec-WebSocket-Key: short==\r\n"
+                 "Sec-WebSocket-Version: 8\r\n\r\n",
+                 400},
+                /* Duplicate version: malformed, so 400 rather than 426. */
+                {"GET /ws HTTP/1.1\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 8\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n",
+                 400},
+                /* Version 8 is 426. */
+                {"GET /ws HTTP/1.1\r\n" UPGRADE_LINES SAMPLE_KEY
+                 "Sec-WebSocket-Version: 8\r\n\r\n",
+                 426},
+        };
 
-        /* A plain GET /ws is 400. */
-        assert_int_equal(status_of("GET /ws HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
-        /* Method, case-sensitive; then HTTP version; both before 426. */
-        assert_int_equal(
-                status_of("POST /ws HTTP/1.1\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n"),
-                400);
-        assert_int_equal(
-                status_of("get /ws HTTP/1.1\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n"),
-                400);
-        assert_int_equal(
-                status_of("GET /ws HTTP/1.0\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 8\r\n\r\n"),
-                400);
-        assert_int_equal(
-                status_of("GET /ws HTTP/0.9\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n"),
-                400);
-        assert_int_equal(
-                status_of("GET /ws HTTP/1.2\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n"),
-                0);
-        /* A bad key and a bad version: 400 wins. */
-        assert_int_equal(
-                status_of("GET /ws HTTP/1.1\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: short==\r\n"
-                          "Sec-WebSocket-Version: 8\r\n\r\n"),
-                400);
-        /* Duplicate version: malformed, so 400 rather than 426. */
-        assert_int_equal(
-                status_of("GET /ws HTTP/1.1\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 8\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n"),
-                400);
-        /* Version 8 is 426. */
-        assert_int_equal(
-                status_of("GET /ws HTTP/1.1\r\nHost: a\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 8\r\n\r\n"),
-                426);
+        (void)state;
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+                int got = status_of(t[i].head);
+
+                if (got != t[i].status)
+                        print_error("%s\n", t[i].head);
+                assert_int_equal(got, t[i].status);
+        }
 }
 
 static void test_check_other_paths(void **state)

@@ -267,8 +267,62 @@ static enum pxl_envelope_status env_of(const char *s, struct pxl_envelope *e)
         return pxl_json_envelope(s, strlen(s), 64, e);
 }
 
+/* A member value and the span it should give (NULL: none is recorded). */
+struct member {
+        const char *value;
+        enum pxl_json_kind kind;
+        const char *span;
+};
+
+/* Each {"type":"a","action":"b","<key>":<value>} is OK with <key>'s span. */
+static void check_members(const char *key, const struct member *t, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct pxl_envelope e;
+                char doc[128];
+
+                snprintf(doc, sizeof(doc),
+                         "{\"type\":\"a\",\"action\":\"b\",\"%s\":%s}", key,
+                         t[i].value);
+                assert_int_equal(env_of(doc, &e), PXL_ENV_OK);
+                assert_span(strcmp(key, "data") == 0 ? e.data : e.request_id,
+                            t[i].kind, t[i].span);
+        }
+}
+
+#define CHECK_MEMBERS(key, t) check_members(key, t, sizeof(t) / sizeof(t[0]))
+
+/* Statuses of whole documents. */
+struct env_case {
+        const char *doc;
+        enum pxl_envelope_status status;
+};
+
+static void check_statuses(const struct env_case *t, size_t n)
+{
+        struct pxl_envelope e;
+
+        for (size_t i = 0; i < n; i++) {
+                enum pxl_envelope_status got = env_of(t[i].doc, &e);
+
+                if (got != t[i].status)
+                        print_error("%s\n", t[i].doc);
+                assert_int_equal(got, t[i].status);
+        }
+}
+
+#define CHECK_STATUSES(t) check_statuses(t, sizeof(t) / sizeof(t[0]))
+
 static void test_envelope_ok(void **state)
 {
+        static const struct member data[] = {
+                {"null", PXL_JSON_NULL, "null"},
+                {"[[]]", PXL_JSON_ARRAY, "[[]]"},
+                {"-1.5", PXL_JSON_NUMBER, "-1.5"},
+                {"true", PXL_JSON_TRUE, "true"},
+                {"false", PXL_JSON_FALSE, "false"},
+                {"\"\"", PXL_JSON_STRING, "\"\""},
+        };
         struct pxl_envelope e;
 
         (void)state;
@@ -290,30 +344,7 @@ static void test_envelope_ok(void **state)
         assert_span(e.data, PXL_JSON_OBJECT, "{\"x\":[1,2]}");
         assert_span(e.request_id, PXL_JSON_STRING, "\"r-1\"");
 
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"data\":null}", &e),
-                PXL_ENV_OK);
-        assert_span(e.data, PXL_JSON_NULL, "null");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"data\":[[]]}", &e),
-                PXL_ENV_OK);
-        assert_span(e.data, PXL_JSON_ARRAY, "[[]]");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"data\":-1.5}", &e),
-                PXL_ENV_OK);
-        assert_span(e.data, PXL_JSON_NUMBER, "-1.5");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"data\":true}", &e),
-                PXL_ENV_OK);
-        assert_span(e.data, PXL_JSON_TRUE, "true");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"data\":false}", &e),
-                PXL_ENV_OK);
-        assert_span(e.data, PXL_JSON_FALSE, "false");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"data\":\"\"}", &e),
-                PXL_ENV_OK);
-        assert_span(e.data, PXL_JSON_STRING, "\"\"");
+        CHECK_MEMBERS("data", data);
 
         /* Spans are raw text: escapes stay escaped. */
         assert_int_equal(
@@ -325,6 +356,15 @@ static void test_envelope_ok(void **state)
 
 static void test_envelope_keys(void **state)
 {
+        /* Keys that only look like "type". */
+        static const struct env_case not_type[] = {
+                {"{\"t\\/ype\":\"a\",\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\\u0000\":\"a\",\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"Type\":\"a\",\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type \":\"a\",\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"typetypetypetypetypetype\":\"a\",\"action\":\"b\"}",
+                 PXL_ENV_NO_TYPE},
+        };
         struct pxl_envelope e;
 
         (void)state;
@@ -335,18 +375,7 @@ static void test_envelope_keys(void **state)
                          PXL_ENV_OK);
         assert_span(e.type, PXL_JSON_STRING, "\"a\"");
         assert_span(e.request_id, PXL_JSON_NUMBER, "5");
-        assert_int_equal(env_of("{\"t\\/ype\":\"a\",\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\\u0000\":\"a\",\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"Type\":\"a\",\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type \":\"a\",\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"typetypetypetypetypetype\":\"a\","
-                                "\"action\":\"b\"}",
-                                &e),
-                         PXL_ENV_NO_TYPE);
+        CHECK_STATUSES(not_type);
 
         /* The last occurrence wins, as in json-c. */
         assert_int_equal(
@@ -403,6 +432,23 @@ static void test_envelope_order(void **state)
                 "true",    "false",
                 "[]",      "[{\"type\":\"a\",\"action\":\"b\"}]",
         };
+        static const struct env_case missing[] = {
+                {"{}", PXL_ENV_NO_TYPE},
+                {"{\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\":\"\",\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\":1,\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\":null,\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\":[\"a\"],\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\":{},\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                {"{\"type\":true,\"action\":\"b\"}", PXL_ENV_NO_TYPE},
+                /* type is checked before action. */
+                {"{\"action\":\"\",\"type\":\"\"}", PXL_ENV_NO_TYPE},
+                {"{\"action\":1}", PXL_ENV_NO_TYPE},
+                {"{\"type\":\"a\",\"action\":\"\"}", PXL_ENV_NO_ACTION},
+                {"{\"type\":\"a\",\"action\":false}", PXL_ENV_NO_ACTION},
+                {"{\"type\":\"a\",\"action\":0}", PXL_ENV_NO_ACTION},
+                {"{\"type\":\"a\",\"action\":null}", PXL_ENV_NO_ACTION},
+        };
         struct pxl_envelope e;
 
         (void)state;
@@ -422,35 +468,9 @@ static void test_envelope_order(void **state)
                 assert_span(e.request_id, PXL_JSON_NONE, NULL);
         }
 
-        assert_int_equal(env_of("{}", &e), PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"action\":\"b\"}", &e), PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\":\"\",\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\":1,\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\":null,\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\":[\"a\"],\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\":{},\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"type\":true,\"action\":\"b\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        /* type is checked before action. */
-        assert_int_equal(env_of("{\"action\":\"\",\"type\":\"\"}", &e),
-                         PXL_ENV_NO_TYPE);
-        assert_int_equal(env_of("{\"action\":1}", &e), PXL_ENV_NO_TYPE);
-
+        CHECK_STATUSES(missing);
         assert_int_equal(env_of("{\"type\":\"a\"}", &e), PXL_ENV_NO_ACTION);
         assert_span(e.type, PXL_JSON_STRING, "\"a\"");
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"\"}", &e),
-                         PXL_ENV_NO_ACTION);
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":false}", &e),
-                         PXL_ENV_NO_ACTION);
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":0}", &e),
-                         PXL_ENV_NO_ACTION);
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":null}", &e),
-                         PXL_ENV_NO_ACTION);
 
         /* Depth applies to the envelope too. */
         assert_int_equal(pxl_json_envelope(S("{\"type\":\"a\",\"action\":\"b\","
@@ -465,60 +485,24 @@ static void test_envelope_order(void **state)
 
 static void test_envelope_request_id(void **state)
 {
+        static const struct member ids[] = {
+                {"\"abc\"", PXL_JSON_STRING, "\"abc\""},
+                {"42", PXL_JSON_NUMBER, "42"},
+                {"0", PXL_JSON_NUMBER, "0"},
+                {"\"\"", PXL_JSON_STRING, "\"\""},
+                {"-1.5e300", PXL_JSON_NUMBER, "-1.5e300"},
+                {"18446744073709551616", PXL_JSON_NUMBER,
+                 "18446744073709551616"},
+                /* Other types are ignored. */
+                {"{\"x\":1}", PXL_JSON_NONE, NULL},
+                {"null", PXL_JSON_NONE, NULL},
+                {"[1]", PXL_JSON_NONE, NULL},
+                {"true", PXL_JSON_NONE, NULL},
+        };
         struct pxl_envelope e;
 
         (void)state;
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"b\","
-                                "\"requestId\":\"abc\"}",
-                                &e),
-                         PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_STRING, "\"abc\"");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"requestId\":42}",
-                       &e),
-                PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NUMBER, "42");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"requestId\":0}", &e),
-                PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NUMBER, "0");
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"requestId\":\"\"}",
-                       &e),
-                PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_STRING, "\"\"");
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"b\","
-                                "\"requestId\":-1.5e300}",
-                                &e),
-                         PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NUMBER, "-1.5e300");
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"b\","
-                                "\"requestId\":18446744073709551616}",
-                                &e),
-                         PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NUMBER, "18446744073709551616");
-
-        /* Other types are ignored. */
-        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"b\","
-                                "\"requestId\":{\"x\":1}}",
-                                &e),
-                         PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NONE, NULL);
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"requestId\":null}",
-                       &e),
-                PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NONE, NULL);
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"requestId\":[1]}",
-                       &e),
-                PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NONE, NULL);
-        assert_int_equal(
-                env_of("{\"type\":\"a\",\"action\":\"b\",\"requestId\":true}",
-                       &e),
-                PXL_ENV_OK);
-        assert_span(e.request_id, PXL_JSON_NONE, NULL);
+        CHECK_MEMBERS("requestId", ids);
 
         /* Filled for the error replies too. */
         assert_int_equal(env_of("{\"requestId\":7}", &e), PXL_ENV_NO_TYPE);

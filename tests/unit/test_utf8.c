@@ -16,6 +16,9 @@
 
 #include "pxl_utf8.h"
 
+/* The reference decoder, shared with the fuzzers. */
+#include "../fuzz/ref_utf8.h"
+
 /* Outcomes in the vector tables besides a fail position (>= 0). */
 #define OK         (-1) /* valid and complete */
 #define INCOMPLETE (-2) /* no bad byte, but it stops inside a character */
@@ -31,50 +34,6 @@ struct vec {
         {                                                                      \
                 name, s, sizeof(s) - 1, expect                                 \
         }
-
-/*
- * A deliberately different implementation: decode, then check the value.
- * It only says valid/invalid for a whole buffer.
- */
-static bool ref_valid(const uint8_t *s, size_t n)
-{
-        size_t i = 0;
-
-        while (i < n) {
-                uint32_t c = s[i], min;
-                size_t k, j;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                } else if ((c & 0xe0) == 0xc0) {
-                        k = 1;
-                        c &= 0x1f;
-                        min = 0x80;
-                } else if ((c & 0xf0) == 0xe0) {
-                        k = 2;
-                        c &= 0x0f;
-                        min = 0x800;
-                } else if ((c & 0xf8) == 0xf0) {
-                        k = 3;
-                        c &= 0x07;
-                        min = 0x10000;
-                } else {
-                        return false;
-                }
-                if (n - i - 1 < k)
-                        return false;
-                for (j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return false;
-                        c = c << 6 | (s[i + j] & 0x3f);
-                }
-                if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-                        return false;
-                i += k + 1;
-        }
-        return true;
-}
 
 static size_t encode(uint32_t cp, uint8_t *out)
 {

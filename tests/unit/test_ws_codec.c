@@ -383,6 +383,16 @@ static void expect_error_within(const struct run *cfg, const uint8_t *in,
         }
 }
 
+/* A stream of one client frame (masked, C string payload) that fails. */
+static void expect_frame_error(uint8_t b0, const char *payload, uint16_t code)
+{
+        struct sb s = {0};
+
+        sb_cf(&s, b0, payload);
+        expect_error(&server, &s, code);
+        sb_free(&s);
+}
+
 static void expect_item(const struct rec *r, size_t i,
                         enum pxl_ws_event_type type, uint8_t opcode,
                         const void *data, size_t len)
@@ -754,9 +764,7 @@ static void test_continuation_without_message(void **state)
         expect_error(&server, &s, 1002);
         expect_error_within(&server, s.p, 1, 1002);
         sb_free(&s);
-        sb_cf(&s, OP_C, "x");
-        expect_error(&server, &s, 1002);
-        sb_free(&s);
+        expect_frame_error(OP_C, "x", 1002);
         /* after a finished message there is nothing to continue */
         sb_cf(&s, FIN | OP_T, "done");
         sb_cf(&s, FIN | OP_C, "x");
@@ -1064,19 +1072,11 @@ static void test_text_utf8(void **state)
         struct rec r;
 
         (void)state;
-        sb_cf(&s, FIN | OP_T, "ok \xff");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
+        expect_frame_error(FIN | OP_T, "ok \xff", 1007);
         /* overlong, surrogate, too big */
-        sb_cf(&s, FIN | OP_T, "\xc0\xaf");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
-        sb_cf(&s, FIN | OP_T, "\xed\xa0\x80");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
-        sb_cf(&s, FIN | OP_T, "\xf4\x90\x80\x80");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
+        expect_frame_error(FIN | OP_T, "\xc0\xaf", 1007);
+        expect_frame_error(FIN | OP_T, "\xed\xa0\x80", 1007);
+        expect_frame_error(FIN | OP_T, "\xf4\x90\x80\x80", 1007);
         /* a character split across fragments, with a ping between */
         sb_cf(&s, OP_T, "\xce");
         sb_cf(&s, FIN | OP_P, "");
@@ -1093,9 +1093,7 @@ static void test_text_utf8(void **state)
         expect_error(&server, &s, 1007);
         sb_free(&s);
         /* incomplete at the end of the message */
-        sb_cf(&s, FIN | OP_T, "abc\xe2\x82");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
+        expect_frame_error(FIN | OP_T, "abc\xe2\x82", 1007);
         sb_cf(&s, OP_T, "abc\xe2\x82");
         sb_cf(&s, FIN | OP_C, "");
         expect_error(&server, &s, 1007);
@@ -1206,18 +1204,10 @@ static void test_close_frames(void **state)
         expect_error_within(&server, s.p, 2, 1002);
         sb_free(&s);
         /* bad code, bad reason, both (the code is checked first) */
-        sb_cf(&s, FIN | OP_X, "\x03\xed");
-        expect_error(&server, &s, 1002);
-        sb_free(&s);
-        sb_cf(&s, FIN | OP_X, "\x03\xe8\xff");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
-        sb_cf(&s, FIN | OP_X, "\x03\xe8\xce");
-        expect_error(&server, &s, 1007);
-        sb_free(&s);
-        sb_cf(&s, FIN | OP_X, "\x03\xedz\xff");
-        expect_error(&server, &s, 1002);
-        sb_free(&s);
+        expect_frame_error(FIN | OP_X, "\x03\xed", 1002);
+        expect_frame_error(FIN | OP_X, "\x03\xe8\xff", 1007);
+        expect_frame_error(FIN | OP_X, "\x03\xe8\xce", 1007);
+        expect_frame_error(FIN | OP_X, "\x03\xedz\xff", 1002);
         sb_cf(&s, FIN | OP_X,
               "\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc"
               "\xce\xb5");
@@ -1632,9 +1622,22 @@ static void test_mask(void **state)
 
 static void test_close_payload(void **state)
 {
+        static const struct {
+                const char *prefix, *ch;
+                size_t count, kept;
+        } cuts[] = {
+                /* 2-byte characters: 61 of them (122 bytes), not 61.5 */
+                {"", "\xc3\xa9", 70, 122},
+                /* 3-byte characters: exactly 41 fit */
+                {"", "\xe2\x82\xac", 50, 123},
+                /* 4-byte characters: 30 of them (120 bytes) */
+                {"", "\xf0\x9f\x98\x80", 40, 120},
+                /* a 4-byte character straddling 123 after one ASCII byte */
+                {"x", "\xf0\x9f\x98\x80", 40, 121},
+        };
         uint8_t out[PXL_WS_MAX_CONTROL + 8];
         char in[400];
-        size_t n, i;
+        size_t n, i, k;
 
         (void)state;
         n = pxl_ws_close_payload(out, 1000, "bye");
@@ -1666,35 +1669,15 @@ static void test_close_payload(void **state)
         assert_int_equal(pxl_ws_close_payload(out, 1000, in), 125);
         assert_int_equal(out[125], 0xee);
 
-        /* 2-byte characters: 61 of them (122 bytes), not 61.5 */
-        in[0] = '\0';
-        for (i = 0; i < 70; i++)
-                strcat(in, "\xc3\xa9");
-        n = pxl_ws_close_payload(out, 1000, in);
-        assert_int_equal(n, 2 + 122);
-        assert_true(pxl_utf8_valid(out + 2, n - 2));
-        /* 3-byte characters: exactly 41 fit */
-        in[0] = '\0';
-        for (i = 0; i < 50; i++)
-                strcat(in, "\xe2\x82\xac");
-        n = pxl_ws_close_payload(out, 1000, in);
-        assert_int_equal(n, 2 + 123);
-        assert_true(pxl_utf8_valid(out + 2, n - 2));
-        /* 4-byte characters: 30 of them (120 bytes) */
-        in[0] = '\0';
-        for (i = 0; i < 40; i++)
-                strcat(in, "\xf0\x9f\x98\x80");
-        n = pxl_ws_close_payload(out, 1000, in);
-        assert_int_equal(n, 2 + 120);
-        assert_true(pxl_utf8_valid(out + 2, n - 2));
-        /* a 4-byte character straddling 123 after one ASCII byte */
-        in[0] = 'x';
-        in[1] = '\0';
-        for (i = 0; i < 40; i++)
-                strcat(in, "\xf0\x9f\x98\x80");
-        n = pxl_ws_close_payload(out, 1000, in);
-        assert_int_equal(n, 2 + 121);
-        assert_true(pxl_utf8_valid(out + 2, n - 2));
+        /* Longer non-ASCII reasons are cut at a character boundary. */
+        for (i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+                strcpy(in, cuts[i].prefix);
+                for (k = 0; k < cuts[i].count; k++)
+                        strcat(in, cuts[i].ch);
+                n = pxl_ws_close_payload(out, 1000, in);
+                assert_int_equal(n, 2 + cuts[i].kept);
+                assert_true(pxl_utf8_valid(out + 2, n - 2));
+        }
         /* a short non-ASCII reason is kept whole */
         n = pxl_ws_close_payload(out, 1001, "\xe2\x82\xac");
         assert_int_equal(n, 5);
