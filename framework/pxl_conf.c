@@ -17,7 +17,14 @@
 
 #define MiB (1024 * 1024)
 
-enum key_type { KEY_INT, KEY_BOOL, KEY_STRING, KEY_GROUP, KEY_LIST };
+enum key_type {
+        KEY_INT,
+        KEY_BOOL,
+        KEY_STRING,
+        KEY_GROUP,
+        KEY_LIST,    /* plugins */
+        KEY_STRINGS, /* a list or array of strings, stored NULL-terminated */
+};
 
 typedef const char *key_check_fn(struct pxl_config *conf, const char *value);
 
@@ -32,7 +39,8 @@ struct conf_key {
         const char *help;
 };
 
-static key_check_fn check_log_level, check_log_format, check_path;
+static key_check_fn check_log_level, check_log_format, check_path,
+        check_secret_encoding, check_algorithm, check_visible_to;
 
 #define F(field)                                                               \
         offsetof(struct pxl_config, field),                                    \
@@ -94,7 +102,97 @@ static const struct conf_key conf_keys[] = {
          "err, warn, notice, info or debug"},
         {"log.format", KEY_STRING, 1, 16, NOF, check_log_format, "\"logfmt\"",
          "logfmt or json"},
+        {"listen.origins", KEY_STRINGS, 1, 4096, F(origins), NULL, "any",
+         "allowed Origin header values (exact match); others get 403"},
+        {"auth", KEY_GROUP, 0, 0, NOF, NULL, NULL, "authentication of upgrade requests"},
+        {"auth.jwt", KEY_GROUP, 0, 0, NOF, NULL, NULL,
+         "JWT bearer tokens, checked before the 101"},
+        {"auth.jwt.secret", KEY_STRING, 1, 4096, F(auth.secret), NULL, NULL,
+         "HMAC secret for HS256/HS384/HS512"},
+        {"auth.jwt.secret_encoding", KEY_STRING, 1, 16, NOF,
+         check_secret_encoding, "\"raw\"",
+         "raw, or base64url (decoded first, as the Node.js framework does)"},
+        {"auth.jwt.public_key", KEY_STRING, 1, 4095, F(auth.public_key), NULL,
+         NULL, "PEM public key file for RS256/RS384/RS512/ES256/ES384/ES512"},
+        {"auth.jwt.algorithm", KEY_STRING, 1, 16, F(auth.algorithm),
+         check_algorithm, "\"HS256\"",
+         "the one algorithm accepted; tokens naming another (or none) get 401"},
+        {"auth.jwt.required", KEY_BOOL, 0, 1, F(auth.required), NULL, "false",
+         "refuse upgrades without a token (401)"},
+        {"auth.jwt.issuer", KEY_STRING, 1, 1024, F(auth.issuer), NULL, NULL,
+         "required iss claim"},
+        {"auth.jwt.audience", KEY_STRING, 1, 1024, F(auth.audience), NULL,
+         NULL, "required aud claim (a string, or one of an array)"},
+        {"auth.jwt.leeway", KEY_INT, 0, 3600, F(auth.leeway), NULL, "0",
+         "seconds of clock skew allowed on exp and nbf"},
+        {"rooms", KEY_GROUP, 0, 0, NOF, NULL, NULL, "rooms"},
+        {"rooms.multiple", KEY_BOOL, 0, 1, F(rooms.multiple), NULL, "true",
+         "a client may be in several rooms; false: joining leaves the current one"},
+        {"rooms.max_name_length", KEY_INT, 1, 65535, F(rooms.max_name_length),
+         NULL, "128", "longest room name in bytes"},
+        {"rooms.max_per_client", KEY_INT, 1, 65535, F(rooms.max_per_client),
+         NULL, "64", "rooms one client may be in at once"},
+        {"rooms.notify_members", KEY_BOOL, 0, 1, F(rooms.notify_members), NULL,
+         "false", "tell members when a client joins or leaves their room"},
+        {"rooms.members_visible_to", KEY_STRING, 1, 16, NOF, check_visible_to,
+         "\"all\"", "all, or members (who may ask system/roomMembers)"},
+        {"presence", KEY_GROUP, 0, 0, NOF, NULL, NULL, "presence lists"},
+        {"presence.client_list", KEY_BOOL, 0, 1, F(presence_client_list), NULL,
+         "false", "send every client the clientList frame on each change (O(clients) frames)"},
+        {"presence.include_payload", KEY_BOOL, 0, 1,
+         F(presence_include_payload), NULL, "false",
+         "include each client's JWT payload in clientList"},
+        {"inactivity", KEY_GROUP, 0, 0, NOF, NULL, NULL, "closing idle clients"},
+        {"inactivity.max_idle", KEY_INT, 0, 86400 * 365, F(max_idle), NULL,
+         "0", "seconds without a message or ping before close 4000 (0 = never)"},
+        {"inactivity.check_interval", KEY_INT, 1, 86400, F(check_interval),
+         NULL, "60", "seconds between idle checks"},
+        {"heartbeat", KEY_GROUP, 0, 0, NOF, NULL, NULL, "dead-peer detection"},
+        {"heartbeat.interval", KEY_INT, 0, 86400, F(heartbeat_interval), NULL,
+         "0", "seconds between server pings (0 = off)"},
+        {"heartbeat.timeout", KEY_INT, 1, 86400, F(heartbeat_timeout), NULL,
+         "30", "seconds to wait for a pong before close 4001"},
+        {"metrics", KEY_GROUP, 0, 0, NOF, NULL, NULL, "live metrics"},
+        {"metrics.log_interval", KEY_INT, 0, 86400, F(metrics_log_interval),
+         NULL, "0", "seconds between metrics log lines (0 = never)"},
 };
+
+static const char *check_secret_encoding(struct pxl_config *conf,
+                                         const char *v)
+{
+        if (strcmp(v, "raw") == 0)
+                conf->auth.secret_base64url = false;
+        else if (strcmp(v, "base64url") == 0)
+                conf->auth.secret_base64url = true;
+        else
+                return "must be raw or base64url";
+        return NULL;
+}
+
+static const char *check_algorithm(struct pxl_config *conf, const char *v)
+{
+        static const char *const algs[] = {"HS256", "HS384", "HS512",
+                                           "RS256", "RS384", "RS512",
+                                           "ES256", "ES384", "ES512"};
+
+        (void)conf;
+        for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++)
+                if (strcmp(v, algs[i]) == 0)
+                        return NULL;
+        return "must be one of HS256, HS384, HS512, RS256, RS384, RS512, "
+               "ES256, ES384, ES512";
+}
+
+static const char *check_visible_to(struct pxl_config *conf, const char *v)
+{
+        if (strcmp(v, "all") == 0)
+                conf->rooms.members_visible_to_all = true;
+        else if (strcmp(v, "members") == 0)
+                conf->rooms.members_visible_to_all = false;
+        else
+                return "must be all or members";
+        return NULL;
+}
 
 static const char *check_log_level(struct pxl_config *conf, const char *v)
 {
@@ -199,8 +297,8 @@ static const char *type_name(int t)
         }
 }
 
-static const char *const key_type_names[] = {"integer", "boolean", "string",
-                                            "group", "list"};
+static const char *const key_type_names[] = {
+        "integer", "boolean", "string", "group", "list", "strings"};
 
 static void store_int(void *field, size_t width, long long v)
 {
@@ -214,6 +312,13 @@ static void store_int(void *field, size_t width, long long v)
         default:
                 abort(); /* a table entry with a field we cannot store */
         }
+}
+
+static void free_strings(char **v)
+{
+        for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+                free(v[i]);
+        free(v);
 }
 
 static char *dup_or_oom(struct loader *ld, const char *s)
@@ -403,6 +508,35 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                 }
                 return;
         }
+        case KEY_STRINGS: {
+                int n = config_setting_length(s);
+                char **v;
+
+                if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+                        conf_error(ld, s, key, "expected a list of strings, got %s", type_name(t));
+                        return;
+                }
+                v = calloc((size_t)n + 1, sizeof(*v));
+                if (v == NULL) {
+                        conf_error(ld, s, key, "out of memory");
+                        return;
+                }
+                free_strings(*(char ***)field);
+                *(char ***)field = v;
+                for (int i = 0; i < n; i++) {
+                        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+                        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                                conf_error(ld, e, key, "element %d: expected a string, got %s",
+                                           i, type_name(config_setting_type(e)));
+                                continue;
+                        }
+                        v[i] = dup_or_oom(ld, config_setting_get_string(e));
+                        if (v[i] == NULL)
+                                return;
+                }
+                return;
+        }
         case KEY_LIST:
                 if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
                         conf_error(ld, s, key,
@@ -453,6 +587,32 @@ static void load_group(struct loader *ld, const config_setting_t *group,
         }
 }
 
+/* The key must suit the algorithm: a secret for HS*, a public key else. */
+static void check_auth(struct loader *ld)
+{
+        struct pxl_config *conf = ld->conf;
+        const config_setting_t *jwt = config_lookup(&conf->cfg, "auth.jwt");
+        bool hmac = conf->auth.algorithm[0] == 'H';
+
+        conf->auth.enabled = jwt != NULL;
+        if (jwt == NULL)
+                return;
+        if (hmac && conf->auth.secret == NULL)
+                conf_error(ld, jwt, "auth.jwt", "%s needs a secret",
+                           conf->auth.algorithm);
+        else if (!hmac && conf->auth.public_key == NULL)
+                conf_error(ld, jwt, "auth.jwt", "%s needs a public_key",
+                           conf->auth.algorithm);
+        else if (hmac && conf->auth.public_key != NULL)
+                conf_error(ld, jwt, "auth.jwt",
+                           "public_key is for RS/ES algorithms, not %s",
+                           conf->auth.algorithm);
+        else if (!hmac && conf->auth.secret != NULL)
+                conf_error(ld, jwt, "auth.jwt",
+                           "secret is for HS algorithms, not %s",
+                           conf->auth.algorithm);
+}
+
 /* Files named in the app file are relative to it, like plugins. */
 static void relative_to_app(struct loader *ld, char **path)
 {
@@ -481,7 +641,14 @@ static int set_defaults(struct pxl_config *c)
         c->limits.max_output_bytes = 8 * MiB;
         c->log_level = PXL_LOG_INFO;
         c->log_format = PXL_LOG_LOGFMT;
-        return c->host && c->path ? 0 : PXL_ENOMEM;
+        c->rooms.multiple = true;
+        c->rooms.max_name_length = 128;
+        c->rooms.max_per_client = 64;
+        c->rooms.members_visible_to_all = true;
+        c->check_interval = 60;
+        c->heartbeat_timeout = 30;
+        c->auth.algorithm = strdup("HS256");
+        return c->host && c->path && c->auth.algorithm ? 0 : PXL_ENOMEM;
 }
 
 static struct pxl_config *load(const char *file, const char *text,
@@ -547,6 +714,8 @@ static struct pxl_config *load(const char *file, const char *text,
                            "listen.tls", "needs both certificate and key");
         relative_to_app(&ld, &conf->tls_cert);
         relative_to_app(&ld, &conf->tls_key);
+        relative_to_app(&ld, &conf->auth.public_key);
+        check_auth(&ld);
         if (conf->limits.max_frame_size > conf->limits.max_message_size)
                 conf_error(&ld,
                            config_lookup(&conf->cfg, "limits.max_frame_size"),
@@ -583,6 +752,12 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->path);
         free(conf->tls_cert);
         free(conf->tls_key);
+        free_strings(conf->origins);
+        free(conf->auth.secret);
+        free(conf->auth.public_key);
+        free(conf->auth.algorithm);
+        free(conf->auth.issuer);
+        free(conf->auth.audience);
         config_destroy(&conf->cfg);
         free(conf);
 }

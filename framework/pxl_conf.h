@@ -23,6 +23,27 @@ struct pxl_limits {
         uint64_t max_output_bytes;
 };
 
+/* auth.jwt: how upgrade requests are authenticated (pxl_auth.c). */
+struct pxl_auth_conf {
+        bool enabled;          /* the auth.jwt group is present */
+        char *secret;          /* HMAC secret as written */
+        bool secret_base64url; /* secret_encoding = "base64url" */
+        char *public_key;      /* PEM file for RS/ES algorithms (resolved) */
+        char *algorithm;       /* "HS256" unless set */
+        bool required;         /* no token -> 401 */
+        char *issuer;          /* checked when set */
+        char *audience;        /* checked when set */
+        unsigned leeway;       /* seconds of clock skew for exp/nbf */
+};
+
+struct pxl_rooms_conf {
+        bool multiple;           /* a client may be in several rooms */
+        unsigned max_name_length;
+        unsigned max_per_client;
+        bool notify_members;     /* clientJoined / clientLeft to members */
+        bool members_visible_to_all; /* roomMembers for non-members too */
+};
+
 struct pxl_plugin_conf {
         char *path;                   /* resolved path of the .so */
         const config_setting_t *settings; /* the plugin's group, or NULL */
@@ -42,6 +63,16 @@ struct pxl_config {
         bool raw_text;
         unsigned shutdown_timeout; /* seconds */
         struct pxl_limits limits;
+        char **origins; /* listen.origins; NULL = any Origin */
+        struct pxl_auth_conf auth;
+        struct pxl_rooms_conf rooms;
+        bool presence_client_list;
+        bool presence_include_payload;
+        unsigned max_idle;       /* inactivity.max_idle, 0 = off */
+        unsigned check_interval; /* inactivity.check_interval */
+        unsigned heartbeat_interval; /* 0 = off */
+        unsigned heartbeat_timeout;
+        unsigned metrics_log_interval; /* 0 = never logged */
         int log_level;
         int log_format;
         struct pxl_plugin_conf *plugins;

@@ -1,8 +1,9 @@
 /*
  * pxl_conn.c - a client connection from accept to close: the HTTP upgrade
- * on a bufferevent, frames in through the pure codec, frames out, and the
- * close handshake. What a message means is the router's business; this
- * file only decides when a message is complete and whether it is allowed.
+ * (origin, token) on a bufferevent, frames in through the pure codec,
+ * frames out, activity and heartbeat, and the close handshake. What a
+ * message means is the router's business; the client record is
+ * pxl_clients.c's.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,11 +14,13 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "pxl/pxl.h"
+#include "pxl_auth.h"
+#include "pxl_clients.h"
 #include "pxl_conn.h"
+#include "pxl_frame.h"
 #include "pxl_http.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
@@ -31,26 +34,25 @@ enum conn_state {
         CONN_OPEN,      /* frames flow both ways */
         CONN_CLOSING,   /* we sent a close; waiting for the peer's */
         CONN_FLUSHING,  /* done; writing what is queued, then closing */
+        CONN_DEAD,      /* waiting for the reaper to free it */
 };
 
-/* Messages kept in c->msg across reads; a larger buffer is not kept idle. */
+/* Assembled messages are not kept across messages: idle costs nothing. */
 #define MSG_KEEP_CAP 0
 
 struct pxl_conn {
-        TAILQ_ENTRY(pxl_conn) link;
+        TAILQ_ENTRY(pxl_conn) link; /* srv->conns, then srv->dead */
         struct pxl_server *srv;
         struct bufferevent *bev;
+        struct pxl_client *client; /* from the 101 until the close */
         enum conn_state state;
-        bool was_open;       /* reached CONN_OPEN: hooks are owed */
         bool msg_open;       /* a message is being assembled in msg */
         bool msg_binary;
-        bool in_callback;    /* inside our read callback: defer the free */
-        bool close_pending;  /* free once the callback unwinds */
         uint16_t close_code; /* sent or received; 1006 if none */
+        int64_t ping_sent_ms; /* heartbeat ping not answered yet, or 0 */
         struct pxl_ws_parser parser;
         struct pxl_str msg;
         struct pxl_conn_ref *ref;
-        char id[33];
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -59,7 +61,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
 const char *pxl_conn_id(const struct pxl_conn *c)
 {
-        return c->id;
+        return c->client ? c->client->id : NULL;
 }
 
 bool pxl_conn_is_open(const struct pxl_conn *c)
@@ -67,21 +69,28 @@ bool pxl_conn_is_open(const struct pxl_conn *c)
         return c->state == CONN_OPEN;
 }
 
-static void make_client_id(char out[33])
+static struct bufferevent *new_bufferevent(struct pxl_server *srv,
+                                           evutil_socket_t fd)
 {
-        static const char hex[] = "0123456789abcdef";
-        unsigned char raw[16];
+        struct bufferevent *bev;
+        SSL *ssl;
 
-        if (RAND_bytes(raw, sizeof(raw)) != 1) {
-                /* The DRBG failing is not something a client can cause. */
-                pxl_logs(PXL_LOG_ERR, "RAND_bytes failed; cannot make ids");
-                abort();
+        if (srv->tls == NULL)
+                return bufferevent_socket_new(srv->base, fd,
+                                              BEV_OPT_CLOSE_ON_FREE);
+        ssl = SSL_new(srv->tls);
+        if (ssl == NULL)
+                return NULL;
+        /* The bufferevent owns ssl (and fd) once it exists. */
+        bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+                                             BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL) {
+                SSL_free(ssl);
+                return NULL;
         }
-        for (int i = 0; i < 16; i++) {
-                out[2 * i] = hex[raw[i] >> 4];
-                out[2 * i + 1] = hex[raw[i] & 15];
-        }
-        out[32] = '\0';
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        return bev;
 }
 
 void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
@@ -104,23 +113,7 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         }
         /* Replies are small and latency matters more than packet count. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (srv->tls != NULL) {
-                SSL *ssl = SSL_new(srv->tls);
-
-                /* The bufferevent owns ssl (and fd) once it exists. */
-                c->bev = ssl == NULL ? NULL
-                                     : bufferevent_openssl_socket_new(
-                                               srv->base, fd, ssl,
-                                               BUFFEREVENT_SSL_ACCEPTING,
-                                               BEV_OPT_CLOSE_ON_FREE);
-                if (c->bev == NULL && ssl != NULL)
-                        SSL_free(ssl);
-                if (c->bev != NULL)
-                        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-        } else {
-                c->bev = bufferevent_socket_new(srv->base, fd,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        }
+        c->bev = new_bufferevent(srv, fd);
         if (c->bev == NULL) {
                 evutil_closesocket(fd);
                 free(c);
@@ -130,7 +123,6 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         c->srv = srv;
         c->state = CONN_HANDSHAKE;
         c->close_code = PXL_CLOSE_ABNORMAL;
-        make_client_id(c->id);
         pxl_ws_parser_init(&c->parser, srv->conf->limits.max_frame_size,
                            srv->conf->limits.max_message_size, true);
         TAILQ_INSERT_TAIL(&srv->conns, c, link);
@@ -141,18 +133,34 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-/* Free now, or as soon as our own callback returns. */
+/*
+ * Free from the event loop, never from inside a send: a broadcast that
+ * overflows one client must not free it under the sender's feet.
+ */
 static void conn_close_soon(struct pxl_conn *c)
 {
-        if (c->in_callback)
-                c->close_pending = true;
-        else
+        if (c->state == CONN_DEAD)
+                return;
+        c->state = CONN_DEAD;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        TAILQ_REMOVE(&c->srv->conns, c, link);
+        TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
+        event_active(c->srv->reaper, 0, 0);
+}
+
+void pxl_conn_reap(struct pxl_server *srv)
+{
+        struct pxl_conn *c;
+
+        while ((c = TAILQ_FIRST(&srv->dead)) != NULL)
                 pxl_conn_close(c);
 }
 
 /* Stop reading; close once everything queued has been written. */
 static void conn_finish(struct pxl_conn *c)
 {
+        if (c->state == CONN_FLUSHING || c->state == CONN_DEAD)
+                return;
         c->state = CONN_FLUSHING;
         bufferevent_disable(c->bev, EV_READ);
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
@@ -179,6 +187,7 @@ static int queue_frame(struct pxl_conn *c, uint8_t opcode,
                 if (iov[i].iov_len &&
                     evbuffer_add(out, iov[i].iov_base, iov[i].iov_len) < 0)
                         return PXL_ENOMEM;
+        c->srv->metrics.bytes_out += hlen + total;
         return PXL_OK;
 }
 
@@ -196,34 +205,46 @@ static void send_close_frame(struct pxl_conn *c, uint16_t code,
         c->close_code = code;
 }
 
+/* Whether c may queue `more` bytes; closes it with 4009 if not. */
+static bool room_for(struct pxl_conn *c, size_t more)
+{
+        size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+        if (queued + more <= c->srv->conf->limits.max_output_bytes)
+                return true;
+        pxl_log_ctx(PXL_LOG_WARN, NULL, pxl_conn_id(c),
+                    "client does not read: %zu bytes queued, closing", queued);
+        c->srv->metrics.err_slow++;
+        send_close_frame(c, PXL_CLOSE_TOO_SLOW, "too slow");
+        conn_finish(c);
+        return false;
+}
+
+static void out_of_memory(struct pxl_conn *c, const char *while_doing)
+{
+        pxl_log_ctx(PXL_LOG_WARN, NULL, pxl_conn_id(c),
+                    "out of memory %s, closing", while_doing);
+        send_close_frame(c, PXL_CLOSE_INTERNAL, NULL);
+        conn_finish(c);
+}
+
 int pxl_conn_sendv(struct pxl_conn *c, uint8_t opcode, const struct iovec *iov,
                    int iovcnt)
 {
-        struct evbuffer *out;
         size_t total = 0;
         int rc;
 
         if (c->state != CONN_OPEN)
                 return PXL_ECLOSED;
-        out = bufferevent_get_output(c->bev);
         for (int i = 0; i < iovcnt; i++)
                 total += iov[i].iov_len;
-        if (evbuffer_get_length(out) + total >
-            c->srv->conf->limits.max_output_bytes) {
-                pxl_log_ctx(PXL_LOG_WARN, NULL, c->id,
-                            "client does not read: %zu bytes queued, closing",
-                            evbuffer_get_length(out));
-                send_close_frame(c, PXL_CLOSE_TOO_SLOW, "too slow");
-                conn_finish(c);
+        if (!room_for(c, total))
                 return PXL_EAGAIN;
-        }
         rc = queue_frame(c, opcode, iov, iovcnt);
-        if (rc < 0) {
-                pxl_log_ctx(PXL_LOG_WARN, NULL, c->id,
-                            "out of memory queueing a message, closing");
-                send_close_frame(c, PXL_CLOSE_INTERNAL, NULL);
-                conn_finish(c);
-        }
+        if (rc < 0)
+                out_of_memory(c, "queueing a message");
+        else
+                c->srv->metrics.messages_out++;
         return rc;
 }
 
@@ -233,6 +254,21 @@ int pxl_conn_send(struct pxl_conn *c, uint8_t opcode, const void *buf,
         struct iovec iov = {(void *)buf, len};
 
         return pxl_conn_sendv(c, opcode, &iov, 1);
+}
+
+int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f)
+{
+        if (c->state != CONN_OPEN)
+                return PXL_ECLOSED;
+        if (!room_for(c, f->len))
+                return PXL_EAGAIN;
+        if (pxl_frame_add_to(bufferevent_get_output(c->bev), f) < 0) {
+                out_of_memory(c, "queueing a shared frame");
+                return PXL_ENOMEM;
+        }
+        c->srv->metrics.messages_out++;
+        c->srv->metrics.bytes_out += f->len;
+        return PXL_OK;
 }
 
 int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason)
@@ -248,22 +284,17 @@ int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason)
         return PXL_OK;
 }
 
-void pxl_conn_shutdown(struct pxl_conn *c)
-{
-        if (c->state == CONN_HANDSHAKE)
-                pxl_conn_close(c);
-        else if (c->state == CONN_OPEN)
-                pxl_conn_ws_close(c, PXL_CLOSE_GOING_AWAY,
-                                  "server shutting down");
-}
-
 void pxl_conn_shutdown_all(struct pxl_server *srv)
 {
         struct pxl_conn *c, *next;
 
         for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
                 next = TAILQ_NEXT(c, link);
-                pxl_conn_shutdown(c);
+                if (c->state == CONN_HANDSHAKE)
+                        conn_close_soon(c);
+                else if (c->state == CONN_OPEN)
+                        pxl_conn_ws_close(c, PXL_CLOSE_GOING_AWAY,
+                                          "server shutting down");
         }
 }
 
@@ -271,6 +302,7 @@ void pxl_conn_close_all(struct pxl_server *srv)
 {
         struct pxl_conn *c;
 
+        pxl_conn_reap(srv);
         while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
                 pxl_conn_close(c);
 }
@@ -294,12 +326,31 @@ void pxl_conn_ref_put(struct pxl_conn_ref *ref)
                 free(ref);
 }
 
+static void run_disconnect_hooks(struct pxl_conn *c)
+{
+        struct pxl_server *srv = c->srv;
+
+        for (size_t i = 0; i < srv->plugins.n; i++) {
+                struct pxl_plugin_slot *p = &srv->plugins.v[i];
+                struct pxl_ctx ctx;
+
+                if (p->desc->on_disconnect == NULL)
+                        continue;
+                /* The hook sees the client and its rooms, not the socket. */
+                pxl_ctx_init(&ctx, srv, p, NULL);
+                ctx.client_id = c->client->id;
+                p->desc->on_disconnect(&ctx, c->close_code);
+                pxl_ctx_fini(&ctx);
+        }
+}
+
 void pxl_conn_close(struct pxl_conn *c)
 {
         struct pxl_server *srv = c->srv;
-        bool was_open = c->was_open;
+        bool was_open = c->client != NULL;
 
-        TAILQ_REMOVE(&srv->conns, c, link);
+        TAILQ_REMOVE(c->state == CONN_DEAD ? &srv->dead : &srv->conns, c,
+                     link);
         bufferevent_free(c->bev);
         if (c->ref != NULL) {
                 c->ref->conn = NULL;
@@ -307,18 +358,10 @@ void pxl_conn_close(struct pxl_conn *c)
         }
         pxl_str_fini(&c->msg);
         if (was_open) {
-                for (size_t i = 0; i < srv->plugins.n; i++) {
-                        struct pxl_plugin_slot *p = &srv->plugins.v[i];
-                        struct pxl_ctx ctx;
-
-                        if (p->desc->on_disconnect == NULL)
-                                continue;
-                        /* The hook sees the id, but the socket is gone. */
-                        pxl_ctx_init(&ctx, srv, p, NULL);
-                        ctx.client_id = c->id;
-                        p->desc->on_disconnect(&ctx, c->close_code);
-                        pxl_ctx_fini(&ctx);
-                }
+                srv->metrics.disconnects++;
+                run_disconnect_hooks(c);
+                c->client->conn = NULL;
+                pxl_client_remove(srv, c->client);
         }
         free(c);
         pxl_server_conn_gone(srv, was_open);
@@ -332,7 +375,11 @@ static void refuse(struct pxl_conn *c, int status, const char *body)
         if (n >= sizeof(buf))
                 n = sizeof(buf) - 1;
         evbuffer_add(bufferevent_get_output(c->bev), buf, n);
-        pxl_log_ctx(PXL_LOG_DEBUG, NULL, NULL, "refused upgrade: %d %s",
+        if (status == 401)
+                c->srv->metrics.auth_failures++;
+        else
+                c->srv->metrics.refused_upgrades++;
+        pxl_log_ctx(PXL_LOG_INFO, NULL, NULL, "refused upgrade: %d %s",
                     status, body ? body : pxl_http_reason(status));
         conn_finish(c);
 }
@@ -353,16 +400,74 @@ static void run_connect_hooks(struct pxl_conn *c)
         }
 }
 
-/* (pxl) The first frame tells the client its id. */
-static void send_connected(struct pxl_conn *c)
+/* (pxl) connected, then auth/authenticated for a token's user. */
+static void send_greeting(struct pxl_conn *c)
 {
-        char buf[128];
-        int n = snprintf(buf, sizeof(buf),
-                         "{\"type\":\"system\",\"action\":\"connected\","
-                         "\"data\":{\"clientId\":\"%s\"}}",
-                         c->id);
+        struct pxl_client *cl = c->client;
+        struct pxl_str *s = &c->srv->scratch;
 
-        pxl_conn_send(c, PXL_WS_OP_TEXT, buf, (size_t)n);
+        s->len = 0;
+        pxl_str_puts(s, "{\"type\":\"system\",\"action\":\"connected\","
+                        "\"data\":{\"clientId\":\"");
+        pxl_str_puts(s, cl->id);
+        if (pxl_str_puts(s, "\"}}") == 0)
+                pxl_conn_send(c, PXL_WS_OP_TEXT, s->p, s->len);
+        if (cl->user_id == NULL)
+                return;
+        s->len = 0;
+        pxl_str_puts(s, "{\"type\":\"auth\",\"action\":\"authenticated\","
+                        "\"data\":{\"userId\":");
+        pxl_str_puts(s, json_object_to_json_string_ext(cl->user_id,
+                                                       JSON_C_TO_STRING_PLAIN));
+        if (pxl_str_puts(s, ",\"message\":\"Authentication successful\"}}") == 0)
+                pxl_conn_send(c, PXL_WS_OP_TEXT, s->p, s->len);
+}
+
+static bool origin_allowed(const struct pxl_config *conf,
+                           const struct pxl_http_request *req)
+{
+        if (conf->origins == NULL)
+                return true;
+        if (req->origin.p == NULL)
+                return false;
+        for (size_t i = 0; conf->origins[i] != NULL; i++)
+                if (strlen(conf->origins[i]) == req->origin.len &&
+                    memcmp(conf->origins[i], req->origin.p, req->origin.len) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The token check (401) happens before the 101. Returns false after
+ * refusing; on success *user_id and *token are the user (or NULL).
+ */
+static bool authenticate(struct pxl_conn *c, const struct pxl_http_request *req,
+                         struct json_object **user_id,
+                         struct json_object **payload)
+{
+        struct pxl_server *srv = c->srv;
+        const char *why = NULL, *reason = NULL;
+        char *token = NULL;
+        int rc;
+
+        *user_id = *payload = NULL;
+        if (srv->auth == NULL)
+                return true;
+        rc = pxl_auth_token(req, &token);
+        if (rc < 0)
+                why = "bad token parameter";
+        else if (rc == 0 && pxl_auth_required(srv->auth))
+                why = "token required";
+        else if (rc == 1 &&
+                 pxl_auth_verify(srv->auth, token,
+                                 (time_t)(pxl_server_now_ms(srv) / 1000),
+                                 user_id, payload, &reason) < 0)
+                why = reason;
+        free(token);
+        if (why == NULL)
+                return true;
+        refuse(c, 401, why);
+        return false;
 }
 
 /* Returns true when the connection is now open and frames may follow. */
@@ -373,8 +478,9 @@ static bool handle_upgrade(struct pxl_conn *c)
         size_t have = evbuffer_get_length(in);
         size_t max = srv->conf->limits.max_header_size;
         size_t look = have < max + 1 ? have : max + 1;
+        struct json_object *user_id, *payload;
         struct pxl_http_request req;
-        char accept[PXL_WS_ACCEPT_LEN + 1], resp[256];
+        char accept[PXL_WS_ACCEPT_LEN + 1], resp[256], id[33];
         const char *p;
         ssize_t head;
         int status;
@@ -383,6 +489,7 @@ static bool handle_upgrade(struct pxl_conn *c)
         head = pxl_http_parse_request(p, look, max, &req);
         if (head == PXL_HTTP_NEED_MORE)
                 return false;
+        /* PROTOCOL.md's order: 404, 400, 426, 403, 401, 503. */
         if (head < 0) {
                 refuse(c, 400,
                        head == PXL_HTTP_TOO_LARGE ? "Request header too large"
@@ -397,8 +504,22 @@ static bool handle_upgrade(struct pxl_conn *c)
                                        : "Bad WebSocket upgrade request");
                 return false;
         }
+        if (!origin_allowed(srv->conf, &req)) {
+                refuse(c, 403, "Origin not allowed");
+                return false;
+        }
+        if (!authenticate(c, &req, &user_id, &payload))
+                return false;
         if (srv->nopen >= srv->conf->limits.max_connections || srv->stopping) {
+                json_object_put(user_id);
+                json_object_put(payload);
                 refuse(c, 503, "Too many connections");
+                return false;
+        }
+        pxl_client_make_id(id);
+        c->client = pxl_client_add(srv, c, id, user_id, payload);
+        if (c->client == NULL) {
+                refuse(c, 500, "Out of memory");
                 return false;
         }
         pxl_ws_accept_key(req.ws_key.p, req.ws_key.len, accept);
@@ -406,13 +527,24 @@ static bool handle_upgrade(struct pxl_conn *c)
         evbuffer_add(bufferevent_get_output(c->bev), resp, n);
         evbuffer_drain(in, (size_t)head);
         c->state = CONN_OPEN;
-        c->was_open = true;
         c->close_code = PXL_CLOSE_ABNORMAL;
         srv->nopen++;
+        srv->metrics.connects++;
         bufferevent_set_timeouts(c->bev, NULL, NULL);
-        send_connected(c);
+        send_greeting(c);
+        pxl_presence_changed(srv, "addClient");
         run_connect_hooks(c);
         return c->state == CONN_OPEN;
+}
+
+static void count_close(struct pxl_server *srv, uint16_t code)
+{
+        if (code == PXL_CLOSE_PROTOCOL)
+                srv->metrics.err_protocol++;
+        else if (code == PXL_CLOSE_BAD_DATA)
+                srv->metrics.err_utf8++;
+        else if (code == PXL_CLOSE_TOO_BIG)
+                srv->metrics.err_too_big++;
 }
 
 static const char *close_reason(uint16_t code)
@@ -429,12 +561,19 @@ static const char *close_reason(uint16_t code)
         }
 }
 
+static void dispatch(struct pxl_conn *c, bool binary, const uint8_t *p,
+                     size_t len)
+{
+        c->srv->metrics.messages_in++;
+        c->client->last_activity_ms = pxl_server_now_ms(c->srv);
+        pxl_router_dispatch(c->srv, c, binary, p, len);
+}
+
 static void deliver(struct pxl_conn *c, const struct pxl_ws_event *ev)
 {
         if (!c->msg_open && ev->fin) {
                 /* The common case: a whole message in one read, no copy. */
-                pxl_router_dispatch(c->srv, c, ev->opcode == PXL_WS_OP_BINARY,
-                                    ev->data, ev->len);
+                dispatch(c, ev->opcode == PXL_WS_OP_BINARY, ev->data, ev->len);
                 return;
         }
         if (!c->msg_open) {
@@ -442,16 +581,13 @@ static void deliver(struct pxl_conn *c, const struct pxl_ws_event *ev)
                 c->msg_binary = ev->opcode == PXL_WS_OP_BINARY;
         }
         if (pxl_str_append(&c->msg, ev->data, ev->len) < 0) {
-                pxl_log_ctx(PXL_LOG_WARN, NULL, c->id,
-                            "out of memory assembling a message");
-                send_close_frame(c, PXL_CLOSE_INTERNAL, NULL);
-                conn_finish(c);
+                out_of_memory(c, "assembling a message");
                 return;
         }
         if (ev->fin) {
                 c->msg_open = false;
-                pxl_router_dispatch(c->srv, c, c->msg_binary,
-                                    (const uint8_t *)c->msg.p, c->msg.len);
+                dispatch(c, c->msg_binary, (const uint8_t *)c->msg.p,
+                         c->msg.len);
                 pxl_str_reset(&c->msg, MSG_KEEP_CAP);
         }
 }
@@ -470,12 +606,14 @@ static bool handle_event(struct pxl_conn *c, const struct pxl_ws_event *ev)
                 break;
         case PXL_WS_EV_PING:
                 if (c->state == CONN_OPEN) {
+                        c->client->last_activity_ms = pxl_server_now_ms(c->srv);
                         iov.iov_base = ev->data;
                         iov.iov_len = ev->len;
                         queue_frame(c, PXL_WS_OP_PONG, &iov, 1);
                 }
                 break;
         case PXL_WS_EV_PONG:
+                c->ping_sent_ms = 0; /* alive, but not "active" */
                 break;
         case PXL_WS_EV_CLOSE:
                 if (c->state == CONN_OPEN)
@@ -484,9 +622,10 @@ static bool handle_event(struct pxl_conn *c, const struct pxl_ws_event *ev)
                 conn_finish(c);
                 return false;
         case PXL_WS_EV_ERROR:
-                pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->id,
+                pxl_log_ctx(PXL_LOG_DEBUG, NULL, pxl_conn_id(c),
                             "closing with %u: %s", ev->close_code,
                             close_reason(ev->close_code));
+                count_close(c->srv, ev->close_code);
                 if (c->state == CONN_OPEN)
                         send_close_frame(c, ev->close_code,
                                          close_reason(ev->close_code));
@@ -505,6 +644,7 @@ static void read_frames(struct pxl_conn *c)
         len = evbuffer_get_length(in);
         if (len == 0)
                 return;
+        c->srv->metrics.bytes_in += len;
         /*
          * One contiguous view of everything that arrived; consumed bytes
          * are drained below, so a large message never accumulates here.
@@ -518,7 +658,7 @@ static void read_frames(struct pxl_conn *c)
                 if (!handle_event(c, &ev))
                         break;
         }
-        if (c->state == CONN_FLUSHING)
+        if (c->state == CONN_FLUSHING || c->state == CONN_DEAD)
                 evbuffer_drain(in, len);
         else
                 evbuffer_drain(in, pos);
@@ -527,19 +667,16 @@ static void read_frames(struct pxl_conn *c)
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
         struct pxl_conn *c = arg;
+        struct evbuffer *in = bufferevent_get_input(bev);
 
-        (void)bev;
-        c->in_callback = true;
-        if (c->state == CONN_HANDSHAKE && handle_upgrade(c))
+        if (c->state == CONN_HANDSHAKE) {
+                if (handle_upgrade(c))
+                        read_frames(c);
+        } else if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
                 read_frames(c);
-        else if (c->state == CONN_OPEN || c->state == CONN_CLOSING)
-                read_frames(c);
-        else if (c->state == CONN_FLUSHING)
-                evbuffer_drain(bufferevent_get_input(c->bev),
-                               evbuffer_get_length(bufferevent_get_input(c->bev)));
-        c->in_callback = false;
-        if (c->close_pending)
-                pxl_conn_close(c);
+        } else {
+                evbuffer_drain(in, evbuffer_get_length(in));
+        }
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -548,7 +685,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 
         (void)bev;
         if (c->state == CONN_FLUSHING)
-                pxl_conn_close(c);
+                conn_close_soon(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -559,9 +696,54 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         if (what == BEV_EVENT_CONNECTED)
                 return; /* the TLS handshake finished; nothing to do */
         if (what & BEV_EVENT_TIMEOUT)
-                pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->state == CONN_HANDSHAKE ? NULL : c->id,
+                pxl_log_ctx(PXL_LOG_DEBUG, NULL, pxl_conn_id(c),
                             "timeout while %s",
-                            c->state == CONN_HANDSHAKE ? "upgrading" : "closing");
+                            c->state == CONN_HANDSHAKE ? "upgrading"
+                                                       : "closing");
         /* EOF, error or timeout: nothing more can be exchanged. */
-        pxl_conn_close(c);
+        conn_close_soon(c);
+}
+
+/* ---- activity and heartbeat (one sweep per interval, no timers per client) */
+
+void pxl_conn_sweep_idle(struct pxl_server *srv)
+{
+        int64_t now = pxl_server_now_ms(srv);
+        int64_t max_idle = (int64_t)srv->conf->max_idle * 1000;
+        struct pxl_conn *c, *next;
+
+        for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+                next = TAILQ_NEXT(c, link);
+                if (c->state != CONN_OPEN ||
+                    now - c->client->last_activity_ms < max_idle)
+                        continue;
+                srv->metrics.closed_inactive++;
+                pxl_log_ctx(PXL_LOG_INFO, NULL, c->client->id,
+                            "inactive for %lld ms, closing",
+                            (long long)(now - c->client->last_activity_ms));
+                pxl_conn_ws_close(c, PXL_CLOSE_INACTIVE, "inactive");
+        }
+}
+
+void pxl_conn_heartbeat(struct pxl_server *srv)
+{
+        int64_t now = pxl_server_now_ms(srv);
+        int64_t timeout = (int64_t)srv->conf->heartbeat_timeout * 1000;
+        struct pxl_conn *c, *next;
+
+        for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+                next = TAILQ_NEXT(c, link);
+                if (c->state != CONN_OPEN)
+                        continue;
+                if (c->ping_sent_ms != 0) {
+                        if (now - c->ping_sent_ms < timeout)
+                                continue;
+                        srv->metrics.closed_heartbeat++;
+                        pxl_conn_ws_close(c, PXL_CLOSE_HEARTBEAT,
+                                          "heartbeat timeout");
+                        continue;
+                }
+                queue_frame(c, PXL_WS_OP_PING, NULL, 0);
+                c->ping_sent_ms = now;
+        }
 }

@@ -17,6 +17,7 @@
 struct pxl_server;
 struct pxl_conn;
 struct pxl_conn_ref;
+struct pxl_frame;
 
 /* Take a freshly accepted socket (takes fd). */
 void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
@@ -38,12 +39,19 @@ int pxl_conn_sendv(struct pxl_conn *c, uint8_t opcode, const struct iovec *iov,
 int pxl_conn_send(struct pxl_conn *c, uint8_t opcode, const void *buf,
                   size_t len);
 
+/* Queue a shared frame by reference (same rules as pxl_conn_sendv). */
+int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f);
+
 /* Start the close handshake with code and reason (reason may be NULL). */
 int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason);
 /* Server shutdown: 1001 for open clients, drop the ones still upgrading. */
-void pxl_conn_shutdown(struct pxl_conn *c);
-/* pxl_conn_shutdown for every connection of srv. */
 void pxl_conn_shutdown_all(struct pxl_server *srv);
+/* Free the connections that finished (the reaper event's work). */
+void pxl_conn_reap(struct pxl_server *srv);
+/* Close clients idle for inactivity.max_idle with 4000. */
+void pxl_conn_sweep_idle(struct pxl_server *srv);
+/* Ping every client; close with 4001 those that did not answer in time. */
+void pxl_conn_heartbeat(struct pxl_server *srv);
 /* pxl_conn_close for every connection of srv. */
 void pxl_conn_close_all(struct pxl_server *srv);
 /* Free the connection now: the one place a connection ends. */

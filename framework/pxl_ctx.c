@@ -42,6 +42,8 @@ const char *pxl_strerror(int rc)
                 return "ok";
         case PXL_DEFERRED:
                 return "deferred";
+        case PXL_UNCHANGED:
+                return "unchanged";
         case PXL_ERR:
                 return "error";
         case PXL_EAGAIN:
@@ -82,22 +84,20 @@ struct json_object *pxl_msg_data(const struct pxl_msg *cmsg)
 {
         /* The message is ours; only the plugin's view of it is const. */
         struct pxl_msg *msg = (struct pxl_msg *)cmsg;
-        struct json_tokener *tok;
 
         if (msg->data_parsed)
                 return msg->data_obj;
         msg->data_parsed = true;
         if (msg->data.kind == PXL_JSON_NONE || msg->data.kind == PXL_JSON_NULL)
                 return NULL;
-        tok = json_tokener_new_ex((int)msg->max_depth);
-        if (tok == NULL)
-                return NULL;
-        msg->data_obj = json_tokener_parse_ex(tok, msg->data.p, (int)msg->data.len);
-        /* A bare scalar needs an end of input to be complete (NOTES.md). */
-        if (msg->data_obj == NULL &&
-            json_tokener_get_error(tok) == json_tokener_continue)
-                msg->data_obj = json_tokener_parse_ex(tok, "", 1);
-        json_tokener_free(tok);
+        /*
+         * The envelope validated the span, so only memory can fail (then
+         * data reads as NULL). Not json-c's tokener: it saturates integers
+         * beyond 64 bits, and PROTOCOL.md wants numbers used as given.
+         */
+        if (pxl_json_build(msg->data.p, msg->data.len, msg->max_depth,
+                           &msg->data_obj) != PXL_OK)
+                msg->data_obj = NULL;
         return msg->data_obj;
 }
 
@@ -118,6 +118,11 @@ bool pxl_msg_is_binary(const struct pxl_msg *msg)
 const char *pxl_ctx_app_name(const struct pxl_ctx *ctx)
 {
         return ctx->srv->conf->name;
+}
+
+const config_t *pxl_ctx_config(const struct pxl_ctx *ctx)
+{
+        return &ctx->srv->conf->cfg;
 }
 
 const char *pxl_ctx_client_id(const struct pxl_ctx *ctx)
@@ -206,7 +211,7 @@ int pxl_close(struct pxl_ctx *ctx, int code, const char *reason)
 {
         if (ctx->conn == NULL)
                 return PXL_ECLOSED;
-        if (code < 1000 || code > 4999)
+        if (code < 0 || !pxl_ws_close_code_valid((unsigned)code))
                 return PXL_EINVAL;
         return pxl_conn_ws_close(ctx->conn, (uint16_t)code, reason);
 }

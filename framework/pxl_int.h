@@ -49,6 +49,11 @@ struct pxl_conn_ref {
         struct pxl_conn *conn;
 };
 
+static inline struct pxl_server *pxl_ctx_server(const struct pxl_ctx *ctx)
+{
+        return ctx->srv;
+}
+
 void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_server *srv,
                   struct pxl_plugin_slot *plugin, struct pxl_conn *conn);
 /* Free what a handler left in ctx (response, error). */

@@ -3,8 +3,9 @@
  * One pass validates a whole message as RFC 8259 JSON (json-c's strict
  * mode lets single quotes, NaN, Infinity and raw control characters
  * through) and finds the top-level "type", "action", "data" and
- * "requestId" without building objects. Building json_objects is left
- * to json-c, and only for what a handler asks for.
+ * "requestId" without building objects. Building json_objects happens
+ * only for what a handler asks for, in pxl_json_build (pxl_json_build.c,
+ * the one function here that allocates).
  */
 #ifndef PXL_JSON_H
 #define PXL_JSON_H
@@ -88,5 +89,24 @@ ssize_t pxl_json_unescape(const char *tok, size_t tok_len, char *out,
  * cap bytes, NUL-terminates when room is left).
  */
 size_t pxl_json_escape(char *out, size_t cap, const char *s, size_t len);
+
+struct json_object;
+
+/*
+ * Build json-c objects from buf, which pxl_json_valid(buf, len, max_depth)
+ * accepted. Returns PXL_OK with *out a new reference the caller puts (NULL
+ * for JSON null), or PXL_ENOMEM, or PXL_EINVAL (not valid JSON after all,
+ * deeper than max_depth, capped at PXL_JSON_DEPTH_CAP, or a string over
+ * INT_MAX bytes); on failure *out is NULL and nothing stays allocated.
+ * Unlike json-c's tokener it keeps numbers as sent: an integer that fits
+ * int64 is an int64 ("-0" is 0); any other number (fraction, exponent,
+ * or integer beyond int64) is a double, correctly rounded or +-inf, that
+ * serialises as its original text. Strings decode as pxl_json_unescape
+ * (NUL bytes kept); a key is cut at its first U+0000 (json-c keys are C
+ * strings); when a key repeats, the last value wins. Input that
+ * pxl_json_valid rejects is never read outside buf.
+ */
+int pxl_json_build(const char *buf, size_t len, unsigned max_depth,
+                   struct json_object **out);
 
 #endif

@@ -291,6 +291,7 @@ int pxl_defer_reply(struct pxl_defer *d, struct json_object *obj)
                            &d->request_id, true, obj);
         } else {
                 json_object_put(obj);
+                d->srv->metrics.deferred_dropped++;
                 pxl_logs(PXL_LOG_DEBUG, "deferred reply dropped: client gone");
                 rc = PXL_ECLOSED;
         }
@@ -317,8 +318,10 @@ int pxl_defer_fail(struct pxl_defer *d, const char *fmt, ...)
         if (pxl_defer_alive(d))
                 send_error(d->srv, d->ref->conn, text, (size_t)n,
                            &d->request_id);
-        else
+        else {
+                d->srv->metrics.deferred_dropped++;
                 rc = PXL_ECLOSED;
+        }
         pxl_defer_cancel(d);
         return rc;
 }
@@ -386,6 +389,7 @@ static void finish_request(struct pxl_server *srv, struct pxl_conn *c,
         if (rc < 0) {
                 const char *text = ctx->error ? ctx->error : "Unknown error";
 
+                srv->metrics.err_handler++;
                 send_error(srv, c, text, strlen(text), &ctx->request_id);
                 return;
         }
@@ -416,6 +420,11 @@ void pxl_router_dispatch(struct pxl_server *srv, struct pxl_conn *c,
         if (st != PXL_ENV_OK) {
                 const char *text = envelope_errors[st];
 
+                if (st == PXL_ENV_PARSE_ERROR)
+                        srv->metrics.err_parse++;
+                else
+                        srv->metrics.err_envelope++;
+
                 send_error(srv, c, text, strlen(text),
                            st >= PXL_ENV_NO_TYPE ? &env.request_id : NULL);
                 return;
@@ -440,6 +449,7 @@ void pxl_router_dispatch(struct pxl_server *srv, struct pxl_conn *c,
         route = pxl_router_find(srv->router, names, (size_t)tlen,
                                 names + tlen + 1, (size_t)alen);
         if (route == NULL) {
+                srv->metrics.err_route++;
                 unknown_route(srv, c, names, (size_t)tlen, names + tlen + 1,
                               (size_t)alen, &env.request_id);
                 goto out;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -19,8 +20,11 @@
 #include <openssl/x509.h>
 
 #include "pxl/pxl.h"
+#include "pxl_auth.h"
+#include "pxl_clients.h"
 #include "pxl_conn.h"
 #include "pxl_log.h"
+#include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
 
@@ -66,6 +70,8 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
 
         memset(srv, 0, sizeof(*srv));
         TAILQ_INIT(&srv->conns);
+        TAILQ_INIT(&srv->dead);
+        TAILQ_INIT(&srv->client_order);
         srv->conf = conf;
         srv->router = pxl_router_new();
         if (srv->router == NULL) {
@@ -75,6 +81,12 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
         rc = pxl_plugins_load(&srv->plugins, conf, srv->router, errors);
         if (tls_setup(srv, errors) < 0)
                 rc = PXL_ERR;
+        /* The key is read now, so -t reports an unusable one. */
+        if (conf->auth.enabled && conf->nerrors == 0) {
+                srv->auth = pxl_auth_new(&conf->auth, conf->file, errors);
+                if (srv->auth == NULL)
+                        rc = PXL_ERR;
+        }
         return rc;
 }
 
@@ -121,6 +133,57 @@ static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
                  srv->nconns);
         pxl_conn_close_all(srv);
         event_base_loopexit(srv->base, NULL);
+}
+
+int64_t pxl_server_now_ms(const struct pxl_server *srv)
+{
+        struct timeval tv;
+
+        if (srv->base == NULL || event_base_gettimeofday_cached(srv->base, &tv) < 0)
+                gettimeofday(&tv, NULL);
+        return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_conn_reap(arg);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_metrics_tick(arg);
+}
+
+static void idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_conn_sweep_idle(arg);
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_conn_heartbeat(arg);
+}
+
+/* A persistent timer every `secs` seconds; NULL (and no timer) if secs 0. */
+static int periodic(struct pxl_server *srv, struct event **ev, unsigned secs,
+                    event_callback_fn cb)
+{
+        struct timeval tv = {(time_t)secs, 0};
+
+        if (secs == 0)
+                return PXL_OK;
+        *ev = event_new(srv->base, -1, EV_PERSIST, cb, srv);
+        if (*ev == NULL || event_add(*ev, &tv) < 0)
+                return PXL_ENOMEM;
+        return PXL_OK;
 }
 
 static void begin_shutdown(struct pxl_server *srv, int signo)
@@ -219,6 +282,17 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, "cannot install signal handlers\n");
                 return PXL_ERR;
         }
+        srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
+        if (srv->reaper == NULL ||
+            periodic(srv, &srv->tick_timer, 1, tick_cb) < 0 ||
+            periodic(srv, &srv->idle_timer,
+                     srv->conf->max_idle ? srv->conf->check_interval : 0,
+                     idle_cb) < 0 ||
+            periodic(srv, &srv->heartbeat_timer, srv->conf->heartbeat_interval,
+                     heartbeat_cb) < 0) {
+                pxl_str_puts(errors, "cannot create timers\n");
+                return PXL_ERR;
+        }
         if (bind_listener(srv, errors) < 0)
                 return PXL_ERR;
         rc = pxl_plugins_init(&srv->plugins, srv, errors);
@@ -237,7 +311,19 @@ void pxl_server_fini(struct pxl_server *srv)
 {
         /* Disconnect hooks run before fini, so plugins see every client go. */
         pxl_conn_close_all(srv);
+        pxl_clients_fini(srv);
+        pxl_rooms_fini(srv);
+        pxl_map_fini(&srv->users);
         pxl_plugins_fini(&srv->plugins, srv);
+        pxl_auth_free(srv->auth);
+        if (srv->reaper != NULL)
+                event_free(srv->reaper);
+        if (srv->tick_timer != NULL)
+                event_free(srv->tick_timer);
+        if (srv->idle_timer != NULL)
+                event_free(srv->idle_timer);
+        if (srv->heartbeat_timer != NULL)
+                event_free(srv->heartbeat_timer);
         if (srv->listener != NULL)
                 evconnlistener_free(srv->listener);
         if (srv->stop_timer != NULL)

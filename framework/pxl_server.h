@@ -9,6 +9,8 @@
 #include <sys/queue.h>
 
 #include "pxl_conf.h"
+#include "pxl_map.h"
+#include "pxl_metrics.h"
 #include "pxl_plugin.h"
 #include "pxl_str.h"
 
@@ -17,9 +19,11 @@ struct evconnlistener;
 struct event;
 struct pxl_conn;
 struct pxl_router;
+struct pxl_auth;
 struct ssl_ctx_st;
 
 TAILQ_HEAD(pxl_conn_list, pxl_conn);
+TAILQ_HEAD(pxl_client_list, pxl_client);
 
 struct pxl_server {
         struct event_base *base;
@@ -30,9 +34,20 @@ struct pxl_server {
         struct ssl_ctx_st *tls; /* NULL for plain ws:// */
         struct event *sig_term, *sig_int;
         struct event *stop_timer;
+        struct event *tick_timer;      /* once a second: metrics */
+        struct event *idle_timer;      /* inactivity.check_interval */
+        struct event *heartbeat_timer; /* heartbeat.interval */
+        struct event *reaper;          /* frees connections marked done */
+        struct pxl_auth *auth;         /* NULL without auth.jwt */
         const struct timeval *handshake_tv; /* common timeouts */
         const struct timeval *close_tv;
         struct pxl_conn_list conns;
+        struct pxl_conn_list dead;     /* closed, waiting for the reaper */
+        struct pxl_map clients;        /* struct pxl_client by id */
+        struct pxl_client_list client_order; /* the same, oldest first */
+        struct pxl_map users;          /* clients by user id */
+        struct pxl_map rooms;          /* struct pxl_room by name */
+        struct pxl_metrics metrics;
         unsigned nconns; /* all accepted, upgrading included */
         unsigned nopen;  /* upgraded */
         struct pxl_str scratch; /* reply building; reused, never shared */
@@ -46,6 +61,9 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
 /* Bind, run plugin inits, serve until a signal; 0 on a clean stop. */
 int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors);
 void pxl_server_fini(struct pxl_server *srv);
+
+/* Milliseconds since the epoch, as of this loop iteration. */
+int64_t pxl_server_now_ms(const struct pxl_server *srv);
 
 /* Called by pxl_conn_close once a connection has been taken apart. */
 void pxl_server_conn_gone(struct pxl_server *srv, bool was_open);

@@ -11,7 +11,10 @@
  *
  * ABI changelog (PXL_ABI_MAJOR.PXL_ABI_MINOR):
  *   1.0  first descriptor: routes, raw handler, init/fini,
- *        connect/disconnect hooks.
+ *        connect/disconnect hooks. (Unreleased: the clients, rooms,
+ *        sending and metrics functions joined 1.0 before any release.)
+ * Functions are only ever added; a plugin that calls one its host lacks
+ * is refused at load with the unresolved symbol named.
  */
 #ifndef PXL_PXL_H
 #define PXL_PXL_H
@@ -171,6 +174,8 @@ bool pxl_msg_is_binary(const struct pxl_msg *msg);
 
 /* Borrowed; the app's name from the config. */
 const char *pxl_ctx_app_name(const struct pxl_ctx *ctx);
+/* Borrowed; the whole app file, validated, for framework keys (rooms.*). */
+const config_t *pxl_ctx_config(const struct pxl_ctx *ctx);
 /* Borrowed; the calling client's id, or NULL outside a client call. */
 const char *pxl_ctx_client_id(const struct pxl_ctx *ctx);
 /* Per-worker state of the calling plugin (set in init). */
@@ -209,6 +214,128 @@ int pxl_close(struct pxl_ctx *ctx, int code, const char *reason);
 
 /* The event loop of this worker (a struct event_base *), for timers. */
 void *pxl_ctx_event_base(const struct pxl_ctx *ctx);
+
+/* ---- clients ---------------------------------------------------------- */
+
+/*
+ * A client record: its id, connection, last activity, user (from the JWT),
+ * rooms and metadata. Borrowed: valid until the calling handler or hook
+ * returns. Every function here takes client ids, never connections, so a
+ * caller need not know where a client is connected.
+ */
+struct pxl_client;
+
+/* The client that made the current request (NULL in init/fini). */
+const struct pxl_client *pxl_ctx_client(const struct pxl_ctx *ctx);
+/* Look a client up by id; NULL when unknown. */
+const struct pxl_client *pxl_client_find(const struct pxl_ctx *ctx,
+                                         const char *client_id);
+/* Borrowed, like the record: 32 lowercase hex characters. */
+const char *pxl_client_id(const struct pxl_client *c);
+/* True when the client is connected to this worker. */
+bool pxl_client_is_local(const struct pxl_client *c);
+/* Milliseconds since the epoch of its last message or ping. */
+int64_t pxl_client_last_activity(const struct pxl_client *c);
+/* Borrowed; NULL when anonymous. userId is a JSON integer or string. */
+struct json_object *pxl_client_user_id(const struct pxl_client *c);
+/* Borrowed; the whole JWT payload, NULL when anonymous. */
+struct json_object *pxl_client_token(const struct pxl_client *c);
+/* Borrowed; the value of metadata key, NULL when unset. */
+struct json_object *pxl_client_meta(const struct pxl_client *c,
+                                    const char *key);
+/*
+ * Set (value != NULL, takes it) or delete (value NULL) a metadata key of a
+ * client. Visible to every plugin. PXL_EINVAL for an unknown client.
+ */
+int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
+                        const char *key, struct json_object *value);
+
+/* Return non-zero to stop an iteration. */
+typedef int pxl_client_fn(const struct pxl_client *c, void *arg);
+/* Call fn for every client (connected here or elsewhere). */
+int pxl_clients_foreach(const struct pxl_ctx *ctx, pxl_client_fn *fn,
+                        void *arg);
+/* Call fn for every client of a user id (a JSON integer or string). */
+int pxl_user_clients(const struct pxl_ctx *ctx,
+                     const struct json_object *user_id, pxl_client_fn *fn,
+                     void *arg);
+size_t pxl_client_count(const struct pxl_ctx *ctx);
+
+/* Rooms a client is in, in the order it joined them (room is borrowed). */
+typedef int pxl_room_fn(const char *room, void *arg);
+int pxl_client_rooms(const struct pxl_client *c, pxl_room_fn *fn, void *arg);
+
+/* ---- sending ---------------------------------------------------------- */
+
+/*
+ * Every send serialises obj once and frames it once; all recipients share
+ * those bytes. None of them takes obj. They return the number of clients
+ * the message was queued for (>= 0), or a negative code.
+ */
+int pxl_send_to_client(struct pxl_ctx *ctx, const char *client_id,
+                       const struct json_object *obj);
+int pxl_send_to_users(struct pxl_ctx *ctx,
+                      const struct json_object *const *user_ids, size_t n,
+                      const struct json_object *obj);
+int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
+                     const struct json_object *obj,
+                     const char *exclude_client_id);
+/* pred may be NULL (everybody); exclude_client_id may be NULL. */
+typedef bool pxl_client_pred(const struct pxl_client *c, void *arg);
+int pxl_send_to_all(struct pxl_ctx *ctx, const struct json_object *obj,
+                    const char *exclude_client_id, pxl_client_pred *pred,
+                    void *arg);
+/* Close a client with a code (1000-4999) and reason (may be NULL). */
+int pxl_disconnect_client(struct pxl_ctx *ctx, const char *client_id,
+                          int code, const char *reason);
+
+/* ---- rooms ------------------------------------------------------------ */
+
+/* Statuses of join/leave besides PXL_OK: nothing changed. */
+#define PXL_UNCHANGED 2
+
+/*
+ * The PROTOCOL.md text for a bad room name, or NULL when name (a JSON
+ * value, possibly NULL) is a usable room name: "Room name is required",
+ * "Invalid room name" (contains U+0000), "Room name is too long".
+ */
+const char *pxl_room_name_error(const struct pxl_ctx *ctx,
+                                const struct json_object *name);
+/*
+ * Put a client in a room. PXL_OK when it joined, PXL_UNCHANGED when it was
+ * already a member, PXL_EDECLINED when it is in rooms.max_per_client rooms,
+ * PXL_EINVAL for an unknown client or a bad name. With rooms.multiple =
+ * false the client first leaves its current room (and is told so).
+ */
+int pxl_room_join(struct pxl_ctx *ctx, const char *client_id,
+                  const char *room);
+/* The same, with the userId this membership shows (takes user_id). */
+int pxl_room_join_as(struct pxl_ctx *ctx, const char *client_id,
+                     const char *room, struct json_object *user_id);
+/*
+ * Take a client out of a room; it gets {"type":"user","action":"leftRoom"}.
+ * PXL_OK, or PXL_UNCHANGED when it was not a member.
+ */
+int pxl_room_leave(struct pxl_ctx *ctx, const char *client_id,
+                   const char *room);
+bool pxl_room_has(const struct pxl_ctx *ctx, const char *room,
+                  const char *client_id);
+/* A member and the userId it joined with (borrowed). */
+typedef int pxl_member_fn(const struct pxl_client *c,
+                          const struct json_object *user_id, void *arg);
+/* Call fn for every member of a room (in no particular order). */
+int pxl_room_members(const struct pxl_ctx *ctx, const char *room,
+                     pxl_member_fn *fn, void *arg);
+size_t pxl_room_count(const struct pxl_ctx *ctx);
+
+/* ---- metrics ---------------------------------------------------------- */
+
+/*
+ * A snapshot of this worker's counters as a new JSON object (the caller
+ * owns it): connections, rooms, messages and bytes in and out, connects,
+ * disconnects, errors by kind, auth failures, and per-second rates.
+ */
+struct json_object *pxl_metrics(const struct pxl_ctx *ctx);
 
 /* ---- logging -------------------------------------------------------- */
 

@@ -14,7 +14,9 @@ targets="utf8:pxl_utf8.c:
 ws_codec:pxl_ws_codec.c pxl_utf8.c:
 http:pxl_http.c:-lcrypto
 json:pxl_json.c pxl_utf8.c:-ljson-c
-conf:pxl_conf.c pxl_str.c pxl_json.c pxl_log.c pxl_utf8.c:-lconfig"
+json_build:pxl_json_build.c pxl_json.c pxl_utf8.c:-ljson-c
+conf:pxl_conf.c pxl_str.c pxl_json.c pxl_log.c pxl_utf8.c:-lconfig
+auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto"
 n=$(echo "$targets" | wc -l)
 echo "1..$n"
 i=0

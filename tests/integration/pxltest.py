@@ -625,3 +625,34 @@ def http_request(port, data, timeout=10):
     c = RawWS(port, timeout)
     c.send(data)
     return c.read_response(), c
+
+
+# ---- JWT (HMAC) -------------------------------------------------------------
+
+def b64url(data):
+    """base64url without padding (JWS)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_HS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384,
+       "HS512": hashlib.sha512}
+
+
+def jwt_hs(payload, secret, alg="HS256", header=None):
+    """An HS256/384/512 token (stdlib only); secret is str or bytes,
+    payload a dict (or a ready JSON text), header overrides the default."""
+    import hmac
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    h = header if header is not None else {"alg": alg, "typ": "JWT"}
+    hp = "%s.%s" % (b64url(dumps(h) if not isinstance(h, str) else h),
+                    b64url(dumps(payload) if not isinstance(payload, str)
+                           else payload))
+    sig = hmac.new(secret, hp.encode("ascii"), _HS[alg]).digest()
+    return hp + "." + b64url(sig)

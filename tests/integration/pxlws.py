@@ -11,7 +11,8 @@ import asyncio
 
 import websockets
 
-from pxltest import check, dumps, eq, is_connected_frame, loads
+from pxltest import (CLIENT_ID_RE, check, dumps, eq, is_connected_frame,
+                     loads)
 
 MISSING = object()
 
@@ -79,6 +80,59 @@ class Client:
     async def close(self, code=1000, reason=""):
         await self.ws.close(code, reason)
 
+    # -- helpers for tests of broadcasts, rooms and presence --
+
+    @property
+    def cid(self):
+        """This client's id from the system/connected frame (or None)."""
+        if self.connected is None:
+            return None
+        return self.connected["data"]["clientId"]
+
+    async def hello(self, timeout=10):
+        """Read the first frame, which must be system/connected with a
+        32-hex clientId; returns the id."""
+        check(not self._seen_first, "hello() after the first frame")
+        m = await asyncio.wait_for(self.ws.recv(), timeout)
+        self._seen_first = True
+        self.first = m
+        check(isinstance(m, str), "first frame is binary: %r" % m[:200])
+        obj = loads(m)
+        check(is_connected_frame(obj) and set(obj) == {"type", "action",
+                                                       "data"}
+              and isinstance(obj["data"], dict)
+              and set(obj["data"]) == {"clientId"},
+              "first frame is not system/connected: %r" % m[:300])
+        cid = obj["data"]["clientId"]
+        check(isinstance(cid, str) and CLIENT_ID_RE.match(cid),
+              "clientId %r is not 32 lowercase hex characters" % (cid,))
+        self.connected = obj
+        return cid
+
+    async def sync(self, timeout=10):
+        """A barrier: send test/echo (testkit) with a unique requestId and
+        return every frame that arrived before its reply. The server
+        handles a client's messages in order on one worker, so anything
+        queued for this client before the echo is in the list."""
+        global _sync_seq
+        _sync_seq += 1
+        rid = "sync-%d" % _sync_seq
+        await self.send_json({"type": "test", "action": "echo",
+                              "data": rid, "requestId": rid})
+        before = []
+        while True:
+            f = await self.recv(timeout)
+            if f == {"type": "test", "action": "echo", "response": rid,
+                     "requestId": rid}:
+                return before
+            before.append(f)
+            check(len(before) < 10000, "no sync reply among 10000 frames")
+
+    async def expect_nothing(self, what="frames"):
+        """Nothing was queued for this client (checked with sync())."""
+        got = await self.sync()
+        eq(got, [], "unexpected %s" % what)
+
     async def wait_closed(self, timeout=10):
         """Wait for the server to close us: returns (code, reason)."""
         try:
@@ -104,3 +158,27 @@ def reply(type_, action, response=MISSING, rid=MISSING):
     if rid is not MISSING:
         r["requestId"] = rid
     return r
+
+
+_sync_seq = 0
+
+
+async def connect_id(url, **kw):
+    """connect() and read the system/connected frame: (Client, clientId)."""
+    c = await connect(url, **kw)
+    try:
+        cid = await c.hello()
+    except BaseException:
+        await c.ws.close()
+        raise
+    return c, cid
+
+
+async def close_all(clients):
+    """Close clients, ignoring the ones that are already gone."""
+    async def one(c):
+        try:
+            await c.close()
+        except Exception:  # noqa: BLE001 - best effort in finally blocks
+            pass
+    await asyncio.gather(*(one(c) for c in clients if c is not None))

@@ -172,6 +172,152 @@ static void tk_fini(struct pxl_ctx *ctx)
         pxl_ctx_set_plugin_data(ctx, NULL);
 }
 
+/* data[key] as a string, or NULL. */
+static const char *str_arg(const struct pxl_msg *msg, const char *key)
+{
+        struct json_object *d = pxl_msg_data(msg), *v;
+
+        if (d && json_object_object_get_ex(d, key, &v) &&
+            json_object_is_type(v, json_type_string))
+                return json_object_get_string(v);
+        return NULL;
+}
+
+/* data[key], borrowed, or NULL. */
+static struct json_object *arg(const struct pxl_msg *msg, const char *key)
+{
+        struct json_object *d = pxl_msg_data(msg), *v = NULL;
+
+        if (d)
+                json_object_object_get_ex(d, key, &v);
+        return v;
+}
+
+/* data {key, value}: set (or with no value, delete) my metadata key. */
+static int tk_set_meta(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        const char *key = str_arg(msg, "key");
+        struct json_object *value = arg(msg, "value");
+
+        if (key == NULL)
+                return pxl_fail(ctx, "key is required");
+        if (pxl_client_set_meta(ctx, pxl_ctx_client_id(ctx), key,
+                                json_object_get(value)) < 0)
+                return pxl_fail(ctx, "cannot set metadata");
+        return PXL_OK;
+}
+
+/* data {clientId, message}: reply with the number of clients reached. */
+static int tk_send_to(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        int n = pxl_send_to_client(ctx, str_arg(msg, "clientId"),
+                                   arg(msg, "message"));
+
+        return n < 0 ? pxl_fail(ctx, "send failed: %s", pxl_strerror(n))
+                     : pxl_reply(ctx, json_object_new_int(n));
+}
+
+static bool has_meta_flag(const struct pxl_client *c, void *key)
+{
+        struct json_object *v = pxl_client_meta(c, key);
+
+        return v != NULL && json_object_get_boolean(v);
+}
+
+/* data {message, exclude?: clientId, onlyMeta?: key}: send to everybody. */
+static int tk_send_all(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        const char *only = str_arg(msg, "onlyMeta");
+        int n = pxl_send_to_all(ctx, arg(msg, "message"),
+                                str_arg(msg, "exclude"),
+                                only ? has_meta_flag : NULL, (void *)only);
+
+        return n < 0 ? pxl_fail(ctx, "send failed: %s", pxl_strerror(n))
+                     : pxl_reply(ctx, json_object_new_int(n));
+}
+
+/* data {room, message, exclude?}: send to a room. */
+static int tk_send_room(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        int n = pxl_send_to_room(ctx, str_arg(msg, "room"),
+                                 arg(msg, "message"), str_arg(msg, "exclude"));
+
+        return n < 0 ? pxl_fail(ctx, "send failed: %s", pxl_strerror(n))
+                     : pxl_reply(ctx, json_object_new_int(n));
+}
+
+/* data {userIds: [...], message}: send to users. */
+static int tk_send_users(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *ids = arg(msg, "userIds");
+        const struct json_object *v[64];
+        size_t n = 0;
+        int sent;
+
+        for (size_t i = 0; ids && i < json_object_array_length(ids) && n < 64; i++)
+                v[n++] = json_object_array_get_idx(ids, i);
+        sent = pxl_send_to_users(ctx, v, n, arg(msg, "message"));
+        return sent < 0 ? pxl_fail(ctx, "send failed: %s", pxl_strerror(sent))
+                        : pxl_reply(ctx, json_object_new_int(sent));
+}
+
+/* data {clientId, code, reason}: close another client. */
+static int tk_kick(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *code = arg(msg, "code");
+
+        if (pxl_disconnect_client(ctx, str_arg(msg, "clientId"),
+                                  code ? json_object_get_int(code) : 1000,
+                                  str_arg(msg, "reason")) < 0)
+                return pxl_fail(ctx, "cannot disconnect");
+        return PXL_OK;
+}
+
+static int add_id(const struct pxl_client *c, void *arr)
+{
+        json_object_array_add(arr, json_object_new_string(pxl_client_id(c)));
+        return 0;
+}
+
+/* data {userId}: the client ids of a user. */
+static int tk_user_clients(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *ids = json_object_new_array();
+
+        pxl_user_clients(ctx, arg(msg, "userId"), add_id, ids);
+        return pxl_reply(ctx, ids);
+}
+
+/* What the framework knows about me: user, token, rooms, metadata key. */
+static int tk_whoami(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        const struct pxl_client *me = pxl_ctx_client(ctx);
+        struct json_object *o = json_object_new_object();
+        const char *key = str_arg(msg, "metaKey");
+
+        json_object_object_add(o, "clientId",
+                               json_object_new_string(pxl_client_id(me)));
+        json_object_object_add(o, "userId",
+                               json_object_get(pxl_client_user_id(me)));
+        json_object_object_add(o, "token", json_object_get(pxl_client_token(me)));
+        json_object_object_add(o, "local",
+                               json_object_new_boolean(pxl_client_is_local(me)));
+        json_object_object_add(o, "clients",
+                               json_object_new_int64((int64_t)pxl_client_count(ctx)));
+        json_object_object_add(o, "rooms",
+                               json_object_new_int64((int64_t)pxl_room_count(ctx)));
+        if (key != NULL)
+                json_object_object_add(o, "meta",
+                                       json_object_get(pxl_client_meta(me, key)));
+        return pxl_reply(ctx, o);
+}
+
+static int tk_metrics(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        (void)msg;
+        return pxl_reply(ctx, pxl_metrics(ctx));
+}
+
 static const struct pxl_route tk_routes[] = {
         {"test", "echo", tk_echo},
         {"test", "null", tk_null},
@@ -181,6 +327,15 @@ static const struct pxl_route tk_routes[] = {
         {"test", "defer", tk_defer},
         {"test", "close", tk_close},
         {"test", "stats", tk_stats},
+        {"test", "setMeta", tk_set_meta},
+        {"test", "sendTo", tk_send_to},
+        {"test", "sendAll", tk_send_all},
+        {"test", "sendRoom", tk_send_room},
+        {"test", "sendUsers", tk_send_users},
+        {"test", "disconnect", tk_kick},
+        {"test", "userClients", tk_user_clients},
+        {"test", "whoami", tk_whoami},
+        {"test", "metrics", tk_metrics},
         PXL_ROUTE_END,
 };
 

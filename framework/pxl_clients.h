@@ -1,0 +1,66 @@
+/*
+ * pxl_clients.h - the client registry of one worker: records by id, the
+ * user index, metadata, presence lists, and delivery of shared frames.
+ * Rooms are pxl_rooms.c's; sockets are pxl_conn.c's.
+ */
+#ifndef PXL_CLIENTS_H
+#define PXL_CLIENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/queue.h>
+
+#include "pxl_map.h"
+
+struct json_object;
+struct pxl_conn;
+struct pxl_frame;
+struct pxl_room;
+struct pxl_server;
+struct pxl_user;
+
+struct pxl_membership {
+        struct pxl_room *room;
+        size_t index;                /* position in room->members */
+        struct json_object *user_id; /* as joined (joinRoom's userId) */
+};
+
+struct pxl_client {
+        struct pxl_map_node node; /* srv->clients, keyed by id */
+        TAILQ_ENTRY(pxl_client) order; /* srv->client_order: oldest first */
+        char id[33];
+        struct pxl_conn *conn;    /* NULL when connected elsewhere */
+        int64_t last_activity_ms;
+        struct json_object *user_id; /* NULL when anonymous */
+        struct json_object *token;   /* the JWT payload */
+        struct pxl_user *user;       /* index entry, NULL when anonymous */
+        struct json_object *meta;    /* object, created on first set */
+        struct pxl_membership *rooms; /* in join order */
+        size_t nrooms, rooms_cap;
+};
+
+/* 32 lowercase hex characters from the OS's CSPRNG-seeded generator. */
+void pxl_client_make_id(char out[33]);
+
+/*
+ * Register a client connected here (takes user_id and token, either may be
+ * NULL). The caller announces it (pxl_presence_changed) once the client
+ * has been greeted. NULL when out of memory.
+ */
+struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
+                                  const char *id, struct json_object *user_id,
+                                  struct json_object *token);
+/* Take a client out of its rooms and the registry, and free it. */
+void pxl_client_remove(struct pxl_server *srv, struct pxl_client *c);
+struct pxl_client *pxl_clients_get(const struct pxl_server *srv,
+                                   const char *id);
+/* Queue a shared frame for one client; 1 when queued, else 0. */
+int pxl_client_deliver(struct pxl_server *srv, struct pxl_client *c,
+                       struct pxl_frame *f);
+/* Send the clientList frame of kind K to every local client (if on). */
+void pxl_presence_changed(struct pxl_server *srv, const char *kind);
+void pxl_clients_fini(struct pxl_server *srv);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * pxl_metrics.c - the per-worker counters: per-second rates, the JSON
+ * snapshot plugins read, and the periodic log line. Counting itself is
+ * done where things happen (conn, router, clients).
+ */
+#include <json-c/json.h>
+
+#include "pxl/pxl.h"
+#include "pxl_int.h"
+#include "pxl_log.h"
+#include "pxl_metrics.h"
+#include "pxl_server.h"
+
+#define RATE 1
+#define NORATE 0
+
+void pxl_metrics_tick(struct pxl_server *srv)
+{
+        struct pxl_metrics *m = &srv->metrics;
+
+#define PXL_RATE(name, key, help, rate)                                        \
+        if (rate)                                                              \
+                m->per_sec.name = (double)(m->name - m->last.name);            \
+        m->last.name = m->name;
+        PXL_COUNTERS(PXL_RATE)
+#undef PXL_RATE
+        m->ticks++;
+        if (srv->conf->metrics_log_interval != 0 &&
+            m->ticks % srv->conf->metrics_log_interval == 0)
+                pxl_logs(PXL_LOG_INFO,
+                         "metrics connections=%u rooms=%zu messages_in=%llu "
+                         "messages_out=%llu in_per_sec=%.0f out_per_sec=%.0f "
+                         "bytes_in=%llu bytes_out=%llu connects=%llu "
+                         "disconnects=%llu auth_failures=%llu",
+                         srv->nopen, srv->rooms.count,
+                         (unsigned long long)m->messages_in,
+                         (unsigned long long)m->messages_out,
+                         m->per_sec.messages_in, m->per_sec.messages_out,
+                         (unsigned long long)m->bytes_in,
+                         (unsigned long long)m->bytes_out,
+                         (unsigned long long)m->connects,
+                         (unsigned long long)m->disconnects,
+                         (unsigned long long)m->auth_failures);
+}
+
+struct json_object *pxl_metrics_json(const struct pxl_server *srv)
+{
+        const struct pxl_metrics *m = &srv->metrics;
+        struct json_object *o = json_object_new_object();
+        struct json_object *rates = json_object_new_object();
+
+        if (o == NULL || rates == NULL) {
+                json_object_put(o);
+                json_object_put(rates);
+                return NULL;
+        }
+        json_object_object_add(o, "connections",
+                               json_object_new_int64(srv->nopen));
+        json_object_object_add(o, "clients",
+                               json_object_new_int64((int64_t)srv->clients.count));
+        json_object_object_add(o, "rooms",
+                               json_object_new_int64((int64_t)srv->rooms.count));
+#define PXL_JSON(name, key, help, rate)                                        \
+        json_object_object_add(o, key, json_object_new_int64((int64_t)m->name)); \
+        if (rate)                                                              \
+                json_object_object_add(rates, key,                             \
+                                       json_object_new_double(m->per_sec.name));
+        PXL_COUNTERS(PXL_JSON)
+#undef PXL_JSON
+        json_object_object_add(o, "perSecond", rates);
+        return o;
+}
+
+struct json_object *pxl_metrics(const struct pxl_ctx *ctx)
+{
+        return pxl_metrics_json(pxl_ctx_server(ctx));
+}

@@ -1,0 +1,63 @@
+/*
+ * pxl_metrics.h - one worker's counters, declared once in a table that
+ * the JSON snapshot, the periodic log line and the docs are made from.
+ * Incrementing is a plain add: each worker is one thread.
+ */
+#ifndef PXL_METRICS_H
+#define PXL_METRICS_H
+
+#include <stdint.h>
+
+struct pxl_server;
+struct json_object;
+
+/* name, JSON key, meaning; RATE ones also get a per-second figure. */
+#define PXL_COUNTERS(X)                                                        \
+        X(connects, "connects", "clients that completed the upgrade", RATE)   \
+        X(disconnects, "disconnects", "clients that went away", RATE)         \
+        X(messages_in, "messagesIn", "data messages received", RATE)          \
+        X(messages_out, "messagesOut", "messages queued to clients", RATE)    \
+        X(bytes_in, "bytesIn", "bytes read from clients", RATE)               \
+        X(bytes_out, "bytesOut", "bytes queued to clients", RATE)             \
+        X(frames_encoded, "framesEncoded",                                     \
+          "outgoing frames built (one per broadcast)", RATE)                  \
+        X(auth_failures, "authFailures", "upgrades refused with 401", NORATE) \
+        X(refused_upgrades, "refusedUpgrades",                                 \
+          "upgrades refused (400/403/404/426/503)", NORATE)                   \
+        X(err_parse, "errorsParse", "Failed to parse JSON", NORATE)           \
+        X(err_envelope, "errorsEnvelope",                                      \
+          "Invalid message / missing type or action", NORATE)                 \
+        X(err_route, "errorsUnknownRoute", "Unknown route", NORATE)           \
+        X(err_handler, "errorsHandler", "handler failures", NORATE)           \
+        X(err_protocol, "errorsProtocol", "closes with 1002", NORATE)         \
+        X(err_utf8, "errorsUtf8", "closes with 1007", NORATE)                 \
+        X(err_too_big, "errorsTooBig", "closes with 1009", NORATE)            \
+        X(err_slow, "errorsSlowConsumer", "closes with 4009", NORATE)         \
+        X(closed_inactive, "closedInactive", "closes with 4000", NORATE)      \
+        X(closed_heartbeat, "closedHeartbeat", "closes with 4001", NORATE)    \
+        X(deferred_dropped, "deferredDropped",                                 \
+          "deferred replies to clients that had gone", NORATE)
+
+struct pxl_metrics {
+#define PXL_COUNTER_FIELD(name, key, help, rate) uint64_t name;
+        PXL_COUNTERS(PXL_COUNTER_FIELD)
+#undef PXL_COUNTER_FIELD
+        /* per-second figures of the RATE counters, over the last second */
+        struct {
+#define PXL_COUNTER_FIELD(name, key, help, rate) double name;
+                PXL_COUNTERS(PXL_COUNTER_FIELD)
+#undef PXL_COUNTER_FIELD
+        } per_sec;
+        struct {
+#define PXL_COUNTER_FIELD(name, key, help, rate) uint64_t name;
+                PXL_COUNTERS(PXL_COUNTER_FIELD)
+#undef PXL_COUNTER_FIELD
+        } last; /* counters at the previous tick */
+        uint64_t ticks;
+};
+
+/* Once a second: rates, and the log line every metrics.log_interval. */
+void pxl_metrics_tick(struct pxl_server *srv);
+struct json_object *pxl_metrics_json(const struct pxl_server *srv);
+
+#endif
