@@ -1,0 +1,58 @@
+/*
+ * bench - the routes the side-by-side benchmark drives (PROTOCOL.md,
+ * "Bench routes"): bench/echo replies with the request's data, and
+ * bench/publish delivers a payload to every member of a room, encoded
+ * once, then tells the publisher how many local deliveries it made.
+ */
+#include <pxl/pxl.h>
+
+static int bench_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        if (!pxl_msg_has_data(msg))
+                return PXL_OK;
+        return pxl_reply(ctx, json_object_get(pxl_msg_data(msg)));
+}
+
+/* bench/publish {roomName, payload} -> {"delivered": N} */
+static int bench_publish(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *data = pxl_msg_data(msg), *room = NULL;
+        struct json_object *payload = NULL, *out, *d, *reply;
+        const char *bad;
+        int n;
+
+        if (json_object_is_type(data, json_type_object)) {
+                json_object_object_get_ex(data, "roomName", &room);
+                json_object_object_get_ex(data, "payload", &payload);
+        }
+        if ((bad = pxl_room_name_error(ctx, room)) != NULL)
+                return pxl_fail(ctx, "%s", bad);
+        d = json_object_new_object();
+        json_object_object_add(d, "roomName", json_object_get(room));
+        /* An absent payload is delivered as null. */
+        json_object_object_add(d, "payload", json_object_get(payload));
+        out = json_object_new_object();
+        json_object_object_add(out, "type", json_object_new_string("bench"));
+        json_object_object_add(out, "action", json_object_new_string("message"));
+        json_object_object_add(out, "data", d);
+        n = pxl_send_to_room(ctx, json_object_get_string(room), out, NULL);
+        json_object_put(out);
+        if (n < 0)
+                return pxl_fail(ctx, "publish failed: %s", pxl_strerror(n));
+        reply = json_object_new_object();
+        json_object_object_add(reply, "delivered", json_object_new_int(n));
+        return pxl_reply(ctx, reply);
+}
+
+static const struct pxl_route bench_routes[] = {
+        {"bench", "echo", bench_echo},
+        {"bench", "publish", bench_publish},
+        PXL_ROUTE_END,
+};
+
+PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
+        .hdr = PXL_PLUGIN_HDR,
+        .name = "bench",
+        .version = "1.0.0",
+        .routes = bench_routes,
+};
