@@ -38,7 +38,7 @@ struct pxl_client {
         struct pxl_user *user;       /* index entry, NULL when anonymous */
         struct json_object *meta;    /* object, created on first set */
         struct pxl_membership *rooms; /* in join order */
-        size_t nrooms, rooms_cap;
+        uint16_t nrooms, rooms_cap;   /* rooms.max_per_client <= 65535 */
 };
 
 /* 32 lowercase hex characters from the OS's CSPRNG-seeded generator. */

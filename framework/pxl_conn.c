@@ -5,6 +5,7 @@
  * message means is the router's business; the client record is
  * pxl_clients.c's.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -42,10 +43,13 @@ enum conn_state {
 
 struct pxl_conn {
         TAILQ_ENTRY(pxl_conn) link; /* srv->conns, then srv->dead */
+        SLIST_ENTRY(pxl_conn) dirty_link; /* srv->dirty while output waits */
         struct pxl_server *srv;
         struct bufferevent *bev;
         struct pxl_client *client; /* from the 101 until the close */
         enum conn_state state;
+        bool corked;         /* plain TCP: we write, not the bufferevent */
+        bool dirty;          /* on srv->dirty */
         bool msg_open;       /* a message is being assembled in msg */
         bool msg_binary;
         uint16_t close_code; /* sent or received; 1006 if none */
@@ -56,6 +60,7 @@ struct pxl_conn {
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_close_soon(struct pxl_conn *c);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -130,7 +135,80 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
                           c);
         bufferevent_set_timeouts(c->bev, srv->handshake_tv, NULL);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        /*
+         * Plain TCP output is corked: frames queued during a loop
+         * iteration go out in one writev from the flusher, and the
+         * bufferevent only writes (EV_WRITE) when the socket is full.
+         * That saves two epoll_ctl calls per reply. TLS writes through
+         * its bufferevent as usual.
+         */
+        c->corked = srv->tls == NULL;
+        bufferevent_enable(c->bev, c->corked ? EV_READ : EV_READ | EV_WRITE);
+}
+
+/* Output was queued: write it at the end of this loop iteration. */
+static void mark_dirty(struct pxl_conn *c)
+{
+        struct pxl_server *srv = c->srv;
+
+        if (!c->corked || c->dirty)
+                return;
+        c->dirty = true;
+        if (SLIST_EMPTY(&srv->dirty))
+                event_active(srv->flusher, 0, 0);
+        SLIST_INSERT_HEAD(&srv->dirty, c, dirty_link);
+}
+
+static void unmark_dirty(struct pxl_conn *c)
+{
+        if (c->dirty) {
+                SLIST_REMOVE(&c->srv->dirty, c, pxl_conn, dirty_link);
+                c->dirty = false;
+        }
+}
+
+/*
+ * Write each dirty connection's output with one writev. What the kernel
+ * does not take waits for EV_WRITE (the bufferevent then writes it and
+ * conn_write_cb switches EV_WRITE off again).
+ */
+void pxl_conn_flush_all(struct pxl_server *srv)
+{
+        struct pxl_conn *c;
+
+        while ((c = SLIST_FIRST(&srv->dirty)) != NULL) {
+                struct evbuffer *out = bufferevent_get_output(c->bev);
+
+                SLIST_REMOVE_HEAD(&srv->dirty, dirty_link);
+                c->dirty = false;
+                if (c->state == CONN_DEAD)
+                        continue;
+                while (evbuffer_get_length(out) > 0) {
+                        int n;
+
+                        /*
+                         * A socket bufferevent freezes the start of its
+                         * output so only it drains it; we are writing on
+                         * its behalf while its EV_WRITE is off.
+                         */
+                        evbuffer_unfreeze(out, 1);
+                        n = evbuffer_write(out, bufferevent_getfd(c->bev));
+                        evbuffer_freeze(out, 1);
+
+                        if (n > 0)
+                                continue;
+                        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                                conn_close_soon(c);
+                                break;
+                        }
+                        /* The socket is full: let the bufferevent finish. */
+                        bufferevent_enable(c->bev, EV_WRITE);
+                        break;
+                }
+                if (c->state == CONN_FLUSHING &&
+                    evbuffer_get_length(out) == 0)
+                        conn_close_soon(c);
+        }
 }
 
 /*
@@ -142,6 +220,7 @@ static void conn_close_soon(struct pxl_conn *c)
         if (c->state == CONN_DEAD)
                 return;
         c->state = CONN_DEAD;
+        unmark_dirty(c);
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
         TAILQ_REMOVE(&c->srv->conns, c, link);
         TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
@@ -169,6 +248,7 @@ static void conn_finish(struct pxl_conn *c)
         }
         /* A peer that stops reading must not keep us waiting forever. */
         bufferevent_set_timeouts(c->bev, NULL, c->srv->close_tv);
+        mark_dirty(c);
 }
 
 static int queue_frame(struct pxl_conn *c, uint8_t opcode,
@@ -188,6 +268,7 @@ static int queue_frame(struct pxl_conn *c, uint8_t opcode,
                     evbuffer_add(out, iov[i].iov_base, iov[i].iov_len) < 0)
                         return PXL_ENOMEM;
         c->srv->metrics.bytes_out += hlen + total;
+        mark_dirty(c);
         return PXL_OK;
 }
 
@@ -266,6 +347,7 @@ int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f)
                 out_of_memory(c, "queueing a shared frame");
                 return PXL_ENOMEM;
         }
+        mark_dirty(c);
         c->srv->metrics.messages_out++;
         c->srv->metrics.bytes_out += f->len;
         return PXL_OK;
@@ -525,6 +607,7 @@ static bool handle_upgrade(struct pxl_conn *c)
         pxl_ws_accept_key(req.ws_key.p, req.ws_key.len, accept);
         size_t n = pxl_http_format_101(resp, sizeof(resp), accept);
         evbuffer_add(bufferevent_get_output(c->bev), resp, n);
+        mark_dirty(c);
         evbuffer_drain(in, (size_t)head);
         c->state = CONN_OPEN;
         c->close_code = PXL_CLOSE_ABNORMAL;
@@ -683,9 +766,10 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
         struct pxl_conn *c = arg;
 
-        (void)bev;
         if (c->state == CONN_FLUSHING)
                 conn_close_soon(c);
+        else if (c->corked)
+                bufferevent_disable(bev, EV_WRITE); /* drained: corked again */
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)

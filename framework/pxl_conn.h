@@ -46,6 +46,8 @@ int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f);
 int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason);
 /* Server shutdown: 1001 for open clients, drop the ones still upgrading. */
 void pxl_conn_shutdown_all(struct pxl_server *srv);
+/* Write every corked connection's queued output (end of an iteration). */
+void pxl_conn_flush_all(struct pxl_server *srv);
 /* Free the connections that finished (the reaper event's work). */
 void pxl_conn_reap(struct pxl_server *srv);
 /* Close clients idle for inactivity.max_idle with 4000. */

@@ -182,7 +182,27 @@ int pxl_reply(struct pxl_ctx *ctx, struct json_object *obj)
                 json_object_put(ctx->response);
         ctx->response = obj;
         ctx->has_response = true;
+        ctx->response_json = NULL;
         return PXL_OK;
+}
+
+int pxl_reply_json(struct pxl_ctx *ctx, const char *json, size_t len)
+{
+        /* What goes on the wire must be JSON whoever wrote it. */
+        if (json == NULL ||
+            !pxl_json_valid(json, len, ctx->srv->conf->limits.max_json_depth))
+                return pxl_fail(ctx, "reply is not valid JSON");
+        pxl_reply(ctx, NULL);
+        ctx->response_json = json;
+        ctx->response_json_len = len;
+        return PXL_OK;
+}
+
+const char *pxl_msg_data_json(const struct pxl_msg *msg, size_t *len)
+{
+        if (len != NULL)
+                *len = msg->data.kind == PXL_JSON_NONE ? 0 : msg->data.len;
+        return msg->data.kind == PXL_JSON_NONE ? NULL : msg->data.p;
 }
 
 int pxl_send_json(struct pxl_ctx *ctx, const struct json_object *obj)

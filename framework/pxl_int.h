@@ -37,6 +37,8 @@ struct pxl_ctx {
         /* request state, filled by the handler through pxl_reply & co */
         struct json_object *response;
         bool has_response;
+        const char *response_json; /* pxl_reply_json text (borrowed) */
+        size_t response_json_len;
         char *error;          /* pxl_fail / pxl_ctx_fail text (malloc'd) */
         struct pxl_defer *defer;
         /* raw spans of the request, for replies */

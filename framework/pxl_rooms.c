@@ -187,13 +187,16 @@ int pxl_rooms_join(struct pxl_server *srv, struct pxl_client *c,
                 return PXL_EDECLINED;
         }
         if (c->nrooms == c->rooms_cap) {
-                size_t cap = c->rooms_cap ? c->rooms_cap * 2 : 2;
-                struct pxl_membership *v = realloc(c->rooms, cap * sizeof(*v));
+                size_t cap = c->rooms_cap ? (size_t)c->rooms_cap * 2 : 2;
+                struct pxl_membership *v;
 
+                if (cap > UINT16_MAX)
+                        cap = UINT16_MAX;
+                v = realloc(c->rooms, cap * sizeof(*v));
                 if (v == NULL)
                         goto nomem;
                 c->rooms = v;
-                c->rooms_cap = cap;
+                c->rooms_cap = (uint16_t)cap;
         }
         if (r == NULL && (r = room_create(srv, name, len)) == NULL)
                 goto nomem;

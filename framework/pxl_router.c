@@ -184,12 +184,15 @@ static void send_error(struct pxl_server *srv, struct pxl_conn *c,
         send_scratch(srv, c);
 }
 
-/* Builds and sends the reply; takes obj when has_response. */
+/*
+ * Builds and sends the reply. The response is raw JSON text when json is
+ * set, else obj serialised (taken) when has_response.
+ */
 static void send_reply(struct pxl_server *srv, struct pxl_conn *c,
                        const struct pxl_json_span *type_raw,
                        const struct pxl_json_span *action_raw,
                        const struct pxl_json_span *rid, bool has_response,
-                       struct json_object *obj)
+                       struct json_object *obj, const char *json, size_t n)
 {
         struct pxl_str *s = &srv->scratch;
         int rc;
@@ -200,12 +203,12 @@ static void send_reply(struct pxl_server *srv, struct pxl_conn *c,
         pxl_str_puts(s, ",\"action\":");
         pxl_str_append(s, action_raw->p, action_raw->len);
         if (has_response) {
-                size_t n;
-                const char *json = json_object_to_json_string_length(
-                        obj, JSON_C_TO_STRING_PLAIN |
-                                     JSON_C_TO_STRING_NOSLASHESCAPE,
-                        &n);
-
+                if (json == NULL) {
+                        json = json_object_to_json_string_length(
+                                obj, JSON_C_TO_STRING_PLAIN |
+                                             JSON_C_TO_STRING_NOSLASHESCAPE,
+                                &n);
+                }
                 pxl_str_puts(s, ",\"response\":");
                 pxl_str_append(s, json, n);
                 json_object_put(obj);
@@ -288,7 +291,7 @@ int pxl_defer_reply(struct pxl_defer *d, struct json_object *obj)
         }
         if (pxl_defer_alive(d)) {
                 send_reply(d->srv, d->ref->conn, &d->type_raw, &d->action_raw,
-                           &d->request_id, true, obj);
+                           &d->request_id, true, obj, NULL, 0);
         } else {
                 json_object_put(obj);
                 d->srv->metrics.deferred_dropped++;
@@ -394,7 +397,8 @@ static void finish_request(struct pxl_server *srv, struct pxl_conn *c,
                 return;
         }
         send_reply(srv, c, &ctx->type_raw, &ctx->action_raw, &ctx->request_id,
-                   ctx->has_response, ctx->response);
+                   ctx->has_response, ctx->response, ctx->response_json,
+                   ctx->response_json_len);
         ctx->response = NULL;
         ctx->has_response = false;
 }

@@ -3,6 +3,7 @@
  * configure/start/run/shutdown from pxl_server.c. Nothing else lives here.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,13 @@ int main(int argc, char **argv)
         bool test_only = false;
         int opt, rc;
 
+        /*
+         * A broadcast allocates and frees a buffer chain per recipient in
+         * one loop iteration; without this glibc gives that memory back
+         * (brk) and faults it in again on every publish.
+         */
+        mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+        mallopt(M_TOP_PAD, 4 * 1024 * 1024);
         while ((opt = getopt(argc, argv, "tThV")) != -1) {
                 switch (opt) {
                 case 't':

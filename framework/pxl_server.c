@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -63,12 +64,17 @@ static int tls_setup(struct pxl_server *srv, struct pxl_str *errors)
         return PXL_ERR;
 }
 
+/* Three priorities: new events get the middle one (1); 2 runs last. */
+#define PXL_PRIOS 3
+#define PXL_PRIO_FLUSH 2
+
 int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
                     struct pxl_str *errors)
 {
         int rc;
 
         memset(srv, 0, sizeof(*srv));
+        SLIST_INIT(&srv->dirty);
         TAILQ_INIT(&srv->conns);
         TAILQ_INIT(&srv->dead);
         TAILQ_INIT(&srv->client_order);
@@ -149,6 +155,13 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         pxl_conn_reap(arg);
+}
+
+static void flusher_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_conn_flush_all(arg);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -259,6 +272,29 @@ static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
         return PXL_OK;
 }
 
+/*
+ * Every client is a file descriptor: raise the soft limit so that
+ * limits.max_connections can be reached, as far as the hard limit allows.
+ */
+static void raise_fd_limit(const struct pxl_server *srv)
+{
+        rlim_t want = (rlim_t)srv->conf->limits.max_connections + 64;
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+                              ? want
+                              : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+                pxl_logs(PXL_LOG_WARN,
+                         "limits.max_connections %u needs %llu open files; "
+                         "this process may open %llu",
+                         srv->conf->limits.max_connections,
+                         (unsigned long long)want,
+                         (unsigned long long)rl.rlim_cur);
+}
+
 int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
 {
         struct timeval handshake = {(time_t)srv->conf->limits.handshake_timeout, 0};
@@ -266,8 +302,10 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
         int rc;
 
         signal(SIGPIPE, SIG_IGN);
+        raise_fd_limit(srv);
         srv->base = event_base_new();
-        if (srv->base == NULL) {
+        /* Events default to the middle priority; the flusher runs last. */
+        if (srv->base == NULL || event_base_priority_init(srv->base, PXL_PRIOS) < 0) {
                 pxl_str_puts(errors, "cannot create the event loop\n");
                 return PXL_ERR;
         }
@@ -283,6 +321,13 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
                 return PXL_ERR;
         }
         srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
+        srv->flusher = event_new(srv->base, -1, 0, flusher_cb, srv);
+        /* After every I/O callback of an iteration: one writev per client. */
+        if (srv->flusher == NULL ||
+            event_priority_set(srv->flusher, PXL_PRIO_FLUSH) < 0) {
+                pxl_str_puts(errors, "cannot create the output flusher\n");
+                return PXL_ERR;
+        }
         if (srv->reaper == NULL ||
             periodic(srv, &srv->tick_timer, 1, tick_cb) < 0 ||
             periodic(srv, &srv->idle_timer,
@@ -318,6 +363,8 @@ void pxl_server_fini(struct pxl_server *srv)
         pxl_auth_free(srv->auth);
         if (srv->reaper != NULL)
                 event_free(srv->reaper);
+        if (srv->flusher != NULL)
+                event_free(srv->flusher);
         if (srv->tick_timer != NULL)
                 event_free(srv->tick_timer);
         if (srv->idle_timer != NULL)

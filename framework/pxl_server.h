@@ -24,6 +24,7 @@ struct ssl_ctx_st;
 
 TAILQ_HEAD(pxl_conn_list, pxl_conn);
 TAILQ_HEAD(pxl_client_list, pxl_client);
+SLIST_HEAD(pxl_dirty_list, pxl_conn);
 
 struct pxl_server {
         struct event_base *base;
@@ -38,6 +39,8 @@ struct pxl_server {
         struct event *idle_timer;      /* inactivity.check_interval */
         struct event *heartbeat_timer; /* heartbeat.interval */
         struct event *reaper;          /* frees connections marked done */
+        struct event *flusher;         /* writes corked output, lowest priority */
+        struct pxl_dirty_list dirty;   /* connections with output to write */
         struct pxl_auth *auth;         /* NULL without auth.jwt */
         const struct timeval *handshake_tv; /* common timeouts */
         const struct timeval *close_tv;

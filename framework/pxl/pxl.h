@@ -166,6 +166,12 @@ const char *pxl_msg_action(const struct pxl_msg *msg);
 bool pxl_msg_has_data(const struct pxl_msg *msg);
 /* Borrowed; parsed on first use. NULL for absent data and for JSON null. */
 struct json_object *pxl_msg_data(const struct pxl_msg *msg);
+/*
+ * Borrowed: the raw JSON text of "data" as the client sent it (already
+ * checked strict JSON), and its length; NULL when there is no "data".
+ * Costs nothing: use it to pass data on without building objects.
+ */
+const char *pxl_msg_data_json(const struct pxl_msg *msg, size_t *len);
 /* Borrowed: the whole message payload as received. */
 const uint8_t *pxl_msg_payload(const struct pxl_msg *msg, size_t *len);
 bool pxl_msg_is_binary(const struct pxl_msg *msg);
@@ -187,6 +193,12 @@ int pxl_ctx_fail(struct pxl_ctx *ctx, const char *fmt, ...) PXL_PRINTF(2, 3);
 
 /* Set the reply's "response". Takes obj; NULL sends "response":null. */
 int pxl_reply(struct pxl_ctx *ctx, struct json_object *obj);
+/*
+ * Set the reply's "response" to JSON text, e.g. from pxl_msg_data_json.
+ * Borrows json until the handler returns; text that is not strict JSON
+ * is refused (the reply becomes an error).
+ */
+int pxl_reply_json(struct pxl_ctx *ctx, const char *json, size_t len);
 /* Set the handler's error text; returns PXL_ERR so `return pxl_fail(...)` reads
  * well. */
 int pxl_fail(struct pxl_ctx *ctx, const char *fmt, ...) PXL_PRINTF(2, 3);
@@ -336,6 +348,149 @@ size_t pxl_room_count(const struct pxl_ctx *ctx);
  * disconnects, errors by kind, auth failures, and per-second rates.
  */
 struct json_object *pxl_metrics(const struct pxl_ctx *ctx);
+
+/* ---- outbound WebSocket client ---------------------------------------- */
+
+/*
+ * A client connection to a WebSocket server (another pxl server, or any
+ * RFC 6455 server) on the caller's libevent loop, with the same
+ * {type, action, data} routing as the server side: messages go to the
+ * handler routed for their (type, action), replies included (their
+ * "response" reads as data), everything else to on_message.
+ *
+ * Link life: pxl_wsc_new connects at once, asynchronously. When a
+ * connection (or an attempt) ends without pxl_wsc_close, on_close runs,
+ * then, while tries remain, on_reconnecting announces the next attempt
+ * after a delay of min(retry_delay_ms * 2^n, retry_max_delay_ms)
+ * (1 s, 2 s, 4 s ... 30 s); when they are used up, on_reconnect_failed.
+ * Opening resets the count. pxl_wsc_close stops all of it.
+ *
+ * Callbacks may call any pxl_wsc function on their own client, including
+ * pxl_wsc_free. Messages are borrowed, valid until the handler returns.
+ * A client belongs to its loop's thread; nothing here is thread-safe.
+ */
+struct pxl_wsc;
+struct event_base;
+
+/* The upgrade succeeded (101 checked); sending works from here on. */
+typedef void pxl_wsc_open_fn(struct pxl_wsc *w, void *arg);
+/*
+ * A connection or an attempt ended: code is the server's close code
+ * (1005 for a close without one), or 1006 when no close frame came
+ * (refused, reset, timeout, bad handshake). reason is borrowed: the
+ * server's close reason, or our error text, never NULL.
+ */
+typedef void pxl_wsc_close_fn(struct pxl_wsc *w, int code, const char *reason,
+                              void *arg);
+/* Attempt number `attempt` (1, 2, ...) starts in delay_ms. */
+typedef void pxl_wsc_reconnecting_fn(struct pxl_wsc *w, unsigned attempt,
+                                     unsigned delay_ms, void *arg);
+/* Gave up after `attempts` failed tries; the client stays closed. */
+typedef void pxl_wsc_reconnect_failed_fn(struct pxl_wsc *w, unsigned attempts,
+                                         void *arg);
+/*
+ * A message. pxl_msg_type/pxl_msg_action give its envelope ("" when it
+ * is not a JSON object with string type and action), pxl_msg_data its
+ * "data", or its "response" for a reply, pxl_msg_payload the raw bytes.
+ */
+typedef void pxl_wsc_msg_fn(struct pxl_wsc *w, const struct pxl_msg *msg,
+                            void *arg);
+
+struct pxl_wsc_route {
+        const char *type;
+        const char *action;
+        pxl_wsc_msg_fn *fn;
+};
+#define PXL_WSC_ROUTE_END                                                      \
+        {                                                                      \
+                NULL, NULL, NULL                                               \
+        }
+
+/* Zero-initialise; every field but url is optional (0/NULL = default). */
+struct pxl_wsc_options {
+        /* ws://host[:port][/path][?query] or wss://...; IPv6 in [ ] */
+        const char *url;
+        const char *token;        /* sent as Authorization: Bearer TOKEN */
+        const char *origin;       /* sent as Origin */
+        const char *bind_address; /* numeric local address to connect from */
+        size_t max_message_size;  /* inclusive; default 4 MiB */
+        /* Reconnect tries after a failure: 0 = never, -1 = forever. */
+        int max_retries;
+        unsigned retry_delay_ms;     /* first delay; default 1000 */
+        unsigned retry_max_delay_ms; /* cap; default 30000 */
+        unsigned connect_timeout_ms; /* TCP + TLS + 101; default 10000 */
+        unsigned close_timeout_ms;   /* close handshake; default 5000 */
+        /* wss:// only: a CA file instead of the system's, or no checks. */
+        const char *tls_ca_file;
+        bool tls_insecure; /* no certificate or host name check */
+        /* Static routes, borrowed for the client's life; may be NULL. */
+        const struct pxl_wsc_route *routes;
+        pxl_wsc_open_fn *on_open;
+        pxl_wsc_close_fn *on_close;
+        pxl_wsc_reconnecting_fn *on_reconnecting;
+        pxl_wsc_reconnect_failed_fn *on_reconnect_failed;
+        pxl_wsc_msg_fn *on_message; /* unrouted and non-JSON messages */
+        void *arg;                  /* passed to every callback */
+};
+
+/*
+ * Create a client and start connecting on base (borrowed; it must outlive
+ * the client). opts is copied. Returns NULL on failure (bad URL or
+ * option, unknown host, no memory, TLS setup, no socket), with the
+ * reason in err (may be NULL). A host name is resolved here, once, with
+ * the system resolver, which may block: prefer numeric addresses in
+ * handlers. Reconnects reuse the addresses.
+ */
+struct pxl_wsc *pxl_wsc_new(struct event_base *base,
+                            const struct pxl_wsc_options *opts, char *err,
+                            size_t errlen);
+/*
+ * Route (type, action) to fn, replacing an earlier route for the pair
+ * (fn NULL removes it). The strings are copied. Checked before
+ * opts.routes. PXL_OK, PXL_EINVAL or PXL_ENOMEM.
+ */
+int pxl_wsc_route(struct pxl_wsc *w, const char *type, const char *action,
+                  pxl_wsc_msg_fn *fn);
+/*
+ * Send {"type","action","data","requestId"}: data and request_id are
+ * borrowed (neither is taken) and left out when NULL; request_id should
+ * be a string or a number. PXL_ECLOSED unless open, PXL_ENOMEM.
+ */
+int pxl_wsc_send(struct pxl_wsc *w, const char *type, const char *action,
+                 const struct json_object *data,
+                 const struct json_object *request_id);
+/* Send len bytes as one text (or binary) message, copied and masked. */
+int pxl_wsc_send_text(struct pxl_wsc *w, const void *buf, size_t len);
+int pxl_wsc_send_binary(struct pxl_wsc *w, const void *buf, size_t len);
+/*
+ * Close for good: no reconnect from now on. When open, send a close
+ * frame (code 1000, another code RFC 6455 lets a peer send such as
+ * 3000..4999, or 0 for none; reason may be NULL) and call on_close when
+ * the server has answered; otherwise stop at once, without callbacks.
+ * PXL_EINVAL for any other code.
+ */
+int pxl_wsc_close(struct pxl_wsc *w, int code, const char *reason);
+/* Drop the connection at once (no close handshake) and free w. */
+void pxl_wsc_free(struct pxl_wsc *w);
+bool pxl_wsc_is_open(const struct pxl_wsc *w);
+/* Bytes queued for the server and not yet written. */
+size_t pxl_wsc_pending(const struct pxl_wsc *w);
+/* Borrowed: the clientId from system/connected, or "" until it came. */
+const char *pxl_wsc_client_id(const struct pxl_wsc *w);
+/* Borrowed: why the last attempt or connection ended ("" while one is
+ * under way and well). */
+const char *pxl_wsc_error(const struct pxl_wsc *w);
+void *pxl_wsc_arg(const struct pxl_wsc *w);
+
+/*
+ * For messages given to pxl_wsc callbacks only. Borrowed spans of the
+ * raw JSON text: data (or response), and requestId (a string keeps its
+ * quotes). NULL with *len 0 when absent.
+ */
+const char *pxl_wsc_msg_data_json(const struct pxl_msg *msg, size_t *len);
+const char *pxl_wsc_msg_request_id(const struct pxl_msg *msg, size_t *len);
+/* True when the message is a reply (it had "response", not "data"). */
+bool pxl_wsc_msg_is_reply(const struct pxl_msg *msg);
 
 /* ---- logging -------------------------------------------------------- */
 

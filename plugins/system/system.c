@@ -16,7 +16,7 @@ static struct json_object *iso_now(void)
 {
         struct timeval tv;
         struct tm tm;
-        char buf[32];
+        char buf[64];
 
         gettimeofday(&tv, NULL);
         gmtime_r(&tv.tv_sec, &tm);

@@ -1,0 +1,1599 @@
+/*
+ * pxl_bench.c - the pxl-bench program: load scenarios (echo, fanout, idle,
+ * churn) driven through the outbound client (pxl_wsc.c) on one event
+ * loop, a log-linear latency histogram, and the server's CPU time and RSS
+ * read from /proc. Frames, the upgrade and JSON grammar are the client's
+ * and the codecs' business; this file only decides what to send when.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "pxl/pxl.h"
+#include "pxl_json.h"
+#include "pxl_wsc_int.h"
+
+#define MAX_PENDING     256  /* connects in flight during setup */
+#define SPREAD_PER_ADDR 5000 /* idle: connections per 127.0.0.x source */
+#define FD_RESERVE      32   /* descriptors kept for stdio, /proc, ... */
+#define SETUP_TIMEOUT_S 60
+#define CLOSE_WAIT_S    3
+#define ERRORS_SHOWN    3
+
+/* ---- latency histogram --------------------------------------------------- */
+
+/*
+ * Log-linear (HDR-style): values below 128 ns are exact; above, every
+ * power of two is split into 64 linear sub-buckets (error < 1.6 %), up to
+ * 2^47 ns (39 hours). 2,752 counters, 22 KB, whatever the sample count.
+ */
+#define H_SUB_BITS 6
+#define H_SUB      (1u << H_SUB_BITS)
+#define H_OCTAVES  42
+#define H_BUCKETS  (H_SUB + H_OCTAVES * H_SUB)
+
+struct hist {
+        uint64_t n;
+        uint64_t max;
+        uint64_t c[H_BUCKETS];
+};
+
+static unsigned hist_index(uint64_t v)
+{
+        unsigned k, idx;
+
+        if (v < 2 * H_SUB)
+                return (unsigned)v;
+        k = 63u - (unsigned)__builtin_clzll(v);
+        idx = H_SUB + (k - H_SUB_BITS) * H_SUB +
+              (unsigned)((v >> (k - H_SUB_BITS)) & (H_SUB - 1));
+        return idx < H_BUCKETS ? idx : H_BUCKETS - 1;
+}
+
+/* The middle of bucket idx. */
+static uint64_t hist_value(unsigned idx)
+{
+        unsigned k, sub;
+
+        if (idx < 2 * H_SUB)
+                return idx;
+        k = (idx - H_SUB) / H_SUB + H_SUB_BITS;
+        sub = (idx - H_SUB) % H_SUB;
+        return ((uint64_t)(H_SUB + sub) << (k - H_SUB_BITS)) +
+               ((uint64_t)1 << (k - H_SUB_BITS)) / 2;
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+        h->c[hist_index(v)]++;
+        h->n++;
+        if (v > h->max)
+                h->max = v;
+}
+
+/* The q-quantile (0 < q <= 1) in ns; 0 when empty. */
+static uint64_t hist_quantile(const struct hist *h, double q)
+{
+        uint64_t rank, seen = 0, v;
+        unsigned i;
+
+        if (h->n == 0)
+                return 0;
+        rank = (uint64_t)(q * (double)h->n + 0.999999);
+        if (rank < 1)
+                rank = 1;
+        for (i = 0; i < H_BUCKETS; i++) {
+                seen += h->c[i];
+                if (seen >= rank) {
+                        v = hist_value(i);
+                        return v > h->max ? h->max : v;
+                }
+        }
+        return h->max;
+}
+
+/* ---- the server, from /proc ---------------------------------------------- */
+
+/* Fields of /proc/PID/stat after the command name. */
+static int proc_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks)
+{
+        char path[64], buf[1024], *p;
+        unsigned long long ut = 0, st = 0;
+        int pp = 0, n;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "r");
+        if (f == NULL)
+                return -1;
+        n = (int)fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        if (n <= 0)
+                return -1;
+        buf[n] = '\0';
+        p = strrchr(buf, ')');
+        /* state ppid pgrp session tty tpgid flags minflt cminflt majflt
+         * cmajflt utime stime */
+        if (p == NULL || sscanf(p + 1,
+                                " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u "
+                                "%*u %llu %llu",
+                                &pp, &ut, &st) != 3)
+                return -1;
+        if (ppid)
+                *ppid = pp;
+        if (ticks)
+                *ticks = ut + st;
+        return 0;
+}
+
+/*
+ * The server process and its descendants (a forking server's workers
+ * count too). Returns how many pids were stored.
+ */
+static size_t proc_tree(pid_t root, pid_t *out, size_t cap)
+{
+        pid_t *all = NULL, *par = NULL;
+        size_t n = 0, acap = 0, k = 1, i, j;
+        struct dirent *de;
+        DIR *d;
+
+        if (cap == 0)
+                return 0;
+        out[0] = root;
+        d = opendir("/proc");
+        if (d == NULL)
+                return 1;
+        while ((de = readdir(d)) != NULL) {
+                pid_t pid, pp;
+
+                if (!isdigit((unsigned char)de->d_name[0]))
+                        continue;
+                pid = (pid_t)atoi(de->d_name);
+                if (pid == root || proc_stat(pid, &pp, NULL) < 0)
+                        continue;
+                if (n == acap) {
+                        size_t nc = acap ? acap * 2 : 256;
+                        pid_t *a = realloc(all, nc * sizeof(*a));
+                        pid_t *b = a ? realloc(par, nc * sizeof(*b)) : NULL;
+
+                        if (a)
+                                all = a;
+                        if (b == NULL)
+                                break;
+                        par = b;
+                        acap = nc;
+                }
+                all[n] = pid;
+                par[n] = pp;
+                n++;
+        }
+        closedir(d);
+        /* Breadth first over the parent links. */
+        for (i = 0; i < k && k < cap; i++) {
+                for (j = 0; j < n && k < cap; j++) {
+                        if (par[j] == out[i])
+                                out[k++] = all[j];
+                }
+        }
+        free(all);
+        free(par);
+        return k;
+}
+
+/* CPU seconds (user + system) of the server tree, or -1. */
+static double server_cpu(pid_t pid)
+{
+        pid_t pids[64];
+        size_t n = proc_tree(pid, pids, 64), i;
+        unsigned long long t, sum = 0;
+
+        if (proc_stat(pid, NULL, NULL) < 0)
+                return -1;
+        for (i = 0; i < n; i++) {
+                if (proc_stat(pids[i], NULL, &t) == 0)
+                        sum += t;
+        }
+        return (double)sum / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Resident set size in bytes of the server tree, or -1. */
+static long long server_rss(pid_t pid)
+{
+        pid_t pids[64];
+        size_t n = proc_tree(pid, pids, 64), i;
+        long long sum = 0;
+        bool any = false;
+
+        for (i = 0; i < n; i++) {
+                char path[64], line[256];
+                long long kb;
+                FILE *f;
+
+                snprintf(path, sizeof(path), "/proc/%d/status", (int)pids[i]);
+                f = fopen(path, "r");
+                if (f == NULL)
+                        continue;
+                while (fgets(line, sizeof(line), f) != NULL) {
+                        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) {
+                                sum += kb * 1024;
+                                any = true;
+                                break;
+                        }
+                }
+                fclose(f);
+        }
+        return any ? sum : -1;
+}
+
+/* ---- state --------------------------------------------------------------- */
+
+enum scenario { SC_ECHO, SC_FANOUT, SC_IDLE, SC_CHURN };
+static const char *const scenario_names[] = {"echo", "fanout", "idle", "churn"};
+
+enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_CLOSE };
+enum role { R_ECHO, R_SUB, R_PUB, R_IDLE, R_CHURN };
+enum churn_step { CH_CONNECT, CH_JOIN, CH_LEAVE, CH_CLOSE };
+
+/* Which seqs of one publisher a subscriber got: a growable bitmap. */
+struct track {
+        uint64_t *bits;
+        size_t words;
+};
+
+struct bench;
+
+struct bconn {
+        struct bench *b;
+        struct pxl_wsc *w;
+        unsigned idx;
+        enum role role;
+        bool open;
+        unsigned inflight; /* requests or publishes not yet answered */
+        uint64_t seq;
+        enum churn_step step;
+        uint64_t t_start;    /* churn: when the cycle started */
+        struct track *track; /* subscriber: one per publisher */
+};
+
+struct bench {
+        struct event_base *base;
+
+        /* options */
+        enum scenario sc;
+        const char *host;
+        unsigned port;
+        const char *path;
+        const char *token;
+        bool tls;
+        unsigned conns, inflight, seconds, subs, pubs, window, payload;
+        unsigned idle_n, drain_s;
+        double rate;
+        pid_t pid;
+        bool json;
+        char url[512];
+        char room[64];
+        bool spread;
+
+        /* connections */
+        struct bconn *c;
+        unsigned n;
+        unsigned launched, pending, nopen, ready, failed, dropped;
+        char first_err[256];
+
+        /* the run */
+        enum phase phase;
+        uint64_t t_setup, t0, t1, drain_until, close_until;
+        double cpu0, cpu1;
+        struct event *end_ev, *tick_ev, *poll_ev, *sig_ev;
+        struct hist hist;
+        uint64_t count, counted; /* unit events; counted = in the window */
+        uint64_t errors, bad;
+        bool aborted;
+
+        /* fanout */
+        uint64_t *pub_sent;
+        uint64_t published, acked, distinct, dups, behind;
+        uint64_t published_window;
+        unsigned rr;
+
+        /* idle */
+        long long rss0, rss1;
+
+        /* buffers: one message is built at a time */
+        char *buf;
+        size_t bufcap;
+        char *pad;
+};
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void note_error(struct bench *b, const char *fmt, ...) PXL_PRINTF(2, 3);
+
+static void note_error(struct bench *b, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (b->first_err[0] != '\0')
+                return;
+        va_start(ap, fmt);
+        vsnprintf(b->first_err, sizeof(b->first_err), fmt, ap);
+        va_end(ap);
+}
+
+static void finish_run(struct bench *b);
+static void start_run(struct bench *b);
+static void conn_start(struct bconn *c);
+static void churn_next(struct bconn *c);
+
+static void abort_run(struct bench *b, const char *why)
+{
+        if (b->aborted)
+                return;
+        b->aborted = true;
+        fprintf(stderr, "pxl-bench: %s\n", why);
+        if (b->phase == PH_SETUP || b->phase == PH_RUN) {
+                b->t1 = now_ns();
+                b->cpu1 = b->pid ? server_cpu(b->pid) : -1;
+        }
+        finish_run(b);
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+/* The padding string of -z bytes, built once. */
+static int make_pad(struct bench *b)
+{
+        size_t n = b->payload;
+
+        b->bufcap = n + 512;
+        b->buf = malloc(b->bufcap);
+        b->pad = malloc(n + 8);
+        if (b->buf == NULL || b->pad == NULL)
+                return -1;
+        b->pad[0] = '\0';
+        if (n > 0) {
+                memcpy(b->pad, ",\"p\":\"", 6);
+                memset(b->pad + 6, 'x', n);
+                memcpy(b->pad + 6 + n, "\"", 2);
+        }
+        return 0;
+}
+
+static void send_built(struct bconn *c, int len)
+{
+        struct bench *b = c->b;
+
+        if (len < 0 || (size_t)len >= b->bufcap ||
+            pxl_wsc_send_text(c->w, b->buf, (size_t)len) < 0) {
+                b->bad++;
+                return;
+        }
+        c->inflight++;
+}
+
+static void echo_send(struct bconn *c)
+{
+        struct bench *b = c->b;
+        int n = snprintf(b->buf, b->bufcap,
+                         "{\"type\":\"bench\",\"action\":\"echo\",\"data\":"
+                         "{\"t\":%" PRIu64 ",\"s\":%" PRIu64 "%s}}",
+                         now_ns(), c->seq++, b->pad);
+
+        send_built(c, n);
+}
+
+static void publish(struct bconn *c)
+{
+        struct bench *b = c->b;
+        unsigned p = c->idx - b->subs;
+        int n = snprintf(b->buf, b->bufcap,
+                         "{\"type\":\"bench\",\"action\":\"publish\",\"data\":"
+                         "{\"roomName\":\"%s\",\"payload\":{\"t\":%" PRIu64
+                         ",\"seq\":%" PRIu64 ",\"pub\":%u%s}}}",
+                         b->room, now_ns(), c->seq, p, b->pad);
+
+        send_built(c, n);
+        if (n > 0 && (size_t)n < b->bufcap) {
+                c->seq++;
+                b->pub_sent[p] = c->seq;
+                b->published++;
+                if (b->phase == PH_RUN)
+                        b->published_window++;
+        }
+}
+
+static void send_room_op(struct bconn *c, const char *action)
+{
+        struct bench *b = c->b;
+        int n = snprintf(b->buf, b->bufcap,
+                         "{\"type\":\"system\",\"action\":\"%s\",\"data\":"
+                         "{\"roomName\":\"%s\"}}",
+                         action, b->room);
+
+        send_built(c, n);
+}
+
+/* ---- replies and deliveries ---------------------------------------------- */
+
+static bool json_int_key(const char *obj, size_t len, const char *key,
+                         long long *v)
+{
+        struct pxl_json_span s;
+
+        return obj != NULL && pxl_wsc_json_find(obj, len, key, &s) &&
+               pxl_wsc_json_int(&s, v);
+}
+
+static void on_echo(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        uint64_t now = now_ns();
+        const char *d;
+        size_t len;
+        long long t;
+
+        (void)w;
+        d = pxl_wsc_msg_data_json(m, &len);
+        if (!json_int_key(d, len, "t", &t) || t < 0) {
+                b->bad++;
+                return;
+        }
+        if (c->inflight > 0)
+                c->inflight--;
+        if (b->phase != PH_RUN)
+                return;
+        hist_add(&b->hist, now - (uint64_t)t);
+        b->count++;
+        echo_send(c);
+}
+
+static void on_publish_ack(struct pxl_wsc *w, const struct pxl_msg *m,
+                           void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+
+        (void)w;
+        (void)m;
+        if (c->inflight > 0)
+                c->inflight--;
+        b->acked++;
+        if (b->phase == PH_RUN && b->rate <= 0)
+                publish(c);
+}
+
+/* Mark seq in t; returns false when it was marked already. */
+static int track_mark(struct track *t, uint64_t seq)
+{
+        size_t wi = (size_t)(seq / 64);
+        uint64_t bit = (uint64_t)1 << (seq % 64);
+
+        if (wi >= t->words) {
+                size_t nw = t->words ? t->words * 2 : 16;
+                uint64_t *p;
+
+                while (nw <= wi)
+                        nw *= 2;
+                p = realloc(t->bits, nw * sizeof(*p));
+                if (p == NULL)
+                        return -1;
+                memset(p + t->words, 0, (nw - t->words) * sizeof(*p));
+                t->bits = p;
+                t->words = nw;
+        }
+        if (t->bits[wi] & bit)
+                return 0;
+        t->bits[wi] |= bit;
+        return 1;
+}
+
+static void on_delivery(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        uint64_t now = now_ns();
+        struct pxl_json_span pl;
+        long long t, seq, pub;
+        const char *d;
+        size_t len;
+        int r;
+
+        (void)w;
+        d = pxl_wsc_msg_data_json(m, &len);
+        if (c->role != R_SUB || d == NULL ||
+            !pxl_wsc_json_find(d, len, "payload", &pl) ||
+            !json_int_key(pl.p, pl.len, "t", &t) ||
+            !json_int_key(pl.p, pl.len, "seq", &seq) ||
+            !json_int_key(pl.p, pl.len, "pub", &pub) || t < 0 || seq < 0 ||
+            pub < 0 || (unsigned long long)pub >= b->pubs) {
+                b->bad++;
+                return;
+        }
+        r = track_mark(&c->track[pub], (uint64_t)seq);
+        if (r < 0) {
+                abort_run(b, "out of memory tracking deliveries");
+                return;
+        }
+        if (r == 0) {
+                b->dups++;
+                return;
+        }
+        b->distinct++;
+        hist_add(&b->hist, now - (uint64_t)t);
+        if (b->phase == PH_RUN)
+                b->count++;
+}
+
+static bool reply_success(const struct pxl_msg *m)
+{
+        struct pxl_json_span s;
+        const char *d;
+        size_t len;
+
+        d = pxl_wsc_msg_data_json(m, &len);
+        return d != NULL && pxl_wsc_json_find(d, len, "success", &s) &&
+               s.kind == PXL_JSON_TRUE;
+}
+
+static void ready_one(struct bench *b)
+{
+        b->ready++;
+        if (b->phase == PH_SETUP && b->ready + b->failed == b->n)
+                start_run(b);
+}
+
+static void on_join(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        size_t len;
+        const uint8_t *p = pxl_msg_payload(m, &len);
+
+        if (c->inflight > 0)
+                c->inflight--;
+        if (!reply_success(m)) {
+                char why[300];
+
+                snprintf(why, sizeof(why), "system/joinRoom failed: %.*s",
+                         (int)(len > 200 ? 200 : len), (const char *)p);
+                if (c->role == R_CHURN) {
+                        b->failed++;
+                        note_error(b, "%s", why);
+                        c->step = CH_CLOSE;
+                        pxl_wsc_close(w, PXL_CLOSE_NORMAL, NULL);
+                        return;
+                }
+                abort_run(b, why);
+                return;
+        }
+        if (c->role == R_SUB) {
+                ready_one(b);
+                return;
+        }
+        if (c->role == R_CHURN && c->step == CH_JOIN) {
+                c->step = CH_LEAVE;
+                send_room_op(c, "leaveRoom");
+        }
+}
+
+static void on_leave(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+
+        (void)m;
+        if (c->inflight > 0)
+                c->inflight--;
+        if (c->role == R_CHURN && c->step == CH_LEAVE) {
+                c->step = CH_CLOSE;
+                pxl_wsc_close(w, PXL_CLOSE_NORMAL, NULL);
+        }
+}
+
+/* Unrouted: system/connected, user/leftRoom, and error frames. */
+static void on_other(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        const uint8_t *p;
+        size_t len;
+
+        (void)w;
+        if (strcmp(pxl_msg_type(m), "error") != 0)
+                return;
+        p = pxl_msg_payload(m, &len);
+        if (b->errors++ < ERRORS_SHOWN)
+                fprintf(stderr, "pxl-bench: server error: %.*s\n",
+                        (int)(len > 300 ? 300 : len), (const char *)p);
+        if (c->inflight > 0)
+                c->inflight--;
+        if (c->role == R_CHURN && c->step != CH_CLOSE) {
+                c->step = CH_CLOSE;
+                pxl_wsc_close(w, PXL_CLOSE_NORMAL, NULL);
+        }
+}
+
+static const struct pxl_wsc_route bench_routes[] = {
+        {"bench", "echo", on_echo},        {"bench", "publish", on_publish_ack},
+        {"bench", "message", on_delivery}, {"system", "joinRoom", on_join},
+        {"system", "leaveRoom", on_leave}, PXL_WSC_ROUTE_END,
+};
+
+/* ---- connections --------------------------------------------------------- */
+
+static void launch(struct bench *b)
+{
+        while (b->phase == PH_SETUP && b->pending < MAX_PENDING &&
+               b->launched < b->n)
+                conn_start(&b->c[b->launched++]);
+}
+
+static void on_open(struct pxl_wsc *w, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+
+        (void)w;
+        c->open = true;
+        b->nopen++;
+        if (c->role == R_CHURN) {
+                c->step = CH_JOIN;
+                send_room_op(c, "joinRoom");
+                return;
+        }
+        b->pending--;
+        if (c->role == R_SUB)
+                send_room_op(c, "joinRoom");
+        else
+                ready_one(b);
+        launch(b);
+}
+
+static void churn_done(struct bconn *c, bool ok)
+{
+        struct bench *b = c->b;
+        uint64_t now = now_ns();
+
+        pxl_wsc_free(c->w);
+        c->w = NULL;
+        c->inflight = 0;
+        if (ok && b->phase == PH_RUN) {
+                b->count++;
+                hist_add(&b->hist, now - c->t_start);
+        }
+        if (b->phase == PH_RUN)
+                churn_next(c);
+}
+
+static void on_close(struct pxl_wsc *w, int code, const char *reason, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        bool was_open = c->open;
+
+        (void)w;
+        c->open = false;
+        if (was_open)
+                b->nopen--;
+        if (c->role == R_CHURN) {
+                bool ok = c->step == CH_CLOSE && code == PXL_CLOSE_NORMAL;
+
+                if (!ok) {
+                        b->failed++;
+                        note_error(b, "%s (close %d)", reason, code);
+                }
+                churn_done(c, ok);
+                return;
+        }
+        if (!was_open) {
+                /* The connection never opened. */
+                b->pending--;
+                b->failed++;
+                note_error(b, "%s", reason);
+                if (b->phase == PH_SETUP) {
+                        if (b->sc != SC_IDLE) {
+                                char why[320];
+
+                                snprintf(why, sizeof(why),
+                                         "connection %u failed: %s", c->idx,
+                                         reason);
+                                abort_run(b, why);
+                                return;
+                        }
+                        launch(b);
+                        if (b->ready + b->failed == b->n)
+                                start_run(b);
+                }
+                return;
+        }
+        if (b->phase != PH_CLOSE) {
+                b->dropped++;
+                note_error(b, "connection %u closed by the server: %d %s",
+                           c->idx, code, reason);
+                if (b->sc != SC_IDLE && b->phase != PH_DRAIN) {
+                        char why[320];
+
+                        snprintf(why, sizeof(why),
+                                 "connection %u closed by the server: %d %s",
+                                 c->idx, code, reason);
+                        abort_run(b, why);
+                }
+        }
+}
+
+static void conn_start(struct bconn *c)
+{
+        struct bench *b = c->b;
+        struct pxl_wsc_options o;
+        char bind[32], err[256];
+
+        memset(&o, 0, sizeof(o));
+        o.url = b->url;
+        o.token = b->token;
+        o.tls_insecure = true;
+        o.routes = bench_routes;
+        o.on_open = on_open;
+        o.on_close = on_close;
+        o.on_message = on_other;
+        o.arg = c;
+        o.connect_timeout_ms = 30000;
+        if (b->spread) {
+                snprintf(bind, sizeof(bind), "127.0.0.%u",
+                         2 + c->idx / SPREAD_PER_ADDR);
+                o.bind_address = bind;
+        }
+        c->open = false;
+        c->inflight = 0;
+        if (c->role != R_CHURN)
+                b->pending++;
+        c->w = pxl_wsc_new(b->base, &o, err, sizeof(err));
+        if (c->w != NULL)
+                return;
+        /* Failed before any I/O (descriptors, memory, bind). */
+        b->failed++;
+        note_error(b, "%s", err);
+        if (c->role == R_CHURN)
+                return;
+        b->pending--;
+        if (b->sc != SC_IDLE) {
+                char why[320];
+
+                snprintf(why, sizeof(why), "connection %u: %s", c->idx, err);
+                abort_run(b, why);
+        } else if (b->ready + b->failed == b->n) {
+                start_run(b);
+        }
+}
+
+static void churn_next(struct bconn *c)
+{
+        c->step = CH_CONNECT;
+        c->t_start = now_ns();
+        conn_start(c);
+        /* A synchronous failure: try again on the next poll tick. */
+}
+
+/* ---- phases -------------------------------------------------------------- */
+
+static void arm(struct event *ev, double seconds)
+{
+        struct timeval tv;
+
+        tv.tv_sec = (time_t)seconds;
+        tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+        evtimer_add(ev, &tv);
+}
+
+static unsigned fanout_pending(const struct bench *b)
+{
+        unsigned i, n = 0;
+
+        for (i = b->subs; i < b->n; i++)
+                n += b->c[i].inflight;
+        return n;
+}
+
+static unsigned inflight_total(const struct bench *b)
+{
+        unsigned i, n = 0;
+
+        for (i = 0; i < b->n; i++)
+                n += b->c[i].inflight;
+        return n;
+}
+
+static bool drained(const struct bench *b)
+{
+        unsigned i;
+
+        switch (b->sc) {
+        case SC_ECHO:
+                return inflight_total(b) == 0;
+        case SC_FANOUT:
+                return fanout_pending(b) == 0 &&
+                       b->distinct >= (uint64_t)b->subs * b->published;
+        case SC_CHURN:
+                for (i = 0; i < b->n; i++) {
+                        if (b->c[i].w != NULL)
+                                return false;
+                }
+                return true;
+        default:
+                return true;
+        }
+}
+
+static void end_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct bench *b = arg;
+
+        (void)fd;
+        (void)what;
+        if (b->phase != PH_RUN)
+                return;
+        b->t1 = now_ns();
+        b->cpu1 = b->pid ? server_cpu(b->pid) : -1;
+        if (b->sc == SC_IDLE)
+                b->rss1 = server_rss(b->pid);
+        b->counted = b->count;
+        b->phase = PH_DRAIN;
+        b->drain_until = b->t1 + (uint64_t)b->drain_s * 1000000000u;
+        if (b->tick_ev)
+                evtimer_del(b->tick_ev);
+}
+
+static void start_run(struct bench *b)
+{
+        unsigned i, k;
+
+        if (b->phase != PH_SETUP || b->aborted)
+                return;
+        if (b->sc == SC_IDLE && b->ready == 0) {
+                abort_run(b, "no connection could be opened");
+                return;
+        }
+        b->phase = PH_RUN;
+        if (b->sc == SC_IDLE && !b->json)
+                fprintf(stderr,
+                        "pxl-bench: %u connections open (%u failed), "
+                        "holding %u s\n",
+                        b->ready, b->failed, b->seconds);
+        b->t0 = now_ns();
+        b->cpu0 = b->pid ? server_cpu(b->pid) : -1;
+        arm(b->end_ev, b->seconds);
+        switch (b->sc) {
+        case SC_ECHO:
+                for (i = 0; i < b->n; i++) {
+                        for (k = 0; k < b->inflight; k++)
+                                echo_send(&b->c[i]);
+                }
+                break;
+        case SC_FANOUT:
+                if (b->rate > 0) {
+                        struct timeval ms = {0, 1000};
+
+                        event_add(b->tick_ev, &ms);
+                        break;
+                }
+                for (i = b->subs; i < b->n; i++) {
+                        for (k = 0; k < b->window; k++)
+                                publish(&b->c[i]);
+                }
+                break;
+        case SC_CHURN:
+                for (i = 0; i < b->n; i++)
+                        churn_next(&b->c[i]);
+                break;
+        case SC_IDLE:
+                break;
+        }
+}
+
+/* Fixed-rate publishing: catch up with rate * elapsed every tick. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct bench *b = arg;
+        uint64_t due;
+        unsigned tries;
+
+        (void)fd;
+        (void)what;
+        if (b->phase != PH_RUN)
+                return;
+        due = (uint64_t)((double)(now_ns() - b->t0) * b->rate / 1e9) + 1;
+        while (b->published_window < due) {
+                struct bconn *c = NULL;
+
+                for (tries = 0; tries < b->pubs; tries++) {
+                        struct bconn *p = &b->c[b->subs + b->rr];
+
+                        b->rr = (b->rr + 1) % b->pubs;
+                        if (p->inflight < b->window && p->open) {
+                                c = p;
+                                break;
+                        }
+                }
+                if (c == NULL) {
+                        b->behind++;
+                        break;
+                }
+                publish(c);
+        }
+}
+
+/* Setup timeout, drain end, churn restarts and the final close. */
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct bench *b = arg;
+        uint64_t now = now_ns();
+        unsigned i;
+
+        (void)fd;
+        (void)what;
+        switch (b->phase) {
+        case PH_SETUP:
+                if (now - b->t_setup > (uint64_t)SETUP_TIMEOUT_S * 1000000000u)
+                        abort_run(b, "setup did not finish within 60 s");
+                break;
+        case PH_RUN:
+                if (b->sc == SC_CHURN) {
+                        for (i = 0; i < b->n; i++) {
+                                if (b->c[i].w == NULL)
+                                        churn_next(&b->c[i]);
+                        }
+                }
+                break;
+        case PH_DRAIN:
+                if (drained(b) || now >= b->drain_until)
+                        finish_run(b);
+                break;
+        case PH_CLOSE:
+                if (b->nopen == 0 || now >= b->close_until)
+                        event_base_loopexit(b->base, NULL);
+                break;
+        }
+}
+
+static void sig_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct bench *b = arg;
+
+        (void)fd;
+        (void)what;
+        if (b->phase == PH_RUN) {
+                end_cb(-1, 0, b);
+                return;
+        }
+        if (b->phase == PH_SETUP) {
+                abort_run(b, "interrupted");
+                return;
+        }
+        event_base_loopexit(b->base, NULL);
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+/* (pub, seq) messages that missed at least one subscriber. */
+static uint64_t lost_messages(const struct bench *b)
+{
+        uint64_t lost = 0;
+        unsigned p, s;
+        size_t wi;
+
+        for (p = 0; p < b->pubs; p++) {
+                uint64_t sent = b->pub_sent[p];
+                size_t words = (size_t)((sent + 63) / 64);
+
+                for (wi = 0; wi < words; wi++) {
+                        uint64_t all = ~(uint64_t)0, valid = ~(uint64_t)0;
+
+                        if (wi == words - 1 && sent % 64)
+                                valid = ((uint64_t)1 << (sent % 64)) - 1;
+                        for (s = 0; s < b->subs && all; s++) {
+                                const struct track *t = &b->c[s].track[p];
+
+                                all &= wi < t->words ? t->bits[wi] : 0;
+                        }
+                        lost += (uint64_t)__builtin_popcountll(~all & valid);
+                }
+        }
+        return lost;
+}
+
+struct out {
+        char json[2048];
+        size_t len;
+};
+
+static void jadd(struct out *o, const char *fmt, ...) PXL_PRINTF(2, 3);
+
+static void jadd(struct out *o, const char *fmt, ...)
+{
+        va_list ap;
+        int n;
+
+        if (o->len >= sizeof(o->json))
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(o->json + o->len, sizeof(o->json) - o->len, fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                o->len += (size_t)n;
+}
+
+static void row(const struct bench *b, const char *name, const char *fmt, ...)
+        PXL_PRINTF(3, 4);
+
+static void row(const struct bench *b, const char *name, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (b->json)
+                return;
+        printf("  %-22s ", name);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+}
+
+static void print_results(struct bench *b)
+{
+        double secs = (double)(b->t1 - b->t0) / 1e9;
+        double rate = secs > 0 ? (double)b->counted / secs : 0;
+        double cpu = b->cpu0 >= 0 && b->cpu1 >= 0 ? b->cpu1 - b->cpu0 : -1;
+        const char *unit = b->sc == SC_ECHO     ? "requests"
+                           : b->sc == SC_FANOUT ? "deliveries"
+                           : b->sc == SC_CHURN  ? "cycles"
+                                                : "connections";
+        struct out o = {.len = 0};
+        uint64_t lost = 0, lost_deliveries = 0;
+
+        if (b->sc == SC_IDLE) {
+                /* The unit is the connection; the window is the hold. */
+                b->counted = b->ready;
+                rate = 0;
+        }
+        if (!b->json) {
+                printf("pxl-bench %s: %s\n", scenario_names[b->sc], b->url);
+                switch (b->sc) {
+                case SC_ECHO:
+                        row(b, "connections", "%u x %u in flight", b->conns,
+                            b->inflight);
+                        break;
+                case SC_FANOUT:
+                        row(b, "subscribers", "%u (room %s)", b->subs, b->room);
+                        if (b->rate > 0)
+                                row(b, "publishers", "%u at %.0f msg/s total",
+                                    b->pubs, b->rate);
+                        else
+                                row(b, "publishers", "%u flat-out, window %u",
+                                    b->pubs, b->window);
+                        break;
+                case SC_IDLE:
+                        row(b, "connections", "%u open, %u failed%s", b->ready,
+                            b->failed,
+                            b->spread ? " (sources 127.0.0.2..)" : "");
+                        break;
+                case SC_CHURN:
+                        row(b, "workers", "%u", b->conns);
+                        break;
+                }
+                row(b, "window", "%.2f s", secs);
+        }
+        jadd(&o, "{\"scenario\":\"%s\"", scenario_names[b->sc]);
+        jadd(&o, ",\"seconds\":%.3f", secs);
+        switch (b->sc) {
+        case SC_ECHO:
+                jadd(&o, ",\"connections\":%u,\"in_flight\":%u", b->conns,
+                     b->inflight);
+                break;
+        case SC_FANOUT:
+                jadd(&o, ",\"subscribers\":%u,\"publishers\":%u", b->subs,
+                     b->pubs);
+                if (b->rate > 0)
+                        jadd(&o, ",\"rate\":%.1f", b->rate);
+                jadd(&o, ",\"window\":%u", b->window);
+                break;
+        case SC_IDLE:
+                jadd(&o, ",\"connections\":%u", b->ready);
+                break;
+        case SC_CHURN:
+                jadd(&o, ",\"workers\":%u", b->conns);
+                break;
+        }
+        if (b->sc != SC_IDLE) {
+                row(b, unit, "%" PRIu64, b->counted);
+                row(b, "msgs/s", "%.0f %s/s", rate, unit);
+                jadd(&o, ",\"messages\":%" PRIu64 ",\"msgs_per_sec\":%.1f",
+                     b->counted, rate);
+        }
+        if (b->sc == SC_FANOUT) {
+                double pr = secs > 0 ? (double)b->published_window / secs : 0;
+                uint64_t expected;
+
+                lost = lost_messages(b);
+                expected = (uint64_t)b->subs * b->published;
+                lost_deliveries =
+                        expected > b->distinct ? expected - b->distinct : 0;
+                row(b, "published", "%" PRIu64 " (%.0f/s in the window)",
+                    b->published, pr);
+                row(b, "lost", "%" PRIu64 " messages, %" PRIu64 " deliveries",
+                    lost, lost_deliveries);
+                row(b, "duplicated", "%" PRIu64, b->dups);
+                if (b->behind)
+                        row(b, "rate not met", "%" PRIu64 " ticks", b->behind);
+                jadd(&o,
+                     ",\"published\":%" PRIu64 ",\"publishes_per_sec\":%.1f"
+                     ",\"deliveries\":%" PRIu64 ",\"lost\":%" PRIu64
+                     ",\"lost_deliveries\":%" PRIu64 ",\"duplicated\":%" PRIu64,
+                     b->published, pr, b->distinct, lost, lost_deliveries,
+                     b->dups);
+        }
+        if (b->sc != SC_IDLE) {
+                const char *what = b->sc == SC_ECHO     ? "rtt"
+                                   : b->sc == SC_FANOUT ? "latency"
+                                                        : "cycle";
+
+                uint64_t p50 = hist_quantile(&b->hist, 0.50);
+                uint64_t p99 = hist_quantile(&b->hist, 0.99);
+                uint64_t p999 = hist_quantile(&b->hist, 0.999);
+                char n50[32], n99[32], n999[32];
+
+                snprintf(n50, sizeof(n50), "%s p50", what);
+                snprintf(n99, sizeof(n99), "%s p99", what);
+                snprintf(n999, sizeof(n999), "%s p99.9", what);
+                row(b, n50, "%.1f us", (double)p50 / 1e3);
+                row(b, n99, "%.1f us", (double)p99 / 1e3);
+                row(b, n999, "%.1f us", (double)p999 / 1e3);
+                jadd(&o,
+                     ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+                     "\"max_us\":%.1f",
+                     (double)p50 / 1e3, (double)p99 / 1e3, (double)p999 / 1e3,
+                     (double)b->hist.max / 1e3);
+        }
+        if (b->sc == SC_IDLE) {
+                long long grow = b->rss1 - b->rss0;
+                double per = b->ready ? (double)grow / b->ready : 0;
+                double open_s = (double)(b->t0 - b->t_setup) / 1e9;
+                double cps = open_s > 0 ? (double)b->ready / open_s : 0;
+
+                row(b, "opened in", "%.2f s (%.0f connections/s)", open_s, cps);
+                jadd(&o, ",\"connects_per_sec\":%.1f", cps);
+                row(b, "server rss before", "%lld bytes", b->rss0);
+                row(b, "server rss after", "%lld bytes", b->rss1);
+                row(b, "rss per connection", "%.0f bytes", per);
+                jadd(&o,
+                     ",\"rss_before_bytes\":%lld,\"rss_after_bytes\":%lld,"
+                     "\"rss_per_conn_bytes\":%.1f",
+                     b->rss0, b->rss1, per);
+        }
+        if (cpu >= 0) {
+                double per1m =
+                        b->counted ? cpu / ((double)b->counted / 1e6) : 0;
+
+                row(b, "server cpu", "%.2f s (%.0f%% of one core)", cpu,
+                    secs > 0 ? 100 * cpu / secs : 0);
+                jadd(&o, ",\"server_cpu_s\":%.3f", cpu);
+                if (b->sc != SC_IDLE) {
+                        row(b, "server cpu per 1M", "%.3f s per 1M %s", per1m,
+                            unit);
+                        jadd(&o, ",\"server_cpu_per_1m\":%.4f", per1m);
+                }
+        } else {
+                row(b, "server cpu", "n/a (give --pid)");
+                jadd(&o, ",\"server_cpu_s\":null,\"server_cpu_per_1m\":null");
+        }
+        row(b, "errors", "%" PRIu64 " error frames, %u failed, %u dropped",
+            b->errors, b->failed, b->dropped);
+        if (b->first_err[0] && !b->json)
+                row(b, "first problem", "%s", b->first_err);
+        jadd(&o, ",\"errors\":%" PRIu64 ",\"failed\":%u,\"dropped\":%u}",
+             b->errors, b->failed, b->dropped);
+        printf("RESULT %s\n", o.json);
+        fflush(stdout);
+}
+
+static void finish_run(struct bench *b)
+{
+        unsigned i;
+
+        if (b->phase == PH_CLOSE)
+                return;
+        if (!b->aborted)
+                print_results(b);
+        b->phase = PH_CLOSE;
+        if (b->tick_ev)
+                evtimer_del(b->tick_ev);
+        evtimer_del(b->end_ev);
+        b->close_until = now_ns() + (uint64_t)CLOSE_WAIT_S * 1000000000u;
+        for (i = 0; i < b->n; i++) {
+                if (b->c[i].w != NULL)
+                        pxl_wsc_close(b->c[i].w, PXL_CLOSE_NORMAL, NULL);
+        }
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: pxl-bench [options] echo|fanout|idle|churn\n"
+                   "\n"
+                   "Load a pxl server (plugins system and bench) and report\n"
+                   "rates, latencies and the server's CPU per 1M messages.\n"
+                   "\n"
+                   "  -h HOST        server host (127.0.0.1)\n"
+                   "  -p PORT        server port (8080)\n"
+                   "  -P PATH        WebSocket path (/ws)\n"
+                   "  -c N           echo: connections; churn: workers (50)\n"
+                   "  -k N           echo: requests in flight per connection "
+                   "(1)\n"
+                   "  -t SECONDS     measured window; idle: hold time (10)\n"
+                   "  -s N           fanout: subscribers (100)\n"
+                   "  -n N           fanout: publishers (1)\n"
+                   "  -r RATE        fanout: publishes/s in total (default: "
+                   "flat-out)\n"
+                   "  -w N           fanout: unacknowledged publishes per "
+                   "publisher (16)\n"
+                   "  -z BYTES       padding added to each request or payload "
+                   "(0)\n"
+                   "  -N N           idle: connections (1000)\n"
+                   "  --pid PID      the server process, for CPU and RSS\n"
+                   "  --drain SEC    fanout, echo, churn: wait for stragglers "
+                   "(5)\n"
+                   "  --token JWT    sent as Authorization: Bearer\n"
+                   "  --tls          connect with wss:// (no certificate "
+                   "check)\n"
+                   "  --json         print only the RESULT line\n"
+                   "  --help         show this help\n"
+                   "\n"
+                   "Output: a table, then one line `RESULT {json}`. "
+                   "See pxl-bench(1).\n");
+}
+
+static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || end == s || *end != '\0' || v < min || v > max ||
+            s[0] == '-')
+                return false;
+        *out = (unsigned)v;
+        return true;
+}
+
+enum {
+        OPT_PID = 256,
+        OPT_JSON,
+        OPT_HELP,
+        OPT_DRAIN,
+        OPT_TOKEN,
+        OPT_TLS,
+};
+
+static int parse_args(struct bench *b, int argc, char **argv)
+{
+        static const struct option longs[] = {
+                {"pid", required_argument, NULL, OPT_PID},
+                {"json", no_argument, NULL, OPT_JSON},
+                {"help", no_argument, NULL, OPT_HELP},
+                {"drain", required_argument, NULL, OPT_DRAIN},
+                {"token", required_argument, NULL, OPT_TOKEN},
+                {"tls", no_argument, NULL, OPT_TLS},
+                {NULL, 0, NULL, 0},
+        };
+        unsigned v;
+        int opt, i, li = 0;
+
+        while ((opt = getopt_long(argc, argv, "h:p:P:c:k:t:s:n:r:w:z:N:", longs,
+                                  &li)) != -1) {
+                bool ok = true;
+                char *end;
+
+                switch (opt) {
+                case 'h':
+                        b->host = optarg;
+                        break;
+                case 'p':
+                        ok = parse_uint(optarg, 1, 65535, &b->port);
+                        break;
+                case 'P':
+                        b->path = optarg;
+                        ok = optarg[0] == '/';
+                        break;
+                case 'c':
+                        ok = parse_uint(optarg, 1, 1000000, &b->conns);
+                        break;
+                case 'k':
+                        ok = parse_uint(optarg, 1, 100000, &b->inflight);
+                        break;
+                case 't':
+                        ok = parse_uint(optarg, 1, 86400, &b->seconds);
+                        break;
+                case 's':
+                        ok = parse_uint(optarg, 1, 1000000, &b->subs);
+                        break;
+                case 'n':
+                        ok = parse_uint(optarg, 1, 100000, &b->pubs);
+                        break;
+                case 'r':
+                        errno = 0;
+                        b->rate = strtod(optarg, &end);
+                        ok = errno == 0 && end != optarg && *end == '\0' &&
+                             b->rate > 0 && b->rate <= 1e8;
+                        break;
+                case 'w':
+                        ok = parse_uint(optarg, 1, 100000, &b->window);
+                        break;
+                case 'z':
+                        ok = parse_uint(optarg, 0, 16u << 20, &b->payload);
+                        break;
+                case 'N':
+                        ok = parse_uint(optarg, 1, 10000000, &b->idle_n);
+                        break;
+                case OPT_PID:
+                        ok = parse_uint(optarg, 1, 1u << 30, &v);
+                        b->pid = (pid_t)v;
+                        break;
+                case OPT_DRAIN:
+                        ok = parse_uint(optarg, 0, 3600, &b->drain_s);
+                        break;
+                case OPT_TOKEN:
+                        b->token = optarg;
+                        break;
+                case OPT_TLS:
+                        b->tls = true;
+                        break;
+                case OPT_JSON:
+                        b->json = true;
+                        break;
+                case OPT_HELP:
+                        usage(stdout);
+                        exit(0);
+                default:
+                        usage(stderr);
+                        return -1;
+                }
+                if (!ok) {
+                        if (opt < 256)
+                                fprintf(stderr,
+                                        "pxl-bench: bad value \"%s\" for "
+                                        "-%c\n",
+                                        optarg, opt);
+                        else
+                                fprintf(stderr,
+                                        "pxl-bench: bad value \"%s\" for "
+                                        "--%s\n",
+                                        optarg, longs[li].name);
+                        return -1;
+                }
+        }
+        if (optind != argc - 1) {
+                usage(stderr);
+                return -1;
+        }
+        for (i = 0; i < 4; i++) {
+                if (strcmp(argv[optind], scenario_names[i]) == 0) {
+                        b->sc = (enum scenario)i;
+                        return 0;
+                }
+        }
+        fprintf(stderr,
+                "pxl-bench: unknown scenario \"%s\" (echo, fanout, "
+                "idle or churn)\n",
+                argv[optind]);
+        return -1;
+}
+
+/* Raise the soft open-file limit to the hard one; return what is usable. */
+static unsigned fd_budget(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 1000;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+                getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 10000000)
+                return 10000000;
+        return rl.rlim_cur > FD_RESERVE ? (unsigned)rl.rlim_cur - FD_RESERVE
+                                        : 1;
+}
+
+static int setup(struct bench *b)
+{
+        unsigned budget = fd_budget(), i;
+        bool loopback;
+
+        switch (b->sc) {
+        case SC_ECHO:
+        case SC_CHURN:
+                b->n = b->conns;
+                break;
+        case SC_FANOUT:
+                b->n = b->subs + b->pubs;
+                break;
+        case SC_IDLE:
+                b->n = b->idle_n;
+                if (b->pid == 0) {
+                        fprintf(stderr, "pxl-bench: idle measures the "
+                                        "server's memory: give --pid\n");
+                        return -1;
+                }
+                break;
+        }
+        if (b->n > budget) {
+                fprintf(stderr,
+                        "pxl-bench: %u connections exceed this process's "
+                        "open-file limit (hard limit %u, see ulimit -Hn); "
+                        "using %u\n",
+                        b->n, budget + FD_RESERVE, budget);
+                if (b->sc == SC_FANOUT) {
+                        if (budget <= b->pubs)
+                                return -1;
+                        b->subs = budget - b->pubs;
+                        b->n = budget;
+                } else {
+                        b->n = budget;
+                        b->conns = b->idle_n = budget;
+                }
+        }
+        loopback = strncmp(b->host, "127.", 4) == 0;
+        b->spread = b->sc == SC_IDLE && loopback && b->n > SPREAD_PER_ADDR;
+        if (b->spread && b->n / SPREAD_PER_ADDR > 250) {
+                fprintf(stderr, "pxl-bench: too many connections\n");
+                return -1;
+        }
+        snprintf(b->url, sizeof(b->url), "%s://%s%s%s:%u%s",
+                 b->tls ? "wss" : "ws", strchr(b->host, ':') ? "[" : "",
+                 b->host, strchr(b->host, ':') ? "]" : "", b->port, b->path);
+        snprintf(b->room, sizeof(b->room), "pxl-bench-%d", (int)getpid());
+        b->c = calloc(b->n ? b->n : 1, sizeof(*b->c));
+        if (b->c == NULL || make_pad(b) < 0)
+                return -1;
+        if (b->sc == SC_FANOUT) {
+                b->pub_sent = calloc(b->pubs, sizeof(*b->pub_sent));
+                if (b->pub_sent == NULL)
+                        return -1;
+        }
+        for (i = 0; i < b->n; i++) {
+                struct bconn *c = &b->c[i];
+
+                c->b = b;
+                c->idx = i;
+                switch (b->sc) {
+                case SC_ECHO:
+                        c->role = R_ECHO;
+                        break;
+                case SC_FANOUT:
+                        c->role = i < b->subs ? R_SUB : R_PUB;
+                        if (c->role == R_SUB) {
+                                c->track = calloc(b->pubs, sizeof(*c->track));
+                                if (c->track == NULL)
+                                        return -1;
+                        }
+                        break;
+                case SC_IDLE:
+                        c->role = R_IDLE;
+                        break;
+                case SC_CHURN:
+                        c->role = R_CHURN;
+                        break;
+                }
+        }
+        return 0;
+}
+
+static void cleanup(struct bench *b)
+{
+        unsigned i, p;
+
+        for (i = 0; b->c != NULL && i < b->n; i++) {
+                pxl_wsc_free(b->c[i].w);
+                if (b->c[i].track != NULL) {
+                        for (p = 0; p < b->pubs; p++)
+                                free(b->c[i].track[p].bits);
+                        free(b->c[i].track);
+                }
+        }
+        free(b->c);
+        free(b->pub_sent);
+        free(b->buf);
+        free(b->pad);
+        if (b->end_ev)
+                event_free(b->end_ev);
+        if (b->tick_ev)
+                event_free(b->tick_ev);
+        if (b->poll_ev)
+                event_free(b->poll_ev);
+        if (b->sig_ev)
+                event_free(b->sig_ev);
+        if (b->base)
+                event_base_free(b->base);
+}
+
+int main(int argc, char **argv)
+{
+        static struct bench bench; /* large: the histogram */
+        struct bench *b = &bench;
+        struct timeval poll_tv = {0, 50000};
+        int rc = 1;
+
+        b->host = "127.0.0.1";
+        b->port = 8080;
+        b->path = "/ws";
+        b->conns = 50;
+        b->inflight = 1;
+        b->seconds = 10;
+        b->subs = 100;
+        b->pubs = 1;
+        b->window = 16;
+        b->idle_n = 1000;
+        b->drain_s = 5;
+        b->cpu0 = b->cpu1 = -1;
+        if (parse_args(b, argc, argv) < 0)
+                return 2;
+        signal(SIGPIPE, SIG_IGN);
+        if (b->pid && proc_stat(b->pid, NULL, NULL) < 0) {
+                fprintf(stderr, "pxl-bench: no process %d (--pid)\n",
+                        (int)b->pid);
+                return 2;
+        }
+        b->base = event_base_new();
+        if (b->base == NULL || setup(b) < 0)
+                goto out;
+        b->end_ev = evtimer_new(b->base, end_cb, b);
+        b->tick_ev = event_new(b->base, -1, EV_PERSIST, tick_cb, b);
+        b->poll_ev = event_new(b->base, -1, EV_PERSIST, poll_cb, b);
+        b->sig_ev = evsignal_new(b->base, SIGINT, sig_cb, b);
+        if (!b->end_ev || !b->tick_ev || !b->poll_ev || !b->sig_ev)
+                goto out;
+        event_add(b->poll_ev, &poll_tv);
+        event_add(b->sig_ev, NULL);
+        b->t_setup = now_ns();
+        if (b->sc == SC_IDLE) {
+                b->rss0 = server_rss(b->pid);
+                if (b->rss0 < 0) {
+                        fprintf(stderr,
+                                "pxl-bench: cannot read the RSS of "
+                                "process %d\n",
+                                (int)b->pid);
+                        goto out;
+                }
+        }
+        if (b->sc == SC_CHURN)
+                start_run(b);
+        else
+                launch(b);
+        event_base_dispatch(b->base);
+        rc = b->aborted ? 1 : 0;
+out:
+        cleanup(b);
+        return rc;
+}
