@@ -147,7 +147,7 @@ struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
                                   const char *id, struct json_object *user_id,
                                   struct json_object *token)
 {
-        struct pxl_client *c = calloc(1, sizeof(*c));
+        struct pxl_client *c = pxl_pool_alloc(&srv->client_pool);
 
         if (c == NULL)
                 goto fail;
@@ -169,7 +169,7 @@ struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
 fail:
         json_object_put(user_id);
         json_object_put(token);
-        free(c);
+        pxl_pool_free(&srv->client_pool, c);
         return NULL;
 }
 
@@ -183,7 +183,7 @@ void pxl_client_remove(struct pxl_server *srv, struct pxl_client *c)
         json_object_put(c->user_id);
         json_object_put(c->token);
         json_object_put(c->meta);
-        free(c);
+        pxl_pool_free(&srv->client_pool, c);
         pxl_presence_changed(srv, "removeClient");
 }
 

@@ -98,6 +98,11 @@ static struct bufferevent *new_bufferevent(struct pxl_server *srv,
         return bev;
 }
 
+size_t pxl_conn_size(void)
+{
+        return sizeof(struct pxl_conn);
+}
+
 void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
                      const struct sockaddr *sa, int salen)
 {
@@ -110,7 +115,7 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
                 evutil_closesocket(fd);
                 return;
         }
-        c = calloc(1, sizeof(*c));
+        c = pxl_pool_alloc(&srv->conn_pool);
         if (c == NULL) {
                 evutil_closesocket(fd);
                 pxl_logs(PXL_LOG_WARN, "out of memory accepting a client");
@@ -121,7 +126,7 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         c->bev = new_bufferevent(srv, fd);
         if (c->bev == NULL) {
                 evutil_closesocket(fd);
-                free(c);
+                pxl_pool_free(&srv->conn_pool, c);
                 pxl_logs(PXL_LOG_WARN, "out of memory accepting a client");
                 return;
         }
@@ -445,7 +450,7 @@ void pxl_conn_close(struct pxl_conn *c)
                 c->client->conn = NULL;
                 pxl_client_remove(srv, c->client);
         }
-        free(c);
+        pxl_pool_free(&srv->conn_pool, c);
         pxl_server_conn_gone(srv, was_open);
 }
 
@@ -727,10 +732,11 @@ static void read_frames(struct pxl_conn *c)
         len = evbuffer_get_length(in);
         if (len == 0)
                 return;
-        c->srv->metrics.bytes_in += len;
         /*
          * One contiguous view of everything that arrived; consumed bytes
          * are drained below, so a large message never accumulates here.
+         * The parser keeps no input: an incomplete frame header or control
+         * frame is left in `in` and parsed again with the next bytes.
          */
         buf = evbuffer_pullup(in, -1);
         while (pos < len) {
@@ -742,9 +748,10 @@ static void read_frames(struct pxl_conn *c)
                         break;
         }
         if (c->state == CONN_FLUSHING || c->state == CONN_DEAD)
-                evbuffer_drain(in, len);
-        else
-                evbuffer_drain(in, pos);
+                pos = len;
+        /* Counted as drained, so kept bytes are not counted twice. */
+        c->srv->metrics.bytes_in += pos;
+        evbuffer_drain(in, pos);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)

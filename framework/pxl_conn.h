@@ -19,6 +19,8 @@ struct pxl_conn;
 struct pxl_conn_ref;
 struct pxl_frame;
 
+/* sizeof(struct pxl_conn), for the server's pool. */
+size_t pxl_conn_size(void);
 /* Take a freshly accepted socket (takes fd). */
 void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
                      const struct sockaddr *sa, int salen);

@@ -75,6 +75,8 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
 
         memset(srv, 0, sizeof(*srv));
         SLIST_INIT(&srv->dirty);
+        pxl_pool_init(&srv->client_pool, sizeof(struct pxl_client), 256);
+        pxl_pool_init(&srv->conn_pool, pxl_conn_size(), 256);
         TAILQ_INIT(&srv->conns);
         TAILQ_INIT(&srv->dead);
         TAILQ_INIT(&srv->client_order);
@@ -358,6 +360,8 @@ void pxl_server_fini(struct pxl_server *srv)
         pxl_conn_close_all(srv);
         pxl_clients_fini(srv);
         pxl_rooms_fini(srv);
+        pxl_pool_fini(&srv->client_pool);
+        pxl_pool_fini(&srv->conn_pool);
         pxl_map_fini(&srv->users);
         pxl_plugins_fini(&srv->plugins, srv);
         pxl_auth_free(srv->auth);

@@ -12,6 +12,7 @@
 #include "pxl_map.h"
 #include "pxl_metrics.h"
 #include "pxl_plugin.h"
+#include "pxl_pool.h"
 #include "pxl_str.h"
 
 struct event_base;
@@ -46,6 +47,8 @@ struct pxl_server {
         const struct timeval *close_tv;
         struct pxl_conn_list conns;
         struct pxl_conn_list dead;     /* closed, waiting for the reaper */
+        struct pxl_pool client_pool;   /* struct pxl_client records */
+        struct pxl_pool conn_pool;     /* struct pxl_conn */
         struct pxl_map clients;        /* struct pxl_client by id */
         struct pxl_client_list client_order; /* the same, oldest first */
         struct pxl_map users;          /* clients by user id */

@@ -8,8 +8,6 @@
 
 #include <string.h>
 
-enum { ST_HEADER = 0, ST_PAYLOAD, ST_DEAD };
-
 #define CLOSE_PROTOCOL  1002
 #define CLOSE_NO_STATUS 1005
 #define CLOSE_BAD_DATA  1007
@@ -23,26 +21,40 @@ enum { ST_HEADER = 0, ST_PAYLOAD, ST_DEAD };
 #define LEN_16    126
 #define LEN_64    127
 
+/* What read_header found; any other value is a close code to fail with. */
+#define HDR_WHOLE 0
+#define HDR_SHORT 1
+
+/* A frame header, decoded (it still lies in the caller's buffer). */
+struct frame_hdr {
+        uint8_t b0, b1;
+        size_t size; /* header bytes; on an error, the bytes examined */
+        uint64_t len;
+};
+
 static bool is_control(uint8_t opcode)
 {
         return (opcode & 0x8) != 0;
+}
+
+static uint32_t limit32(uint64_t v)
+{
+        return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
 void pxl_ws_parser_init(struct pxl_ws_parser *p, uint64_t max_frame_size,
                         uint64_t max_message_size, bool expect_masked)
 {
         memset(p, 0, sizeof(*p));
-        p->max_frame_size = max_frame_size;
-        p->max_message_size = max_message_size;
+        p->max_frame_size = limit32(max_frame_size);
+        p->max_message_size = limit32(max_message_size);
         p->expect_masked = expect_masked;
-        p->stage = ST_HEADER;
         pxl_utf8_init(&p->utf8);
 }
 
 static size_t fail(struct pxl_ws_parser *p, struct pxl_ws_event *ev,
                    uint16_t code, size_t used)
 {
-        p->stage = ST_DEAD;
         p->error_code = code;
         memset(ev, 0, sizeof(*ev));
         ev->type = PXL_WS_EV_ERROR;
@@ -51,28 +63,24 @@ static size_t fail(struct pxl_ws_parser *p, struct pxl_ws_event *ev,
 }
 
 /* Bytes of extended length that follow byte 1 (0, 2 or 8). */
-static size_t ext_len_size(const struct pxl_ws_parser *p)
+static size_t ext_len_size(uint8_t b1)
 {
-        uint8_t l7 = p->hdr[1] & B1_LEN;
+        uint8_t l7 = b1 & B1_LEN;
 
         return l7 == LEN_16 ? 2 : l7 == LEN_64 ? 8 : 0;
 }
 
-static size_t header_size(const struct pxl_ws_parser *p)
+/* The payload length; the extended length bytes must be there. */
+static uint64_t payload_len(const uint8_t *b)
 {
-        return 2 + ext_len_size(p) + ((p->hdr[1] & B1_MASK) ? 4 : 0);
-}
-
-static uint64_t header_payload_len(const struct pxl_ws_parser *p)
-{
-        size_t ext = ext_len_size(p);
+        size_t ext = ext_len_size(b[1]);
         uint64_t len = 0;
         size_t i;
 
         if (ext == 0)
-                return p->hdr[1] & B1_LEN;
+                return b[1] & B1_LEN;
         for (i = 0; i < ext; i++)
-                len = len << 8 | p->hdr[2 + i];
+                len = len << 8 | b[2 + i];
         return len;
 }
 
@@ -102,16 +110,18 @@ static uint16_t check_byte0(const struct pxl_ws_parser *p, uint8_t b)
         }
 }
 
-static uint16_t check_byte1(const struct pxl_ws_parser *p, uint8_t b)
+static uint16_t check_byte1(const struct pxl_ws_parser *p, uint8_t b0,
+                            uint8_t b1)
 {
-        uint8_t op = p->hdr[0] & B0_OPCODE;
-        uint8_t l7 = b & B1_LEN;
+        uint8_t op = b0 & B0_OPCODE;
+        uint8_t l7 = b1 & B1_LEN;
 
-        if (((b & B1_MASK) != 0) != p->expect_masked)
+        if (((b1 & B1_MASK) != 0) != p->expect_masked)
                 return CLOSE_PROTOCOL;
         /*
          * Control payloads must fit the 7-bit form; we also refuse a
-         * non-minimal 16/64-bit length there, as ctrl[] is sized for 125.
+         * non-minimal 16/64-bit length there, so that a whole control
+         * frame is never more than 2 + 4 + 125 bytes.
          */
         if (is_control(op) && l7 > PXL_WS_MAX_CONTROL)
                 return CLOSE_PROTOCOL;
@@ -125,9 +135,9 @@ static uint16_t check_byte1(const struct pxl_ws_parser *p, uint8_t b)
  * Limits are checked once the length is known, before the mask key and
  * long before the payload, so an oversized frame costs us nothing.
  */
-static uint16_t check_length(const struct pxl_ws_parser *p, uint64_t len)
+static uint16_t check_length(const struct pxl_ws_parser *p, uint8_t op,
+                             uint64_t len)
 {
-        uint8_t op = p->hdr[0] & B0_OPCODE;
         uint64_t have = op == PXL_WS_OP_CONT ? p->msg_size : 0;
 
         if (len >> 63)
@@ -142,61 +152,87 @@ static uint16_t check_length(const struct pxl_ws_parser *p, uint64_t len)
         return 0;
 }
 
-static void start_frame(struct pxl_ws_parser *p)
+/*
+ * Decode the header at b[0..have), have >= 1, applying each rule as soon
+ * as the bytes that decide it are there, whether or not the rest of the
+ * header has arrived. Nothing is stored: the caller consumes the header
+ * only once it is whole.
+ */
+static uint16_t read_header(const struct pxl_ws_parser *p, const uint8_t *b,
+                            size_t have, struct frame_hdr *h)
 {
-        uint8_t op = p->hdr[0] & B0_OPCODE;
-        uint64_t len = header_payload_len(p);
+        uint16_t code;
 
-        p->frame_opcode = op;
-        p->frame_fin = (p->hdr[0] & B0_FIN) != 0;
-        p->frame_masked = (p->hdr[1] & B1_MASK) != 0;
-        if (p->frame_masked)
-                memcpy(p->mask, p->hdr + 2 + ext_len_size(p), 4);
-        p->frame_left = len;
-        p->frame_done = 0;
-        p->hdr_have = 0;
-        p->stage = ST_PAYLOAD;
-        if (is_control(op)) {
-                p->ctrl_have = 0;
-                return;
-        }
+        h->b0 = b[0];
+        h->size = 1;
+        if ((code = check_byte0(p, h->b0)) != 0)
+                return code;
+        if (have < 2)
+                return HDR_SHORT;
+        h->b1 = b[1];
+        h->size = 2;
+        if ((code = check_byte1(p, h->b0, h->b1)) != 0)
+                return code;
+        h->size += ext_len_size(h->b1);
+        if (have < h->size)
+                return HDR_SHORT;
+        h->len = payload_len(b);
+        if ((code = check_length(p, h->b0 & B0_OPCODE, h->len)) != 0)
+                return code;
+        if (h->b1 & B1_MASK)
+                h->size += 4;
+        return have < h->size ? HDR_SHORT : HDR_WHOLE;
+}
+
+/* The masking key of the next payload byte, `n` bytes further on. */
+static void rotate_mask(uint8_t mask[4], size_t n)
+{
+        uint8_t m[4];
+        size_t i;
+
+        for (i = 0; i < 4; i++)
+                m[i] = mask[(i + n) & 3];
+        memcpy(mask, m, sizeof(m));
+}
+
+/* A whole data frame header d[0..h->size) is being consumed. */
+static void start_data_frame(struct pxl_ws_parser *p, const struct frame_hdr *h,
+                             const uint8_t *d)
+{
+        uint8_t op = h->b0 & B0_OPCODE;
+
+        p->frame_fin = (h->b0 & B0_FIN) != 0;
+        if (h->b1 & B1_MASK)
+                memcpy(p->mask, d + h->size - 4, 4);
+        p->frame_left = h->len;
+        p->in_payload = true;
         if (op != PXL_WS_OP_CONT) {
                 p->msg_opcode = op;
                 p->msg_size = 0;
                 pxl_utf8_init(&p->utf8);
         }
-        /* Saturate: only reachable without a limit, after 2^63 bytes. */
-        p->msg_size =
-                len > UINT64_MAX - p->msg_size ? UINT64_MAX : p->msg_size + len;
+        /* check_length kept msg_size + len within the 32-bit limit. */
+        if (p->max_message_size)
+                p->msg_size += (uint32_t)h->len;
 }
 
-/* Append one header byte; returns 0 or the close code to fail with. */
-static uint16_t header_byte(struct pxl_ws_parser *p, uint8_t b)
-{
-        uint16_t code = 0;
-
-        p->hdr[p->hdr_have++] = b;
-        if (p->hdr_have == 1)
-                return check_byte0(p, b);
-        if (p->hdr_have == 2)
-                code = check_byte1(p, b);
-        if (code == 0 && p->hdr_have == 2 + ext_len_size(p))
-                code = check_length(p, header_payload_len(p));
-        if (code == 0 && p->hdr_have == header_size(p))
-                start_frame(p);
-        return code;
-}
-
+/*
+ * A whole control frame: header h at d, payload right after it; `used`
+ * counts the bytes consumed up to its end.
+ */
 static size_t control_event(struct pxl_ws_parser *p, struct pxl_ws_event *ev,
-                            uint8_t *d, size_t n, size_t used)
+                            const struct frame_hdr *h, uint8_t *d, size_t used)
 {
-        uint8_t op = p->frame_opcode;
+        uint8_t op = h->b0 & B0_OPCODE;
+        uint8_t *pl = d + h->size;
+        size_t n = (size_t)h->len;
         unsigned code;
 
-        p->stage = ST_HEADER;
+        if (h->b1 & B1_MASK)
+                pxl_ws_mask(pl, n, d + h->size - 4, 0);
         ev->opcode = op;
         ev->fin = true;
-        ev->data = d;
+        ev->data = pl;
         ev->len = n;
         if (op == PXL_WS_OP_PING) {
                 ev->type = PXL_WS_EV_PING;
@@ -207,19 +243,19 @@ static size_t control_event(struct pxl_ws_parser *p, struct pxl_ws_event *ev,
                 return used;
         }
         ev->type = PXL_WS_EV_CLOSE;
-        ev->reason = d;
+        ev->reason = pl;
         if (n == 0) {
                 ev->close_code = CLOSE_NO_STATUS;
                 return used;
         }
         /* n == 1 was refused in the header. */
-        code = (unsigned)d[0] << 8 | d[1];
+        code = (unsigned)pl[0] << 8 | pl[1];
         if (!pxl_ws_close_code_valid(code))
                 return fail(p, ev, CLOSE_PROTOCOL, used);
-        if (!pxl_utf8_valid(d + 2, n - 2))
+        if (!pxl_utf8_valid(pl + 2, n - 2))
                 return fail(p, ev, CLOSE_BAD_DATA, used);
         ev->close_code = (uint16_t)code;
-        ev->reason = d + 2;
+        ev->reason = pl + 2;
         ev->reason_len = n - 2;
         return used;
 }
@@ -235,7 +271,7 @@ static size_t data_event(struct pxl_ws_parser *p, struct pxl_ws_event *ev,
         ev->data = d;
         ev->len = n;
         if (p->frame_left == 0) {
-                p->stage = ST_HEADER;
+                p->in_payload = false;
                 if (p->frame_fin) {
                         /* A character cut off by the end of the message. */
                         if (op == PXL_WS_OP_TEXT &&
@@ -255,70 +291,57 @@ size_t pxl_ws_parse(struct pxl_ws_parser *p, uint8_t *buf, size_t len,
         size_t pos = 0;
 
         memset(ev, 0, sizeof(*ev));
-        if (p->stage == ST_DEAD)
+        if (p->error_code)
                 return fail(p, ev, p->error_code, 0);
         while (pos < len) {
                 uint8_t *d = buf + pos;
-                size_t n;
-                uint16_t code;
+                size_t n = len - pos;
 
-                if (p->stage == ST_HEADER) {
-                        code = header_byte(p, buf[pos++]);
-                        if (code)
-                                return fail(p, ev, code, pos);
-                        if (p->stage != ST_PAYLOAD || p->frame_left > 0)
+                if (!p->in_payload) {
+                        struct frame_hdr h;
+                        uint16_t code = read_header(p, d, n, &h);
+
+                        if (code == HDR_SHORT)
+                                break;
+                        if (code != HDR_WHOLE)
+                                return fail(p, ev, code, pos + h.size);
+                        if (is_control(h.b0 & B0_OPCODE)) {
+                                /* h.len <= 125: whole, or not consumed. */
+                                if (n - h.size < h.len)
+                                        break;
+                                return control_event(p, ev, &h, d,
+                                                     pos + h.size +
+                                                             (size_t)h.len);
+                        }
+                        start_data_frame(p, &h, d);
+                        pos += h.size;
+                        if (p->frame_left > 0)
                                 continue;
                         /* Empty payload: the frame is complete already. */
-                        if (is_control(p->frame_opcode))
-                                return control_event(p, ev, p->ctrl, 0, pos);
                         if (p->frame_fin)
                                 return data_event(p, ev, buf + pos, 0, pos);
                         /* An empty non-final fragment carries nothing. */
-                        p->stage = ST_HEADER;
+                        p->in_payload = false;
                         continue;
                 }
 
-                n = len - pos;
                 if ((uint64_t)n > p->frame_left)
                         n = (size_t)p->frame_left;
-
-                if (is_control(p->frame_opcode)) {
-                        /*
-                         * Usual case: the whole control payload is here,
-                         * unmask it where it lies and skip the copy.
-                         */
-                        if (p->ctrl_have == 0 && n == p->frame_left) {
-                                if (p->frame_masked)
-                                        pxl_ws_mask(d, n, p->mask, 0);
-                                p->frame_left = 0;
-                                return control_event(p, ev, d, n, pos + n);
-                        }
-                        memcpy(p->ctrl + p->ctrl_have, d, n);
-                        if (p->frame_masked)
-                                pxl_ws_mask(p->ctrl + p->ctrl_have, n, p->mask,
-                                            p->ctrl_have);
-                        p->ctrl_have += n;
-                        p->frame_left -= n;
-                        pos += n;
-                        if (p->frame_left == 0)
-                                return control_event(p, ev, p->ctrl,
-                                                     p->ctrl_have, pos);
-                        continue;
+                if (p->expect_masked) {
+                        pxl_ws_mask(d, n, p->mask, 0);
+                        rotate_mask(p->mask, n);
                 }
-
-                if (p->frame_masked)
-                        pxl_ws_mask(d, n, p->mask, p->frame_done);
                 pos += n;
                 p->frame_left -= n;
-                p->frame_done += n;
                 /* Fail fast: do not hand out a chunk that holds a bad byte. */
                 if (p->msg_opcode == PXL_WS_OP_TEXT &&
                     pxl_utf8_feed(&p->utf8, d, n) < 0)
                         return fail(p, ev, CLOSE_BAD_DATA, pos);
                 return data_event(p, ev, d, n, pos);
         }
+        /* All consumed, or a header / control frame still incomplete. */
         ev->type = PXL_WS_EV_NEED_MORE;
-        return len;
+        return pos;
 }
 
 bool pxl_ws_close_code_valid(unsigned code)

@@ -26,7 +26,7 @@ enum pxl_ws_opcode {
 #define PXL_WS_MAX_CONTROL 125
 
 enum pxl_ws_event_type {
-        PXL_WS_EV_NEED_MORE = 0, /* every byte given was consumed; feed more */
+        PXL_WS_EV_NEED_MORE = 0, /* feed more; see pxl_ws_parse for what */
         PXL_WS_EV_DATA,          /* payload bytes of the current data message */
         PXL_WS_EV_PING,          /* a complete ping; data/len = its payload */
         PXL_WS_EV_PONG,          /* a complete pong */
@@ -42,8 +42,9 @@ struct pxl_ws_event {
          * buffer, unmasked in place); fin is true on the event that ends the
          * message (it may have len 0). A message arrives as one or more DATA
          * events; text is UTF-8 checked across all of them.
-         * PING/PONG/CLOSE: data/len = the control payload (inside the parser
-         * or the caller's buffer; valid until the next call).
+         * PING/PONG/CLOSE: data/len = the whole control payload, always
+         * inside the caller's buffer (unmasked in place; valid as long as
+         * those bytes are).
          * CLOSE: close_code = the peer's code, or 1005 when the payload is
          * empty; reason/reason_len = the UTF-8 reason.
          * ERROR: close_code = the code to close with (1002, 1007, 1009).
@@ -57,38 +58,56 @@ struct pxl_ws_event {
         size_t reason_len;
 };
 
+/*
+ * The parser never copies input: between calls it keeps only the state of
+ * the frame being streamed (32 bytes on LP64). Everything in it is private
+ * to pxl_ws_codec.c; set it up with pxl_ws_parser_init.
+ */
 struct pxl_ws_parser {
-        /* settings (pxl_ws_parser_init) */
-        uint64_t max_frame_size;   /* inclusive; 0 = no limit */
-        uint64_t max_message_size; /* inclusive; 0 = no limit */
-        bool expect_masked;        /* server side: true; client side: false */
-
-        /* state (private to pxl_ws_codec.c) */
-        int stage;           /* header, payload, dead */
-        uint16_t error_code; /* close code returned again once dead */
-        uint8_t hdr[PXL_WS_MAX_HEADER];
-        size_t hdr_have;
-        uint8_t frame_opcode;
-        bool frame_fin;
-        bool frame_masked;
-        uint8_t mask[4];
-        uint64_t frame_left; /* payload bytes still to come */
-        uint64_t frame_done; /* payload bytes already seen (mask offset) */
-        uint8_t msg_opcode;  /* TEXT/BINARY while a message is open, else 0 */
-        uint64_t msg_size;   /* bytes of the open message so far */
-        struct pxl_utf8 utf8;
-        uint8_t ctrl[PXL_WS_MAX_CONTROL];
-        size_t ctrl_have;
+        uint64_t frame_left;       /* payload bytes of the data frame to come */
+        uint32_t max_frame_size;   /* inclusive; 0 = no limit */
+        uint32_t max_message_size; /* inclusive; 0 = no limit */
+        uint32_t msg_size;         /* the open message so far (with a limit) */
+        struct pxl_utf8 utf8;      /* the open text message so far */
+        uint8_t mask[4];           /* key, rotated to the next payload byte */
+        uint16_t error_code;       /* 0; once dead, the close code */
+        uint8_t msg_opcode;        /* TEXT/BINARY while a message is open */
+        bool expect_masked : 1;    /* server side: true; client side: false */
+        bool in_payload : 1;       /* inside a data frame's payload */
+        bool frame_fin : 1;        /* that frame ends its message */
 };
 
+/*
+ * Limits above UINT32_MAX act as UINT32_MAX (4 GiB - 1): a limit is never
+ * loosened, and the server's configuration allows at most 2^31 anyway.
+ */
 void pxl_ws_parser_init(struct pxl_ws_parser *p, uint64_t max_frame_size,
                         uint64_t max_message_size, bool expect_masked);
 
 /*
  * Consume bytes from buf (unmasking payload in place) until one event is
  * ready. Returns the number of bytes consumed and fills *ev. Call again
- * with the rest of the buffer until it returns PXL_WS_EV_NEED_MORE (all
- * consumed). After PXL_WS_EV_ERROR every call returns ERROR again.
+ * with the rest of the buffer until it returns PXL_WS_EV_NEED_MORE.
+ *
+ * The parser never buffers input. A frame header is consumed only once
+ * it is whole, and a control frame (PING/PONG/CLOSE) only once the header
+ * and the whole payload are there (at most PXL_WS_MAX_HEADER +
+ * PXL_WS_MAX_CONTROL bytes); its event then points into buf. Until then
+ * pxl_ws_parse returns PXL_WS_EV_NEED_MORE having consumed none of those
+ * bytes (and left them unchanged): the caller keeps every byte that was
+ * not consumed and presents it again, followed by more input, on the next
+ * call. So NEED_MORE may consume less than len; the bytes left over are
+ * fewer than PXL_WS_MAX_HEADER + PXL_WS_MAX_CONTROL. Data payload is not
+ * held back: DATA events stream it as it arrives.
+ *
+ * Errors are still found as early as possible: whatever the first bytes
+ * of a header decide (RSV bits, opcode, FIN on control frames, the mask
+ * bit, the length form, the 64-bit top bit, the frame and message
+ * limits, a 1-byte close payload) is refused as soon as those bytes are
+ * given, even while the header is incomplete. A text payload is refused
+ * at its first invalid UTF-8 byte.
+ *
+ * After PXL_WS_EV_ERROR every call returns ERROR again, consuming nothing.
  */
 size_t pxl_ws_parse(struct pxl_ws_parser *p, uint8_t *buf, size_t len,
                     struct pxl_ws_event *ev);

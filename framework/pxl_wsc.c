@@ -46,7 +46,6 @@
 #define WSC_DEF_CLOSE_MS     5000
 #define WSC_KEEP_MSGBUF      (64u << 10) /* reassembly memory kept */
 #define WSC_CLIENT_ID_MAX    64
-#define WSC_PEEK_VECS        16
 
 enum wsc_state {
         WSC_IDLE = 0,   /* between a drop and the decision what next */
@@ -758,6 +757,7 @@ static int connect_addr(struct pxl_wsc *w)
         }
         bufferevent_enable(w->bev, EV_READ | EV_WRITE);
         w->state = WSC_CONNECTING;
+        w->client_id[0] = '\0'; /* each connection is told a new id */
         return PXL_OK;
 fail:
         bufferevent_free(w->bev);
@@ -1026,16 +1026,23 @@ static bool on_data(struct pxl_wsc *w, const struct pxl_ws_event *ev)
         return true;
 }
 
-/* Parse one contiguous chunk; false once the link is gone. */
-static bool parse_chunk(struct pxl_wsc *w, uint8_t *buf, size_t len)
+/*
+ * Parse one contiguous chunk; *used = the bytes consumed (fewer than len
+ * when it ends in an incomplete header or control frame). False once the
+ * link is gone.
+ */
+static bool parse_chunk(struct pxl_wsc *w, uint8_t *buf, size_t len,
+                        size_t *used)
 {
         size_t pos = 0;
 
+        *used = 0;
         while (pos < len) {
                 struct pxl_ws_event ev;
                 size_t n = pxl_ws_parse(&w->parser, buf + pos, len - pos, &ev);
 
                 pos += n;
+                *used = pos;
                 switch (ev.type) {
                 case PXL_WS_EV_NEED_MORE:
                         return true;
@@ -1075,24 +1082,25 @@ static bool parse_chunk(struct pxl_wsc *w, uint8_t *buf, size_t len)
         return true;
 }
 
+/*
+ * The parser keeps no input: parse all that arrived as one block and
+ * drain only what it consumed. An incomplete frame header or control
+ * frame stays in `in` and is parsed again, with what follows, next time.
+ */
 static void read_frames(struct pxl_wsc *w, struct evbuffer *in)
 {
-        struct evbuffer_iovec vec[WSC_PEEK_VECS];
+        size_t len = evbuffer_get_length(in), used;
+        uint8_t *buf;
 
-        while (evbuffer_get_length(in) > 0) {
-                int n = evbuffer_peek(in, -1, NULL, vec, WSC_PEEK_VECS);
-                size_t used = 0;
-                int i;
-
-                if (n > WSC_PEEK_VECS)
-                        n = WSC_PEEK_VECS;
-                for (i = 0; i < n; i++) {
-                        if (!parse_chunk(w, vec[i].iov_base, vec[i].iov_len))
-                                return;
-                        used += vec[i].iov_len;
-                }
-                evbuffer_drain(in, used);
+        if (len == 0)
+                return;
+        buf = evbuffer_pullup(in, -1);
+        if (buf == NULL) {
+                protocol_error(w, PXL_CLOSE_INTERNAL, "out of memory");
+                return;
         }
+        if (parse_chunk(w, buf, len, &used))
+                evbuffer_drain(in, used);
 }
 
 static void refused(struct pxl_wsc *w, const struct pxl_wsc_response *r,

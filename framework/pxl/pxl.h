@@ -12,7 +12,8 @@
  * ABI changelog (PXL_ABI_MAJOR.PXL_ABI_MINOR):
  *   1.0  first descriptor: routes, raw handler, init/fini,
  *        connect/disconnect hooks. (Unreleased: the clients, rooms,
- *        sending and metrics functions joined 1.0 before any release.)
+ *        sending and metrics functions, and the outbound WebSocket
+ *        client functions pxl_wsc_*, joined 1.0 before any release.)
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */

@@ -2,7 +2,10 @@
  * test_ws_codec.c - unit tests for framework/pxl_ws_codec.c: the RFC 6455
  * parser rules with their exact close codes, every length form, limits,
  * splitting (one byte at a time equals all at once) and the encoders.
- * Frames are built by hand here; UTF-8 itself is covered by test_utf8.c.
+ * The parser keeps no input: like a connection, the tests keep the bytes
+ * it did not consume and present them again with the next piece (struct
+ * feeder). Frames are built by hand here; UTF-8 itself is covered by
+ * test_utf8.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,6 +148,7 @@ struct rec {
         size_t data_events; /* raw DATA events seen */
         size_t events;      /* all events other than NEED_MORE */
         bool dead;
+        size_t left; /* bytes not consumed (kept) after the last piece */
 };
 
 static struct item *rec_push(struct rec *r, enum pxl_ws_event_type type)
@@ -180,27 +184,74 @@ static bool within(const void *p, size_t n, const void *base, size_t size)
 }
 
 /*
- * Feed one chunk (copied into a buffer of exactly its size, so ASan sees
- * any read past it) and record every event until the parser wants more.
+ * A parser with the input it has not consumed yet, like a connection's
+ * input buffer: every piece fed is appended to the bytes kept from the
+ * last one, and the parser sees them all again.
  */
-static void feed_chunk(struct pxl_ws_parser *p, struct rec *r,
-                       const uint8_t *in, size_t n)
+struct feeder {
+        struct pxl_ws_parser p;
+        uint8_t *kept;
+        size_t kept_len;
+};
+
+/* The most a parser may leave unconsumed: less than a whole control frame. */
+#define MAX_KEPT (PXL_WS_MAX_HEADER + PXL_WS_MAX_CONTROL - 1)
+
+static void start(struct feeder *f, struct rec *r, const struct run *cfg)
 {
-        uint8_t *b = malloc(n ? n : 1);
-        size_t off = 0;
+        memset(f, 0, sizeof(*f));
+        memset(r, 0, sizeof(*r));
+        pxl_ws_parser_init(&f->p, cfg->max_frame, cfg->max_msg, cfg->masked);
+}
+
+static void feeder_free(struct feeder *f)
+{
+        free(f->kept);
+        f->kept = NULL;
+        f->kept_len = 0;
+}
+
+/*
+ * Feed one piece: the kept bytes and then `in`, copied into a buffer of
+ * exactly that size (so ASan sees any read past it). Records every event
+ * until the parser wants more, and keeps whatever it did not consume.
+ */
+static void feed(struct feeder *f, struct rec *r, const uint8_t *in, size_t n)
+{
+        struct pxl_ws_parser *p = &f->p;
+        size_t total = f->kept_len + n, off = 0;
+        uint8_t *b = malloc(total ? total : 1);
+        uint8_t *orig = malloc(total ? total : 1);
 
         assert_non_null(b);
+        assert_non_null(orig);
+        if (f->kept_len)
+                memcpy(b, f->kept, f->kept_len);
         if (n)
-                memcpy(b, in, n);
+                memcpy(b + f->kept_len, in, n);
+        memcpy(orig, b, total);
         while (!r->dead) {
                 struct pxl_ws_event ev;
-                size_t used = pxl_ws_parse(p, b + off, n - off, &ev);
+                size_t used = pxl_ws_parse(p, b + off, total - off, &ev);
                 const uint8_t *lo = b + off;
                 struct item *it;
 
-                assert_true(used <= n - off);
+                assert_true(used <= total - off);
                 if (ev.type == PXL_WS_EV_NEED_MORE) {
-                        assert_int_equal(used, n - off);
+                        struct pxl_ws_event again;
+                        size_t rest;
+
+                        off += used;
+                        rest = total - off;
+                        /* Less than one whole control frame stays behind, */
+                        assert_true(rest <= MAX_KEPT);
+                        /* untouched (not unmasked), */
+                        assert_memory_equal(b + off, orig + off, rest);
+                        /* and shown again alone, it is still not enough. */
+                        assert_int_equal(pxl_ws_parse(p, b + off, rest, &again),
+                                         0);
+                        assert_int_equal(again.type, PXL_WS_EV_NEED_MORE);
+                        assert_memory_equal(b + off, orig + off, rest);
                         break;
                 }
                 r->events++;
@@ -212,7 +263,8 @@ static void feed_chunk(struct pxl_ws_parser *p, struct rec *r,
                         r->dead = true;
                         /* The parser stays dead and consumes nothing. */
                         assert_int_equal(
-                                pxl_ws_parse(p, b + off, n - off, &again), 0);
+                                pxl_ws_parse(p, b + off, total - off, &again),
+                                0);
                         assert_int_equal(again.type, PXL_WS_EV_ERROR);
                         assert_int_equal(again.close_code, ev.close_code);
                         break;
@@ -242,10 +294,9 @@ static void feed_chunk(struct pxl_ws_parser *p, struct rec *r,
                 } else {
                         assert_true(ev.len <= PXL_WS_MAX_CONTROL);
                         assert_true(ev.fin);
+                        /* whole, and always in the caller's buffer */
                         if (ev.len)
-                                assert_true(
-                                        within(ev.data, ev.len, lo, used) ||
-                                        within(ev.data, ev.len, p, sizeof(*p)));
+                                assert_true(within(ev.data, ev.len, lo, used));
                         it = rec_push(r, ev.type);
                         it->opcode = ev.opcode;
                         it->off = r->content.len;
@@ -271,6 +322,17 @@ static void feed_chunk(struct pxl_ws_parser *p, struct rec *r,
                 }
                 off += used;
         }
+        /* Keep what was not consumed for the next piece (none once dead). */
+        free(f->kept);
+        f->kept = NULL;
+        f->kept_len = r->dead ? 0 : total - off;
+        if (f->kept_len) {
+                f->kept = malloc(f->kept_len);
+                assert_non_null(f->kept);
+                memcpy(f->kept, b + off, f->kept_len);
+        }
+        r->left = f->kept_len;
+        free(orig);
         free(b);
 }
 
@@ -278,17 +340,17 @@ static void feed_chunk(struct pxl_ws_parser *p, struct rec *r,
 static void run_cuts(struct rec *r, const struct run *cfg, const uint8_t *in,
                      size_t len, const size_t *cuts, size_t ncuts)
 {
-        struct pxl_ws_parser p;
-        size_t start = 0, i;
+        struct feeder f;
+        size_t start_at = 0, i;
 
-        memset(r, 0, sizeof(*r));
-        pxl_ws_parser_init(&p, cfg->max_frame, cfg->max_msg, cfg->masked);
+        start(&f, r, cfg);
         for (i = 0; i <= ncuts && !r->dead; i++) {
                 size_t end = i < ncuts ? cuts[i] : len;
 
-                feed_chunk(&p, r, in + start, end - start);
-                start = end;
+                feed(&f, r, in + start_at, end - start_at);
+                start_at = end;
         }
+        feeder_free(&f);
 }
 
 static void run_whole(struct rec *r, const struct run *cfg, const uint8_t *in,
@@ -300,13 +362,13 @@ static void run_whole(struct rec *r, const struct run *cfg, const uint8_t *in,
 static void run_bytes(struct rec *r, const struct run *cfg, const uint8_t *in,
                       size_t len)
 {
-        struct pxl_ws_parser p;
+        struct feeder f;
         size_t i;
 
-        memset(r, 0, sizeof(*r));
-        pxl_ws_parser_init(&p, cfg->max_frame, cfg->max_msg, cfg->masked);
+        start(&f, r, cfg);
         for (i = 0; i < len && !r->dead; i++)
-                feed_chunk(&p, r, in + i, 1);
+                feed(&f, r, in + i, 1);
+        feeder_free(&f);
 }
 
 static void assert_same(const struct rec *a, const struct rec *b)
@@ -314,6 +376,10 @@ static void assert_same(const struct rec *a, const struct rec *b)
         size_t i;
 
         assert_int_equal(a->n, b->n);
+        /* the same incomplete tail is left over at the end */
+        assert_int_equal(a->dead, b->dead);
+        if (!a->dead)
+                assert_int_equal(a->left, b->left);
         for (i = 0; i < a->n; i++) {
                 const struct item *x = &a->it[i], *y = &b->it[i];
 
@@ -378,8 +444,12 @@ static void expect_error_within(const struct run *cfg, const uint8_t *in,
                 pxl_ws_parser_init(&p, cfg->max_frame, cfg->max_msg,
                                    cfg->masked);
                 memcpy(buf, in, n);
-                (void)pxl_ws_parse(&p, buf, n - 1, &ev);
+                used = pxl_ws_parse(&p, buf, n - 1, &ev);
                 assert_int_not_equal(ev.type, PXL_WS_EV_ERROR);
+                /* a partial header: nothing consumed, nothing changed */
+                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                assert_int_equal(used, 0);
+                assert_memory_equal(buf, in, n);
         }
 }
 
@@ -1129,8 +1199,8 @@ static void test_text_fail_fast_position(void **state)
 {
         static const char a[] = "\xce\xba\xe1\xbd";
         static const char b[] = "\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80";
-        struct pxl_ws_parser p;
-        struct pxl_ws_event ev;
+        struct feeder f;
+        struct rec r;
         struct sb s = {0};
         size_t i, second, err_at = 0;
 
@@ -1140,17 +1210,20 @@ static void test_text_fail_fast_position(void **state)
         sb_cf(&s, FIN | OP_C, b);
         expect_error(&server, &s, 1007);
 
-        pxl_ws_parser_init(&p, 0, 0, true);
+        start(&f, &r, &server);
         for (i = 0; i < s.len; i++) {
-                (void)pxl_ws_parse(&p, s.p + i, 1, &ev);
-                if (ev.type == PXL_WS_EV_ERROR) {
+                feed(&f, &r, s.p + i, 1);
+                if (r.dead) {
                         err_at = i;
                         break;
                 }
         }
         /* second frame: 2 + 4 header bytes, then A0 is payload byte 8 */
         assert_int_equal(err_at, second + 6 + 8);
-        assert_int_equal(ev.close_code, 1007);
+        assert_int_equal(r.it[r.n - 1].type, PXL_WS_EV_ERROR);
+        assert_int_equal(r.it[r.n - 1].code, 1007);
+        feeder_free(&f);
+        rec_free(&r);
         sb_free(&s);
 }
 
@@ -1266,8 +1339,8 @@ static void test_close_code_table(void **state)
 static void test_control_split(void **state)
 {
         uint8_t pl[125];
-        struct pxl_ws_parser p;
-        struct pxl_ws_event ev;
+        struct feeder f;
+        struct rec r;
         struct sb s = {0};
         size_t i;
 
@@ -1275,30 +1348,39 @@ static void test_control_split(void **state)
         for (i = 0; i < sizeof(pl); i++)
                 pl[i] = (uint8_t)(i * 13);
         sb_frame(&s, FIN | OP_P, true, pl, sizeof(pl));
-        pxl_ws_parser_init(&p, 0, 0, true);
+        start(&f, &r, &server);
         for (i = 0; i + 1 < s.len; i++) {
-                assert_int_equal(pxl_ws_parse(&p, s.p + i, 1, &ev), 1);
-                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                feed(&f, &r, s.p + i, 1);
+                /* nothing consumed yet: every byte so far is kept */
+                assert_int_equal(r.events, 0);
+                assert_int_equal(f.kept_len, i + 1);
         }
-        assert_int_equal(pxl_ws_parse(&p, s.p + i, 1, &ev), 1);
-        assert_int_equal(ev.type, PXL_WS_EV_PING);
-        assert_int_equal(ev.len, sizeof(pl));
-        assert_memory_equal(ev.data, pl, sizeof(pl));
+        feed(&f, &r, s.p + i, 1);
+        assert_int_equal(r.n, 1);
+        expect_item(&r, 0, PXL_WS_EV_PING, OP_P, pl, sizeof(pl));
+        assert_int_equal(f.kept_len, 0);
+        feeder_free(&f);
+        rec_free(&r);
         sb_free(&s);
 
         /* a close whose reason arrives in two pieces */
         sb_cf(&s, FIN | OP_X,
               "\x03\xe9"
               "going \xe2\x82\xac away");
-        pxl_ws_parser_init(&p, 0, 0, true);
-        assert_int_equal(pxl_ws_parse(&p, s.p, 12, &ev), 12);
-        assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
-        assert_int_equal(pxl_ws_parse(&p, s.p + 12, s.len - 12, &ev),
-                         s.len - 12);
-        assert_int_equal(ev.type, PXL_WS_EV_CLOSE);
-        assert_int_equal(ev.close_code, 1001);
-        assert_int_equal(ev.reason_len, 14);
-        assert_memory_equal(ev.reason, "going \xe2\x82\xac away", 14);
+        start(&f, &r, &server);
+        feed(&f, &r, s.p, 12);
+        assert_int_equal(r.events, 0);
+        assert_int_equal(f.kept_len, 12);
+        feed(&f, &r, s.p + 12, s.len - 12);
+        assert_int_equal(f.kept_len, 0);
+        assert_int_equal(r.n, 1);
+        assert_int_equal(r.it[0].type, PXL_WS_EV_CLOSE);
+        assert_int_equal(r.it[0].code, 1001);
+        assert_int_equal(r.it[0].reason_len, 14);
+        assert_memory_equal(r.content.p + r.it[0].reason_off,
+                            "going \xe2\x82\xac away", 14);
+        feeder_free(&f);
+        rec_free(&r);
         sb_free(&s);
 }
 
@@ -1335,6 +1417,383 @@ static void test_data_split_mask_offset(void **state)
         expect_item(&r, 0, PXL_WS_EV_DATA, OP_B, pl, sizeof(pl));
         assert_int_equal(r.data_events, sizeof(pl));
         rec_free(&r);
+        sb_free(&s);
+}
+
+/* ---- the parser keeps nothing: partial headers and control frames ---- */
+
+/*
+ * pre (whole frames) and then the first k bytes of frame, in one buffer:
+ * for every k < need the parser consumes exactly pre and leaves those k
+ * bytes unconsumed and unchanged; with k == need it takes them all.
+ */
+static void expect_prefixes_kept(const struct run *cfg, const struct sb *pre,
+                                 const struct sb *frame, size_t need)
+{
+        size_t k;
+
+        assert_true(need <= frame->len);
+        for (k = 0; k <= need; k++) {
+                size_t total = pre->len + k, off = 0;
+                uint8_t *b = malloc(total ? total : 1);
+                struct pxl_ws_parser p;
+                struct pxl_ws_event ev;
+
+                assert_non_null(b);
+                if (pre->len)
+                        memcpy(b, pre->p, pre->len);
+                if (k)
+                        memcpy(b + pre->len, frame->p, k);
+                pxl_ws_parser_init(&p, cfg->max_frame, cfg->max_msg,
+                                   cfg->masked);
+                do {
+                        off += pxl_ws_parse(&p, b + off, total - off, &ev);
+                        assert_int_not_equal(ev.type, PXL_WS_EV_ERROR);
+                } while (ev.type != PXL_WS_EV_NEED_MORE);
+                if (k < need) {
+                        assert_int_equal(off, pre->len);
+                        assert_memory_equal(b + pre->len, frame->p, k);
+                } else {
+                        assert_int_equal(off, total);
+                }
+                free(b);
+        }
+}
+
+static void test_partial_header_need_more(void **state)
+{
+        static const struct {
+                uint8_t b0;
+                size_t len;
+                int form;
+        } data[] = {
+                {FIN | OP_T, 0, L7},      {FIN | OP_T, 5, L7},
+                {OP_B, 125, L7},          {FIN | OP_B, 5, L16},
+                {FIN | OP_B, 300, L16},   {FIN | OP_B, 3, L64},
+                {FIN | OP_B, 70000, L64}, {OP_T, 0, L64},
+        };
+        static const uint8_t ctrl[] = {FIN | OP_P, FIN | OP_O, FIN | OP_X};
+        static const size_t ctrl_len[] = {0, 2, 7, 125};
+        const struct run client = {0, 0, false};
+        const struct run *sides[2] = {&server, &client};
+        uint8_t *pl = calloc(1, 70000);
+        struct sb pre = {0}, f = {0};
+        size_t i, j, side;
+
+        (void)state;
+        assert_non_null(pl);
+        memcpy(pl, "\x03\xe8", 2);
+        for (side = 0; side < 2; side++) {
+                const struct run *cfg = sides[side];
+
+                /* a data header: kept until whole, then consumed alone */
+                for (i = 0; i < sizeof(data) / sizeof(data[0]); i++) {
+                        sb_frame_form(&f, data[i].b0, cfg->masked, pl,
+                                      data[i].len, data[i].form);
+                        expect_prefixes_kept(cfg, &pre, &f,
+                                             f.len - data[i].len);
+                        sb_free(&f);
+                }
+                /* a control frame: kept until its last payload byte */
+                for (i = 0; i < sizeof(ctrl); i++) {
+                        for (j = 0; j < sizeof(ctrl_len) / sizeof(size_t);
+                             j++) {
+                                sb_frame(&f, ctrl[i], cfg->masked, pl,
+                                         ctrl_len[j]);
+                                expect_prefixes_kept(cfg, &pre, &f, f.len);
+                                sb_free(&f);
+                        }
+                }
+        }
+
+        /* the same inside an open message, after a consumed control frame
+         * and after an empty fragment that is consumed without an event */
+        sb_cf(&pre, OP_T, "ab");
+        sb_cf(&pre, FIN | OP_P, "p");
+        sb_cf(&pre, OP_C, "");
+        sb_cf(&f, FIN | OP_C, "cd");
+        expect_prefixes_kept(&server, &pre, &f, 6);
+        sb_free(&f);
+        sb_frame(&f, OP_C, true, pl + 2, 300);
+        expect_prefixes_kept(&server, &pre, &f, 8);
+        sb_free(&f);
+        sb_cf(&f, FIN | OP_P, "x");
+        expect_prefixes_kept(&server, &pre, &f, f.len);
+        sb_free(&f);
+        sb_cf(&f, FIN | OP_X,
+              "\x03\xe8"
+              "bye");
+        expect_prefixes_kept(&server, &pre, &f, f.len);
+        sb_free(&f);
+        sb_free(&pre);
+
+        /* the exact calls: 0 consumed until whole, then all of it */
+        {
+                struct pxl_ws_parser p;
+                struct pxl_ws_event ev;
+                uint8_t buf[16];
+
+                sb_cf(&f, FIN | OP_X, "\x03\xe8");
+                assert_int_equal(f.len, 8);
+                memcpy(buf, f.p, f.len);
+                pxl_ws_parser_init(&p, 0, 0, true);
+                assert_int_equal(pxl_ws_parse(&p, buf, 1, &ev), 0);
+                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                assert_int_equal(pxl_ws_parse(&p, buf, 6, &ev), 0);
+                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                assert_int_equal(pxl_ws_parse(&p, buf, 7, &ev), 0);
+                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                assert_memory_equal(buf, f.p, f.len);
+                assert_int_equal(pxl_ws_parse(&p, buf, 8, &ev), 8);
+                assert_int_equal(ev.type, PXL_WS_EV_CLOSE);
+                assert_int_equal(ev.close_code, 1000);
+                assert_ptr_equal(ev.data, buf + 6);
+                sb_free(&f);
+                sb_header(&f, FIN | OP_B, true, 300, MIN);
+                assert_int_equal(f.len, 8);
+                memcpy(buf, f.p, f.len);
+                pxl_ws_parser_init(&p, 0, 0, true);
+                assert_int_equal(pxl_ws_parse(&p, buf, 7, &ev), 0);
+                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                assert_int_equal(pxl_ws_parse(&p, buf, 8, &ev), 8);
+                assert_int_equal(ev.type, PXL_WS_EV_NEED_MORE);
+                sb_free(&f);
+        }
+        free(pl);
+}
+
+/* Control frames between fragments, the stream cut anywhere. */
+static void test_control_split_anywhere(void **state)
+{
+        uint8_t pl[125];
+        size_t ends[3], e = 0, i, j, n_ctrl;
+        struct sb s = {0};
+        struct rec whole, r;
+        struct feeder f;
+
+        (void)state;
+        for (i = 0; i < sizeof(pl); i++)
+                pl[i] = (uint8_t)(255 - i);
+        sb_cf(&s, OP_T, "Hel");
+        sb_frame(&s, FIN | OP_P, true, pl, sizeof(pl));
+        ends[e++] = s.len;
+        sb_cf(&s, OP_C, "l");
+        sb_cf(&s, FIN | OP_O, "");
+        ends[e++] = s.len;
+        sb_cf(&s, FIN | OP_C, "o");
+        sb_cf(&s, FIN | OP_X,
+              "\x03\xe8"
+              "bye");
+        ends[e++] = s.len;
+
+        run_whole(&whole, &server, s.p, s.len);
+        assert_int_equal(whole.n, 4);
+        expect_item(&whole, 0, PXL_WS_EV_PING, OP_P, pl, sizeof(pl));
+        expect_item(&whole, 1, PXL_WS_EV_PONG, OP_O, "", 0);
+        expect_item(&whole, 2, PXL_WS_EV_DATA, OP_T, "Hello", 5);
+        expect_item(&whole, 3, PXL_WS_EV_CLOSE, OP_X,
+                    "\x03\xe8"
+                    "bye",
+                    5);
+        assert_int_equal(whole.it[3].code, 1000);
+        assert_int_equal(whole.left, 0);
+
+        /* every two- and three-way split gives the same, whole frames */
+        for (i = 0; i <= s.len; i++) {
+                for (j = i; j <= s.len; j++) {
+                        size_t cut[2] = {i, j};
+
+                        run_cuts(&r, &server, s.p, s.len, cut, 2);
+                        assert_same(&whole, &r);
+                        rec_free(&r);
+                }
+        }
+
+        /* byte by byte, each control frame comes with its last byte */
+        start(&f, &r, &server);
+        for (i = 0, n_ctrl = 0; i < s.len; i++) {
+                size_t before = r.n;
+
+                feed(&f, &r, s.p + i, 1);
+                assert_true(r.n <= before + 1);
+                if (r.n > before && r.it[before].type != PXL_WS_EV_DATA) {
+                        assert_true(n_ctrl < e);
+                        assert_int_equal(i + 1, ends[n_ctrl]);
+                        n_ctrl++;
+                }
+        }
+        assert_int_equal(n_ctrl, e);
+        assert_same(&whole, &r);
+        feeder_free(&f);
+        rec_free(&r);
+        rec_free(&whole);
+        sb_free(&s);
+}
+
+/*
+ * in[0..n): whole frames, then the first `hdr` bytes of a header whose
+ * last byte condemns it. All n bytes fail with `code`; one byte less
+ * waits, keeping hdr - 1 bytes unconsumed.
+ */
+static void expect_refused_at(const struct run *cfg, const uint8_t *in,
+                              size_t n, size_t hdr, uint16_t code)
+{
+        struct feeder f;
+        struct rec r;
+
+        assert_true(hdr >= 1 && hdr <= n);
+        start(&f, &r, cfg);
+        feed(&f, &r, in, n);
+        assert_true(r.dead);
+        assert_int_equal(r.it[r.n - 1].type, PXL_WS_EV_ERROR);
+        assert_int_equal(r.it[r.n - 1].code, code);
+        feeder_free(&f);
+        rec_free(&r);
+
+        start(&f, &r, cfg);
+        feed(&f, &r, in, n - 1);
+        assert_false(r.dead);
+        assert_int_equal(f.kept_len, hdr - 1);
+        feeder_free(&f);
+        rec_free(&r);
+}
+
+static void test_fail_fast_first_byte(void **state)
+{
+        static const uint8_t bad[] = {
+                FIN | RSV1 | OP_T,
+                RSV2 | OP_B,
+                FIN | RSV3 | OP_P,
+                RSV1 | OP_C,
+                FIN | 0x3,
+                0x7,
+                FIN | 0xb,
+                FIN | 0xf,
+                OP_P,
+                OP_O,
+                OP_X,
+                FIN | OP_C,
+                OP_C,
+        };
+        static const uint8_t in_msg[] = {OP_T, OP_B, FIN | OP_T, FIN | OP_B,
+                                         FIN | RSV1 | OP_C};
+        const struct run client = {0, 0, false};
+        struct sb s = {0};
+        size_t i;
+
+        (void)state;
+        /* one byte, alone in a buffer of exactly one byte */
+        for (i = 0; i < sizeof(bad); i++) {
+                struct pxl_ws_parser p;
+                struct pxl_ws_event ev;
+                uint8_t *b = malloc(1);
+
+                assert_non_null(b);
+                b[0] = bad[i];
+                pxl_ws_parser_init(&p, 0, 0, true);
+                assert_int_equal(pxl_ws_parse(&p, b, 1, &ev), 1);
+                assert_int_equal(ev.type, PXL_WS_EV_ERROR);
+                assert_int_equal(ev.close_code, 1002);
+                pxl_ws_parser_init(&p, 100, 100, false);
+                assert_int_equal(pxl_ws_parse(&p, b, 1, &ev), 1);
+                assert_int_equal(ev.type, PXL_WS_EV_ERROR);
+                assert_int_equal(ev.close_code, 1002);
+                free(b);
+                expect_refused_at(&server, &bad[i], 1, 1, 1002);
+                expect_refused_at(&client, &bad[i], 1, 1, 1002);
+        }
+        /* a new data frame while a message is open, after other frames */
+        for (i = 0; i < sizeof(in_msg); i++) {
+                sb_cf(&s, OP_T, "ab");
+                sb_cf(&s, FIN | OP_P, "");
+                sb_cf(&s, OP_C, "");
+                sb_byte(&s, in_msg[i]);
+                expect_refused_at(&server, s.p, s.len, 1, 1002);
+                sb_free(&s);
+        }
+        /* after a finished message, a continuation fails at byte 0 */
+        sb_cf(&s, FIN | OP_T, "done");
+        sb_byte(&s, FIN | OP_C);
+        expect_refused_at(&server, s.p, s.len, 1, 1002);
+        sb_free(&s);
+}
+
+/* Rules decided by byte 1 or the length bytes: no mask key needed. */
+static void test_fail_fast_length(void **state)
+{
+        const struct run client = {0, 0, false};
+        const struct run frame100 = {100, 0, true};
+        const struct run msg100 = {0, 100, true};
+        const struct run both = {100, 100, true};
+        uint8_t pl[60];
+        struct sb s = {0};
+        size_t pre;
+
+        (void)state;
+        memset(pl, 'x', sizeof(pl));
+        /* byte 1: the mask bit, for either side */
+        sb_header(&s, FIN | OP_T, false, 5, L7);
+        expect_refused_at(&server, s.p, 2, 2, 1002);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_T, true, 5, L7);
+        expect_refused_at(&client, s.p, 2, 2, 1002);
+        sb_free(&s);
+        /* byte 1: a control length over 125 or in an extended form */
+        sb_header(&s, FIN | OP_P, true, 126, MIN);
+        expect_refused_at(&server, s.p, 2, 2, 1002);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_O, true, 2, L16);
+        expect_refused_at(&server, s.p, 2, 2, 1002);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_X, true, 2, L64);
+        expect_refused_at(&server, s.p, 2, 2, 1002);
+        sb_free(&s);
+        /* byte 1: a 1-byte close payload */
+        sb_header(&s, FIN | OP_X, true, 1, L7);
+        expect_refused_at(&server, s.p, 2, 2, 1002);
+        sb_free(&s);
+        /* the 64-bit top bit, before any limit, after 10 bytes */
+        sb_header(&s, FIN | OP_B, true, 1ULL << 63, L64);
+        expect_refused_at(&server, s.p, 10, 10, 1002);
+        expect_refused_at(&both, s.p, 10, 10, 1002);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_B, false, UINT64_MAX, L64);
+        expect_refused_at(&client, s.p, 10, 10, 1002);
+        sb_free(&s);
+        /* the frame limit, in each length form */
+        sb_header(&s, FIN | OP_B, true, 101, L7);
+        expect_refused_at(&frame100, s.p, 2, 2, 1009);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_B, true, 101, L16);
+        expect_refused_at(&frame100, s.p, 4, 4, 1009);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_T, true, 70000, L64);
+        expect_refused_at(&frame100, s.p, 10, 10, 1009);
+        sb_free(&s);
+        sb_header(&s, FIN | OP_T, true, 1ULL << 40, L64);
+        expect_refused_at(&both, s.p, 10, 10, 1009);
+        sb_free(&s);
+        /* the message limit, from a continuation's length */
+        sb_frame(&s, OP_B, true, pl, 60);
+        sb_cf(&s, FIN | OP_P, "not counted");
+        pre = s.len;
+        sb_header(&s, FIN | OP_C, true, 41, L7);
+        expect_refused_at(&msg100, s.p, pre + 2, 2, 1009);
+        sb_free(&s);
+        sb_frame(&s, OP_B, true, pl, 60);
+        pre = s.len;
+        sb_header(&s, OP_C, true, 41, L16);
+        expect_refused_at(&msg100, s.p, pre + 4, 4, 1009);
+        sb_free(&s);
+        sb_frame(&s, OP_T, true, pl, 60);
+        sb_frame(&s, OP_C, true, pl, 40);
+        pre = s.len;
+        sb_header(&s, FIN | OP_C, true, 1, L64);
+        expect_refused_at(&msg100, s.p, pre + 10, 10, 1009);
+        sb_free(&s);
+        /* a first frame over the message limit */
+        sb_header(&s, OP_T, true, 101, L16);
+        expect_refused_at(&msg100, s.p, 4, 4, 1009);
         sb_free(&s);
 }
 
@@ -1710,6 +2169,10 @@ int main(void)
                 cmocka_unit_test(test_close_code_table),
                 cmocka_unit_test(test_control_split),
                 cmocka_unit_test(test_data_split_mask_offset),
+                cmocka_unit_test(test_partial_header_need_more),
+                cmocka_unit_test(test_control_split_anywhere),
+                cmocka_unit_test(test_fail_fast_first_byte),
+                cmocka_unit_test(test_fail_fast_length),
                 cmocka_unit_test(test_split_equivalence),
                 cmocka_unit_test(test_events_one_buffer),
                 cmocka_unit_test(test_dead_after_error),
