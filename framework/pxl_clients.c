@@ -251,6 +251,7 @@ void pxl_presence_changed(struct pxl_server *srv, const char *kind)
         list = json_object_new_array();
         TAILQ_FOREACH(c, &srv->client_order, order)
                 json_object_array_add(list, presence_entry(srv, c));
+        /* clientListType sits between action and data, as in Node. */
         msg = json_object_new_object();
         json_object_object_add(msg, "type", json_object_new_string("system"));
         json_object_object_add(msg, "action",
@@ -382,6 +383,21 @@ int pxl_client_rooms(const struct pxl_client *c, pxl_room_fn *fn, void *arg)
                 if ((rc = fn(c->rooms[i].room->name, arg)) != 0)
                         return rc;
         return 0;
+}
+
+struct json_object *pxl_msg_new(const char *type, const char *action,
+                                struct json_object *data)
+{
+        struct json_object *o = json_object_new_object();
+
+        if (o == NULL) {
+                json_object_put(data);
+                return NULL;
+        }
+        json_object_object_add(o, "type", json_object_new_string(type));
+        json_object_object_add(o, "action", json_object_new_string(action));
+        json_object_object_add(o, "data", data);
+        return o;
 }
 
 /* Build the shared frame of a send, counting the one encode. */

@@ -53,19 +53,15 @@ static struct json_object *room_event(const char *type, const char *action,
                                       const struct pxl_client *c,
                                       struct json_object *user_id)
 {
-        struct json_object *o = json_object_new_object();
         struct json_object *d = json_object_new_object();
 
-        json_object_object_add(o, "type", json_object_new_string(type));
-        json_object_object_add(o, "action", json_object_new_string(action));
         json_object_object_add(d, "roomName",
                                json_object_new_string_len(r->name, (int)r->name_len));
         if (c != NULL) {
                 json_object_object_add(d, "clientId", json_object_new_string(c->id));
                 json_object_object_add(d, "userId", json_object_get(user_id));
         }
-        json_object_object_add(o, "data", d);
-        return o;
+        return pxl_msg_new(type, action, d);
 }
 
 static void notify(struct pxl_server *srv, struct pxl_room *r,

@@ -281,6 +281,13 @@ int pxl_client_rooms(const struct pxl_client *c, pxl_room_fn *fn, void *arg);
 /* ---- sending ---------------------------------------------------------- */
 
 /*
+ * A new message {"type":T,"action":A,"data":D} for the send functions
+ * (the caller owns it). Takes data; NULL data gives "data":null.
+ */
+struct json_object *pxl_msg_new(const char *type, const char *action,
+                                struct json_object *data);
+
+/*
  * Every send serialises obj once and frames it once; all recipients share
  * those bytes. None of them takes obj. They return the number of clients
  * the message was queued for (>= 0), or a negative code.

@@ -35,10 +35,7 @@ static int bench_publish(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         json_object_object_add(d, "roomName", json_object_get(room));
         /* An absent payload is delivered as null. */
         json_object_object_add(d, "payload", json_object_get(payload));
-        out = json_object_new_object();
-        json_object_object_add(out, "type", json_object_new_string("bench"));
-        json_object_object_add(out, "action", json_object_new_string("message"));
-        json_object_object_add(out, "data", d);
+        out = pxl_msg_new("bench", "message", d);
         n = pxl_send_to_room(ctx, json_object_get_string(room), out, NULL);
         json_object_put(out);
         if (n < 0)

@@ -50,10 +50,7 @@ static int chat_say(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         json_object_object_add(d, "sentAt",
                                json_object_new_int64((int64_t)tv.tv_sec * 1000 +
                                                      tv.tv_usec / 1000));
-        out = json_object_new_object();
-        json_object_object_add(out, "type", json_object_new_string("chat"));
-        json_object_object_add(out, "action", json_object_new_string("message"));
-        json_object_object_add(out, "data", d);
+        out = pxl_msg_new("chat", "message", d);
         n = pxl_send_to_room(ctx, json_object_get_string(room), out, NULL);
         json_object_put(out);
         if (n < 0)

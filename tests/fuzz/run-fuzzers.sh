@@ -46,5 +46,10 @@ echo "$targets" | while IFS=: read -r name sources libs; do
                 echo "not ok $i - fuzz_$name for ${secs}s"
                 grep -E 'ERROR|SUMMARY|Test unit written|runtime error' \
                         "$work/$name.log" | head -20 | sed 's/^/# /'
+                # The work dir goes away: keep the input in the log.
+                for a in "$work"/crash-* "$work"/leak-* "$work"/timeout-* \
+                        "$work"/oom-*; do
+                        [ -f "$a" ] && echo "# input (base64): $(base64 -w0 "$a")"
+                done
         fi
 done
