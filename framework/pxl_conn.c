@@ -438,6 +438,7 @@ void pxl_conn_close(struct pxl_conn *c)
 
         TAILQ_REMOVE(c->state == CONN_DEAD ? &srv->dead : &srv->conns, c,
                      link);
+        unmark_dirty(c); /* closed directly (shutdown), not via the reaper */
         bufferevent_free(c->bev);
         if (c->ref != NULL) {
                 c->ref->conn = NULL;
