@@ -19,6 +19,7 @@
 
 #include "pxl/pxl.h"
 #include "pxl_auth.h"
+#include "pxl_bus.h"
 #include "pxl_clients.h"
 #include "pxl_conn.h"
 #include "pxl_frame.h"
@@ -448,6 +449,8 @@ void pxl_conn_close(struct pxl_conn *c)
         if (was_open) {
                 srv->metrics.disconnects++;
                 run_disconnect_hooks(c);
+                pxl_bus_client_event(srv, "clientDisconnected", c->client->id,
+                                     c->client->user_id, NULL, c->close_code);
                 c->client->conn = NULL;
                 pxl_client_remove(srv, c->client);
         }
@@ -623,6 +626,9 @@ static bool handle_upgrade(struct pxl_conn *c)
         send_greeting(c);
         pxl_presence_changed(srv, "addClient");
         run_connect_hooks(c);
+        if (c->state == CONN_OPEN)
+                pxl_bus_client_event(srv, "clientConnected", c->client->id,
+                                     c->client->user_id, NULL, -1);
         return c->state == CONN_OPEN;
 }
 

@@ -36,7 +36,10 @@ struct json_object;
         X(closed_inactive, "closedInactive", "closes with 4000", NORATE)      \
         X(closed_heartbeat, "closedHeartbeat", "closes with 4001", NORATE)    \
         X(deferred_dropped, "deferredDropped",                                 \
-          "deferred replies to clients that had gone", NORATE)
+          "deferred replies to clients that had gone", NORATE)                \
+        X(bus_events, "busEvents", "events published on the bus", RATE)      \
+        X(subscriber_failures, "subscriberFailures",                           \
+          "subscribers that returned an error", NORATE)
 
 struct pxl_metrics {
 #define PXL_COUNTER_FIELD(name, key, help, rate) uint64_t name;

@@ -67,6 +67,15 @@ static const char *check_header(const struct pxl_plugin_hdr *h, char *why,
         return NULL;
 }
 
+const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d)
+{
+        /* Fields after the ones a plugin was built with are not there. */
+        if (d->hdr.size < offsetof(struct pxl_plugin, subscribers) +
+                                  sizeof(d->subscribers))
+                return NULL;
+        return d->subscribers;
+}
+
 static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
                            struct pxl_router *router, struct pxl_str *errors)
 {
@@ -97,6 +106,15 @@ static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
                 } else if (rc < 0) {
                         plugin_error(errors, s->path, "out of memory");
                         return PXL_ENOMEM;
+                }
+        }
+        for (const struct pxl_subscriber *sub = pxl_plugin_subscribers(s->desc);
+             sub != NULL && sub->channel != NULL; sub++) {
+                if (sub->channel[0] == '\0' || sub->handler == NULL) {
+                        plugin_error(errors, s->path,
+                                     "subscriber \"%s\" needs a channel and a handler",
+                                     sub->channel);
+                        bad = 1;
                 }
         }
         if (s->desc->raw_handler != NULL) {

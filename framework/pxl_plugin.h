@@ -43,5 +43,7 @@ int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_server *srv,
 /* Run fini (in reverse order) for every plugin whose init ran. */
 void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_server *srv);
 void pxl_plugins_unload(struct pxl_plugins *ps);
+/* The subscribers of a descriptor, or NULL (none, or an ABI 1.0 plugin). */
+const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pxl/pxl.h"
+#include "pxl_bus.h"
 #include "pxl_clients.h"
 #include "pxl_frame.h"
 #include "pxl_int.h"
@@ -150,7 +151,21 @@ static int leave(struct pxl_server *srv, struct pxl_client *c,
         }
         user_id = m->user_id;
         notify(srv, r, c, "clientLeft", user_id); /* c itself is skipped */
-        unlink_member(srv, c, m);
+        if (srv->bus.n > 0) {
+                /*
+                 * Subscribers run once the change is done (they may join or
+                 * leave rooms themselves), and the room may be gone by then.
+                 */
+                char *name = strdup(r->name);
+
+                unlink_member(srv, c, m);
+                if (name != NULL)
+                        pxl_bus_client_event(srv, "clientLeftRoom", c->id,
+                                             user_id, name, -1);
+                free(name);
+        } else {
+                unlink_member(srv, c, m);
+        }
         json_object_put(user_id);
         if (announce)
                 pxl_presence_changed(srv, "clientRemovedFromRoom");
@@ -218,6 +233,8 @@ int pxl_rooms_join(struct pxl_server *srv, struct pxl_client *c,
         m->user_id = user_id;
         r->members[r->nmembers++] = c;
         pxl_presence_changed(srv, "clientAddedToRoom");
+        pxl_bus_client_event(srv, "clientJoinedRoom", c->id, user_id, r->name,
+                             -1);
         return PXL_OK;
 nomem:
         json_object_put(user_id);

@@ -87,6 +87,10 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
                 return PXL_ENOMEM;
         }
         rc = pxl_plugins_load(&srv->plugins, conf, srv->router, errors);
+        if (pxl_bus_init(&srv->bus, srv) < 0) {
+                pxl_str_puts(errors, "out of memory\n");
+                rc = PXL_ENOMEM;
+        }
         if (tls_setup(srv, errors) < 0)
                 rc = PXL_ERR;
         /* The key is read now, so -t reports an unusable one. */
@@ -384,6 +388,7 @@ void pxl_server_fini(struct pxl_server *srv)
         if (srv->sig_int != NULL)
                 event_free(srv->sig_int);
         pxl_router_free(srv->router);
+        pxl_bus_fini(&srv->bus);
         if (srv->tls != NULL)
                 SSL_CTX_free(srv->tls);
         pxl_plugins_unload(&srv->plugins);

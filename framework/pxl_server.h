@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/queue.h>
 
+#include "pxl_bus.h"
 #include "pxl_conf.h"
 #include "pxl_map.h"
 #include "pxl_metrics.h"
@@ -54,6 +55,7 @@ struct pxl_server {
         struct pxl_map users;          /* clients by user id */
         struct pxl_map rooms;          /* struct pxl_room by name */
         struct pxl_metrics metrics;
+        struct pxl_bus bus;
         unsigned nconns; /* all accepted, upgrading included */
         unsigned nopen;  /* upgraded */
         struct pxl_str scratch; /* reply building; reused, never shared */

@@ -14,6 +14,8 @@
  *        connect/disconnect hooks. (Unreleased: the clients, rooms,
  *        sending and metrics functions, and the outbound WebSocket
  *        client functions pxl_wsc_*, joined 1.0 before any release.)
+ *   1.1  subscribers: server-side handlers of bus events, appended to
+ *        the descriptor (a 1.0 plugin simply has none).
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -33,7 +35,7 @@ extern "C" {
 #endif
 
 #define PXL_ABI_MAJOR    1
-#define PXL_ABI_MINOR    0
+#define PXL_ABI_MINOR    1
 #define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
 
 /*
@@ -112,6 +114,23 @@ typedef void pxl_connect_fn(struct pxl_ctx *ctx);
 /* A client is gone; close_code is the code sent or received (1006 if none). */
 typedef void pxl_disconnect_fn(struct pxl_ctx *ctx, int close_code);
 
+/*
+ * A server-side handler of bus events: the framework's own (channels
+ * clientConnected, clientDisconnected, clientJoinedRoom, clientLeftRoom)
+ * and plugins' (pxl_publish). ctx has no client; msg is borrowed. Return
+ * 0, or a negative code to have the failure counted; the other
+ * subscribers run either way.
+ */
+typedef int pxl_subscriber_fn(struct pxl_ctx *ctx, const char *channel,
+                              const struct json_object *msg);
+
+struct pxl_subscriber {
+        const char *channel; /* an exact name, "*", or a glob ("chat.*") */
+        int priority;        /* higher runs first; equal: load order */
+        pxl_subscriber_fn *handler;
+};
+#define PXL_SUBSCRIBER_END {NULL, 0, NULL}
+
 struct pxl_route {
         const char *type;
         const char *action;
@@ -147,6 +166,8 @@ struct pxl_plugin {
          * of an app may set it. Nothing is replied automatically.
          */
         pxl_handler_fn *raw_handler;
+        /* ABI 1.1: ended by PXL_SUBSCRIBER_END; may be NULL. */
+        const struct pxl_subscriber *subscribers;
 };
 
 /* The one symbol a plugin defines (with PXL_PLUGIN_EXPORT). */
@@ -347,6 +368,17 @@ typedef int pxl_member_fn(const struct pxl_client *c,
 int pxl_room_members(const struct pxl_ctx *ctx, const char *room,
                      pxl_member_fn *fn, void *arg);
 size_t pxl_room_count(const struct pxl_ctx *ctx);
+
+/* ---- bus -------------------------------------------------------------- */
+
+/*
+ * Publish an event to the subscribers of every worker (with one worker and
+ * no Redis, this worker's). name must not be one of the framework's
+ * channels. msg is borrowed. Returns the number of subscribers that ran
+ * here, or a negative code.
+ */
+int pxl_publish(struct pxl_ctx *ctx, const char *name,
+                const struct json_object *msg);
 
 /* ---- metrics ---------------------------------------------------------- */
 

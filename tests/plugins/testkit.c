@@ -14,6 +14,9 @@ struct testkit {
         int connects, disconnects, last_close_code;
 };
 
+/* Bus events the subscribers saw (test/events), newest last. */
+static struct json_object *tk_events;
+
 struct pending {
         struct pxl_defer *defer;
         struct json_object *value;
@@ -168,6 +171,8 @@ static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 
 static void tk_fini(struct pxl_ctx *ctx)
 {
+        json_object_put(tk_events);
+        tk_events = NULL;
         free(pxl_ctx_plugin_data(ctx));
         pxl_ctx_set_plugin_data(ctx, NULL);
 }
@@ -318,6 +323,91 @@ static int tk_metrics(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, pxl_metrics(ctx));
 }
 
+/* ---- bus: what the subscribers saw, in order ---------------------------- */
+
+#define TK_EVENTS 64
+
+
+static void tk_record(const char *channel, int priority)
+{
+        struct json_object *e = json_object_new_object();
+
+        if (tk_events == NULL)
+                tk_events = json_object_new_array();
+        json_object_object_add(e, "channel", json_object_new_string(channel));
+        json_object_object_add(e, "priority", json_object_new_int(priority));
+        json_object_array_add(tk_events, e);
+        if (json_object_array_length(tk_events) > TK_EVENTS)
+                json_object_array_del_idx(tk_events, 0, 1);
+}
+
+static int tk_sub_test(struct pxl_ctx *ctx, const char *channel,
+                       const struct json_object *msg)
+{
+        (void)ctx;
+        (void)msg;
+        tk_record(channel, 5);
+        return PXL_OK;
+}
+
+static int tk_sub_all(struct pxl_ctx *ctx, const char *channel,
+                      const struct json_object *msg)
+{
+        (void)ctx;
+        (void)msg;
+        tk_record(channel, 0);
+        return PXL_OK;
+}
+
+static int tk_sub_fail(struct pxl_ctx *ctx, const char *channel,
+                       const struct json_object *msg)
+{
+        (void)msg;
+        tk_record(channel, 7);
+        return pxl_ctx_fail(ctx, "this subscriber always fails");
+}
+
+/* status events are relayed to every client, as a plugin would. */
+static int tk_sub_status(struct pxl_ctx *ctx, const char *channel,
+                         const struct json_object *msg)
+{
+        struct json_object *out = pxl_msg_new(
+                "system", "status", json_object_get((struct json_object *)msg));
+        int n = pxl_send_to_all(ctx, out, NULL, NULL, NULL);
+
+        json_object_put(out);
+        tk_record(channel, 9);
+        return n < 0 ? n : PXL_OK;
+}
+
+/* data {name, message}: publish on the bus; reply with how many ran. */
+static int tk_publish(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        int n = pxl_publish(ctx, str_arg(msg, "name"), arg(msg, "message"));
+
+        return n < 0 ? pxl_fail(ctx, "publish refused: %s", pxl_strerror(n))
+                     : pxl_reply(ctx, json_object_new_int(n));
+}
+
+/* The events recorded so far (and forget them). */
+static int tk_events_route(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *e = tk_events ? tk_events : json_object_new_array();
+
+        (void)msg;
+        tk_events = NULL;
+        return pxl_reply(ctx, e);
+}
+
+static const struct pxl_subscriber tk_subscribers[] = {
+        {"*", 0, tk_sub_all},
+        {"test.*", 5, tk_sub_test},
+        {"test.fail", 7, tk_sub_fail},
+        {"status", 9, tk_sub_status},
+        {"client*", 5, tk_sub_test},
+        PXL_SUBSCRIBER_END,
+};
+
 static const struct pxl_route tk_routes[] = {
         {"test", "echo", tk_echo},
         {"test", "null", tk_null},
@@ -336,6 +426,8 @@ static const struct pxl_route tk_routes[] = {
         {"test", "userClients", tk_user_clients},
         {"test", "whoami", tk_whoami},
         {"test", "metrics", tk_metrics},
+        {"test", "publish", tk_publish},
+        {"test", "events", tk_events_route},
         PXL_ROUTE_END,
 };
 
@@ -348,4 +440,5 @@ PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .fini = tk_fini,
         .on_connect = tk_connect,
         .on_disconnect = tk_disconnect,
+        .subscribers = tk_subscribers,
 };

@@ -1,0 +1,49 @@
+/*
+ * pxl_bus.h - events to subscribers: the framework's own (client
+ * connected/disconnected, joined/left a room) and plugins' custom ones.
+ * In one worker without Redis the bus is this process; the Redis bus
+ * (cross-worker delivery) plugs in behind the same calls.
+ */
+#ifndef PXL_BUS_H
+#define PXL_BUS_H
+
+#include <stddef.h>
+
+struct json_object;
+struct pxl_server;
+struct pxl_plugin_slot;
+struct pxl_subscriber;
+
+struct pxl_bus_sub {
+        const struct pxl_subscriber *sub; /* borrowed from the descriptor */
+        struct pxl_plugin_slot *plugin;
+        size_t order; /* load order, to keep equal priorities stable */
+};
+
+struct pxl_bus {
+        struct pxl_bus_sub *subs; /* highest priority first, then load order */
+        size_t n;
+};
+
+/* Collect every plugin's subscribers, sorted. 0 or PXL_ENOMEM. */
+int pxl_bus_init(struct pxl_bus *bus, struct pxl_server *srv);
+void pxl_bus_fini(struct pxl_bus *bus);
+/*
+ * Run the subscribers matching channel, each at most once, highest
+ * priority first. Returns how many ran; failures are counted.
+ */
+int pxl_bus_publish(struct pxl_server *srv, const char *channel,
+                    const struct json_object *msg);
+/*
+ * The framework's own events: {"clientId", "userId"} plus "roomName" for
+ * room events and "code" for clientDisconnected (code < 0: none). Built
+ * only when some subscriber exists.
+ */
+void pxl_bus_client_event(struct pxl_server *srv, const char *channel,
+                          const char *client_id,
+                          const struct json_object *user_id,
+                          const char *room, int code);
+/* True for the framework's own channel names (plugins may not use them). */
+int pxl_bus_reserved(const char *channel);
+
+#endif
