@@ -8,6 +8,7 @@ remembered in Client.connected and not returned by recv(); the test that
 checks it reads Client.first instead.
 """
 import asyncio
+import time
 
 import websockets
 
@@ -182,3 +183,17 @@ async def close_all(clients):
         except Exception:  # noqa: BLE001 - best effort in finally blocks
             pass
     await asyncio.gather(*(one(c) for c in clients if c is not None))
+
+
+async def poll(fn, timeout=5, what="condition"):
+    """Await fn() until it returns a true value (no fixed sleeps)."""
+    end = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        v = await fn()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for " + what)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (CLIENT_ID_RE, TAP, Server,  # noqa: E402
                      app_config, check, eq, jwt_hs)
-from pxlws import close_all, connect, connect_id  # noqa: E402
+from pxlws import close_all, connect, connect_id, poll  # noqa: E402
 
 tap = TAP()
 tap.deadline(60)
@@ -71,19 +71,6 @@ async def leave(c, room):
 
 async def whoami(c, **data):
     return await tk(c, "whoami", data)
-
-
-async def poll(fn, timeout=5, what="condition"):
-    end = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for " + what)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 async def settle(c, n):

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, Server, app_config, check, eq, jwt_hs,  # noqa: E402
                      loads)
-from pxlws import MISSING, close_all, connect_id  # noqa: E402
+from pxlws import MISSING, close_all, connect_id, poll  # noqa: E402
 
 tap = TAP()
 tap.deadline(60)
@@ -150,20 +150,6 @@ async def whoami(c):
     r = await c.recv()
     eq(sorted(r), ["action", "response", "type"], "whoami reply keys")
     return r["response"]
-
-
-async def poll(fn, timeout=5, what="condition"):
-    """Await fn() until it returns a true value (no fixed sleeps)."""
-    end = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for " + what)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 async def alone(c):
