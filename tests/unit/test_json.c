@@ -15,6 +15,8 @@
 
 #include "pxl_json.h"
 
+#include "nest_json.h"
+
 /* Sized literals, so embedded NUL bytes count. */
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -175,25 +177,6 @@ static void test_prefixes_invalid(void **state)
                 free(b);
         }
         assert_true(pxl_json_valid(doc, n, 64));
-}
-
-/* depth arrays, or objects when obj, nested; returns the length. */
-static size_t nest(char *b, unsigned depth, bool obj)
-{
-        size_t n = 0;
-
-        for (unsigned i = 0; i < depth; i++) {
-                if (obj) {
-                        memcpy(b + n, "{\"a\":", 5);
-                        n += 5;
-                } else {
-                        b[n++] = '[';
-                }
-        }
-        b[n++] = '1';
-        for (unsigned i = 0; i < depth; i++)
-                b[n++] = obj ? '}' : ']';
-        return n;
 }
 
 static void test_depth(void **state)

@@ -21,6 +21,8 @@
 #include "pxl/pxl.h"
 #include "pxl_json.h"
 
+#include "nest_json.h"
+
 #define DEPTH 64
 #define FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
@@ -155,26 +157,6 @@ static struct json_object *tokener(const char *s)
                 o = json_tokener_parse_ex(tok, "", 1);
         json_tokener_free(tok);
         return o;
-}
-
-/* s nested n deep in [ or {"a": ... */
-static size_t nest(char *b, unsigned n, bool obj)
-{
-        size_t k = 0;
-
-        for (unsigned i = 0; i < n; i++) {
-                if (obj) {
-                        memcpy(b + k, "{\"a\":", 5);
-                        k += 5;
-                } else {
-                        b[k++] = '[';
-                }
-        }
-        b[k++] = '1';
-        for (unsigned i = 0; i < n; i++)
-                b[k++] = obj ? '}' : ']';
-        b[k] = '\0';
-        return k;
 }
 
 /* ---- tests ------------------------------------------------------------ */
