@@ -11,6 +11,7 @@
 #include "pxl_bus.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
+#include "pxl_mirror.h"
 #include "pxl_plugin.h"
 #include "pxl_server.h"
 
@@ -85,6 +86,7 @@ int pxl_bus_publish(struct pxl_server *srv, const char *channel,
                     fnmatch(b->sub->channel, channel, 0) != 0)
                         continue;
                 pxl_ctx_init(&ctx, srv, b->plugin, NULL);
+                ctx.local_only = true;
                 rc = b->sub->handler(&ctx, channel, msg);
                 if (rc < 0) {
                         srv->metrics.subscriber_failures++;
@@ -127,5 +129,7 @@ int pxl_publish(struct pxl_ctx *ctx, const char *name,
 {
         if (name == NULL || name[0] == '\0' || pxl_bus_reserved(name))
                 return PXL_EINVAL;
+        /* The others first: a subscriber here may publish in turn. */
+        pxl_mirror_publish_custom(ctx->srv, name, msg);
         return pxl_bus_publish(ctx->srv, name, msg);
 }

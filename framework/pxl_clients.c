@@ -16,6 +16,7 @@
 #include "pxl_frame.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
+#include "pxl_mirror.h"
 #include "pxl_rooms.h"
 #include "pxl_server.h"
 #include "pxl_ws_codec.h"
@@ -326,6 +327,18 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                 json_object_put(value);
                 return PXL_EINVAL;
         }
+        if (c->peer != NULL) {
+                /* Its worker owns the record; ours follows its next state. */
+                size_t len = 0;
+                const char *text = value ? json_object_to_json_string_length(
+                                                   value, JSON_C_TO_STRING_PLAIN, &len)
+                                         : NULL;
+                int rc = pxl_mirror_forward(ctx->srv, c, 'm', key, strlen(key),
+                                            text, len);
+
+                json_object_put(value);
+                return rc < 0 ? rc : PXL_OK;
+        }
         if (value == NULL) {
                 if (c->meta != NULL)
                         json_object_object_del(c->meta, key);
@@ -340,6 +353,7 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                 }
         }
         pxl_presence_changed(ctx->srv, "updateClient");
+        pxl_mirror_client_changed(ctx->srv, c);
         return PXL_OK;
 }
 
@@ -400,6 +414,44 @@ struct json_object *pxl_msg_new(const char *type, const char *action,
         return o;
 }
 
+/*
+ * Clients of other workers met while sending, to be sent to in one
+ * message per worker (pxl_mirror_send_clients).
+ */
+struct remote_batch {
+        struct pxl_client **v;
+        size_t n, cap;
+};
+
+static int deliver_or_batch(struct pxl_server *srv, struct pxl_client *c,
+                            struct pxl_frame *f, struct remote_batch *b)
+{
+        if (c->peer == NULL)
+                return pxl_client_deliver(srv, c, f);
+        if (b->n == b->cap) {
+                size_t cap = b->cap ? b->cap * 2 : 16;
+                struct pxl_client **v = realloc(b->v, cap * sizeof(*v));
+
+                if (v == NULL)
+                        return 0;
+                b->v = v;
+                b->cap = cap;
+        }
+        b->v[b->n++] = c;
+        return 0;
+}
+
+static int send_batch(const struct pxl_ctx *ctx, struct remote_batch *b,
+                      const struct pxl_frame *f)
+{
+        int n = b->n && !ctx->local_only
+                        ? pxl_mirror_send_clients(ctx->srv, b->v, b->n, f)
+                        : 0;
+
+        free(b->v);
+        return n < 0 ? 0 : n;
+}
+
 /* Build the shared frame of a send, counting the one encode. */
 static struct pxl_frame *encode(struct pxl_server *srv,
                                 const struct json_object *obj)
@@ -422,7 +474,10 @@ int pxl_send_to_client(struct pxl_ctx *ctx, const char *client_id,
                 return PXL_EINVAL;
         if ((f = encode(ctx->srv, obj)) == NULL)
                 return PXL_ENOMEM;
-        n = pxl_client_deliver(ctx->srv, c, f);
+        if (c->peer == NULL)
+                n = pxl_client_deliver(ctx->srv, c, f);
+        else
+                n = ctx->local_only ? 0 : pxl_mirror_send_clients(ctx->srv, &c, 1, f);
         pxl_frame_unref(f);
         return n;
 }
@@ -432,6 +487,7 @@ int pxl_send_to_users(struct pxl_ctx *ctx,
                       const struct json_object *obj)
 {
         struct pxl_frame *f;
+        struct remote_batch remote = {0};
         int sent = 0;
 
         if ((f = encode(ctx->srv, obj)) == NULL)
@@ -444,8 +500,10 @@ int pxl_send_to_users(struct pxl_ctx *ctx,
                 for (size_t j = 0; j < i && !seen && u != NULL; j++)
                         seen = user_get(ctx->srv, user_ids[j]) == u;
                 for (size_t k = 0; u != NULL && !seen && k < u->n; k++)
-                        sent += pxl_client_deliver(ctx->srv, u->clients[k], f);
+                        sent += deliver_or_batch(ctx->srv, u->clients[k], f,
+                                                 &remote);
         }
+        sent += send_batch(ctx, &remote, f);
         pxl_frame_unref(f);
         return sent;
 }
@@ -454,6 +512,7 @@ int pxl_send_to_all(struct pxl_ctx *ctx, const struct json_object *obj,
                     const char *exclude_client_id, pxl_client_pred *pred,
                     void *arg)
 {
+        struct remote_batch remote = {0};
         struct pxl_client *c;
         struct pxl_frame *f;
         int sent = 0;
@@ -465,8 +524,21 @@ int pxl_send_to_all(struct pxl_ctx *ctx, const struct json_object *obj,
                         continue;
                 if (pred != NULL && !pred(c, arg))
                         continue;
-                sent += pxl_client_deliver(ctx->srv, c, f);
+                if (c->peer != NULL && ctx->local_only)
+                        continue;
+                if (pred == NULL && c->peer != NULL)
+                        /* the channel "all" reaches it */
+                        sent += pxl_mirror_reaches(ctx->srv) ? 1 : 0;
+                else
+                        sent += deliver_or_batch(ctx->srv, c, f, &remote);
         }
+        /*
+         * A predicate runs here on our records of every client, so only
+         * the chosen ones are sent to; without one, one PUBLISH does.
+         */
+        if (pred == NULL && !ctx->local_only)
+                pxl_mirror_send_all(ctx->srv, f, exclude_client_id);
+        sent += send_batch(ctx, &remote, f);
         pxl_frame_unref(f);
         return sent;
 }
@@ -475,10 +547,23 @@ int pxl_disconnect_client(struct pxl_ctx *ctx, const char *client_id,
                           int code, const char *reason)
 {
         struct pxl_client *c = pxl_clients_get(ctx->srv, client_id);
+        char text[256];
+        int n;
 
-        if (c == NULL || c->conn == NULL)
+        if (c == NULL || (c->conn == NULL && c->peer == NULL))
                 return PXL_EINVAL;
         if (code < 0 || !pxl_ws_close_code_valid((unsigned)code))
                 return PXL_EINVAL;
+        if (c->peer != NULL) {
+                /* "CODE REASON" to the worker it is connected to. */
+                if (reason != NULL && reason[0] != '\0')
+                        n = snprintf(text, sizeof(text), "%d %s", code, reason);
+                else
+                        n = snprintf(text, sizeof(text), "%d", code);
+                if (n < 0 || (size_t)n >= sizeof(text))
+                        return PXL_EINVAL; /* a reason is at most 123 bytes */
+                return pxl_mirror_forward(ctx->srv, c, 'x', text, (size_t)n,
+                                          NULL, 0);
+        }
         return pxl_conn_ws_close(c->conn, (uint16_t)code, reason);
 }

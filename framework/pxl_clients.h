@@ -17,6 +17,7 @@
 struct json_object;
 struct pxl_conn;
 struct pxl_frame;
+struct pxl_peer;
 struct pxl_room;
 struct pxl_server;
 struct pxl_user;
@@ -32,6 +33,9 @@ struct pxl_client {
         TAILQ_ENTRY(pxl_client) order; /* srv->client_order: oldest first */
         char id[33];
         struct pxl_conn *conn;    /* NULL when connected elsewhere */
+        struct pxl_peer *peer;    /* its worker when remote; NULL when ours */
+        bool gone;                /* ours and leaving: publish no more changes */
+        bool mark;                /* pxl_mirror.c's scratch while resyncing */
         int64_t last_activity_ms;
         struct json_object *user_id; /* NULL when anonymous */
         struct json_object *token;   /* the JWT payload */

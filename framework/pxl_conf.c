@@ -24,6 +24,7 @@ enum key_type {
         KEY_GROUP,
         KEY_LIST,    /* plugins */
         KEY_STRINGS, /* a list or array of strings, stored NULL-terminated */
+        KEY_INT_AUTO, /* an integer, or the string "auto" (stored as 0) */
 };
 
 typedef const char *key_check_fn(struct pxl_config *conf, const char *value);
@@ -55,6 +56,10 @@ static const struct conf_key conf_keys[] = {
          "send text messages to the raw handler instead of the JSON router"},
         {"shutdown_timeout", KEY_INT, 0, 3600, F(shutdown_timeout), NULL, "5",
          "seconds to wait for clients to answer the 1001 close at shutdown"},
+        {"workers", KEY_INT_AUTO, 1, 256, F(workers), NULL, "1",
+         "worker processes, each with its own event loop and listening "
+         "socket (SO_REUSEPORT); \"auto\" = one per online CPU; more than "
+         "1 needs redis"},
         {"plugins", KEY_LIST, 0, 0, NOF, NULL, NULL,
          "list of plugins: a name (looked up in PXL_PLUGIN_PATH, then the "
          "plugin directory), a path relative to the app file, or a group { "
@@ -155,6 +160,34 @@ static const struct conf_key conf_keys[] = {
         {"metrics", KEY_GROUP, 0, 0, NOF, NULL, NULL, "live metrics"},
         {"metrics.log_interval", KEY_INT, 0, 86400, F(metrics_log_interval),
          NULL, "0", "seconds between metrics log lines (0 = never)"},
+        {"redis", KEY_GROUP, 0, 0, NOF, NULL, NULL,
+         "coordinate workers and machines through Redis pub/sub"},
+        {"redis.host", KEY_STRING, 1, 255, F(redis.host), NULL,
+         "\"127.0.0.1\"", "Redis server address (TCP, no TLS)"},
+        {"redis.port", KEY_INT, 1, 65535, F(redis.port), NULL, "6379",
+         "Redis server port"},
+        {"redis.socket", KEY_STRING, 1, 107, F(redis.socket), NULL, NULL,
+         "unix socket path, relative to the app file; replaces host and port"},
+        {"redis.user", KEY_STRING, 1, 255, F(redis.user), NULL, NULL,
+         "ACL user name (AUTH user password); needs password"},
+        {"redis.password", KEY_STRING, 1, 4096, F(redis.password), NULL, NULL,
+         "password sent with AUTH"},
+        {"redis.database", KEY_INT, 0, 65535, F(redis.database), NULL, "0",
+         "database number (SELECT) for membership keys"},
+        {"redis.required", KEY_BOOL, 0, 1, F(redis.required), NULL, "false",
+         "refuse to start while Redis cannot be reached; false: serve local "
+         "clients and keep retrying"},
+        {"redis.connect_timeout", KEY_INT, 1, 3600, F(redis.connect_timeout),
+         NULL, "2", "seconds for a connection to Redis to open"},
+        {"redis.retry_max_delay", KEY_INT, 1, 3600, F(redis.retry_max_delay),
+         NULL, "5",
+         "cap in seconds of the reconnect backoff (0.1 s doubling)"},
+        {"redis.heartbeat_interval", KEY_INT, 1, 3600,
+         F(redis.heartbeat_interval), NULL, "1",
+         "seconds between a worker's heartbeats in Redis"},
+        {"redis.dead_after", KEY_INT, 2, 86400, F(redis.dead_after), NULL, "5",
+         "seconds without a heartbeat after which a worker's clients leave "
+         "the cluster (must exceed heartbeat_interval)"},
 };
 
 static const char *check_secret_encoding(struct pxl_config *conf,
@@ -298,7 +331,7 @@ static const char *type_name(int t)
 }
 
 static const char *const key_type_names[] = {
-        "integer", "boolean", "string", "group", "list", "strings"};
+        "integer", "boolean", "string", "group", "list", "strings", "int|auto"};
 
 static void store_int(void *field, size_t width, long long v)
 {
@@ -449,6 +482,17 @@ static void load_value(struct loader *ld, const config_setting_t *s,
         char *field = (char *)ld->conf + k->offset;
 
         switch (k->type) {
+        case KEY_INT_AUTO:
+                if (t == CONFIG_TYPE_STRING) {
+                        if (strcmp(config_setting_get_string(s), "auto") != 0)
+                                conf_error(ld, s, key,
+                                           "\"%s\" must be an integer or \"auto\"",
+                                           config_setting_get_string(s));
+                        else
+                                store_int(field, k->width, 0);
+                        return;
+                }
+                /* fall through */
         case KEY_INT: {
                 long long v;
 
@@ -613,6 +657,36 @@ static void check_auth(struct loader *ld)
                            conf->auth.algorithm);
 }
 
+/* Several workers only make one app through Redis. */
+static void check_cluster(struct loader *ld)
+{
+        struct pxl_config *conf = ld->conf;
+        const config_setting_t *redis = config_lookup(&conf->cfg, "redis");
+
+        conf->redis.enabled = redis != NULL;
+        if (conf->workers == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+                conf->workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+        }
+        if (conf->workers > 1 && redis == NULL)
+                conf_error(ld, config_lookup(&conf->cfg, "workers"), "workers",
+                           "%u workers need a redis { ... } section to "
+                           "coordinate through (or set workers = 1)",
+                           conf->workers);
+        if (redis == NULL)
+                return;
+        if (conf->redis.user != NULL && conf->redis.password == NULL)
+                conf_error(ld, config_lookup(&conf->cfg, "redis.user"),
+                           "redis.user", "needs redis.password");
+        if (conf->redis.dead_after <= conf->redis.heartbeat_interval)
+                conf_error(ld, config_lookup(&conf->cfg, "redis.dead_after"),
+                           "redis.dead_after",
+                           "%u must be more than redis.heartbeat_interval (%u)",
+                           conf->redis.dead_after,
+                           conf->redis.heartbeat_interval);
+}
+
 /* Files named in the app file are relative to it, like plugins. */
 static void relative_to_app(struct loader *ld, char **path)
 {
@@ -648,7 +722,16 @@ static int set_defaults(struct pxl_config *c)
         c->check_interval = 60;
         c->heartbeat_timeout = 30;
         c->auth.algorithm = strdup("HS256");
-        return c->host && c->path && c->auth.algorithm ? 0 : PXL_ENOMEM;
+        c->workers = 1;
+        c->redis.host = strdup("127.0.0.1");
+        c->redis.port = 6379;
+        c->redis.connect_timeout = 2;
+        c->redis.retry_max_delay = 5;
+        c->redis.heartbeat_interval = 1;
+        c->redis.dead_after = 5;
+        return c->host && c->path && c->auth.algorithm && c->redis.host
+                       ? 0
+                       : PXL_ENOMEM;
 }
 
 static struct pxl_config *load(const char *file, const char *text,
@@ -715,7 +798,9 @@ static struct pxl_config *load(const char *file, const char *text,
         relative_to_app(&ld, &conf->tls_cert);
         relative_to_app(&ld, &conf->tls_key);
         relative_to_app(&ld, &conf->auth.public_key);
+        relative_to_app(&ld, &conf->redis.socket);
         check_auth(&ld);
+        check_cluster(&ld);
         if (conf->limits.max_frame_size > conf->limits.max_message_size)
                 conf_error(&ld,
                            config_lookup(&conf->cfg, "limits.max_frame_size"),
@@ -758,6 +843,10 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->auth.algorithm);
         free(conf->auth.issuer);
         free(conf->auth.audience);
+        free(conf->redis.host);
+        free(conf->redis.socket);
+        free(conf->redis.user);
+        free(conf->redis.password);
         config_destroy(&conf->cfg);
         free(conf);
 }

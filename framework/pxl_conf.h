@@ -44,6 +44,22 @@ struct pxl_rooms_conf {
         bool members_visible_to_all; /* roomMembers for non-members too */
 };
 
+/* redis: coordination of workers and nodes (pxl_redis.c). */
+struct pxl_redis_conf {
+        bool enabled;        /* the redis group is present */
+        char *host;
+        unsigned port;
+        char *socket;        /* unix socket path; replaces host and port */
+        char *user;          /* ACL user (AUTH user password) */
+        char *password;
+        unsigned database;   /* SELECT */
+        bool required;       /* refuse to start while Redis is down */
+        unsigned connect_timeout;   /* seconds */
+        unsigned retry_max_delay;   /* seconds: cap of the reconnect backoff */
+        unsigned heartbeat_interval; /* seconds */
+        unsigned dead_after;        /* seconds without a heartbeat */
+};
+
 struct pxl_plugin_conf {
         char *path;                   /* resolved path of the .so */
         const config_setting_t *settings; /* the plugin's group, or NULL */
@@ -62,6 +78,8 @@ struct pxl_config {
         char *tls_key;
         bool raw_text;
         unsigned shutdown_timeout; /* seconds */
+        unsigned workers; /* worker processes; 0 = "auto" (online CPUs) */
+        struct pxl_redis_conf redis;
         struct pxl_limits limits;
         char **origins; /* listen.origins; NULL = any Origin */
         struct pxl_auth_conf auth;

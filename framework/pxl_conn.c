@@ -26,6 +26,7 @@
 #include "pxl_http.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
+#include "pxl_mirror.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
 #include "pxl_str.h"
@@ -452,6 +453,7 @@ void pxl_conn_close(struct pxl_conn *c)
                 pxl_bus_client_event(srv, "clientDisconnected", c->client->id,
                                      c->client->user_id, NULL, c->close_code);
                 c->client->conn = NULL;
+                pxl_mirror_client_gone(srv, c->client, c->close_code);
                 pxl_client_remove(srv, c->client);
         }
         pxl_pool_free(&srv->conn_pool, c);
@@ -626,9 +628,11 @@ static bool handle_upgrade(struct pxl_conn *c)
         send_greeting(c);
         pxl_presence_changed(srv, "addClient");
         run_connect_hooks(c);
-        if (c->state == CONN_OPEN)
+        if (c->state == CONN_OPEN) {
                 pxl_bus_client_event(srv, "clientConnected", c->client->id,
                                      c->client->user_id, NULL, -1);
+                pxl_mirror_client_changed(srv, c->client);
+        }
         return c->state == CONN_OPEN;
 }
 

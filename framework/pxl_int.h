@@ -33,6 +33,11 @@ struct pxl_ctx {
         struct pxl_server *srv;
         struct pxl_plugin_slot *plugin;
         struct pxl_conn *conn; /* NULL outside client calls */
+        /*
+         * A subscriber runs on every worker: its sends reach only this
+         * worker's clients, so that together they reach each one once.
+         */
+        bool local_only;
         const char *client_id; /* also set in the disconnect hook */
         /* request state, filled by the handler through pxl_reply & co */
         struct json_object *response;

@@ -13,6 +13,7 @@
 
 static int log_level = PXL_LOG_INFO;
 static int log_format = PXL_LOG_LOGFMT;
+static int log_worker = -1; /* no worker field */
 
 static const char *const level_names[] = {"err", "warn", "notice", "info",
                                           "debug"};
@@ -21,6 +22,11 @@ void pxl_log_setup(int level, int format)
 {
         log_level = level;
         log_format = format;
+}
+
+void pxl_log_set_worker(int worker)
+{
+        log_worker = worker;
 }
 
 int pxl_log_level_from_name(const char *name)
@@ -37,37 +43,78 @@ int pxl_log_enabled(int level)
         return level <= log_level;
 }
 
-/* logfmt quotes a value when it has spaces, quotes or '='. */
-static void put_logfmt_value(FILE *f, const char *v)
+/*
+ * A line is built in memory and written with one call: workers of a
+ * cluster share stderr, and a line written in pieces could interleave
+ * with another process's line.
+ */
+struct line {
+        char b[4096]; /* msg is under 1024 bytes: a line fits, escaped */
+        size_t n;
+};
+
+static void put(struct line *l, const char *s, size_t len)
 {
-        if (v[0] != '\0' && strpbrk(v, " \"=\\\n\t") == NULL) {
-                fputs(v, f);
-                return;
-        }
-        fputc('"', f);
-        for (; *v; v++) {
-                if (*v == '"' || *v == '\\')
-                        fputc('\\', f);
-                if (*v == '\n')
-                        fputs("\\n", f);
-                else
-                        fputc(*v, f);
-        }
-        fputc('"', f);
+        size_t room = sizeof(l->b) - 1 - l->n; /* 1 kept for the newline */
+
+        if (len > room)
+                len = room;
+        memcpy(l->b + l->n, s, len);
+        l->n += len;
 }
 
-static void put_json_field(FILE *f, const char *key, const char *v)
+static void put_str(struct line *l, const char *s)
+{
+        put(l, s, strlen(s));
+}
+
+static void PXL_PRINTF(2, 3) put_fmt(struct line *l, const char *fmt, ...)
+{
+        char buf[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                put(l, buf,
+                    (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* logfmt quotes a value when it has spaces, quotes or '='. */
+static void put_logfmt_value(struct line *l, const char *v)
+{
+        if (v[0] != '\0' && strpbrk(v, " \"=\\\n\t") == NULL) {
+                put_str(l, v);
+                return;
+        }
+        put(l, "\"", 1);
+        for (; *v; v++) {
+                if (*v == '"' || *v == '\\')
+                        put(l, "\\", 1);
+                if (*v == '\n')
+                        put(l, "\\n", 2);
+                else
+                        put(l, v, 1);
+        }
+        put(l, "\"", 1);
+}
+
+static void put_json_field(struct line *l, const char *key, const char *v)
 {
         char buf[1024];
         size_t n = pxl_json_escape(buf, sizeof(buf), v, strlen(v));
 
-        fprintf(f, ",\"%s\":%s", key, n < sizeof(buf) ? buf : "\"...\"");
+        put_fmt(l, ",\"%s\":", key);
+        put_str(l, n < sizeof(buf) ? buf : "\"...\"");
 }
 
 void pxl_log_ctxv(int level, const char *plugin, const char *client,
                   const char *fmt, va_list ap)
 {
         char msg[1024], ts[64];
+        struct line l;
         struct timeval tv;
         struct tm tm;
 
@@ -84,31 +131,40 @@ void pxl_log_ctxv(int level, const char *plugin, const char *client,
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 
-        flockfile(stderr);
+        l.n = 0;
         if (log_format == PXL_LOG_JSON) {
-                fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\"", ts,
+                put_fmt(&l, "{\"ts\":\"%s\",\"level\":\"%s\"", ts,
                         level_names[level]);
+                if (log_worker == PXL_LOG_WORKER_MASTER)
+                        put_str(&l, ",\"worker\":\"master\"");
+                else if (log_worker >= 0)
+                        put_fmt(&l, ",\"worker\":%d", log_worker);
                 if (plugin)
-                        put_json_field(stderr, "plugin", plugin);
+                        put_json_field(&l, "plugin", plugin);
                 if (client)
-                        put_json_field(stderr, "client", client);
-                put_json_field(stderr, "msg", msg);
-                fputs("}\n", stderr);
+                        put_json_field(&l, "client", client);
+                put_json_field(&l, "msg", msg);
+                put_str(&l, "}");
         } else {
-                fprintf(stderr, "ts=%s level=%s", ts, level_names[level]);
+                put_fmt(&l, "ts=%s level=%s", ts, level_names[level]);
+                if (log_worker == PXL_LOG_WORKER_MASTER)
+                        put_str(&l, " worker=master");
+                else if (log_worker >= 0)
+                        put_fmt(&l, " worker=%d", log_worker);
                 if (plugin) {
-                        fputs(" plugin=", stderr);
-                        put_logfmt_value(stderr, plugin);
+                        put_str(&l, " plugin=");
+                        put_logfmt_value(&l, plugin);
                 }
                 if (client) {
-                        fputs(" client=", stderr);
-                        put_logfmt_value(stderr, client);
+                        put_str(&l, " client=");
+                        put_logfmt_value(&l, client);
                 }
-                fputs(" msg=", stderr);
-                put_logfmt_value(stderr, msg);
-                fputc('\n', stderr);
+                put_str(&l, " msg=");
+                put_logfmt_value(&l, msg);
         }
-        funlockfile(stderr);
+        l.b[l.n++] = '\n';
+        fwrite(l.b, 1, l.n, stderr);
+        fflush(stderr);
 }
 
 void pxl_log_ctx(int level, const char *plugin, const char *client,

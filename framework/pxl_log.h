@@ -12,6 +12,12 @@
 enum pxl_log_format { PXL_LOG_LOGFMT = 0, PXL_LOG_JSON };
 
 void pxl_log_setup(int level, int format);
+/*
+ * In a cluster, every line names its process: worker=N for worker N,
+ * worker=master for PXL_LOG_WORKER_MASTER; -1 (the default) adds nothing.
+ */
+#define PXL_LOG_WORKER_MASTER (-2)
+void pxl_log_set_worker(int worker);
 int pxl_log_level_from_name(const char *name); /* -1 if unknown */
 /* True when a message at `level` would be written. */
 int pxl_log_enabled(int level);

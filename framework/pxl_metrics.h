@@ -39,7 +39,13 @@ struct json_object;
           "deferred replies to clients that had gone", NORATE)                \
         X(bus_events, "busEvents", "events published on the bus", RATE)      \
         X(subscriber_failures, "subscriberFailures",                           \
-          "subscribers that returned an error", NORATE)
+          "subscribers that returned an error", NORATE)                       \
+        X(redis_published, "redisPublished",                                   \
+          "messages published to other workers", RATE)                        \
+        X(redis_received, "redisReceived",                                     \
+          "messages received from other workers", RATE)                       \
+        X(redis_dropped, "redisDropped",                                       \
+          "messages for other workers lost: Redis down or failing", NORATE)
 
 struct pxl_metrics {
 #define PXL_COUNTER_FIELD(name, key, help, rate) uint64_t name;

@@ -12,6 +12,7 @@
 #include "pxl_frame.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
+#include "pxl_mirror.h"
 #include "pxl_rooms.h"
 #include "pxl_server.h"
 
@@ -121,6 +122,8 @@ static void unlink_member(struct pxl_server *srv, struct pxl_client *c,
         memmove(&c->rooms[k], &c->rooms[k + 1],
                 (c->nrooms - k - 1) * sizeof(*c->rooms));
         c->nrooms--;
+        if (c->peer == NULL && --r->nlocal == 0)
+                pxl_mirror_room_local(srv, r, false);
         if (r->nmembers == 0)
                 room_destroy(srv, r);
 }
@@ -169,6 +172,7 @@ static int leave(struct pxl_server *srv, struct pxl_client *c,
         json_object_put(user_id);
         if (announce)
                 pxl_presence_changed(srv, "clientRemovedFromRoom");
+        pxl_mirror_client_changed(srv, c);
         return PXL_OK;
 }
 
@@ -232,6 +236,9 @@ int pxl_rooms_join(struct pxl_server *srv, struct pxl_client *c,
         m->index = r->nmembers;
         m->user_id = user_id;
         r->members[r->nmembers++] = c;
+        if (c->peer == NULL && r->nlocal++ == 0)
+                pxl_mirror_room_local(srv, r, true);
+        pxl_mirror_client_changed(srv, c);
         pxl_presence_changed(srv, "clientAddedToRoom");
         pxl_bus_client_event(srv, "clientJoinedRoom", c->id, user_id, r->name,
                              -1);
@@ -301,6 +308,12 @@ int pxl_room_join_as(struct pxl_ctx *ctx, const char *client_id,
                 json_object_put(user_id);
                 return PXL_EINVAL;
         }
+        if (c->peer != NULL) {
+                /* Its worker owns the membership; the userId is its own. */
+                json_object_put(user_id);
+                return pxl_mirror_forward(ctx->srv, c, 'j', room, strlen(room),
+                                          NULL, 0);
+        }
         return pxl_rooms_join(ctx->srv, c, room, strlen(room), user_id);
 }
 
@@ -317,6 +330,9 @@ int pxl_room_leave(struct pxl_ctx *ctx, const char *client_id,
 
         if (c == NULL || room == NULL)
                 return PXL_EINVAL;
+        if (c->peer != NULL)
+                return pxl_mirror_forward(ctx->srv, c, 'l', room, strlen(room),
+                                          NULL, 0);
         return pxl_rooms_leave(ctx->srv, c, room, strlen(room), true);
 }
 
@@ -367,8 +383,14 @@ int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
 
                 if (exclude_client_id && strcmp(c->id, exclude_client_id) == 0)
                         continue;
-                sent += pxl_client_deliver(ctx->srv, c, f);
+                /* Members elsewhere count as sent: their worker delivers. */
+                if (c->peer == NULL)
+                        sent += pxl_client_deliver(ctx->srv, c, f);
+                else if (!ctx->local_only && pxl_mirror_reaches(ctx->srv))
+                        sent++;
         }
+        if (!ctx->local_only)
+                pxl_mirror_send_room(ctx->srv, r, f, exclude_client_id);
         pxl_frame_unref(f);
         return sent;
 }

@@ -18,6 +18,7 @@ struct pxl_room {
         struct pxl_map_node node; /* srv->rooms, keyed by name */
         struct pxl_client **members;
         size_t nmembers, cap;
+        size_t nlocal; /* members connected to this worker */
         size_t name_len;
         char name[]; /* NUL-terminated; names never contain NUL */
 };

@@ -1,6 +1,7 @@
 /*
  * pxl_serve.c - the pxl-serve program: command line, then the worker's
- * configure/start/run/shutdown from pxl_server.c. Nothing else lives here.
+ * configure/start/run/shutdown from pxl_server.c, in one process or, with
+ * workers > 1, under the master of pxl_cluster.c. Nothing else lives here.
  */
 #include <getopt.h>
 #include <malloc.h>
@@ -10,6 +11,7 @@
 
 #include "config.h"
 #include "pxl/pxl.h"
+#include "pxl_cluster.h"
 #include "pxl_conf.h"
 #include "pxl_log.h"
 #include "pxl_server.h"
@@ -30,6 +32,8 @@ static void usage(FILE *f)
                 "\n"
                 "Environment: PXL_PLUGIN_PATH, a colon-separated list of\n"
                 "directories searched for plugins named without a path.\n"
+                "With workers > 1, a master process runs that many workers on\n"
+                "the same port and restarts those that die.\n"
                 "Signals: SIGTERM or SIGINT close every client with 1001 and\n"
                 "exit 0; a second one stops at once. See pxl-serve(1).\n");
 }
@@ -39,6 +43,22 @@ static int fail(const struct pxl_str *errors)
         if (errors->len > 0)
                 fputs(errors->p, stderr);
         return 1;
+}
+
+/* One process, or a master and its workers (workers > 1). */
+static int serve(struct pxl_server *srv, struct pxl_str *errors)
+{
+        char node_id[17];
+
+        if (srv->conf->workers > 1)
+                return pxl_cluster_run(srv, errors);
+        if (pxl_cluster_node_id(node_id) < 0) {
+                pxl_str_puts(errors, "cannot make a node id: RAND_bytes "
+                                     "failed\n");
+                return PXL_ERR;
+        }
+        pxl_cluster_worker_init(srv, node_id, 0, 0, -1);
+        return pxl_server_run(srv, errors);
 }
 
 int main(int argc, char **argv)
@@ -87,6 +107,9 @@ int main(int argc, char **argv)
                 return rc;
         }
         pxl_log_setup(conf->log_level, conf->log_format);
+        /* The master's lines say so from the start; workers change it. */
+        if (conf->workers > 1 && !test_only)
+                pxl_log_set_worker(PXL_LOG_WORKER_MASTER);
         /* Plugins are checked even after config errors: report them all. */
         rc = pxl_server_init(&srv, conf, &errors);
         if (conf->nerrors > 0)
@@ -95,7 +118,8 @@ int main(int argc, char **argv)
                 printf("%s: ok (%zu plugins)\n", argv[optind],
                        srv.plugins.n);
         if (rc == 0 && !test_only)
-                rc = pxl_server_run(&srv, &errors);
+                rc = serve(&srv, &errors);
+        /* In a cluster, each worker returns here too and ends the same way. */
         pxl_server_fini(&srv);
         rc = rc < 0 ? fail(&errors) : 0;
         pxl_str_fini(&errors);

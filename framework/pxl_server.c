@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -25,6 +26,7 @@
 #include "pxl_clients.h"
 #include "pxl_conn.h"
 #include "pxl_log.h"
+#include "pxl_mirror.h"
 #include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
@@ -80,6 +82,7 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
         TAILQ_INIT(&srv->conns);
         TAILQ_INIT(&srv->dead);
         TAILQ_INIT(&srv->client_order);
+        srv->ready_fd = -1;
         srv->conf = conf;
         srv->router = pxl_router_new();
         if (srv->router == NULL) {
@@ -242,6 +245,7 @@ static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
         char port[16], line[512];
+        unsigned flags;
         int rc;
 
         hints.ai_family = AF_UNSPEC;
@@ -255,11 +259,14 @@ static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, line);
                 return PXL_ERR;
         }
+        flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                LEV_OPT_CLOSE_ON_EXEC;
+        /* Workers share the port; the kernel spreads connections. */
+        if (srv->conf->workers > 1)
+                flags |= LEV_OPT_REUSEABLE_PORT;
         srv->listener = evconnlistener_new_bind(
-                srv->base, accept_cb, srv,
-                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                        LEV_OPT_CLOSE_ON_EXEC,
-                (int)srv->conf->backlog, ai->ai_addr, (int)ai->ai_addrlen);
+                srv->base, accept_cb, srv, flags, (int)srv->conf->backlog,
+                ai->ai_addr, (int)ai->ai_addrlen);
         if (srv->listener == NULL) {
                 snprintf(line, sizeof(line), "%s: cannot listen on %s:%u: %s\n",
                          srv->conf->file, srv->conf->host, srv->conf->port,
@@ -301,10 +308,25 @@ static void raise_fd_limit(const struct pxl_server *srv)
                          (unsigned long long)rl.rlim_cur);
 }
 
+/* A cluster's master learns that this worker serves (pxl_cluster.c). */
+static void tell_ready(struct pxl_server *srv)
+{
+        char b = 'r';
+
+        if (srv->ready_fd < 0)
+                return;
+        /* A master that is gone does not need to know: ignore errors. */
+        while (write(srv->ready_fd, &b, 1) < 0 && errno == EINTR)
+                ;
+        close(srv->ready_fd);
+        srv->ready_fd = -1;
+}
+
 int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
 {
         struct timeval handshake = {(time_t)srv->conf->limits.handshake_timeout, 0};
         struct timeval closing = {5, 0};
+        sigset_t stop_signals;
         int rc;
 
         signal(SIGPIPE, SIG_IGN);
@@ -326,6 +348,11 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, "cannot install signal handlers\n");
                 return PXL_ERR;
         }
+        /* A cluster worker starts with these blocked; one sent early runs. */
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGTERM);
+        sigaddset(&stop_signals, SIGINT);
+        sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
         srv->flusher = event_new(srv->base, -1, 0, flusher_cb, srv);
         /* After every I/O callback of an iteration: one writev per client. */
@@ -344,6 +371,9 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, "cannot create timers\n");
                 return PXL_ERR;
         }
+        /* A required Redis that is down stops us before we listen. */
+        if (pxl_mirror_start(srv, errors) < 0)
+                return PXL_ERR;
         if (bind_listener(srv, errors) < 0)
                 return PXL_ERR;
         rc = pxl_plugins_init(&srv->plugins, srv, errors);
@@ -353,7 +383,9 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
                  "app \"%s\" listening on %s:%u%s (%s, %zu routes)",
                  srv->conf->name, srv->conf->host, srv->port, srv->conf->path,
                  srv->tls ? "wss" : "ws", pxl_router_count(srv->router));
+        tell_ready(srv);
         event_base_dispatch(srv->base);
+        pxl_mirror_stop(srv);
         pxl_logs(PXL_LOG_NOTICE, "stopped");
         return PXL_OK;
 }
@@ -362,6 +394,7 @@ void pxl_server_fini(struct pxl_server *srv)
 {
         /* Disconnect hooks run before fini, so plugins see every client go. */
         pxl_conn_close_all(srv);
+        pxl_mirror_stop(srv);
         pxl_clients_fini(srv);
         pxl_rooms_fini(srv);
         pxl_pool_fini(&srv->client_pool);
@@ -387,6 +420,8 @@ void pxl_server_fini(struct pxl_server *srv)
                 event_free(srv->sig_term);
         if (srv->sig_int != NULL)
                 event_free(srv->sig_int);
+        if (srv->ready_fd >= 0)
+                close(srv->ready_fd);
         pxl_router_free(srv->router);
         pxl_bus_fini(&srv->bus);
         if (srv->tls != NULL)

@@ -21,6 +21,7 @@ struct evconnlistener;
 struct event;
 struct pxl_conn;
 struct pxl_router;
+struct pxl_mirror;
 struct pxl_auth;
 struct ssl_ctx_st;
 
@@ -56,11 +57,17 @@ struct pxl_server {
         struct pxl_map rooms;          /* struct pxl_room by name */
         struct pxl_metrics metrics;
         struct pxl_bus bus;
+        struct pxl_mirror *mirror; /* the rest of the cluster; NULL without redis */
         unsigned nconns; /* all accepted, upgrading included */
         unsigned nopen;  /* upgraded */
         struct pxl_str scratch; /* reply building; reused, never shared */
         bool stopping;
         unsigned port; /* bound port (listen.port may be 0) */
+        /* Who this process is (pxl_cluster.c); one process: 0, 0, -1. */
+        unsigned worker_index; /* slot in the cluster, 0..workers-1 */
+        unsigned worker_gen;   /* earlier starts of this slot */
+        char node_id[17];      /* shared by the workers of one master */
+        int ready_fd;          /* one byte written once listening; -1 */
 };
 
 /* Load plugins and register routes; takes conf. */

@@ -380,6 +380,66 @@ size_t pxl_room_count(const struct pxl_ctx *ctx);
 int pxl_publish(struct pxl_ctx *ctx, const char *name,
                 const struct json_object *msg);
 
+/* ---- Redis ------------------------------------------------------------ */
+
+/*
+ * With a redis section, every worker has a connection to Redis on its
+ * event loop, and plugins may use it. Nothing here blocks: replies and
+ * messages arrive in callbacks, with a ctx that has no client (keep a
+ * pxl_defer in arg to answer a request). Without a redis section, or
+ * while Redis is down, the calls return PXL_ECLOSED and fn never runs.
+ */
+
+/*
+ * A command's answer. reply is the answer as JSON: a string (status and
+ * bulk replies), an integer, an array, or NULL for a nil reply; error is
+ * NULL, or Redis's error text ("ERR ..."), or "Redis connection lost"
+ * when the answer cannot come. Both are borrowed for the call.
+ */
+typedef void pxl_redis_reply_fn(struct pxl_ctx *ctx,
+                                const struct json_object *reply,
+                                const char *error, void *arg);
+/*
+ * Send a command: argc arguments, each argv[i] of argvlen[i] bytes
+ * (binary-safe), or NUL-terminated when argvlen is NULL. fn may be NULL.
+ * Name your keys under pxl_redis_prefix(). PXL_OK, PXL_ECLOSED,
+ * PXL_EINVAL, PXL_ENOMEM.
+ */
+int pxl_redis_command(struct pxl_ctx *ctx, pxl_redis_reply_fn *fn, void *arg,
+                      int argc, const char *const *argv,
+                      const size_t *argvlen);
+/*
+ * Borrowed: the app's namespace in Redis, "pxl:" app name ":"; NULL
+ * without a redis section. The framework's names are under it; a
+ * plugin's keys belong under it + "u:" (the channels below already are).
+ */
+const char *pxl_redis_prefix(const struct pxl_ctx *ctx);
+
+/*
+ * A message on a plugin channel; channel is the name given to subscribe.
+ * Every subscribed worker runs its fn, so, as in a subscriber, sends from
+ * fn reach only this worker's clients.
+ */
+typedef void pxl_redis_message_fn(struct pxl_ctx *ctx, const char *channel,
+                                  const char *msg, size_t len, void *arg);
+/*
+ * Plugin channels, namespaced: channel "jobs" is PREFIX "u:jobs" in
+ * Redis, so apps sharing a Redis do not hear each other. A subscription
+ * lives until unsubscribed (or the worker stops), across reconnects;
+ * subscribing while Redis is down is allowed and takes effect once it is
+ * up. One fn per plugin and channel: subscribing again replaces it.
+ */
+int pxl_redis_subscribe(struct pxl_ctx *ctx, const char *channel,
+                        pxl_redis_message_fn *fn, void *arg);
+int pxl_redis_unsubscribe(struct pxl_ctx *ctx, const char *channel);
+/*
+ * Publish len bytes on a plugin channel (to every worker subscribed to
+ * it). PXL_OK once queued; while Redis is down the message is dropped,
+ * counted in redisDropped, and PXL_ECLOSED returned.
+ */
+int pxl_redis_publish(struct pxl_ctx *ctx, const char *channel,
+                      const void *msg, size_t len);
+
 /* ---- metrics ---------------------------------------------------------- */
 
 /*

@@ -16,7 +16,8 @@ http:pxl_http.c:-lcrypto
 json:pxl_json.c pxl_utf8.c:-ljson-c
 json_build:pxl_json_build.c pxl_json.c pxl_utf8.c:-ljson-c
 conf:pxl_conf.c pxl_str.c pxl_json.c pxl_log.c pxl_utf8.c:-lconfig
-auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto"
+auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto
+wire:pxl_wire.c pxl_str.c pxl_json.c pxl_utf8.c:-ljson-c"
 n=$(echo "$targets" | wc -l)
 echo "1..$n"
 i=0

@@ -8,6 +8,8 @@ pxltest - what every Python integration test of pxl shares (stdlib only).
   start() runs $PXL_SERVE on port 0 with stderr in a file and polls for the
   "listening on HOST:PORT/PATH" line; stop() sends SIGTERM once and checks
   the exit code and the log (no level=err line, no sanitizer report).
+  With workers > 1 (app_config(workers=N), Server(..., workers=N)) start()
+  waits for the master's "cluster of N workers listening" line instead.
 - A raw WebSocket client (RawWS) and an HTTP upgrade helper on plain
   sockets, for conformance tests that need hand-made bytes.
 
@@ -195,17 +197,34 @@ def is_connected_frame(obj):
 
 # ---- app files and servers ---------------------------------------------------
 
+def unused_port():
+    """A TCP port nothing listens on (as of now) on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def app_config(plugins=("echo", "testkit"), name="pxltest", raw_text=None,
                limits=None, extra="", log_level="info", path="/ws",
-               shutdown_timeout=None):
-    """An app file: plugins are bare names/paths, or raw libconfig groups."""
+               shutdown_timeout=None, workers=None, log_format="logfmt",
+               port=0):
+    """An app file: plugins are bare names/paths, or raw libconfig groups.
+    workers > 1 adds the redis group it needs, on a port where no Redis
+    runs (required = false: the workers serve without it)."""
     entries = []
     for p in plugins:
         entries.append(p if p.lstrip().startswith("{") else '"%s"' % p)
     out = ['name = "%s";' % name,
-           'listen = { host = "127.0.0.1"; port = 0; path = "%s"; };' % path,
+           'listen = { host = "127.0.0.1"; port = %d; path = "%s"; };'
+           % (port, path),
            "plugins = ( %s );" % ", ".join(entries),
-           'log = { level = "%s"; format = "logfmt"; };' % log_level]
+           'log = { level = "%s"; format = "%s"; };' % (log_level,
+                                                        log_format)]
+    if workers is not None:
+        out.append("workers = %s;" % workers)
+        if workers != 1:
+            out.append("redis = { port = %d; required = false; };"
+                       % unused_port())
     if raw_text is not None:
         out.append("raw_text = %s;" % ("true" if raw_text else "false"))
     if shutdown_timeout is not None:
@@ -262,6 +281,15 @@ def log_problems(text):
     return bad
 
 
+def read_text(path):
+    """A log file's text so far ("" before it exists)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
 def run_serve(args, timeout=30, cwd=None):
     """Run pxl-serve to completion: (exit code, stdout, stderr)."""
     p = subprocess.run([env("PXL_SERVE")] + list(args), cwd=cwd,
@@ -273,8 +301,13 @@ def run_serve(args, timeout=30, cwd=None):
 
 class Server:
     LISTEN_RE = re.compile(r"listening on (\S+):(\d+)(/[^\s\"]*)")
+    CLUSTER_RE = re.compile(r"cluster of (\d+) workers listening on (\S+):"
+                            r"(\d+)(/[^\s\"]*) \(node ([0-9a-f]+)\)")
+    WORKER_RE = re.compile(r"worker (\d+) (?:re)?started \(pid (\d+)")
 
-    def __init__(self, config, name="app"):
+    def __init__(self, config, name="app", workers=1):
+        self.workers = workers
+        self.node_id = None
         self.dir = tmpdir()
         self.cfg = os.path.join(self.dir, name + ".cfg")
         with open(self.cfg, "w") as f:
@@ -286,7 +319,8 @@ class Server:
         self.path = None
         self.signalled = False
 
-    def start(self, timeout=20):
+    def launch(self):
+        """Run pxl-serve without waiting for it to listen."""
         logf = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen([env("PXL_SERVE"), self.cfg],
@@ -295,15 +329,28 @@ class Server:
         finally:
             logf.close()
         _servers.append(self)
+        return self
+
+    def start(self, timeout=20):
+        self.launch()
         end = time.monotonic() + timeout
         delay = 0.005
         while time.monotonic() < end:
-            m = self.LISTEN_RE.search(self.log())
-            if m:
-                self.host, self.port, self.path = (m.group(1),
-                                                   int(m.group(2)),
-                                                   m.group(3))
-                return self
+            if self.workers > 1:
+                m = self.CLUSTER_RE.search(self.log())
+                if m:
+                    eq(int(m.group(1)), self.workers, "workers in " +
+                       m.group(0))
+                    self.host, self.port, self.path, self.node_id = (
+                        m.group(2), int(m.group(3)), m.group(4), m.group(5))
+                    return self
+            else:
+                m = self.LISTEN_RE.search(self.log())
+                if m:
+                    self.host, self.port, self.path = (m.group(1),
+                                                       int(m.group(2)),
+                                                       m.group(3))
+                    return self
             if self.proc.poll() is not None:
                 raise AssertionError("pxl-serve exited with %s before "
                                      "listening; log:\n%s"
@@ -311,15 +358,18 @@ class Server:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         self.proc.kill()
-        raise AssertionError("pxl-serve did not log 'listening on' within "
-                             "%ss; log:\n%s" % (timeout, self.log()))
+        raise AssertionError("pxl-serve did not log '%s' within %ss; log:\n%s"
+                             % ("cluster of %d workers listening" %
+                                self.workers if self.workers > 1 else
+                                "listening on", timeout, self.log()))
+
+    def worker_pids(self):
+        """{slot: pid} of the workers the master started last (a cluster)."""
+        return {int(m.group(1)): int(m.group(2))
+                for m in self.WORKER_RE.finditer(self.log())}
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -430,17 +480,9 @@ class EOFBeforeResponse(AssertionError):
     pass
 
 
-class RawWS:
-    """One TCP connection, hand-made bytes, frame reader."""
-
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(timeout)
-        self.timeout = timeout
-        self.buf = b""
-        self.first_frame = True
-        self.connected = None  # the system/connected frame, if one came
+class SocketClient:
+    """What the plain-socket clients share: self.sock, closed once, and
+    usable in a with statement."""
 
     def close(self):
         try:
@@ -453,6 +495,19 @@ class RawWS:
 
     def __exit__(self, *a):
         self.close()
+
+
+class RawWS(SocketClient):
+    """One TCP connection, hand-made bytes, frame reader."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.first_frame = True
+        self.connected = None  # the system/connected frame, if one came
 
     def send(self, data):
         self.sock.sendall(data)

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <pxl/pxl.h>
@@ -12,6 +13,7 @@
 struct testkit {
         char greeting[64];
         int connects, disconnects, last_close_code;
+        struct event *exit_timer; /* settings.exit_if_file */
 };
 
 /* Bus events the subscribers saw (test/events), newest last. */
@@ -150,10 +152,20 @@ static void tk_disconnect(struct pxl_ctx *ctx, int code)
         pxl_log(ctx, PXL_LOG_INFO, "disconnected with %d", code);
 }
 
+/* A worker that crashes (the cluster tests): no cleanup, no leak check. */
+static void tk_exit_now(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        (void)arg;
+        _exit(3);
+}
+
 static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 {
         struct testkit *tk = calloc(1, sizeof(*tk));
-        const char *greeting = "hello";
+        const char *greeting = "hello", *exit_if = NULL;
+        struct timeval soon = {0, 50 * 1000};
         int fail = 0;
 
         if (tk == NULL)
@@ -162,19 +174,45 @@ static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
         if (settings != NULL) {
                 config_setting_lookup_string(settings, "greeting", &greeting);
                 config_setting_lookup_bool(settings, "fail", &fail);
+                config_setting_lookup_string(settings, "exit_if_file",
+                                             &exit_if);
         }
         if (fail)
                 return pxl_ctx_fail(ctx, "settings.fail is true");
         strncpy(tk->greeting, greeting, sizeof(tk->greeting) - 1);
+        /* exit_if_file: exit 50 ms after starting while the file exists. */
+        if (exit_if != NULL && access(exit_if, F_OK) == 0) {
+                tk->exit_timer = evtimer_new(pxl_ctx_event_base(ctx),
+                                             tk_exit_now, NULL);
+                if (tk->exit_timer == NULL ||
+                    evtimer_add(tk->exit_timer, &soon) < 0)
+                        return pxl_ctx_fail(ctx, "cannot arm the exit timer");
+                pxl_log(ctx, PXL_LOG_INFO, "\"%s\" exists: exiting soon",
+                        exit_if);
+        }
         return PXL_OK;
 }
 
 static void tk_fini(struct pxl_ctx *ctx)
 {
+        struct testkit *tk = pxl_ctx_plugin_data(ctx);
+
         json_object_put(tk_events);
         tk_events = NULL;
-        free(pxl_ctx_plugin_data(ctx));
+        if (tk != NULL && tk->exit_timer != NULL)
+                event_free(tk->exit_timer);
+        free(tk);
         pxl_ctx_set_plugin_data(ctx, NULL);
+}
+
+/* This worker's process id (the cluster tests). */
+static int tk_pid(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *o = json_object_new_object();
+
+        (void)msg;
+        json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+        return pxl_reply(ctx, o);
 }
 
 /* data[key] as a string, or NULL. */
@@ -317,6 +355,136 @@ static int tk_whoami(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, o);
 }
 
+static int add_room(const char *room, void *arr)
+{
+        json_object_array_add(arr, json_object_new_string(room));
+        return 0;
+}
+
+/*
+ * data {clientId, metaKey?}: what this worker knows of any client of the
+ * cluster: {found, local, userId, rooms, meta}.
+ */
+static int tk_client_info(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        const struct pxl_client *c = pxl_client_find(ctx, str_arg(msg, "clientId"));
+        const char *key = str_arg(msg, "metaKey");
+        struct json_object *o = json_object_new_object(), *rooms;
+
+        json_object_object_add(o, "found", json_object_new_boolean(c != NULL));
+        if (c == NULL)
+                return pxl_reply(ctx, o);
+        rooms = json_object_new_array();
+        pxl_client_rooms(c, add_room, rooms);
+        json_object_object_add(o, "local",
+                               json_object_new_boolean(pxl_client_is_local(c)));
+        json_object_object_add(o, "userId",
+                               json_object_get(pxl_client_user_id(c)));
+        json_object_object_add(o, "rooms", rooms);
+        if (key != NULL)
+                json_object_object_add(o, "meta",
+                                       json_object_get(pxl_client_meta(c, key)));
+        return pxl_reply(ctx, o);
+}
+
+/* data {clientId, room, leave?}: put another client in a room (or out). */
+static int tk_room_other(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *leave = arg(msg, "leave");
+        int rc = leave && json_object_get_boolean(leave)
+                         ? pxl_room_leave(ctx, str_arg(msg, "clientId"),
+                                          str_arg(msg, "room"))
+                         : pxl_room_join(ctx, str_arg(msg, "clientId"),
+                                         str_arg(msg, "room"));
+
+        return rc < 0 ? pxl_fail(ctx, "refused: %s", pxl_strerror(rc))
+                      : pxl_reply(ctx, json_object_new_int(rc));
+}
+
+/* data {clientId, key, value}: set another client's metadata. */
+static int tk_meta_other(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        int rc = pxl_client_set_meta(ctx, str_arg(msg, "clientId"),
+                                     str_arg(msg, "key"),
+                                     json_object_get(arg(msg, "value")));
+
+        return rc < 0 ? pxl_fail(ctx, "refused: %s", pxl_strerror(rc))
+                      : PXL_OK;
+}
+
+/* ---- the plugin Redis API --------------------------------------------- */
+
+static void tk_redis_reply(struct pxl_ctx *ctx, const struct json_object *reply,
+                           const char *error, void *arg)
+{
+        struct json_object *o = json_object_new_object();
+
+        (void)ctx;
+        json_object_object_add(o, "reply",
+                               json_object_get((struct json_object *)reply));
+        json_object_object_add(o, "error",
+                               error ? json_object_new_string(error) : NULL);
+        pxl_defer_reply(arg, o);
+}
+
+/* data {args: [strings]}: run a Redis command, reply {reply, error}. */
+static int tk_redis(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *args = arg(msg, "args");
+        const char *argv[16];
+        int argc = 0, rc;
+        struct pxl_defer *d;
+
+        for (size_t i = 0; args && i < json_object_array_length(args) && argc < 16; i++)
+                argv[argc++] = json_object_get_string(json_object_array_get_idx(args, i));
+        if ((d = pxl_defer(ctx)) == NULL)
+                return pxl_fail(ctx, "cannot defer");
+        rc = pxl_redis_command(ctx, tk_redis_reply, d, argc, argv, NULL);
+        if (rc < 0) {
+                pxl_defer_cancel(d);
+                return pxl_fail(ctx, "redis: %s", pxl_strerror(rc));
+        }
+        return PXL_DEFERRED;
+}
+
+static void tk_redis_message(struct pxl_ctx *ctx, const char *channel,
+                             const char *text, size_t len, void *arg)
+{
+        struct json_object *d = json_object_new_object(), *out;
+
+        (void)arg;
+        json_object_object_add(d, "channel", json_object_new_string(channel));
+        json_object_object_add(d, "message",
+                               json_object_new_string_len(text, (int)len));
+        out = pxl_msg_new("test", "redisMessage", d);
+        pxl_send_to_all(ctx, out, NULL, NULL, NULL);
+        json_object_put(out);
+}
+
+/* data {channel, unsubscribe?}: (un)subscribe this worker to a channel. */
+static int tk_redis_sub(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *un = arg(msg, "unsubscribe");
+        int rc = un && json_object_get_boolean(un)
+                         ? pxl_redis_unsubscribe(ctx, str_arg(msg, "channel"))
+                         : pxl_redis_subscribe(ctx, str_arg(msg, "channel"),
+                                               tk_redis_message, NULL);
+
+        return rc < 0 ? pxl_fail(ctx, "refused: %s", pxl_strerror(rc))
+                      : pxl_reply(ctx, json_object_new_string(pxl_redis_prefix(ctx)));
+}
+
+/* data {channel, message}: publish a string on a plugin channel. */
+static int tk_redis_pub(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        const char *text = str_arg(msg, "message");
+        int rc = pxl_redis_publish(ctx, str_arg(msg, "channel"), text,
+                                   text ? strlen(text) : 0);
+
+        return rc < 0 ? pxl_fail(ctx, "refused: %s", pxl_strerror(rc))
+                      : PXL_OK;
+}
+
 static int tk_metrics(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 {
         (void)msg;
@@ -428,6 +596,13 @@ static const struct pxl_route tk_routes[] = {
         {"test", "metrics", tk_metrics},
         {"test", "publish", tk_publish},
         {"test", "events", tk_events_route},
+        {"test", "pid", tk_pid},
+        {"test", "clientInfo", tk_client_info},
+        {"test", "roomOther", tk_room_other},
+        {"test", "metaOther", tk_meta_other},
+        {"test", "redis", tk_redis},
+        {"test", "redisSub", tk_redis_sub},
+        {"test", "redisPub", tk_redis_pub},
         PXL_ROUTE_END,
 };
 

@@ -1,0 +1,882 @@
+/*
+ * pxl_redis.c - this worker's two connections to Redis on its event loop
+ * (hiredis async, libevent adapter): "cmd" for commands and PUBLISH, "sub"
+ * for SUBSCRIBE, since a subscribed connection can do nothing else.
+ *
+ * Life: start() opens both; each sends AUTH (and cmd SELECT) then PING,
+ * and the PING's answer marks it ready. Both ready = up: the channels in
+ * use are subscribed and pxl_mirror_up() resyncs the cluster view. Any
+ * failure closes both, and a timer retries after 0.1 s doubling up to
+ * redis.retry_max_delay. One log line per change of state.
+ *
+ * hiredis frees a context after its disconnect callback: the pointers
+ * here are cleared in the callbacks and never used after.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+
+#include "pxl/pxl.h"
+#include "pxl_int.h"
+#include "pxl_log.h"
+#include "pxl_map.h"
+#include "pxl_mirror.h"
+#include "pxl_plugin.h"
+#include "pxl_redis.h"
+#include "pxl_server.h"
+
+enum chan_state { CH_OFF, CH_SUBSCRIBING, CH_ON, CH_UNSUBSCRIBING };
+
+/* A plugin's subscription to one of its channels. */
+struct plugin_sub {
+        struct plugin_sub *next;
+        struct pxl_plugin_slot *plugin;
+        pxl_redis_message_fn *fn; /* NULL: unsubscribed during a dispatch */
+        void *arg;
+        char *name; /* as the plugin named it, without the prefix */
+};
+
+struct chan {
+        struct pxl_map_node node; /* r->chans, keyed by name */
+        struct plugin_sub *subs;  /* plugin channels only */
+        unsigned dispatching;     /* messages being handed to subs */
+        unsigned refs;
+        enum chan_state state;
+        size_t len;
+        char name[];
+};
+
+struct pxl_redis {
+        struct pxl_server *srv;
+        const struct pxl_redis_conf *conf;
+        redisAsyncContext *cmd, *sub;
+        bool cmd_ready, sub_ready, up;
+        bool was_up;      /* for the state log: lost vs. cannot reach */
+        bool down_logged; /* the current outage has been logged */
+        bool stopping;
+        unsigned attempt; /* failed tries since the last up */
+        struct event *retry_timer, *connect_timer;
+        struct pxl_map chans;
+        char prefix[80]; /* "pxl:" app ":" */
+        char where[300]; /* host:port or the socket path, for logs */
+};
+
+static void on_connect(const redisAsyncContext *ac, int status);
+static void on_disconnect(const redisAsyncContext *ac, int status);
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *arg);
+
+bool pxl_redis_up(const struct pxl_redis *r)
+{
+        return r != NULL && r->up;
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static void schedule_retry(struct pxl_redis *r)
+{
+        unsigned cap_ms = r->conf->retry_max_delay * 1000u;
+        unsigned delay_ms = 100;
+        struct timeval tv;
+
+        if (r->stopping)
+                return;
+        for (unsigned i = 0; i < r->attempt && delay_ms < cap_ms; i++)
+                delay_ms *= 2;
+        if (delay_ms > cap_ms)
+                delay_ms = cap_ms;
+        r->attempt++;
+        tv.tv_sec = delay_ms / 1000;
+        tv.tv_usec = (delay_ms % 1000) * 1000;
+        evtimer_add(r->retry_timer, &tv);
+}
+
+/* Free a context now: its pending callbacks run with a NULL reply. */
+static void drop(redisAsyncContext **slot)
+{
+        redisAsyncContext *ac = *slot;
+
+        if (ac == NULL)
+                return;
+        *slot = NULL; /* its disconnect callback finds nothing to clear */
+        redisAsyncFree(ac);
+}
+
+/* Something broke: close what is open, tell the mirror, retry later. */
+static void fail(struct pxl_redis *r, const char *why)
+{
+        bool was_up = r->up;
+
+        r->up = false;
+        r->cmd_ready = r->sub_ready = false;
+        evtimer_del(r->connect_timer);
+        if (!r->stopping && !r->down_logged) {
+                r->down_logged = true;
+                if (r->was_up)
+                        pxl_logs(PXL_LOG_WARN,
+                                 "redis %s: connection lost (%s); local clients "
+                                 "are still served, reconnecting",
+                                 r->where, why);
+                else
+                        pxl_logs(PXL_LOG_WARN,
+                                 "redis %s: cannot connect (%s); local clients "
+                                 "are served, retrying in the background",
+                                 r->where, why);
+        }
+        /*
+         * Free rather than disconnect: a Redis that stopped answering would
+         * keep a clean disconnect waiting for replies forever.
+         */
+        drop(&r->cmd);
+        drop(&r->sub);
+        if (was_up && !r->stopping)
+                pxl_mirror_down(r->srv);
+        schedule_retry(r);
+}
+
+void pxl_redis_reset(struct pxl_redis *r, const char *why)
+{
+        fail(r, why);
+}
+
+static void resubscribe(struct pxl_redis *r);
+
+static void became_ready(struct pxl_redis *r)
+{
+        if (!r->cmd_ready || !r->sub_ready || r->up)
+                return;
+        r->up = true;
+        r->was_up = true;
+        r->down_logged = false;
+        r->attempt = 0;
+        evtimer_del(r->connect_timer);
+        pxl_logs(PXL_LOG_NOTICE, "redis %s: connected", r->where);
+        resubscribe(r);
+        pxl_mirror_up(r->srv);
+}
+
+static bool reply_failed(const redisReply *reply)
+{
+        return reply == NULL || reply->type == REDIS_REPLY_ERROR;
+}
+
+/* AUTH and SELECT: an error reply means this configuration cannot work. */
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *arg)
+{
+        struct pxl_redis *r = ac->data;
+        redisReply *rep = reply;
+        char why[256];
+
+        if (rep == NULL || r == NULL || rep->type != REDIS_REPLY_ERROR)
+                return;
+        snprintf(why, sizeof(why), "%s refused: %s", (const char *)arg,
+                 rep->str);
+        fail(r, why);
+}
+
+static void on_ping(redisAsyncContext *ac, void *reply, void *arg)
+{
+        struct pxl_redis *r = ac->data;
+
+        (void)arg;
+        if (reply_failed(reply) || r == NULL || r->stopping)
+                return;
+        if (ac == r->cmd)
+                r->cmd_ready = true;
+        else if (ac == r->sub)
+                r->sub_ready = true;
+        became_ready(r);
+}
+
+static redisAsyncContext *open_one(struct pxl_redis *r, bool subscriber,
+                                   char *why, size_t cap)
+{
+        const struct pxl_redis_conf *rc = r->conf;
+        redisAsyncContext *ac;
+
+        ac = rc->socket ? redisAsyncConnectUnix(rc->socket)
+                        : redisAsyncConnect(rc->host, (int)rc->port);
+        if (ac == NULL) {
+                snprintf(why, cap, "out of memory");
+                return NULL;
+        }
+        if (ac->err) {
+                snprintf(why, cap, "%s", ac->errstr);
+                redisAsyncFree(ac);
+                return NULL;
+        }
+        ac->data = r;
+        if (redisLibeventAttach(ac, r->srv->base) != REDIS_OK) {
+                snprintf(why, cap, "cannot watch the socket");
+                redisAsyncFree(ac);
+                return NULL;
+        }
+        redisAsyncSetConnectCallback(ac, on_connect);
+        redisAsyncSetDisconnectCallback(ac, on_disconnect);
+        /* Queued now, written once connected, answered in this order. */
+        if (rc->password != NULL && rc->user != NULL)
+                redisAsyncCommand(ac, on_setup_reply, (void *)"AUTH",
+                                  "AUTH %s %s", rc->user, rc->password);
+        else if (rc->password != NULL)
+                redisAsyncCommand(ac, on_setup_reply, (void *)"AUTH",
+                                  "AUTH %s", rc->password);
+        if (!subscriber && rc->database != 0)
+                redisAsyncCommand(ac, on_setup_reply, (void *)"SELECT",
+                                  "SELECT %u", rc->database);
+        redisAsyncCommand(ac, on_ping, NULL, "PING");
+        return ac;
+}
+
+static void connect_both(struct pxl_redis *r)
+{
+        struct timeval tv = {(time_t)r->conf->connect_timeout, 0};
+        char why[256] = "";
+
+        r->cmd = open_one(r, false, why, sizeof(why));
+        if (r->cmd != NULL)
+                r->sub = open_one(r, true, why, sizeof(why));
+        if (r->cmd == NULL || r->sub == NULL) {
+                fail(r, why);
+                return;
+        }
+        evtimer_add(r->connect_timer, &tv);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        connect_both(arg);
+}
+
+static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        fail(arg, "timed out connecting");
+}
+
+/* Clear the pointer hiredis is about to free; true if it was ours. */
+static bool forget(struct pxl_redis *r, const redisAsyncContext *ac)
+{
+        if (ac == r->cmd) {
+                r->cmd = NULL;
+                return true;
+        }
+        if (ac == r->sub) {
+                r->sub = NULL;
+                return true;
+        }
+        return false;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+        struct pxl_redis *r = ac->data;
+
+        if (status == REDIS_OK || r == NULL)
+                return;
+        /* hiredis frees ac after this returns. */
+        forget(r, ac);
+        fail(r, ac->errstr[0] ? ac->errstr : "connect failed");
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+        struct pxl_redis *r = ac->data;
+
+        (void)status;
+        if (r == NULL || !forget(r, ac))
+                return;
+        if (r->stopping) {
+                if (r->cmd == NULL && r->sub == NULL)
+                        event_base_loopbreak(r->srv->base);
+                return;
+        }
+        fail(r, ac->errstr[0] ? ac->errstr : "closed by the server");
+}
+
+/* Checked before serving: a required Redis must answer now. */
+static int check_reachable(const struct pxl_redis_conf *rc, char *why,
+                           size_t cap)
+{
+        struct timeval tv = {(time_t)rc->connect_timeout, 0};
+        redisContext *c = rc->socket ? redisConnectUnixWithTimeout(rc->socket, tv)
+                                     : redisConnectWithTimeout(rc->host, (int)rc->port, tv);
+        redisReply *rep = NULL;
+        int rc_ok = PXL_ERR;
+
+        if (c == NULL || c->err) {
+                snprintf(why, cap, "%s", c ? c->errstr : "out of memory");
+                goto out;
+        }
+        if (rc->password != NULL) {
+                rep = rc->user ? redisCommand(c, "AUTH %s %s", rc->user, rc->password)
+                               : redisCommand(c, "AUTH %s", rc->password);
+                if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+                        snprintf(why, cap, "AUTH refused: %s",
+                                 rep ? rep->str : c->errstr);
+                        goto out;
+                }
+                freeReplyObject(rep);
+        }
+        rep = redisCommand(c, "SELECT %u", rc->database);
+        if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+                snprintf(why, cap, "SELECT %u refused: %s", rc->database,
+                         rep ? rep->str : c->errstr);
+                goto out;
+        }
+        rc_ok = PXL_OK;
+out:
+        if (rep != NULL)
+                freeReplyObject(rep);
+        if (c != NULL)
+                redisFree(c);
+        return rc_ok;
+}
+
+struct pxl_redis *pxl_redis_start(struct pxl_server *srv,
+                                  struct pxl_str *errors)
+{
+        const struct pxl_redis_conf *rc = &srv->conf->redis;
+        struct pxl_redis *r;
+        char why[512], line[1024];
+
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return NULL;
+        }
+        r->srv = srv;
+        r->conf = rc;
+        snprintf(r->prefix, sizeof(r->prefix), "pxl:%s:", srv->conf->name);
+        if (rc->socket)
+                snprintf(r->where, sizeof(r->where), "%s", rc->socket);
+        else
+                snprintf(r->where, sizeof(r->where), "%s:%u", rc->host,
+                         rc->port);
+        r->retry_timer = evtimer_new(srv->base, retry_cb, r);
+        r->connect_timer = evtimer_new(srv->base, connect_timeout_cb, r);
+        if (r->retry_timer == NULL || r->connect_timer == NULL) {
+                pxl_str_puts(errors, "cannot create the Redis timers\n");
+                pxl_redis_stop(r);
+                return NULL;
+        }
+        if (rc->required && check_reachable(rc, why, sizeof(why)) < 0) {
+                snprintf(line, sizeof(line),
+                         "%s: redis.required is true and Redis at %s cannot "
+                         "be used: %s\n",
+                         srv->conf->file, r->where, why);
+                pxl_str_puts(errors, line);
+                pxl_redis_stop(r);
+                return NULL;
+        }
+        connect_both(r);
+        return r;
+}
+
+static void subs_free(struct chan *ch)
+{
+        struct plugin_sub *s, *next;
+
+        for (s = ch->subs; s != NULL; s = next) {
+                next = s->next;
+                free(s->name);
+                free(s);
+        }
+        ch->subs = NULL;
+}
+
+static void chans_free(struct pxl_redis *r)
+{
+        struct pxl_map_iter it;
+        struct pxl_map_node *n;
+
+        pxl_map_iter_init(&it, &r->chans);
+        while ((n = pxl_map_iter_next(&it)) != NULL) {
+                struct chan *ch = pxl_container_of(n, struct chan, node);
+
+                pxl_map_remove(&r->chans, n);
+                subs_free(ch);
+                free(ch);
+        }
+        pxl_map_fini(&r->chans);
+}
+
+void pxl_redis_stop(struct pxl_redis *r)
+{
+        struct timeval grace = {1, 0};
+
+        if (r == NULL)
+                return;
+        r->stopping = true;
+        r->up = false;
+        if (r->cmd != NULL || r->sub != NULL) {
+                /* Flush what is queued (the leave commands), then close. */
+                if (r->cmd != NULL)
+                        redisAsyncDisconnect(r->cmd);
+                if (r->sub != NULL)
+                        redisAsyncDisconnect(r->sub);
+                if (r->cmd != NULL || r->sub != NULL) {
+                        event_base_loopexit(r->srv->base, &grace);
+                        event_base_dispatch(r->srv->base);
+                }
+                /* Whatever did not close in time is dropped now. */
+                if (r->cmd != NULL) {
+                        redisAsyncContext *ac = r->cmd;
+
+                        r->cmd = NULL;
+                        ac->data = NULL;
+                        redisAsyncFree(ac);
+                }
+                if (r->sub != NULL) {
+                        redisAsyncContext *ac = r->sub;
+
+                        r->sub = NULL;
+                        ac->data = NULL;
+                        redisAsyncFree(ac);
+                }
+        }
+        if (r->retry_timer != NULL)
+                event_free(r->retry_timer);
+        if (r->connect_timer != NULL)
+                event_free(r->connect_timer);
+        chans_free(r);
+        free(r);
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+struct pending_cmd {
+        struct pxl_redis *r;
+        pxl_redis_cb *cb;
+        void *arg;
+};
+
+static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+        struct pending_cmd *p = privdata;
+
+        (void)ac;
+        p->cb(p->r->srv, reply, p->arg);
+        free(p);
+}
+
+int pxl_redis_cmd(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
+                  const char **argv, const size_t *argvlen)
+{
+        struct pending_cmd *p = NULL;
+
+        if (r == NULL || !r->up)
+                return PXL_ECLOSED;
+        if (cb != NULL) {
+                if ((p = malloc(sizeof(*p))) == NULL)
+                        return PXL_ENOMEM;
+                p->r = r;
+                p->cb = cb;
+                p->arg = arg;
+        }
+        if (redisAsyncCommandArgv(r->cmd, cb ? on_cmd_reply : NULL, p, argc,
+                                  argv, argvlen) != REDIS_OK) {
+                free(p);
+                return PXL_ECLOSED;
+        }
+        return PXL_OK;
+}
+
+static void on_publish_reply(struct pxl_server *srv, struct redisReply *reply,
+                             void *arg)
+{
+        (void)arg;
+        if (reply_failed(reply))
+                srv->metrics.redis_dropped++;
+}
+
+int pxl_redis_pub(struct pxl_redis *r, const char *channel, size_t chlen,
+                      const char *msg, size_t len)
+{
+        const char *argv[3] = {"PUBLISH", channel, msg};
+        size_t lens[3] = {7, chlen, len};
+        int rc = pxl_redis_cmd(r, on_publish_reply, NULL, 3, argv, lens);
+
+        if (rc < 0)
+                r->srv->metrics.redis_dropped++;
+        else
+                r->srv->metrics.redis_published++;
+        return rc;
+}
+
+/* ---- subscriptions ------------------------------------------------------- */
+
+static void send_sub(struct pxl_redis *r, struct chan *ch, bool subscribe)
+{
+        const char *argv[2] = {subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE",
+                               ch->name};
+        size_t lens[2] = {strlen(argv[0]), ch->len};
+
+        if (!r->up)
+                return; /* resubscribe() does it once connected */
+        /*
+         * hiredis 0.14 drops a channel's callback when an UNSUBSCRIBE is
+         * answered, so never SUBSCRIBE while one is in flight: the answer
+         * re-subscribes if the channel is wanted again.
+         */
+        if (redisAsyncCommandArgv(r->sub, on_sub_message, r, 2, argv, lens) ==
+            REDIS_OK)
+                ch->state = subscribe ? CH_SUBSCRIBING : CH_UNSUBSCRIBING;
+}
+
+static void resubscribe(struct pxl_redis *r)
+{
+        struct pxl_map_iter it;
+        struct pxl_map_node *n;
+
+        pxl_map_iter_init(&it, &r->chans);
+        while ((n = pxl_map_iter_next(&it)) != NULL) {
+                struct chan *ch = pxl_container_of(n, struct chan, node);
+
+                ch->state = CH_OFF;
+                if (ch->refs > 0)
+                        send_sub(r, ch, true);
+        }
+}
+
+static struct chan *chan_get(struct pxl_redis *r, const char *name,
+                             size_t len)
+{
+        struct pxl_map_node *n = pxl_map_get(&r->chans, name, len);
+
+        return n ? pxl_container_of(n, struct chan, node) : NULL;
+}
+
+int pxl_redis_chan_ref(struct pxl_redis *r, const char *channel, size_t len)
+{
+        struct chan *ch = chan_get(r, channel, len);
+
+        if (ch == NULL) {
+                ch = calloc(1, sizeof(*ch) + len + 1);
+                if (ch == NULL)
+                        return PXL_ENOMEM;
+                memcpy(ch->name, channel, len);
+                ch->len = len;
+                ch->node.key = ch->name;
+                ch->node.key_len = len;
+                if (pxl_map_put(&r->chans, &ch->node) < 0) {
+                        free(ch);
+                        return PXL_ENOMEM;
+                }
+        }
+        if (ch->refs++ == 0 && ch->state == CH_OFF)
+                send_sub(r, ch, true);
+        return PXL_OK;
+}
+
+void pxl_redis_chan_unref(struct pxl_redis *r, const char *channel,
+                          size_t len)
+{
+        struct chan *ch = chan_get(r, channel, len);
+
+        if (ch != NULL && ch->refs > 0)
+                ch->refs--;
+}
+
+void pxl_redis_sweep(struct pxl_redis *r)
+{
+        struct pxl_map_iter it;
+        struct pxl_map_node *n;
+
+        pxl_map_iter_init(&it, &r->chans);
+        while ((n = pxl_map_iter_next(&it)) != NULL) {
+                struct chan *ch = pxl_container_of(n, struct chan, node);
+
+                if (ch->refs > 0)
+                        continue;
+                if (ch->state == CH_ON || ch->state == CH_SUBSCRIBING) {
+                        send_sub(r, ch, false);
+                } else if (ch->state == CH_OFF) {
+                        pxl_map_remove(&r->chans, n);
+                        subs_free(ch);
+                        free(ch);
+                }
+        }
+}
+
+/* Hand a message to the plugins subscribed to a channel. */
+static void dispatch(struct pxl_redis *r, struct chan *ch, const char *msg,
+                     size_t len)
+{
+        struct plugin_sub **pp;
+
+        ch->dispatching++;
+        for (struct plugin_sub *s = ch->subs; s != NULL; s = s->next) {
+                struct pxl_ctx ctx;
+
+                if (s->fn == NULL)
+                        continue;
+                pxl_ctx_init(&ctx, r->srv, s->plugin, NULL);
+                ctx.local_only = true; /* every subscribed worker runs it */
+                s->fn(&ctx, s->name, msg, len, s->arg);
+                pxl_ctx_fini(&ctx);
+        }
+        /* Unsubscribed meanwhile: free them now that nobody walks the list. */
+        if (--ch->dispatching > 0)
+                return;
+        for (pp = &ch->subs; *pp != NULL;) {
+                struct plugin_sub *s = *pp;
+
+                if (s->fn != NULL) {
+                        pp = &s->next;
+                        continue;
+                }
+                *pp = s->next;
+                free(s->name);
+                free(s);
+        }
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *arg)
+{
+        struct pxl_redis *r = arg;
+        redisReply *rep = reply;
+        const redisReply *kind, *name;
+        struct chan *ch;
+
+        (void)ac;
+        if (rep == NULL || r->stopping || rep->type != REDIS_REPLY_ARRAY ||
+            rep->elements < 3)
+                return;
+        kind = rep->element[0];
+        name = rep->element[1];
+        if (kind->type != REDIS_REPLY_STRING || name->type != REDIS_REPLY_STRING)
+                return;
+        if (strcmp(kind->str, "message") == 0) {
+                const redisReply *payload = rep->element[2];
+
+                if (payload->type != REDIS_REPLY_STRING)
+                        return;
+                r->srv->metrics.redis_received++;
+                ch = chan_get(r, name->str, name->len);
+                if (ch != NULL && ch->subs != NULL)
+                        dispatch(r, ch, payload->str, payload->len);
+                else
+                        pxl_mirror_message(r->srv, name->str, name->len,
+                                           payload->str, payload->len);
+                return;
+        }
+        ch = chan_get(r, name->str, name->len);
+        if (ch == NULL)
+                return;
+        if (strcmp(kind->str, "subscribe") == 0) {
+                ch->state = CH_ON;
+        } else if (strcmp(kind->str, "unsubscribe") == 0) {
+                ch->state = CH_OFF;
+                if (ch->refs > 0)
+                        send_sub(r, ch, true); /* wanted again meanwhile */
+        }
+}
+
+/* ---- the plugin API ------------------------------------------------------- */
+
+static struct pxl_redis *ctx_redis(const struct pxl_ctx *ctx)
+{
+        return pxl_mirror_redis(ctx->srv);
+}
+
+const char *pxl_redis_prefix(const struct pxl_ctx *ctx)
+{
+        struct pxl_redis *r = ctx_redis(ctx);
+
+        return r ? r->prefix : NULL;
+}
+
+/* A reply as JSON; NULL for nil (and for what cannot be built). */
+static struct json_object *reply_json(const redisReply *rep)
+{
+        struct json_object *a;
+
+        switch (rep->type) {
+        case REDIS_REPLY_STRING:
+        case REDIS_REPLY_STATUS:
+                return json_object_new_string_len(rep->str, (int)rep->len);
+        case REDIS_REPLY_INTEGER:
+                return json_object_new_int64(rep->integer);
+        case REDIS_REPLY_ARRAY:
+                if ((a = json_object_new_array()) == NULL)
+                        return NULL;
+                for (size_t i = 0; i < rep->elements; i++)
+                        json_object_array_add(a, reply_json(rep->element[i]));
+                return a;
+        default:
+                return NULL;
+        }
+}
+
+struct plugin_cmd {
+        struct pxl_plugin_slot *plugin;
+        pxl_redis_reply_fn *fn;
+        void *arg;
+};
+
+static void on_plugin_reply(struct pxl_server *srv, struct redisReply *rep,
+                            void *arg)
+{
+        struct plugin_cmd *pc = arg;
+        struct json_object *o = NULL;
+        const char *error = NULL;
+        struct pxl_ctx ctx;
+
+        if (rep == NULL)
+                error = "Redis connection lost";
+        else if (rep->type == REDIS_REPLY_ERROR)
+                error = rep->str;
+        else
+                o = reply_json(rep);
+        pxl_ctx_init(&ctx, srv, pc->plugin, NULL);
+        pc->fn(&ctx, o, error, pc->arg);
+        pxl_ctx_fini(&ctx);
+        json_object_put(o);
+        free(pc);
+}
+
+int pxl_redis_command(struct pxl_ctx *ctx, pxl_redis_reply_fn *fn, void *arg,
+                      int argc, const char *const *argv,
+                      const size_t *argvlen)
+{
+        struct pxl_redis *r = ctx_redis(ctx);
+        struct plugin_cmd *pc = NULL;
+        size_t *lens = NULL;
+        int rc;
+
+        if (argc < 1 || argv == NULL)
+                return PXL_EINVAL;
+        if (!pxl_redis_up(r))
+                return PXL_ECLOSED;
+        if (argvlen == NULL) {
+                if ((lens = malloc((size_t)argc * sizeof(*lens))) == NULL)
+                        return PXL_ENOMEM;
+                for (int i = 0; i < argc; i++)
+                        lens[i] = strlen(argv[i]);
+        }
+        if (fn != NULL) {
+                if ((pc = malloc(sizeof(*pc))) == NULL) {
+                        free(lens);
+                        return PXL_ENOMEM;
+                }
+                pc->plugin = ctx->plugin;
+                pc->fn = fn;
+                pc->arg = arg;
+        }
+        rc = pxl_redis_cmd(r, fn ? on_plugin_reply : NULL, pc, argc,
+                           (const char **)argv, lens ? lens : argvlen);
+        if (rc < 0)
+                free(pc);
+        free(lens);
+        return rc;
+}
+
+/* PREFIX "u:" channel, in buf. */
+static int plugin_channel(const struct pxl_redis *r, const char *channel,
+                          char *buf, size_t cap, size_t *len)
+{
+        int n;
+
+        if (channel == NULL || channel[0] == '\0')
+                return PXL_EINVAL;
+        n = snprintf(buf, cap, "%su:%s", r->prefix, channel);
+        if (n < 0 || (size_t)n >= cap)
+                return PXL_EINVAL;
+        *len = (size_t)n;
+        return PXL_OK;
+}
+
+int pxl_redis_subscribe(struct pxl_ctx *ctx, const char *channel,
+                        pxl_redis_message_fn *fn, void *arg)
+{
+        struct pxl_redis *r = ctx_redis(ctx);
+        struct plugin_sub *s;
+        struct chan *ch;
+        char full[1024];
+        size_t len;
+        int rc;
+
+        if (r == NULL)
+                return PXL_ECLOSED;
+        if (fn == NULL || (rc = plugin_channel(r, channel, full, sizeof(full), &len)) < 0)
+                return PXL_EINVAL;
+        ch = chan_get(r, full, len);
+        for (s = ch ? ch->subs : NULL; s != NULL; s = s->next)
+                if (s->plugin == ctx->plugin && s->fn != NULL) {
+                        s->fn = fn;
+                        s->arg = arg;
+                        return PXL_OK;
+                }
+        if ((s = calloc(1, sizeof(*s))) == NULL ||
+            (s->name = strdup(channel)) == NULL) {
+                free(s);
+                return PXL_ENOMEM;
+        }
+        if ((rc = pxl_redis_chan_ref(r, full, len)) < 0) {
+                free(s->name);
+                free(s);
+                return rc;
+        }
+        ch = chan_get(r, full, len);
+        s->plugin = ctx->plugin;
+        s->fn = fn;
+        s->arg = arg;
+        s->next = ch->subs;
+        ch->subs = s;
+        return PXL_OK;
+}
+
+int pxl_redis_unsubscribe(struct pxl_ctx *ctx, const char *channel)
+{
+        struct pxl_redis *r = ctx_redis(ctx);
+        struct plugin_sub **pp;
+        struct chan *ch;
+        char full[1024];
+        size_t len;
+
+        if (r == NULL)
+                return PXL_ECLOSED;
+        if (plugin_channel(r, channel, full, sizeof(full), &len) < 0 ||
+            (ch = chan_get(r, full, len)) == NULL)
+                return PXL_EINVAL;
+        for (pp = &ch->subs; *pp != NULL; pp = &(*pp)->next) {
+                struct plugin_sub *s = *pp;
+
+                if (s->plugin != ctx->plugin || s->fn == NULL)
+                        continue;
+                if (ch->dispatching > 0) {
+                        s->fn = NULL; /* freed when the dispatch ends */
+                } else {
+                        *pp = s->next;
+                        free(s->name);
+                        free(s);
+                }
+                pxl_redis_chan_unref(r, full, len);
+                return PXL_OK;
+        }
+        return PXL_EINVAL;
+}
+
+int pxl_redis_publish(struct pxl_ctx *ctx, const char *channel,
+                      const void *msg, size_t len)
+{
+        struct pxl_redis *r = ctx_redis(ctx);
+        char full[1024];
+        size_t flen;
+
+        if (r == NULL)
+                return PXL_ECLOSED;
+        if (plugin_channel(r, channel, full, sizeof(full), &flen) < 0 ||
+            (msg == NULL && len > 0))
+                return PXL_EINVAL;
+        return pxl_redis_pub(r, full, flen, msg ? msg : "", len);
+}
