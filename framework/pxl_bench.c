@@ -283,6 +283,8 @@ struct bench {
         unsigned idle_n, drain_s;
         double rate;
         pid_t pid;
+        pid_t also[8]; /* --also-pid: more processes to count (e.g. Redis) */
+        unsigned nalso;
         bool json;
         char url[512];
         char room[64];
@@ -319,6 +321,19 @@ struct bench {
         char *pad;
 };
 
+/* CPU of the server tree plus the --also-pid trees, or -1. */
+static double all_cpu(const struct bench *b)
+{
+        double sum = b->pid ? server_cpu(b->pid) : -1;
+
+        for (unsigned i = 0; sum >= 0 && i < b->nalso; i++) {
+                double t = server_cpu(b->also[i]);
+
+                sum = t < 0 ? -1 : sum + t;
+        }
+        return sum;
+}
+
 static uint64_t now_ns(void)
 {
         struct timespec ts;
@@ -353,7 +368,7 @@ static void abort_run(struct bench *b, const char *why)
         fprintf(stderr, "pxl-bench: %s\n", why);
         if (b->phase == PH_SETUP || b->phase == PH_RUN) {
                 b->t1 = now_ns();
-                b->cpu1 = b->pid ? server_cpu(b->pid) : -1;
+                b->cpu1 = all_cpu(b);
         }
         finish_run(b);
 }
@@ -852,7 +867,7 @@ static void end_cb(evutil_socket_t fd, short what, void *arg)
         if (b->phase != PH_RUN)
                 return;
         b->t1 = now_ns();
-        b->cpu1 = b->pid ? server_cpu(b->pid) : -1;
+        b->cpu1 = all_cpu(b);
         if (b->sc == SC_IDLE)
                 b->rss1 = server_rss(b->pid);
         b->counted = b->count;
@@ -879,7 +894,7 @@ static void start_run(struct bench *b)
                         "holding %u s\n",
                         b->ready, b->failed, b->seconds);
         b->t0 = now_ns();
-        b->cpu0 = b->pid ? server_cpu(b->pid) : -1;
+        b->cpu0 = all_cpu(b);
         arm(b->end_ev, b->seconds);
         switch (b->sc) {
         case SC_ECHO:
@@ -1259,6 +1274,8 @@ static void usage(FILE *f)
                    "(0)\n"
                    "  -N N           idle: connections (1000)\n"
                    "  --pid PID      the server process, for CPU and RSS\n"
+                   "  --also-pid PID another process whose CPU counts as the\n"
+                   "                 server's (e.g. redis-server); up to 8\n"
                    "  --drain SEC    fanout, echo, churn: wait for stragglers "
                    "(5)\n"
                    "  --token JWT    sent as Authorization: Bearer\n"
@@ -1292,12 +1309,14 @@ enum {
         OPT_DRAIN,
         OPT_TOKEN,
         OPT_TLS,
+        OPT_ALSO_PID,
 };
 
 static int parse_args(struct bench *b, int argc, char **argv)
 {
         static const struct option longs[] = {
                 {"pid", required_argument, NULL, OPT_PID},
+                {"also-pid", required_argument, NULL, OPT_ALSO_PID},
                 {"json", no_argument, NULL, OPT_JSON},
                 {"help", no_argument, NULL, OPT_HELP},
                 {"drain", required_argument, NULL, OPT_DRAIN},
@@ -1357,6 +1376,12 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 case OPT_PID:
                         ok = parse_uint(optarg, 1, 1u << 30, &v);
                         b->pid = (pid_t)v;
+                        break;
+                case OPT_ALSO_PID:
+                        ok = b->nalso < sizeof(b->also) / sizeof(*b->also) &&
+                             parse_uint(optarg, 1, 1u << 30, &v);
+                        if (ok)
+                                b->also[b->nalso++] = (pid_t)v;
                         break;
                 case OPT_DRAIN:
                         ok = parse_uint(optarg, 0, 3600, &b->drain_s);

@@ -200,7 +200,7 @@ def t_man():
     check(p.returncode == 0 and text, "groff failed: %r" % p.stderr)
     help_text = subprocess.run([BENCH, "--help"], stdout=subprocess.PIPE,
                                timeout=10).stdout.decode()
-    opts = re.findall(r"^  (-[A-Za-z]|--[a-z]+)\b", help_text, re.M)
+    opts = re.findall(r"^  (-[A-Za-z]|--[a-z][a-z-]*)\b", help_text, re.M)
     for o in opts:
         check(re.search(r"^ +%s([ ,]|$)" % re.escape(o), text, re.M),
               "pxl-bench(1) does not document %s" % o)
