@@ -15,7 +15,8 @@
  *        sending and metrics functions, and the outbound WebSocket
  *        client functions pxl_wsc_*, joined 1.0 before any release.)
  *   1.1  subscribers: server-side handlers of bus events, appended to
- *        the descriptor (a 1.0 plugin simply has none).
+ *        the descriptor (a 1.0 plugin simply has none). The Redis
+ *        functions pxl_redis_* joined 1.1 before any release.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -386,8 +387,9 @@ int pxl_publish(struct pxl_ctx *ctx, const char *name,
  * With a redis section, every worker has a connection to Redis on its
  * event loop, and plugins may use it. Nothing here blocks: replies and
  * messages arrive in callbacks, with a ctx that has no client (keep a
- * pxl_defer in arg to answer a request). Without a redis section, or
- * while Redis is down, the calls return PXL_ECLOSED and fn never runs.
+ * pxl_defer in arg to answer a request). Without a redis section every
+ * call returns PXL_ECLOSED; while Redis is down, commands and publishes
+ * do (fn never runs), and subscriptions wait for it.
  */
 
 /*
