@@ -31,7 +31,6 @@ struct pxl_user {
 
 void pxl_client_make_id(char out[33])
 {
-        static const char hex[] = "0123456789abcdef";
         unsigned char raw[16];
 
         if (RAND_bytes(raw, sizeof(raw)) != 1) {
@@ -39,11 +38,7 @@ void pxl_client_make_id(char out[33])
                 pxl_logs(PXL_LOG_ERR, "RAND_bytes failed; cannot make ids");
                 abort();
         }
-        for (int i = 0; i < 16; i++) {
-                out[2 * i] = hex[raw[i] >> 4];
-                out[2 * i + 1] = hex[raw[i] & 15];
-        }
-        out[32] = '\0';
+        pxl_hex(out, raw, sizeof(raw));
 }
 
 /*

@@ -62,16 +62,11 @@ struct cluster {
 
 int pxl_cluster_node_id(char out[17])
 {
-        static const char hex[] = "0123456789abcdef";
         unsigned char raw[4];
 
         if (RAND_bytes(raw, sizeof(raw)) != 1)
                 return PXL_ERR;
-        for (int i = 0; i < 4; i++) {
-                out[2 * i] = hex[raw[i] >> 4];
-                out[2 * i + 1] = hex[raw[i] & 15];
-        }
-        out[8] = '\0';
+        pxl_hex(out, raw, sizeof(raw));
         return PXL_OK;
 }
 

@@ -76,3 +76,14 @@ void pxl_str_fini(struct pxl_str *s)
         s->p = NULL;
         s->len = s->cap = 0;
 }
+
+void pxl_hex(char *out, const unsigned char *raw, size_t n)
+{
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[raw[i] >> 4];
+                out[2 * i + 1] = digits[raw[i] & 15];
+        }
+        out[2 * n] = '\0';
+}

@@ -21,6 +21,8 @@ int pxl_str_append(struct pxl_str *s, const void *buf, size_t len);
 int pxl_str_puts(struct pxl_str *s, const char *cstr);
 /* Append s escaped as a JSON string literal, with its quotes. */
 int pxl_str_json_string(struct pxl_str *s, const char *str, size_t len);
+/* Write n bytes as 2n lowercase hex digits and a NUL to out. */
+void pxl_hex(char *out, const unsigned char *raw, size_t n);
 /* Forget the contents; keep the memory when it is small, else free it. */
 void pxl_str_reset(struct pxl_str *s, size_t keep_cap);
 void pxl_str_fini(struct pxl_str *s);
