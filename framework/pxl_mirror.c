@@ -181,19 +181,37 @@ static void free_held(struct pxl_peer *p)
 
 /* ---- sending to Redis ----------------------------------------------------- */
 
-static int publish(struct pxl_mirror *m, const char *channel, size_t chlen)
+/*
+ * Publish one message on ch (NULL: its name could not be built): the
+ * header line, then body a, then, when b is not NULL, a NUL byte and b
+ * (the two-part bodies of pxl_wire.h). PXL_OK once queued.
+ */
+static int send_msg(struct pxl_mirror *m, const char *ch, size_t chlen,
+                    uint64_t seq, char kind, const char *arg, size_t arg_len,
+                    const char *a, size_t alen, const char *b, size_t blen)
 {
-        return pxl_redis_pub(m->redis, channel, chlen, m->msg.p,
-                                 m->msg.len);
+        if (ch == NULL)
+                return PXL_ENOMEM;
+        pxl_str_reset(&m->msg, 1 << 16);
+        if (pxl_wire_head(&m->msg, m->self, m->self_len, seq, kind, arg,
+                          arg_len) < 0 ||
+            pxl_str_append(&m->msg, a, alen) < 0 ||
+            (b != NULL && (pxl_str_append(&m->msg, "", 1) < 0 ||
+                           pxl_str_append(&m->msg, b, blen) < 0)))
+                return PXL_ENOMEM;
+        return pxl_redis_pub(m->redis, ch, chlen, m->msg.p, m->msg.len);
 }
 
-/* Start m->msg with a header line. */
-static int head(struct pxl_mirror *m, uint64_t seq, char kind,
-                const char *arg, size_t arg_len)
+/* The same on the events channel. */
+static int send_event(struct pxl_mirror *m, uint64_t seq, char kind,
+                      const char *arg, size_t arg_len, const char *a,
+                      size_t alen, const char *b, size_t blen)
 {
-        pxl_str_reset(&m->msg, 1 << 16);
-        return pxl_wire_head(&m->msg, m->self, m->self_len, seq, kind, arg,
-                             arg_len);
+        size_t chlen;
+        const char *ch = name(m, &m->key, "events", NULL, 0, &chlen);
+
+        return send_msg(m, ch, chlen, seq, kind, arg, arg_len, a, alen, b,
+                        blen);
 }
 
 static int cmd(struct pxl_mirror *m, pxl_redis_cb *cb, void *arg, int argc,
@@ -259,8 +277,8 @@ void pxl_mirror_client_changed(struct pxl_server *srv, struct pxl_client *c)
 {
         struct pxl_mirror *m = srv->mirror;
         struct json_object *o;
-        const char *text, *key, *events;
-        size_t tlen, klen, elen, slen;
+        const char *text, *key;
+        size_t tlen, klen, slen;
         char seqs[24];
 
         if (m == NULL || c->peer != NULL || c->gone)
@@ -281,10 +299,7 @@ void pxl_mirror_client_changed(struct pxl_server *srv, struct pxl_client *c)
 
                 cmd(m, NULL, NULL, 6, argv, lens);
         }
-        events = name(m, &m->key, "events", NULL, 0, &elen);
-        if (events != NULL && head(m, m->seq, 'c', c->id, 32) == 0 &&
-            pxl_str_append(&m->msg, text, tlen) == 0)
-                publish(m, events, elen);
+        send_event(m, m->seq, 'c', c->id, 32, text, tlen, NULL, 0);
         json_object_put(o);
 }
 
@@ -292,8 +307,8 @@ void pxl_mirror_client_gone(struct pxl_server *srv, struct pxl_client *c,
                             int code)
 {
         struct pxl_mirror *m = srv->mirror;
-        const char *key, *events;
-        size_t klen, elen, slen;
+        const char *key;
+        size_t klen, slen;
         char seqs[24], codes[16];
         int n;
 
@@ -318,18 +333,15 @@ void pxl_mirror_client_gone(struct pxl_server *srv, struct pxl_client *c,
                 cmd(m, NULL, NULL, 4, set, sl);
         }
         n = snprintf(codes, sizeof(codes), "%d", code);
-        events = name(m, &m->key, "events", NULL, 0, &elen);
-        if (events != NULL && head(m, m->seq, 'd', c->id, 32) == 0 &&
-            pxl_str_append(&m->msg, codes, (size_t)n) == 0)
-                publish(m, events, elen);
+        send_event(m, m->seq, 'd', c->id, 32, codes, (size_t)n, NULL, 0);
 }
 
 void pxl_mirror_publish_custom(struct pxl_server *srv, const char *ev_name,
                                const struct json_object *msg)
 {
         struct pxl_mirror *m = srv->mirror;
-        const char *events, *text;
-        size_t elen, tlen;
+        const char *text;
+        size_t tlen;
 
         if (m == NULL)
                 return;
@@ -339,12 +351,7 @@ void pxl_mirror_publish_custom(struct pxl_server *srv, const char *ev_name,
         }
         text = json_object_to_json_string_length(
                 (struct json_object *)msg, JSON_C_TO_STRING_PLAIN, &tlen);
-        events = name(m, &m->key, "events", NULL, 0, &elen);
-        if (events != NULL && head(m, 0, 'p', NULL, 0) == 0 &&
-            pxl_str_puts(&m->msg, ev_name) == 0 &&
-            pxl_str_append(&m->msg, "", 1) == 0 &&
-            pxl_str_append(&m->msg, text, tlen) == 0)
-                publish(m, events, elen);
+        send_event(m, 0, 'p', NULL, 0, ev_name, strlen(ev_name), text, tlen);
 }
 
 /* ---- applying other workers' state ---------------------------------------- */
@@ -355,6 +362,41 @@ static void remove_remote(struct pxl_server *srv, struct pxl_client *c,
         pxl_bus_client_event(srv, "clientDisconnected", c->id, c->user_id,
                              NULL, code);
         pxl_client_remove(srv, c);
+}
+
+/*
+ * Remove p's clients that carry the mark; members of their rooms are
+ * told. The ids are collected first because each removal runs
+ * subscribers, which may change the registry.
+ */
+static void remove_marked(struct pxl_server *srv, const struct pxl_peer *p)
+{
+        struct pxl_client *c;
+        char (*ids)[33];
+        size_t n = 0, k = 0;
+
+        TAILQ_FOREACH(c, &srv->client_order, order)
+                n += c->mark && c->peer == p;
+        if (n == 0)
+                return;
+        if ((ids = calloc(n, sizeof(*ids))) == NULL) {
+                /* No memory for the list: one scan per client. */
+                for (;;) {
+                        TAILQ_FOREACH(c, &srv->client_order, order)
+                                if (c->mark && c->peer == p)
+                                        break;
+                        if (c == NULL)
+                                return;
+                        remove_remote(srv, c, PXL_CLOSE_ABNORMAL);
+                }
+        }
+        TAILQ_FOREACH(c, &srv->client_order, order)
+                if (c->mark && c->peer == p && k < n)
+                        memcpy(ids[k++], c->id, 33);
+        for (size_t i = 0; i < k; i++)
+                if ((c = pxl_clients_get(srv, ids[i])) != NULL && c->peer == p)
+                        remove_remote(srv, c, PXL_CLOSE_ABNORMAL);
+        free(ids);
 }
 
 static bool in_rooms(struct json_object *rooms, const char *name, size_t len)
@@ -373,6 +415,19 @@ static bool in_rooms(struct json_object *rooms, const char *name, size_t len)
         return false;
 }
 
+/* JSON text another worker sent (json-c's own output); NULL if bad. */
+static struct json_object *parse_json(const char *text, size_t len)
+{
+        struct json_tokener *tok = json_tokener_new();
+        struct json_object *o;
+
+        if (tok == NULL)
+                return NULL;
+        o = json_tokener_parse_ex(tok, text, (int)len);
+        json_tokener_free(tok);
+        return o;
+}
+
 static struct json_object *member(const struct json_object *o, const char *k)
 {
         struct json_object *v = NULL;
@@ -386,13 +441,11 @@ static void apply_state(struct pxl_mirror *m, struct pxl_peer *p,
                         const char *text, size_t len)
 {
         struct pxl_server *srv = m->srv;
-        struct json_tokener *tok = json_tokener_new();
-        struct json_object *o = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+        struct json_object *o = parse_json(text, len);
         struct json_object *id, *rooms, *meta, *seen;
         struct pxl_client *c;
         bool fresh = false;
 
-        json_tokener_free(tok);
         id = member(o, "id");
         rooms = member(o, "rooms");
         if (!json_object_is_type(id, json_type_string) ||
@@ -458,16 +511,13 @@ static void custom_event(struct pxl_mirror *m, const char *body, size_t len)
 {
         const char *ev, *text;
         size_t evlen, tlen;
-        struct json_tokener *tok;
         struct json_object *o;
         char *ev_name;
 
         pxl_wire_split(body, len, &ev, &evlen, &text, &tlen);
         if (text == NULL || (ev_name = strndup(ev, evlen)) == NULL)
                 return;
-        tok = json_tokener_new();
-        o = tok ? json_tokener_parse_ex(tok, text, (int)tlen) : NULL;
-        json_tokener_free(tok);
+        o = parse_json(text, tlen);
         pxl_bus_publish(m->srv, ev_name, o);
         json_object_put(o);
         free(ev_name);
@@ -486,8 +536,6 @@ static void apply_snapshot(struct pxl_mirror *m, struct pxl_peer *p,
         struct pxl_client *c;
         uint64_t floor = 0;
         struct held *h, *next;
-        char (*gone)[33] = NULL;
-        size_t ngone = 0;
 
         for (size_t i = 0; i + 1 < rep->elements; i += 2)
                 if (rep->element[i]->len == 4 &&
@@ -500,21 +548,7 @@ static void apply_snapshot(struct pxl_mirror *m, struct pxl_peer *p,
                         apply_state(m, p, rep->element[i + 1]->str,
                                     rep->element[i + 1]->len);
         /* Those not in the snapshot have gone. */
-        TAILQ_FOREACH(c, &srv->client_order, order)
-                if (c->mark && c->peer == p)
-                        ngone++;
-        if (ngone > 0 && (gone = calloc(ngone, sizeof(*gone))) != NULL) {
-                size_t k = 0;
-
-                TAILQ_FOREACH(c, &srv->client_order, order)
-                        if (c->mark && c->peer == p && k < ngone)
-                                memcpy(gone[k++], c->id, 33);
-                for (size_t i = 0; i < k; i++)
-                        if ((c = pxl_clients_get(srv, gone[i])) != NULL &&
-                            c->peer == p)
-                                remove_remote(srv, c, PXL_CLOSE_ABNORMAL);
-                free(gone);
-        }
+        remove_marked(srv, p);
         p->last_seq = floor;
         p->syncing = false;
         /*
@@ -676,33 +710,15 @@ static void drop_peer(struct pxl_mirror *m, struct pxl_peer *p)
 {
         struct pxl_server *srv = m->srv;
         struct pxl_client *c;
-        char (*ids)[33] = NULL;
-        size_t n = 0, k = 0;
+        size_t n = 0;
 
-        TAILQ_FOREACH(c, &srv->client_order, order)
-                if (c->peer == p)
-                        n++;
+        TAILQ_FOREACH(c, &srv->client_order, order) {
+                c->mark = c->peer == p;
+                n += c->mark;
+        }
         pxl_logs(PXL_LOG_NOTICE, "redis: worker %s is gone (%zu clients)",
                  p->id, n);
-        if (n > 0 && (ids = calloc(n, sizeof(*ids))) != NULL) {
-                TAILQ_FOREACH(c, &srv->client_order, order)
-                        if (c->peer == p && k < n)
-                                memcpy(ids[k++], c->id, 33);
-                for (size_t i = 0; i < k; i++)
-                        if ((c = pxl_clients_get(srv, ids[i])) != NULL &&
-                            c->peer == p)
-                                remove_remote(srv, c, PXL_CLOSE_ABNORMAL);
-                free(ids);
-        }
-        /* Allocation failed: drop them one by one. */
-        while (n > 0 && k == 0) {
-                TAILQ_FOREACH(c, &srv->client_order, order)
-                        if (c->peer == p)
-                                break;
-                if (c == NULL)
-                        break;
-                remove_remote(srv, c, PXL_CLOSE_ABNORMAL);
-        }
+        remove_marked(srv, p);
         free_held(p);
         pxl_map_remove(&m->peers, &p->node);
         free(p);
@@ -812,8 +828,8 @@ static void write_snapshot(struct pxl_mirror *m)
         size_t lens[2 + 2 * CHUNK + 2];
         struct json_object *states[CHUNK];
         struct pxl_client *c = TAILQ_FIRST(&srv->client_order);
-        const char *key, *events;
-        size_t klen, elen, slen;
+        const char *key;
+        size_t klen, slen;
         char seqs[24];
 
         key = name(m, &m->key, "clients:", m->self, m->self_len, &klen);
@@ -856,16 +872,12 @@ static void write_snapshot(struct pxl_mirror *m)
                 if (c == NULL)
                         break;
         }
-        events = name(m, &m->key, "events", NULL, 0, &elen);
-        if (events != NULL && head(m, m->seq, 's', NULL, 0) == 0)
-                publish(m, events, elen);
+        send_event(m, m->seq, 's', NULL, 0, "", 0, NULL, 0);
 }
 
 void pxl_mirror_up(struct pxl_server *srv)
 {
         struct pxl_mirror *m = srv->mirror;
-        const char *events;
-        size_t elen;
 
         if (m == NULL)
                 return;
@@ -879,9 +891,7 @@ void pxl_mirror_up(struct pxl_server *srv)
                 size_t plen = strlen(m->prev);
 
                 run_forget(m, m->prev, plen);
-                events = name(m, &m->key, "events", NULL, 0, &elen);
-                if (events != NULL && head(m, 0, 'g', m->prev, plen) == 0)
-                        publish(m, events, elen);
+                send_event(m, 0, 'g', m->prev, plen, "", 0, NULL, 0);
                 m->prev[0] = '\0';
         }
         /* Alive before any client state we publish, or others drop us. */
@@ -975,12 +985,8 @@ static void set_meta(struct pxl_server *srv, struct pxl_client *c,
         pxl_wire_split(body, len, &k, &klen, &v, &vlen);
         if ((key = strndup(k, klen)) == NULL)
                 return;
-        if (v != NULL) {
-                struct json_tokener *tok = json_tokener_new();
-
-                o = tok ? json_tokener_parse_ex(tok, v, (int)vlen) : NULL;
-                json_tokener_free(tok);
-        }
+        if (v != NULL)
+                o = parse_json(v, vlen);
         if (v == NULL && c->meta != NULL)
                 json_object_object_del(c->meta, key);
         else if (v != NULL && o != NULL) {
@@ -1103,9 +1109,8 @@ static void send_to_channel(struct pxl_mirror *m, const char *ch, size_t chlen,
                             char kind, const char *exclude,
                             const struct pxl_frame *f)
 {
-        if (head(m, 0, kind, exclude, exclude ? strlen(exclude) : 0) == 0 &&
-            pxl_str_append(&m->msg, frame_payload(f), f->payload_len) == 0)
-                publish(m, ch, chlen);
+        send_msg(m, ch, chlen, 0, kind, exclude, exclude ? strlen(exclude) : 0,
+                 frame_payload(f), f->payload_len, NULL, 0);
 }
 
 void pxl_mirror_send_all(struct pxl_server *srv, const struct pxl_frame *f,
@@ -1170,10 +1175,8 @@ int pxl_mirror_send_clients(struct pxl_server *srv,
                         pxl_str_append(&m->key2, v[j]->id, 32);
                 }
                 ch = name(m, &m->key, "worker:", p->id, p->id_len, &len);
-                if (ch != NULL &&
-                    head(m, 0, 't', m->key2.p, m->key2.len) == 0 &&
-                    pxl_str_append(&m->msg, frame_payload(f), f->payload_len) == 0 &&
-                    publish(m, ch, len) == 0)
+                if (send_msg(m, ch, len, 0, 't', m->key2.p, m->key2.len,
+                             frame_payload(f), f->payload_len, NULL, 0) == 0)
                         sent += (int)(j - i);
                 i = j;
         }
@@ -1192,12 +1195,7 @@ int pxl_mirror_forward(struct pxl_server *srv, const struct pxl_client *c,
         if (m == NULL || c->peer == NULL)
                 return PXL_EINVAL;
         ch = name(m, &m->key, "worker:", c->peer->id, c->peer->id_len, &len);
-        if (ch == NULL || head(m, 0, kind, c->id, 32) < 0 ||
-            pxl_str_append(&m->msg, a, alen) < 0 ||
-            (b != NULL && (pxl_str_append(&m->msg, "", 1) < 0 ||
-                           pxl_str_append(&m->msg, b, blen) < 0)))
-                return PXL_ENOMEM;
-        return publish(m, ch, len);
+        return send_msg(m, ch, len, 0, kind, c->id, 32, a, alen, b, blen);
 }
 
 void pxl_mirror_room_local(struct pxl_server *srv, const struct pxl_room *r,
@@ -1277,15 +1275,9 @@ void pxl_mirror_stop(struct pxl_server *srv)
         if (m == NULL)
                 return;
         if (pxl_redis_up(m->redis)) {
-                const char *events;
-                size_t elen;
-
                 /* The others drop our remaining clients at once. */
                 run_forget(m, m->self, m->self_len);
-                events = name(m, &m->key, "events", NULL, 0, &elen);
-                if (events != NULL &&
-                    head(m, 0, 'g', m->self, m->self_len) == 0)
-                        publish(m, events, elen);
+                send_event(m, 0, 'g', m->self, m->self_len, "", 0, NULL, 0);
         }
         pxl_redis_stop(m->redis);
         m->redis = NULL;
