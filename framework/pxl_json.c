@@ -12,18 +12,6 @@
 #include "pxl_text.h"
 #include "pxl_utf8.h"
 
-static bool is_ws(char c)
-{
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static const char *skip_ws(const char *p, const char *end)
-{
-        while (p < end && is_ws(*p))
-                p++;
-        return p;
-}
-
 /* Four hex digits at p (the caller made sure they are there), or -1. */
 static long hex4(const char *p)
 {
@@ -197,7 +185,7 @@ static bool scan(const char *buf, size_t len, unsigned max_depth,
         if (max_depth > PXL_JSON_DEPTH_CAP)
                 max_depth = PXL_JSON_DEPTH_CAP;
 value:
-        p = skip_ws(p, end);
+        p = pxl_json_skip_ws(p, end);
         if (p == end)
                 return false;
         k = p;
@@ -243,7 +231,7 @@ value:
         }
         if (kind == PXL_JSON_OBJECT || kind == PXL_JSON_ARRAY) {
                 depth++;
-                p = skip_ws(p + 1, end);
+                p = pxl_json_skip_ws(p + 1, end);
                 if (p < end && *p == (kind == PXL_JSON_OBJECT ? '}' : ']'))
                         goto close;
                 if (kind == PXL_JSON_OBJECT)
@@ -255,7 +243,7 @@ after:
                 slot->len = (size_t)(p - slot->p);
                 slot = NULL;
         }
-        p = skip_ws(p, end);
+        p = pxl_json_skip_ws(p, end);
         if (depth == 0)
                 return p == end;
         if (p == end)
@@ -279,7 +267,7 @@ close:
         depth--;
         goto after;
 key:
-        p = skip_ws(p, end);
+        p = pxl_json_skip_ws(p, end);
         if (p == end || *p != '"')
                 return false;
         k = p;
@@ -288,7 +276,7 @@ key:
                 return false;
         if (env != NULL && depth == 1)
                 slot = envelope_slot(k, (size_t)(p - k), env);
-        p = skip_ws(p, end);
+        p = pxl_json_skip_ws(p, end);
         if (p == end || *p != ':')
                 return false;
         p++;

@@ -14,6 +14,7 @@
 
 #include "pxl/pxl.h"
 #include "pxl_json.h"
+#include "pxl_text.h"
 
 #define INLINE_DEPTH 32
 #define INLINE_KEY   64
@@ -40,18 +41,6 @@ struct builder {
         char inline_key[INLINE_KEY];
         char inline_val[INLINE_VAL];
 };
-
-static bool is_ws(char c)
-{
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static const char *skip_ws(const char *p, const char *end)
-{
-        while (p < end && is_ws(*p))
-                p++;
-        return p;
-}
 
 /* Room for n bytes; the old contents are not kept. */
 static bool reserve(struct scratch *s, char *inl, size_t n)
@@ -326,7 +315,7 @@ static int scalar(struct builder *b, const char **pp, const char *end)
 /* The member name at *pp (a string, then ':') into b->key. */
 static int member_key(struct builder *b, const char **pp, const char *end)
 {
-        const char *p = skip_ws(*pp, end), *q;
+        const char *p = pxl_json_skip_ws(*pp, end), *q;
         bool esc;
         size_t n;
         int rc;
@@ -340,7 +329,7 @@ static int member_key(struct builder *b, const char **pp, const char *end)
         rc = decode(&b->key, b->inline_key, p, q, esc, &n);
         if (rc != PXL_OK)
                 return rc;
-        p = skip_ws(q + 1, end);
+        p = pxl_json_skip_ws(q + 1, end);
         if (p == end || *p != ':')
                 return PXL_EINVAL;
         *pp = p + 1;
@@ -358,14 +347,14 @@ static int walk(struct builder *b, const char *p, const char *end)
         int rc;
 
 value:
-        p = skip_ws(p, end);
+        p = pxl_json_skip_ws(p, end);
         if (p == end)
                 return PXL_EINVAL;
         if (*p == '{' || *p == '[') {
                 rc = open_container(b, p);
                 if (rc != PXL_OK)
                         return rc;
-                p = skip_ws(p + 1, end);
+                p = pxl_json_skip_ws(p + 1, end);
                 if (p < end && *p == (b->stack[b->depth - 1].obj ? '}' : ']'))
                         goto close;
                 if (b->stack[b->depth - 1].obj)
@@ -376,7 +365,7 @@ value:
         if (rc != PXL_OK)
                 return rc;
 after:
-        p = skip_ws(p, end);
+        p = pxl_json_skip_ws(p, end);
         if (b->depth == 0)
                 return p == end ? PXL_OK : PXL_EINVAL;
         if (p == end)

@@ -1,6 +1,6 @@
 /*
  * pxl_text.h - tiny character helpers shared by the pure codecs
- * (pxl_http.c, pxl_json.c). Internal: not installed.
+ * (pxl_http.c, pxl_json.c, pxl_json_build.c). Internal: not installed.
  */
 #ifndef PXL_TEXT_H
 #define PXL_TEXT_H
@@ -22,6 +22,15 @@ static inline int pxl_hexval(char c)
         if (c >= 'A' && c <= 'F')
                 return c - 'A' + 10;
         return -1;
+}
+
+/* Past JSON's insignificant whitespace (RFC 8259: space, tab, LF, CR). */
+static inline const char *pxl_json_skip_ws(const char *p, const char *end)
+{
+        while (p < end &&
+               (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        return p;
 }
 
 #endif
