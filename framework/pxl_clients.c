@@ -255,11 +255,10 @@ void pxl_presence_changed(struct pxl_server *srv, const char *kind)
         json_object_object_add(msg, "clientListType",
                                json_object_new_string(kind));
         json_object_object_add(msg, "data", list);
-        f = pxl_frame_json(msg);
+        f = pxl_clients_encode(srv, msg);
         json_object_put(msg);
         if (f == NULL)
                 return;
-        srv->metrics.frames_encoded++;
         TAILQ_FOREACH(c, &srv->client_order, order)
                 pxl_client_deliver(srv, c, f);
         pxl_frame_unref(f);
@@ -447,9 +446,8 @@ static int send_batch(const struct pxl_ctx *ctx, struct remote_batch *b,
         return n < 0 ? 0 : n;
 }
 
-/* Build the shared frame of a send, counting the one encode. */
-static struct pxl_frame *encode(struct pxl_server *srv,
-                                const struct json_object *obj)
+struct pxl_frame *pxl_clients_encode(struct pxl_server *srv,
+                                     const struct json_object *obj)
 {
         struct pxl_frame *f = obj ? pxl_frame_json(obj) : NULL;
 
@@ -467,7 +465,7 @@ int pxl_send_to_client(struct pxl_ctx *ctx, const char *client_id,
 
         if (c == NULL)
                 return PXL_EINVAL;
-        if ((f = encode(ctx->srv, obj)) == NULL)
+        if ((f = pxl_clients_encode(ctx->srv, obj)) == NULL)
                 return PXL_ENOMEM;
         if (c->peer == NULL)
                 n = pxl_client_deliver(ctx->srv, c, f);
@@ -485,7 +483,7 @@ int pxl_send_to_users(struct pxl_ctx *ctx,
         struct remote_batch remote = {0};
         int sent = 0;
 
-        if ((f = encode(ctx->srv, obj)) == NULL)
+        if ((f = pxl_clients_encode(ctx->srv, obj)) == NULL)
                 return PXL_ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 struct pxl_user *u = user_get(ctx->srv, user_ids[i]);
@@ -511,19 +509,20 @@ int pxl_send_to_all(struct pxl_ctx *ctx, const struct json_object *obj,
         struct pxl_client *c;
         struct pxl_frame *f;
         int sent = 0;
+        /* Without a predicate the channel "all" reaches the others. */
+        int via_all = pxl_mirror_reaches(ctx->srv) ? 1 : 0;
 
-        if ((f = encode(ctx->srv, obj)) == NULL)
+        if ((f = pxl_clients_encode(ctx->srv, obj)) == NULL)
                 return PXL_ENOMEM;
         TAILQ_FOREACH(c, &ctx->srv->client_order, order) {
+                if (c->peer != NULL && ctx->local_only)
+                        continue;
                 if (exclude_client_id != NULL && strcmp(c->id, exclude_client_id) == 0)
                         continue;
                 if (pred != NULL && !pred(c, arg))
                         continue;
-                if (c->peer != NULL && ctx->local_only)
-                        continue;
                 if (pred == NULL && c->peer != NULL)
-                        /* the channel "all" reaches it */
-                        sent += pxl_mirror_reaches(ctx->srv) ? 1 : 0;
+                        sent += via_all;
                 else
                         sent += deliver_or_batch(ctx->srv, c, f, &remote);
         }

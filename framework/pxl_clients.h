@@ -60,6 +60,12 @@ struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
 void pxl_client_remove(struct pxl_server *srv, struct pxl_client *c);
 struct pxl_client *pxl_clients_get(const struct pxl_server *srv,
                                    const char *id);
+/*
+ * The shared frame of a message to clients (NULL for NULL obj or no
+ * memory), counted as one encode in the metrics.
+ */
+struct pxl_frame *pxl_clients_encode(struct pxl_server *srv,
+                                     const struct json_object *obj);
 /* Queue a shared frame for one client; 1 when queued, else 0. */
 int pxl_client_deliver(struct pxl_server *srv, struct pxl_client *c,
                        struct pxl_frame *f);

@@ -38,11 +38,10 @@ static void tell_members(struct pxl_server *srv, struct pxl_room *r,
                          const struct pxl_client *except,
                          struct json_object *obj)
 {
-        struct pxl_frame *f = pxl_frame_json(obj);
+        struct pxl_frame *f = pxl_clients_encode(srv, obj);
 
         if (f == NULL)
                 return;
-        srv->metrics.frames_encoded++;
         for (size_t i = 0; i < r->nmembers; i++)
                 if (r->members[i] != except)
                         pxl_client_deliver(srv, r->members[i], f);
@@ -143,11 +142,10 @@ static int leave(struct pxl_server *srv, struct pxl_client *c,
         if (tell_client) {
                 struct json_object *left = room_event("user", "leftRoom", r,
                                                       NULL, NULL);
-                struct pxl_frame *f = pxl_frame_json(left);
+                struct pxl_frame *f = pxl_clients_encode(srv, left);
 
                 json_object_put(left);
                 if (f != NULL) {
-                        srv->metrics.frames_encoded++;
                         pxl_client_deliver(srv, c, f);
                         pxl_frame_unref(f);
                 }
@@ -372,9 +370,13 @@ int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
         struct pxl_room *r = room ? pxl_rooms_get(ctx->srv, room, strlen(room)) : NULL;
         struct pxl_frame *f;
         int sent = 0;
+        /* Members elsewhere count as sent: their worker delivers. */
+        int remote_counts =
+                !ctx->local_only && pxl_mirror_reaches(ctx->srv) ? 1 : 0;
 
         if (r == NULL)
                 return 0;
+        /* Unlike the other sends, a NULL obj goes out as "null". */
         if ((f = pxl_frame_json(obj)) == NULL)
                 return PXL_ENOMEM;
         ctx->srv->metrics.frames_encoded++;
@@ -383,11 +385,10 @@ int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
 
                 if (exclude_client_id && strcmp(c->id, exclude_client_id) == 0)
                         continue;
-                /* Members elsewhere count as sent: their worker delivers. */
                 if (c->peer == NULL)
                         sent += pxl_client_deliver(ctx->srv, c, f);
-                else if (!ctx->local_only && pxl_mirror_reaches(ctx->srv))
-                        sent++;
+                else
+                        sent += remote_counts;
         }
         if (!ctx->local_only)
                 pxl_mirror_send_room(ctx->srv, r, f, exclude_client_id);
