@@ -494,6 +494,7 @@ enum verdict {
         V_ISSUER,
         V_AUDIENCE,
         V_SUB,
+        V_CRIT,
         V_NOMEM,
 };
 
@@ -506,6 +507,7 @@ static const char *const verdict_text[] = {
         [V_ISSUER] = "wrong issuer",
         [V_AUDIENCE] = "wrong audience",
         [V_SUB] = "invalid sub",
+        [V_CRIT] = "unsupported critical header",
         [V_NOMEM] = "out of memory",
 };
 
@@ -516,6 +518,8 @@ static const char *const verdict_text[] = {
  * token under an HS256 key, or an HS256 token "signed" with an RS
  * verifier's PEM text. The signature may only be empty for alg "none",
  * which is refused as the wrong algorithm, so that is checked last.
+ * "crit" names extensions the token needs understood (RFC 7515 4.1.11);
+ * we understand none, so any "crit" at all is refused.
  */
 static enum verdict check_header(const struct pxl_auth *a, const char *token)
 {
@@ -553,7 +557,9 @@ static enum verdict check_header(const struct pxl_auth *a, const char *token)
                 return V_INVALID;
         }
         /* "none" lands here too: it is never the configured algorithm. */
-        if ((size_t)json_object_get_string_len(alg) == strlen(a->alg->name) &&
+        if (json_object_object_get_ex(hdr, "crit", NULL))
+                v = V_CRIT;
+        else if ((size_t)json_object_get_string_len(alg) == strlen(a->alg->name) &&
             strcmp(json_object_get_string(alg), a->alg->name) == 0)
                 v = p == dot2 + 1 ? V_INVALID : V_OK;
         json_object_put(hdr);

@@ -491,6 +491,32 @@ static void test_header_extras(void **state)
         pxl_auth_free(a);
 }
 
+/*
+ * RFC 7515 4.1.11: a "crit" header names extensions the recipient must
+ * understand; we understand none, so every token with one is refused,
+ * an empty list included (which the RFC forbids anyway).
+ */
+static void test_header_crit(void **state)
+{
+        static const char *const headers[] = {
+                "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+                "{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}",
+                "{\"crit\":[],\"alg\":\"HS256\"}",
+                "{\"alg\":\"HS256\",\"crit\":\"x\"}",
+        };
+        struct pxl_auth *a = hs_auth("HS256");
+        char *tok;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(headers) / sizeof(*headers); i++) {
+                tok = craft(headers[i], "{\"sub\":\"u\"}", EVP_sha256(),
+                            SECRET, strlen(SECRET));
+                expect_declined(a, tok, "unsupported critical header");
+                free(tok);
+        }
+        pxl_auth_free(a);
+}
+
 /* ---- secrets ---- */
 
 static const unsigned char raw_secret[32] = {
@@ -1284,6 +1310,7 @@ int main(void)
                 cmocka_unit_test(test_alg_none),
                 cmocka_unit_test(test_bad_signature_and_garbage),
                 cmocka_unit_test(test_header_extras),
+                cmocka_unit_test(test_header_crit),
                 cmocka_unit_test(test_secret_base64url),
                 cmocka_unit_test(test_secret_base64url_bad),
                 cmocka_unit_test(test_exp),
