@@ -528,8 +528,22 @@ class SocketClient:
 class RawWS(SocketClient):
     """One TCP connection, hand-made bytes, frame reader."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+    def __init__(self, port, timeout=10, rcvbuf=None):
+        """rcvbuf: SO_RCVBUF, set before connecting (a client whose kernel
+        holds little of what the server sends)."""
+        if rcvbuf is None:
+            self.sock = socket.create_connection(("127.0.0.1", port),
+                                                 timeout)
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                     rcvbuf)
+                self.sock.settimeout(timeout)
+                self.sock.connect(("127.0.0.1", port))
+            except BaseException:
+                self.sock.close()
+                raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         self.timeout = timeout

@@ -6,7 +6,9 @@ last activity; data messages and client pings count as activity, pongs do
 not; heartbeat closes a client that never answers pings with 4001
 "heartbeat timeout" and leaves python-websockets (which answers) alone;
 both are off by default. Timing windows are measured with
-time.monotonic(); the independent cases run concurrently.
+time.monotonic(); the independent cases run concurrently. Afterwards each
+server's closedInactive and closedHeartbeat count exactly the 4000 and
+4001 closes its clients got.
 """
 import asyncio
 import os
@@ -296,6 +298,22 @@ async def t_defaults_no_ping(srv):
     await asyncio.to_thread(raw_sees_nothing, srv.port, 3)
 
 
+# ---- counters ---------------------------------------------------------------
+
+async def t_close_counters(srv, inactive, heartbeat):
+    """A fresh client asks for the server's metrics: the closes this file
+    provoked on that server, exactly (every server starts with zero)."""
+    c = await connect(srv.url())
+    try:
+        r = await c.request("test", "metrics")
+        m = r["response"]
+        eq({k: m.get(k) for k in ("closedInactive", "closedHeartbeat")},
+           {"closedInactive": inactive, "closedHeartbeat": heartbeat},
+           "close counters of %s" % os.path.basename(srv.cfg))
+    finally:
+        await c.close()
+
+
 # ---- main -------------------------------------------------------------------
 
 async def parallel(cases):
@@ -353,6 +371,15 @@ async def main():
             ("defaults: no heartbeat ping in 3 s", t_defaults_no_ping,
              (plain,)),
         ])
+        # The cases above closed 2 idle clients on idle, 2 on both, and one
+        # silent client (heartbeat) on hb; the rest closed themselves.
+        for srv, inactive, heartbeat in ((idle, 2, 0), (both, 2, 0),
+                                         (hb, 0, 1), (plain, 0, 0)):
+            await tap.acase("metrics of %s: closedInactive %d, "
+                            "closedHeartbeat %d"
+                            % (os.path.basename(srv.cfg)[:-4], inactive,
+                               heartbeat), t_close_counters, srv, inactive,
+                            heartbeat)
     finally:
         for s in servers:
             if s.proc is not None:
