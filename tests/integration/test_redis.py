@@ -396,6 +396,39 @@ async def t_a_rooms(g):
     eq(await members(g.b3, room), want, "roomMembers on B after b2 left")
 
 
+async def t_a_room_exclude_remote(g):
+    """sendRoom with exclude naming a member connected to the OTHER
+    instance: that member gets nothing, every other member exactly once
+    (the exclusion travels with the message), both ways."""
+    room = "rex"
+    inside = []
+    for p, uid in ((g.a1, 42), (g.b1, 42), (g.b2, "abc")):
+        await join(p, room)
+        inside.append((p.id, uid))
+    await until_members([g.a2, g.b3], room, inside)
+    try:
+        m = msg("rex-1")
+        eq(await g.a2.resp("sendRoom", {"room": room, "message": m,
+                                        "exclude": g.b1.id}), 2,
+           "sendRoom response from a2 (on A) excluding b1 (on B)")
+        got = await received(g.all, g.senders)
+        exactly_once(got, m, [g.a1, g.b2], g.all,
+                     "sendRoom from a2 on A, b1 on B excluded")
+        m = msg("rex-2")
+        eq(await g.b3.resp("sendRoom", {"room": room, "message": m,
+                                        "exclude": g.a1.id}), 2,
+           "sendRoom response from b3 (on B) excluding a1 (on A)")
+        got = await received(g.all, g.senders)
+        exactly_once(got, m, [g.b1, g.b2], g.all,
+                     "sendRoom from b3 on B, a1 on A excluded")
+    finally:
+        # Leave no trace for the next cases, also after a failure.
+        for p in (g.a1, g.b1, g.b2):
+            await leave(p, room)
+        await until_members([g.a2, g.b3], room, [])
+        await received(g.all, g.senders)  # the clientLeft notes
+
+
 async def t_a_send_to(g):
     m = msg("to-b3")
     eq(await g.a2.resp("sendTo", {"clientId": g.b3.id, "message": m}), 1,
@@ -637,6 +670,9 @@ async def run_a(redis):
         await A("(a) room across instances: clientJoined/clientLeft, "
                 "roomMembers agree, sendRoom once per member",
                 t_a_rooms, g)
+        await A("(a) sendRoom excluding a member on the other instance: "
+                "not to it, once to every other member, both ways",
+                t_a_room_exclude_remote, g)
         await A("(a) sendTo a client of the other instance, both ways",
                 t_a_send_to, g)
         await A("(a) sendUsers: users with clients on both instances, "
