@@ -23,7 +23,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, RawWS, Server, app_config, check,  # noqa: E402
-                     eq, log_problems, run_serve, tmpdir, wait_until)
+                     eq, load_slack, log_problems, run_serve, tmpdir,
+                     wait_until)
 from pxlws import close_all, connect, reply  # noqa: E402
 
 tap = TAP()
@@ -190,8 +191,14 @@ async def t_sigterm(srv):
     took = time.monotonic() - t0
     mute.close()
     eq(rc, 0, "master exit code")
-    check(took < 5, "%.1f s after the second SIGTERM (shutdown_timeout is "
-          "30 s)" % took)
+    # "At once" is measured against shutdown_timeout (30 s), the wait a
+    # second SIGTERM must cut short. The exits themselves (two ASan workers
+    # and the master, each with its leak check) take under a second on an
+    # idle machine and several times longer on a loaded one: 5 s plus 10 x
+    # the slowest cluster start-up, at most 15 s, half the timeout.
+    limit = 5 + load_slack(10, 10)
+    check(took < limit, "%.1f s after the second SIGTERM (limit %.1f s; "
+          "shutdown_timeout is 30 s)" % (took, limit))
     check(re.search(r'"worker":"master".*second signal 15', srv.log()),
           "the master did not log the second signal")
     wait_gone(list(pids.values()), "worker")
@@ -277,7 +284,12 @@ def t_port_taken():
           % (cfg, port) in err, "stderr does not name the problem: %r" % err)
     check("started (pid" not in err, "workers were started: %r" % err)
     check(not log_problems(err), "bad lines: %r" % err)
-    check(took < 5, "took %.1f s" % took)
+    # At once: no retrying the bind, no workers started and waited for.
+    # An ASan pxl-serve that fails to bind exits in about 0.1 s on an idle
+    # machine; 5 s plus 10 x the slowest cluster start-up (at most 8 s)
+    # leaves room for a loaded one.
+    limit = 5 + load_slack(10, 3)
+    check(took < limit, "took %.1f s (limit %.1f s)" % (took, limit))
 
 
 def t_worker_fails(srv):

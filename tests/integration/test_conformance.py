@@ -7,8 +7,14 @@ length forms and size limits. The apps use the echo plugin with
 raw_text = true, so every data message comes back verbatim.
 
 After every close the server must also close TCP (recv returns b"").
+At the end, each server's counters match the closes and refusals this
+test saw: refusedUpgrades, errorsProtocol (1002), errorsUtf8 (1007),
+errorsTooBig (1009). With raw_text no route can ask for them, so
+testkit (settings.log_metrics) logs them at every disconnect.
 """
+import collections
 import os
+import re
 import struct
 import sys
 
@@ -17,7 +23,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, RawWS, Server, accept_key, app_config,  # noqa: E402
-                     check, eq, new_key, upgrade_request)
+                     check, eq, new_key, upgrade_request, wait_until)
 
 tap = TAP()
 tap.deadline(60)
@@ -27,6 +33,9 @@ frame = RawWS.frame
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+# What each server (by port) was seen to do: refusals and close codes.
+seen = collections.defaultdict(collections.Counter)
 
 
 def close_payload(code, reason=b""):
@@ -83,6 +92,7 @@ def expect_refusal(port, data, status, header=None, reason=None):
               "a refusal carries Sec-WebSocket-Accept")
         if header:
             eq(r.header(header[0]), header[1], header[0])
+        seen[port]["refused"] += 1
         c.expect_eof()
 
 
@@ -149,6 +159,7 @@ def expect_fail(port, data, code):
     with opened(port) as c:
         c.send(data)
         c.expect_close(code, "close %d" % code)
+        seen[port][code] += 1
         c.expect_eof()
 
 
@@ -188,6 +199,7 @@ def t_fail_fast(port, first):
     with opened(port) as c:
         c.send(first)
         c.expect_close(1007, "close before the message is complete")
+        seen[port][1007] += 1
         c.expect_eof()
 
 
@@ -198,6 +210,7 @@ def t_partial_frame(port):
         whole = frame(TEXT, b"ab\xff" + b"c" * 97, mask_key=key)
         c.send(whole[:2 + 4 + 10])
         c.expect_close(1007, "close while the frame is incomplete")
+        seen[port][1007] += 1
         c.expect_eof()
 
 
@@ -205,6 +218,7 @@ def t_oversize_header_only(port, n):
     with opened(port) as c:
         c.send(frame(BINARY, b"", length=n))  # the header alone
         c.expect_close(1009, "close decided by the header")
+        seen[port][1009] += 1
         c.expect_eof()
 
 
@@ -222,12 +236,54 @@ def t_pong_ignored(port):
         c.expect_frame(TEXT, "still here", "echo after an unsolicited pong")
 
 
+COUNTERS_RE = re.compile(r"counters(?: [A-Za-z0-9]+=\d+)+")
+
+
+def counter_lines(srv):
+    return COUNTERS_RE.findall(srv.log())
+
+
+def logged_counters(srv):
+    """The last counters line testkit logged: {key: int}."""
+    lines = counter_lines(srv)
+    check(lines, "no counters line in the log")
+    return {k: int(v) for k, v in re.findall(r"([A-Za-z0-9]+)=(\d+)",
+                                             lines[-1])}
+
+
+def t_counters(srv):
+    """One more connection, closed normally (1000: counted nowhere); its
+    disconnect logs the counters, which must match what this test saw."""
+    before = len(counter_lines(srv))
+    with opened(srv.port) as c:
+        c.send_frame(CLOSE, close_payload(1000))
+        c.expect_close(1000, "echoed close")
+        c.expect_eof()
+    wait_until(lambda: len(counter_lines(srv)) > before, 10,
+               "a counters line after the last disconnect")
+    got = logged_counters(srv)
+    mine = seen[srv.port]
+    want = {"refusedUpgrades": mine["refused"], "errorsProtocol": mine[1002],
+            "errorsUtf8": mine[1007], "errorsTooBig": mine[1009],
+            "authFailures": 0}
+    tap.diag("%s: saw %r" % (os.path.basename(srv.cfg)[:-4], want))
+    eq({k: got.get(k) for k in want}, want,
+       "counters logged by %s" % os.path.basename(srv.cfg))
+
+
+def echo_app(**kw):
+    """The echo app, plus testkit logging the counters at each disconnect
+    (it adds no route a raw_text app could reach)."""
+    return app_config(("echo", '{ path = "testkit"; settings = { '
+                       'log_metrics = true; }; }'), raw_text=True, **kw)
+
+
 def main():
-    echo = Server(app_config(("echo",), raw_text=True), "echo")
-    small = Server(app_config(("echo",), raw_text=True, limits={
+    echo = Server(echo_app(), "echo")
+    small = Server(echo_app(limits={
         "max_message_size": 1024, "max_frame_size": 1024,
         "handshake_timeout": 1}), "small")
-    smallframe = Server(app_config(("echo",), raw_text=True, limits={
+    smallframe = Server(echo_app(limits={
         "max_message_size": 1024, "max_frame_size": 256}), "smallframe")
     servers = (echo, small, smallframe)
     C = tap.case
@@ -428,6 +484,12 @@ def main():
         C("fifth frame over max_message_size -> 1009", expect_fail, f,
           b"".join(frame(CONT if i else TEXT, "x" * 256, fin=False)
                    for i in range(4)) + frame(CONT, "y"), 1009)
+
+        # -- the counters of what this test provoked --
+        for srv in servers:
+            C("%s: refusedUpgrades, errorsProtocol, errorsUtf8 and "
+              "errorsTooBig count the refusals and 1002/1007/1009 closes "
+              "seen" % os.path.basename(srv.cfg)[:-4], t_counters, srv)
     finally:
         for srv in servers:
             srv.stop_case(tap, "%s server exits 0 on SIGTERM, clean log"

@@ -1,11 +1,15 @@
 """
 test_connections - connection life cycles through a real pxl-serve with
 python3-websockets: big messages, many sequential and concurrent clients,
-max_connections (503), connect/disconnect hooks counted once each, closes
-started by the server, and SIGTERM (1001 to every client, exit 0).
+max_connections (503, counted in refusedUpgrades), connect/disconnect
+hooks counted once each, closes started by the server, a client that
+stops reading (closed with 4009 "too slow" once the server has queued
+limits.max_output_bytes for it, counted in errorsSlowConsumer), and
+SIGTERM (1001 to every client, exit 0).
 """
 import asyncio
 import os
+import struct
 import sys
 
 sys.dont_write_bytecode = True
@@ -14,8 +18,8 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, RawWS, Server, app_config, check, eq,  # noqa: E402
-                     error_frame, upgrade_request, new_key)
+from pxltest import (TAP, RawWS, Server, app_config, check, dumps,  # noqa: E402
+                     eq, error_frame, loads, upgrade_request, new_key)
 from pxlws import connect, reply  # noqa: E402
 
 tap = TAP()
@@ -200,6 +204,11 @@ async def t_max_connections(url, port, limit):
         eq(counters(await stats(clients[0])),
            {"connects": limit, "disconnects": 0, "lastCloseCode": 0},
            "refused connections are not counted by the hooks")
+        m = (await clients[0].request("test", "metrics"))["response"]
+        eq({k: m[k] for k in ("refusedUpgrades", "authFailures",
+                              "connections")},
+           {"refusedUpgrades": 2, "authFailures": 0, "connections": limit},
+           "metrics after two 503 refusals on a fresh server")
         await clients.pop().close()
         again = await connect(url)  # the freed slot is usable at once
         clients.append(again)
@@ -208,6 +217,90 @@ async def t_max_connections(url, port, limit):
     finally:
         await asyncio.gather(*[c.close() for c in clients],
                              return_exceptions=True)
+
+
+# ---- a client that does not read ---------------------------------------------
+
+SLOW_LIMIT = 65536      # limits.max_output_bytes of the "slow" app
+SLOW_MSG = {"type": "m", "action": "fill", "data": "s" * 16384}
+
+
+def tcp_wmem_max():
+    """The most a TCP send buffer may grow to (bytes)."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        return int(f.read().split()[2])
+
+
+def drain(raw):
+    """Read until the close frame: (data frames, close payload)."""
+    frames = 0
+    while True:
+        fin, rsv, op, data = raw.recv_frame()
+        if op == 8:
+            return frames, data
+        eq((fin, rsv, op), (True, 0, 1), "frame before the close")
+        eq(loads(data), SLOW_MSG, "message %d" % (frames + 1))
+        frames += 1
+
+
+async def t_slow_consumer(srv):
+    """A raw client with a 4 KiB receive buffer joins a room and never
+    reads; another client sends 16 KiB messages into the room
+    (test/sendRoom answers with the number of clients reached) until the
+    server has given up on the raw client (the answer drops to 0). The
+    server queues at most max_output_bytes for it and the kernel's buffers
+    hold the rest, so that must happen before max_output_bytes + the
+    largest TCP send buffer + 1 MiB were sent. Then the raw client reads
+    every message the server accepted for it, a close 4009 "too slow" and
+    EOF; errorsSlowConsumer counts that close."""
+    raw = RawWS(srv.port, timeout=10, rcvbuf=4096)
+    pub = None
+    try:
+        raw.handshake()
+        raw.send_frame(1, '{"type":"system","action":"joinRoom","data":'
+                       '{"roomName":"slow"},"requestId":"j"}')
+        r = loads(raw.expect_frame(1, None, "joinRoom reply"))
+        check(r.get("requestId") == "j" and
+              r.get("response", {}).get("success") is True,
+              "joinRoom reply %r" % (r,))
+        pub = await connect(srv.url())
+        m0 = (await pub.request("test", "metrics"))["response"]
+        frame_len = len(RawWS.frame(1, dumps(SLOW_MSG), mask=False))
+        bound = SLOW_LIMIT + tcp_wmem_max() + 2 ** 20
+        accepted = 0
+        while True:
+            r = await pub.request("test", "sendRoom",
+                                  {"room": "slow", "message": SLOW_MSG})
+            n = r.get("response")
+            if n == 0:
+                break
+            eq(n, 1, "clients reached by sendRoom %d" % (accepted + 1))
+            accepted += 1
+            check(accepted * frame_len <= bound,
+                  "the server still queued for a client that reads nothing "
+                  "after %d bytes (max_output_bytes = %d, largest TCP send "
+                  "buffer %d)" % (accepted * frame_len, SLOW_LIMIT,
+                                  tcp_wmem_max()))
+        tap.diag("slow consumer: closed after %d messages (%d bytes) were "
+                 "accepted for it" % (accepted, accepted * frame_len))
+        check(accepted * frame_len > SLOW_LIMIT,
+              "closed after only %d bytes, less than max_output_bytes"
+              % (accepted * frame_len))
+        frames, close = await asyncio.to_thread(drain, raw)
+        check(len(close) >= 2, "close frame without a code: %r" % close)
+        eq((struct.unpack("!H", close[:2])[0], close[2:].decode("utf-8")),
+           (4009, "too slow"), "close code and reason")
+        eq(frames, accepted, "messages received before the close (every "
+           "one the server accepted)")
+        await asyncio.to_thread(raw.expect_eof)
+        m1 = (await pub.request("test", "metrics"))["response"]
+        eq(m1["errorsSlowConsumer"] - m0["errorsSlowConsumer"], 1,
+           "errorsSlowConsumer delta")
+        eq(m1["connections"], 1, "connections left (the publisher)")
+    finally:
+        raw.close()
+        if pub is not None:
+            await pub.close()
 
 
 async def t_sigterm(srv, n):
@@ -242,7 +335,9 @@ async def main():
                                'greeting = "hi"; }; }')), "hooks")
     capped = Server(app_config(limits={"max_connections": 5}), "capped")
     term = Server(app_config(shutdown_timeout=1), "term")
-    servers = (big, conns, hooks, capped, term)
+    slow = Server(app_config(("system", "testkit"),
+                             limits={"max_output_bytes": SLOW_LIMIT}), "slow")
+    servers = (big, conns, hooks, capped, term, slow)
     A = tap.acase
     try:
         for s in servers:
@@ -271,8 +366,12 @@ async def main():
                 "f\u00e9rm\u00e9")
         await A("test/close with an invalid code: handler error, still open",
                 t_bad_close_code, hooks.url())
-        await A("max_connections = 5: 6th gets 503 text/plain, slot reused",
-                t_max_connections, capped.url(), capped.port, 5)
+        await A("max_connections = 5: 6th gets 503 text/plain, slot reused;"
+                " refusedUpgrades 2", t_max_connections, capped.url(),
+                capped.port, 5)
+        await A("max_output_bytes = 65536: a client that never reads is "
+                "closed with 4009 \"too slow\" after everything queued; "
+                "errorsSlowConsumer +1", t_slow_consumer, slow, timeout=60)
         await A("SIGTERM: every client gets 1001 'server shutting down', "
                 "exit 0", t_sigterm, term, 3, timeout=40)
     finally:

@@ -1,15 +1,42 @@
 #!/bin/sh
 # Docs move with the code: every config key pxl-serve knows (-T) is
 # described in pxl.cfg(5), and every option of -h is in pxl-serve(1).
+# -T itself must list at least as many keys as pxl.cfg(5) documents (one
+# `.It Ic KEY No (...)` entry each): an empty or cut-short -T would make
+# the per-key checks vacuous.
 src=${PXL_SRCDIR:?}
 serve=${PXL_SERVE:?}
-keys=$("$serve" -T | awk '{print $1}')
+t_out=$("$serve" -T)
+t_rc=$?
+keys=$(printf '%s\n' "$t_out" | awk 'NF {print $1}')
+nkeys=$(printf '%s\n' "$keys" | grep -c .)
+man_keys=$(sed -n 's/^\.It Ic \(.*\) No .*/\1/p' "$src/man/pxl.cfg.5" |
+        sed 's/ Ns \. Ns Ic /./g')
+nman=$(printf '%s\n' "$man_keys" | grep -c .)
 cfg_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl.cfg.5" 2>/dev/null | col -b)
 serve_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl-serve.1" 2>/dev/null | col -b)
 opts=$("$serve" -h | sed -n 's/^  \(-[A-Za-z]\) .*/\1/p')
 n=0
-total=$(( $(echo "$keys" | wc -l) + $(echo "$opts" | wc -l) + 1 ))
+total=$(( 2 + nkeys + $(printf '%s\n' "$opts" | grep -c .) + 1 ))
 echo "1..$total"
+echo "# pxl-serve -T listed $nkeys keys (exit $t_rc); pxl.cfg(5) documents $nman"
+n=$((n + 1))
+if [ "$t_rc" -eq 0 ] && [ "$nman" -gt 0 ] && [ "$nkeys" -ge "$nman" ]; then
+        echo "ok $n - pxl-serve -T lists $nkeys keys, no fewer than the $nman pxl.cfg(5) documents"
+else
+        echo "not ok $n - pxl-serve -T lists $nkeys keys (exit $t_rc), no fewer than the $nman pxl.cfg(5) documents"
+fi
+n=$((n + 1))
+missing=
+for k in $man_keys; do
+        printf '%s\n' "$keys" | grep -qxF -- "$k" || missing="$missing $k"
+done
+if [ "$nman" -gt 0 ] && [ -z "$missing" ]; then
+        echo "ok $n - every key pxl.cfg(5) documents is listed by pxl-serve -T"
+else
+        echo "not ok $n - every key pxl.cfg(5) documents is listed by pxl-serve -T"
+        echo "# not listed:$missing"
+fi
 for k in $keys; do
         n=$((n + 1))
         if printf '%s\n' "$cfg_text" | grep -qF -- "$k"; then
@@ -32,3 +59,4 @@ if "$serve" -V | grep -qE '^pxl-serve [0-9.]+ \(plugin ABI [0-9]+\.[0-9]+\)$'; t
 else
         echo "not ok $n - pxl-serve -V prints version and ABI"
 fi
+echo "# checked $nkeys keys and $(printf '%s\n' "$opts" | grep -c .) options"

@@ -2,8 +2,9 @@
 test_router - requests and replies through a real pxl-serve with python3-
 websockets: the connected frame, round trips, requestId echo, every error
 text of PROTOCOL.md in check order (with and without requestId), handler
-errors, null versus nothing, deferred replies (out of order, and to a
-client that has left), binary frames, strict JSON and the depth limit.
+errors, null versus nothing, deferred replies and errors (out of order,
+and to a client that has left: dropped and counted in deferredDropped),
+binary frames, strict JSON and the depth limit.
 """
 import asyncio
 import json
@@ -15,7 +16,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (CLIENT_ID_RE, TAP, RawWS, Server, app_config,  # noqa: E402
-                     check, eq, error_frame, is_connected_frame, loads)
+                     check, dumps, eq, error_frame, is_connected_frame,
+                     loads)
 from pxlws import MISSING, connect, reply  # noqa: E402
 
 tap = TAP()
@@ -133,21 +135,35 @@ async def t_deferred_null(c):
     eq(await c.recv(5), reply("test", "defer", None, "n"), "deferred null")
 
 
-async def t_deferred_left(srv, abrupt):
+async def t_deferred_error(c):
+    """A deferred error (pxl_defer_fail) is an error frame with its text."""
+    await c.send_json({"type": "test", "action": "defer", "requestId": "e",
+                       "data": {"delay_ms": 20, "error": "late failure"}})
+    eq(await c.recv(5), error_frame("late failure", "e", True),
+       "deferred error frame")
+
+
+async def t_deferred_left(srv, abrupt, error=False):
+    """A client sends test/defer and leaves before the answer: the server
+    survives and counts the answer it dropped (deferredDropped, +1); with
+    error, the answer is a deferred error (pxl_defer_fail)."""
     url = srv.url()
-    if abrupt:
-        raw = RawWS(srv.port)
-        raw.handshake()
-        raw.send_frame(1, '{"type":"test","action":"defer","requestId":"g",'
-                       '"data":{"delay_ms":150,"value":"late"}}')
-        raw.close()  # TCP gone, no close frame
-    else:
-        a = await connect(url)
-        await a.send_json({"type": "test", "action": "defer", "requestId": "g",
-                           "data": {"delay_ms": 150, "value": "late"}})
-        await a.close()
     b = await connect(url)
     try:
+        m0 = (await b.request("test", "metrics", rid="m0"))["response"]
+        late = {"delay_ms": 150}
+        late.update({"error": "late"} if error else {"value": "late"})
+        if abrupt:
+            raw = RawWS(srv.port)
+            raw.handshake()
+            raw.send_frame(1, dumps({"type": "test", "action": "defer",
+                                     "requestId": "g", "data": late}))
+            raw.close()  # TCP gone, no close frame
+        else:
+            a = await connect(url)
+            await a.send_json({"type": "test", "action": "defer",
+                               "requestId": "g", "data": late})
+            await a.close()
         # Started after the one above with a longer delay: when this reply
         # comes, the reply to the departed client has been attempted.
         await b.send_json({"type": "test", "action": "defer", "requestId": 1,
@@ -159,6 +175,10 @@ async def t_deferred_left(srv, abrupt):
         eq(sorted(st["response"]), ["clientId", "connects", "disconnects",
                                     "greeting", "lastCloseCode"],
            "stats keys")
+        m1 = (await b.request("test", "metrics", rid="m1"))["response"]
+        eq(m1["deferredDropped"] - m0["deferredDropped"], 1,
+           "deferredDropped delta (m0 %d, m1 %d)"
+           % (m0["deferredDropped"], m1["deferredDropped"]))
     finally:
         await b.close()
 
@@ -307,6 +327,8 @@ async def run_full(srv):
                 t_deferred_order, c)
         await A("deferred reply with null value -> \"response\":null",
                 t_deferred_null, c)
+        await A("deferred error (pxl_defer_fail) -> error frame with its "
+                "text and the requestId", t_deferred_error, c)
 
         await A("binary frame goes to echo's raw handler, echoed as binary",
                 t_binary_raw, c, b'{"type":"test","action":"echo"}')
@@ -359,10 +381,12 @@ async def run_full(srv):
     finally:
         await c.close()
 
-    await A("deferred reply to a client that closed: server survives",
-            t_deferred_left, srv, False)
-    await A("deferred reply to a client that dropped TCP: server survives",
-            t_deferred_left, srv, True)
+    await A("deferred reply to a client that closed: server survives, "
+            "deferredDropped +1", t_deferred_left, srv, False)
+    await A("deferred reply to a client that dropped TCP: server survives, "
+            "deferredDropped +1", t_deferred_left, srv, True)
+    await A("deferred error to a client that closed: server survives, "
+            "deferredDropped +1", t_deferred_left, srv, False, True)
 
 
 async def run_testkit_only(srv):

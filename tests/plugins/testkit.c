@@ -1,8 +1,10 @@
 /*
  * testkit - a plugin for the integration tests: replies with and without
- * a response, handler errors, deferred replies (also to clients that have
- * left), server-side closes, hook counters and plugin settings.
+ * a response, handler errors, deferred replies and errors (also to
+ * clients that have left), server-side closes, hook counters, plugin
+ * settings, and the metrics (a route, or a log line at each disconnect).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 struct testkit {
         char greeting[64];
         int connects, disconnects, last_close_code;
+        int log_metrics;          /* settings.log_metrics */
         struct event *exit_timer; /* settings.exit_if_file */
 };
 
@@ -22,6 +25,7 @@ static struct json_object *tk_events;
 struct pending {
         struct pxl_defer *defer;
         struct json_object *value;
+        char *error; /* answer with pxl_defer_fail(error) instead */
         struct event *timer;
 };
 
@@ -66,34 +70,50 @@ static void pending_fire(evutil_socket_t fd, short what, void *arg)
 
         (void)fd;
         (void)what;
-        pxl_defer_reply(p->defer, p->value);
+        if (p->error != NULL)
+                pxl_defer_fail(p->defer, "%s", p->error);
+        else
+                pxl_defer_reply(p->defer, p->value);
         event_free(p->timer);
+        free(p->error);
         free(p);
 }
 
-/* data {"delay_ms": N, "value": V}: reply V after N ms. */
+/*
+ * data {"delay_ms": N, "value": V}: reply V after N ms; with "error": E
+ * (a string), answer with the error E instead (pxl_defer_fail).
+ */
 static int tk_defer(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 {
         struct json_object *d = pxl_msg_data(msg), *delay, *value = NULL;
+        struct json_object *error = NULL;
         struct pending *p;
         struct timeval tv;
         int ms = 0;
 
         if (d && json_object_object_get_ex(d, "delay_ms", &delay))
                 ms = json_object_get_int(delay);
-        if (d)
+        if (d) {
                 json_object_object_get_ex(d, "value", &value);
+                json_object_object_get_ex(d, "error", &error);
+        }
+        if (error != NULL && !json_object_is_type(error, json_type_string))
+                error = NULL; /* only a string is an error text */
         p = calloc(1, sizeof(*p));
         if (p == NULL)
                 return pxl_fail(ctx, "out of memory");
         p->defer = pxl_defer(ctx);
         p->value = json_object_get(value);
+        if (error != NULL)
+                p->error = strdup(json_object_get_string(error));
         p->timer = evtimer_new(pxl_ctx_event_base(ctx), pending_fire, p);
-        if (p->defer == NULL || p->timer == NULL) {
+        if (p->defer == NULL || p->timer == NULL ||
+            (error != NULL && p->error == NULL)) {
                 pxl_defer_cancel(p->defer);
                 json_object_put(p->value);
                 if (p->timer)
                         event_free(p->timer);
+                free(p->error);
                 free(p);
                 return pxl_fail(ctx, "cannot defer");
         }
@@ -143,6 +163,35 @@ static void tk_connect(struct pxl_ctx *ctx)
         tk->connects++;
 }
 
+/*
+ * settings.log_metrics: one line "counters KEY=N KEY=N ..." with every
+ * integer metric, for tests whose app has no route to ask (raw_text).
+ */
+static void log_metrics(struct pxl_ctx *ctx)
+{
+        struct json_object *m = pxl_metrics(ctx);
+        char line[4096] = "";
+        size_t n = 0;
+
+        if (m == NULL)
+                return;
+        json_object_object_foreach(m, key, val) {
+                int w;
+
+                if (!json_object_is_type(val, json_type_int))
+                        continue;
+                w = snprintf(line + n, sizeof(line) - n, " %s=%lld", key,
+                             (long long)json_object_get_int64(val));
+                if (w < 0 || (size_t)w >= sizeof(line) - n) {
+                        line[n] = '\0'; /* no cut-off entry */
+                        break;
+                }
+                n += (size_t)w;
+        }
+        json_object_put(m);
+        pxl_log(ctx, PXL_LOG_INFO, "counters%s", line);
+}
+
 static void tk_disconnect(struct pxl_ctx *ctx, int code)
 {
         struct testkit *tk = pxl_ctx_plugin_data(ctx);
@@ -150,6 +199,8 @@ static void tk_disconnect(struct pxl_ctx *ctx, int code)
         tk->disconnects++;
         tk->last_close_code = code;
         pxl_log(ctx, PXL_LOG_INFO, "disconnected with %d", code);
+        if (tk->log_metrics)
+                log_metrics(ctx);
 }
 
 /* A worker that crashes (the cluster tests): no cleanup, no leak check. */
@@ -176,6 +227,8 @@ static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
                 config_setting_lookup_bool(settings, "fail", &fail);
                 config_setting_lookup_string(settings, "exit_if_file",
                                              &exit_if);
+                config_setting_lookup_bool(settings, "log_metrics",
+                                           &tk->log_metrics);
         }
         if (fail)
                 return pxl_ctx_fail(ctx, "settings.fail is true");
