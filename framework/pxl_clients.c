@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <openssl/rand.h>
 
 #include "pxl/pxl.h"
@@ -207,6 +208,10 @@ void pxl_clients_fini(struct pxl_server *srv)
 {
         struct pxl_client *c;
 
+        if (srv->presence_timer != NULL) {
+                event_free(srv->presence_timer);
+                srv->presence_timer = NULL;
+        }
         while ((c = TAILQ_FIRST(&srv->client_order)) != NULL)
                 pxl_client_remove(srv, c);
         pxl_map_fini(&srv->clients);
@@ -235,14 +240,13 @@ static struct json_object *presence_entry(const struct pxl_server *srv,
         return e;
 }
 
-void pxl_presence_changed(struct pxl_server *srv, const char *kind)
+static void presence_send(struct pxl_server *srv, const char *kind)
 {
         struct json_object *msg, *list;
         struct pxl_client *c;
         struct pxl_frame *f;
 
-        if (!srv->conf->presence_client_list || srv->stopping)
-                return;
+        srv->presence_sent_ms = pxl_server_now_ms(srv);
         /* In connection order, newest last, as the Node.js framework. */
         list = json_object_new_array();
         TAILQ_FOREACH(c, &srv->client_order, order)
@@ -262,6 +266,54 @@ void pxl_presence_changed(struct pxl_server *srv, const char *kind)
         TAILQ_FOREACH(c, &srv->client_order, order)
                 pxl_client_deliver(srv, c, f);
         pxl_frame_unref(f);
+}
+
+static void presence_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_server *srv = arg;
+        const char *kind = srv->presence_pending;
+
+        (void)fd;
+        (void)what;
+        srv->presence_pending = NULL;
+        if (kind != NULL && !srv->stopping)
+                presence_send(srv, kind);
+}
+
+/*
+ * Every list goes to every client: O(clients) frames of O(clients)
+ * bytes. Once per presence.interval at most, so that clients coming and
+ * going fast cost a bounded amount; the frame then names the latest kind.
+ */
+void pxl_presence_changed(struct pxl_server *srv, const char *kind)
+{
+        int64_t now, interval = srv->conf->presence_interval;
+        struct timeval tv;
+
+        if (!srv->conf->presence_client_list || srv->stopping)
+                return;
+        if (srv->presence_pending != NULL) {
+                srv->presence_pending = kind;
+                return;
+        }
+        now = pxl_server_now_ms(srv);
+        if (interval == 0 || now - srv->presence_sent_ms >= interval ||
+            srv->base == NULL) {
+                presence_send(srv, kind);
+                return;
+        }
+        if (srv->presence_timer == NULL)
+                srv->presence_timer = evtimer_new(srv->base, presence_timer_cb,
+                                                  srv);
+        if (srv->presence_timer == NULL) {
+                presence_send(srv, kind);
+                return;
+        }
+        srv->presence_pending = kind;
+        interval -= now - srv->presence_sent_ms;
+        tv.tv_sec = (time_t)(interval / 1000);
+        tv.tv_usec = (suseconds_t)(interval % 1000) * 1000;
+        evtimer_add(srv->presence_timer, &tv);
 }
 
 /* ---- plugin API ------------------------------------------------------- */
@@ -312,6 +364,19 @@ struct json_object *pxl_client_meta(const struct pxl_client *c,
         return v;
 }
 
+/* A key and its value as they are counted against the metadata limits. */
+static size_t meta_entry_size(const char *key, struct json_object *value)
+{
+        size_t len = 0;
+
+        if (value != NULL)
+                json_object_to_json_string_length(value, JSON_C_TO_STRING_PLAIN,
+                                                  &len);
+        else
+                len = 4; /* null */
+        return strlen(key) + len;
+}
+
 int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                         const char *key, struct json_object *value)
 {
@@ -320,6 +385,12 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
         if (c == NULL || key == NULL) {
                 json_object_put(value);
                 return PXL_EINVAL;
+        }
+        if (value != NULL && meta_entry_size(key, value) >
+                                     ctx->srv->conf->limits.max_metadata_entry_size) {
+                json_object_put(value);
+                ctx->srv->metrics.metadata_refused++;
+                return PXL_EDECLINED;
         }
         if (c->peer != NULL) {
                 /* Its worker owns the record; ours follows its next state. */
@@ -333,11 +404,30 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                 json_object_put(value);
                 return rc < 0 ? rc : PXL_OK;
         }
-        if (value == NULL) {
-                if (c->meta != NULL)
-                        json_object_object_del(c->meta, key);
-        } else {
-                if (c->meta == NULL && (c->meta = json_object_new_object()) == NULL) {
+        return pxl_client_meta_put(ctx->srv, c, key, value);
+}
+
+int pxl_client_meta_put(struct pxl_server *srv, struct pxl_client *c,
+                        const char *key, struct json_object *value)
+{
+        const struct pxl_limits *l = &srv->conf->limits;
+        struct json_object *old = NULL;
+        size_t old_size = 0, new_size = 0;
+        bool had;
+
+        had = c->meta != NULL && json_object_object_get_ex(c->meta, key, &old);
+        if (had)
+                old_size = meta_entry_size(key, old);
+        if (value != NULL) {
+                new_size = meta_entry_size(key, value);
+                if (new_size > l->max_metadata_entry_size ||
+                    c->meta_bytes - old_size + new_size > l->max_metadata_size) {
+                        json_object_put(value);
+                        srv->metrics.metadata_refused++;
+                        return PXL_EDECLINED;
+                }
+                if (c->meta == NULL &&
+                    (c->meta = json_object_new_object()) == NULL) {
                         json_object_put(value);
                         return PXL_ENOMEM;
                 }
@@ -345,9 +435,12 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                         json_object_put(value);
                         return PXL_ENOMEM;
                 }
+        } else if (had) {
+                json_object_object_del(c->meta, key);
         }
-        pxl_presence_changed(ctx->srv, "updateClient");
-        pxl_mirror_client_changed(ctx->srv, c);
+        c->meta_bytes = (uint32_t)(c->meta_bytes - old_size + new_size);
+        pxl_presence_changed(srv, "updateClient");
+        pxl_mirror_client_changed(srv, c);
         return PXL_OK;
 }
 

@@ -41,6 +41,7 @@ struct pxl_client {
         struct json_object *token;   /* the JWT payload */
         struct pxl_user *user;       /* index entry, NULL when anonymous */
         struct json_object *meta;    /* object, created on first set */
+        uint32_t meta_bytes;         /* its keys and JSON values (ours only) */
         struct pxl_membership *rooms; /* in join order */
         uint16_t nrooms, rooms_cap;   /* rooms.max_per_client <= 65535 */
 };
@@ -69,7 +70,17 @@ struct pxl_frame *pxl_clients_encode(struct pxl_server *srv,
 /* Queue a shared frame for one client; 1 when queued, else 0. */
 int pxl_client_deliver(struct pxl_server *srv, struct pxl_client *c,
                        struct pxl_frame *f);
-/* Send the clientList frame of kind K to every local client (if on). */
+/*
+ * Set (value != NULL, taken) or delete (NULL) metadata key of a client
+ * of this worker, within limits.max_metadata_*: PXL_EDECLINED (counted)
+ * when over them, PXL_ENOMEM. Announces the change.
+ */
+int pxl_client_meta_put(struct pxl_server *srv, struct pxl_client *c,
+                        const char *key, struct json_object *value);
+/*
+ * Send the clientList frame of kind K to every local client (if on), at
+ * most once per presence.interval: changes in between are coalesced.
+ */
 void pxl_presence_changed(struct pxl_server *srv, const char *kind);
 void pxl_clients_fini(struct pxl_server *srv);
 

@@ -54,6 +54,9 @@ static const struct conf_key conf_keys[] = {
          "app name, used in logs and Redis channel names (required)"},
         {"raw_text", KEY_BOOL, 0, 1, F(raw_text), NULL, "false",
          "send text messages to the raw handler instead of the JSON router"},
+        {"connected_frame", KEY_BOOL, 0, 1, F(connected_frame), NULL, "true",
+         "greet each client with system/connected (and auth/authenticated); "
+         "false for apps that speak their own protocol"},
         {"shutdown_timeout", KEY_INT, 0, 3600, F(shutdown_timeout), NULL, "5",
          "seconds to wait for clients to answer the 1001 close at shutdown"},
         {"workers", KEY_INT_AUTO, 1, 256, F(workers), NULL, "1",
@@ -101,7 +104,28 @@ static const struct conf_key conf_keys[] = {
          "open WebSocket connections per worker; more get 503"},
         {"limits.max_output_bytes", KEY_INT, 1024, 1LL << 32,
          F(limits.max_output_bytes), NULL, "8388608",
-         "bytes queued to one client before it is closed with 4009"},
+         "bytes queued to one client before it is closed with 4009 (one "
+         "larger message passes when nothing else is queued)"},
+        {"limits.max_handshakes", KEY_INT, 1, 1 << 24,
+         F(limits.max_handshakes), NULL, "1000",
+         "connections still in their HTTP upgrade per worker; a new one "
+         "beyond it drops the oldest"},
+        {"limits.max_connections_per_ip", KEY_INT, 0, 1 << 24,
+         F(limits.max_connections_per_ip), NULL, "1000",
+         "connections (upgrading ones too) from one address per worker; "
+         "more get 503 (0 = no limit)"},
+        {"limits.rate", KEY_INT, 0, 1000000, F(limits.rate), NULL, "1000",
+         "messages per second a client may send on average (0 = no limit); "
+         "beyond it: the error Rate limit exceeded"},
+        {"limits.burst", KEY_INT, 1, 1000000, F(limits.burst), NULL, "2000",
+         "messages a client may send at once beyond the rate; that many "
+         "refused in a row close it with 4008"},
+        {"limits.max_metadata_size", KEY_INT, 0, 1 << 30,
+         F(limits.max_metadata_size), NULL, "65536",
+         "bytes of metadata (keys and JSON values) one client may carry"},
+        {"limits.max_metadata_entry_size", KEY_INT, 0, 1 << 30,
+         F(limits.max_metadata_entry_size), NULL, "16384",
+         "bytes of one metadata key and its JSON value"},
         {"log", KEY_GROUP, 0, 0, NOF, NULL, NULL, "logging"},
         {"log.level", KEY_STRING, 1, 16, NOF, check_log_level, "\"info\"",
          "err, warn, notice, info or debug"},
@@ -141,12 +165,20 @@ static const struct conf_key conf_keys[] = {
          "false", "tell members when a client joins or leaves their room"},
         {"rooms.members_visible_to", KEY_STRING, 1, 16, NOF, check_visible_to,
          "\"all\"", "all, or members (who may ask system/roomMembers)"},
+        {"rooms.max_member_field_length", KEY_INT, 1, 1 << 20,
+         F(rooms.max_member_field_length), NULL, "256",
+         "longest userId (as text), userType or username a joinRoom may "
+         "give, in bytes"},
         {"presence", KEY_GROUP, 0, 0, NOF, NULL, NULL, "presence lists"},
         {"presence.client_list", KEY_BOOL, 0, 1, F(presence_client_list), NULL,
          "false", "send every client the clientList frame on each change (O(clients) frames)"},
         {"presence.include_payload", KEY_BOOL, 0, 1,
          F(presence_include_payload), NULL, "false",
          "include each client's JWT payload in clientList"},
+        {"presence.interval", KEY_INT, 0, 60000, F(presence_interval), NULL,
+         "250",
+         "milliseconds: after a clientList frame, changes within this time "
+         "are coalesced into one more frame (0 = a frame per change)"},
         {"inactivity", KEY_GROUP, 0, 0, NOF, NULL, NULL, "closing idle clients"},
         {"inactivity.max_idle", KEY_INT, 0, 86400 * 365, F(max_idle), NULL,
          "0", "seconds without a message or ping before close 4000 (0 = never)"},
@@ -297,6 +329,31 @@ static void conf_error(struct loader *ld, const config_setting_t *s,
                          text);
         pxl_str_puts(ld->errors, line);
         ld->nerrors++;
+}
+
+/* Not an error: -t still passes, but says what will surprise. */
+static void conf_warning(struct loader *ld, const char *key, const char *fmt,
+                         ...) PXL_PRINTF(3, 4);
+
+static void conf_warning(struct loader *ld, const char *key, const char *fmt,
+                         ...)
+{
+        const config_setting_t *s = config_lookup(&ld->conf->cfg, key);
+        const char *file = s ? config_setting_source_file(s) : NULL;
+        char text[512], line[700];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        if (s != NULL)
+                snprintf(line, sizeof(line), "%s:%d: %s: warning: %s\n",
+                         file ? file : ld->name,
+                         (int)config_setting_source_line(s), key, text);
+        else
+                snprintf(line, sizeof(line), "%s: %s: warning: %s\n",
+                         ld->name, key, text);
+        pxl_str_puts(&ld->conf->warnings, line);
 }
 
 static const struct conf_key *find_key(const char *name)
@@ -713,6 +770,15 @@ static int set_defaults(struct pxl_config *c)
         c->limits.max_header_size = 8192;
         c->limits.max_connections = 10000;
         c->limits.max_output_bytes = 8 * MiB;
+        c->limits.max_handshakes = 1000;
+        c->limits.max_connections_per_ip = 1000;
+        c->limits.rate = 1000;
+        c->limits.burst = 2000;
+        c->limits.max_metadata_size = 65536;
+        c->limits.max_metadata_entry_size = 16384;
+        c->connected_frame = true;
+        c->presence_interval = 250;
+        c->rooms.max_member_field_length = 256;
         c->log_level = PXL_LOG_INFO;
         c->log_format = PXL_LOG_LOGFMT;
         c->rooms.multiple = true;
@@ -808,6 +874,13 @@ static struct pxl_config *load(const char *file, const char *text,
                            "%llu is larger than limits.max_message_size (%llu)",
                            (unsigned long long)conf->limits.max_frame_size,
                            (unsigned long long)conf->limits.max_message_size);
+        if (conf->limits.max_output_bytes < conf->limits.max_message_size)
+                conf_warning(&ld, "limits.max_output_bytes",
+                             "%llu is below limits.max_message_size (%llu): "
+                             "a reply that big goes out only when nothing "
+                             "else is queued for its client",
+                             (unsigned long long)conf->limits.max_output_bytes,
+                             (unsigned long long)conf->limits.max_message_size);
         conf->nerrors = (unsigned)ld.nerrors;
         return conf;
 }
@@ -847,6 +920,7 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->redis.socket);
         free(conf->redis.user);
         free(conf->redis.password);
+        pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
         free(conf);
 }

@@ -21,6 +21,12 @@ struct pxl_limits {
         unsigned max_header_size;
         unsigned max_connections;
         uint64_t max_output_bytes;
+        unsigned max_handshakes;          /* upgrading connections per worker */
+        unsigned max_connections_per_ip;  /* 0 = no limit */
+        unsigned rate;                    /* messages/s per client, 0 = off */
+        unsigned burst;
+        unsigned max_metadata_size;       /* bytes per client */
+        unsigned max_metadata_entry_size; /* bytes per key */
 };
 
 /* auth.jwt: how upgrade requests are authenticated (pxl_auth.c). */
@@ -42,6 +48,7 @@ struct pxl_rooms_conf {
         unsigned max_per_client;
         bool notify_members;     /* clientJoined / clientLeft to members */
         bool members_visible_to_all; /* roomMembers for non-members too */
+        unsigned max_member_field_length; /* joinRoom userId, userType, username */
 };
 
 /* redis: coordination of workers and nodes (pxl_redis.c). */
@@ -77,6 +84,7 @@ struct pxl_config {
         char *tls_cert; /* PEM files; both NULL for plain ws:// */
         char *tls_key;
         bool raw_text;
+        bool connected_frame; /* send system/connected (and authenticated) */
         unsigned shutdown_timeout; /* seconds */
         unsigned workers; /* worker processes; 0 = "auto" (online CPUs) */
         struct pxl_redis_conf redis;
@@ -86,6 +94,7 @@ struct pxl_config {
         struct pxl_rooms_conf rooms;
         bool presence_client_list;
         bool presence_include_payload;
+        unsigned presence_interval; /* ms between clientList frames */
         unsigned max_idle;       /* inactivity.max_idle, 0 = off */
         unsigned check_interval; /* inactivity.check_interval */
         unsigned heartbeat_interval; /* 0 = off */
@@ -96,6 +105,7 @@ struct pxl_config {
         struct pxl_plugin_conf *plugins;
         size_t nplugins;
         unsigned nerrors;
+        struct pxl_str warnings; /* "file:line: key: warning: text\n" lines */
         config_t cfg; /* kept: plugin settings point into it */
 };
 

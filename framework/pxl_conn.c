@@ -1,11 +1,13 @@
 /*
  * pxl_conn.c - a client connection from accept to close: the HTTP upgrade
  * (origin, token) on a bufferevent, frames in through the pure codec,
- * frames out, activity and heartbeat, and the close handshake. What a
- * message means is the router's business; the client record is
+ * frames out with backpressure, the per-client limits (rate, address),
+ * activity and heartbeat, the close handshake and the lingering close.
+ * What a message means is the router's business; the client record is
  * pxl_clients.c's.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -32,16 +34,43 @@
 #include "pxl_str.h"
 #include "pxl_ws_codec.h"
 
+/*
+ * Each state lives on one list of the server (conn_list): the upgrading
+ * ones and the closing ones are in deadline order, because every
+ * connection of a list got the same timeout when it joined, so one timer
+ * for the head of each list serves them all.
+ */
 enum conn_state {
-        CONN_HANDSHAKE, /* reading the upgrade request */
-        CONN_OPEN,      /* frames flow both ways */
+        CONN_HANDSHAKE, /* reading the upgrade request (srv->handshaking) */
+        CONN_OPEN,      /* frames flow both ways (srv->conns) */
         CONN_CLOSING,   /* we sent a close; waiting for the peer's */
-        CONN_FLUSHING,  /* done; writing what is queued, then closing */
-        CONN_DEAD,      /* waiting for the reaper to free it */
+        CONN_FLUSHING,  /* done; writing what is queued */
+        CONN_LINGERING, /* written, write side shut; discarding input */
+        CONN_DEAD,      /* waiting for the reaper to free it (srv->dead) */
 };
 
 /* Assembled messages are not kept across messages: idle costs nothing. */
 #define MSG_KEEP_CAP 0
+/*
+ * A close, whatever the peer does, takes at most this long from the
+ * moment we decide to close: waiting for its close frame, writing what
+ * is queued, and lingering.
+ */
+#define CLOSE_DEADLINE_MS 5000
+/*
+ * Lingering close (nginx's): input the peer still sends after our last
+ * byte is read and thrown away, up to this much, so that the kernel does
+ * not answer it with a reset that destroys the replies and the close
+ * frame still on their way to the peer.
+ */
+#define LINGER_MAX_BYTES (1024 * 1024)
+
+/* Connections from one address (limits.max_connections_per_ip). */
+struct pxl_conn_addr {
+        struct pxl_map_node node; /* srv->addrs, keyed by the address bytes */
+        unsigned n;
+        unsigned char key[16];
+};
 
 struct pxl_conn {
         TAILQ_ENTRY(pxl_conn) link; /* srv->conns, then srv->dead */
@@ -49,13 +78,23 @@ struct pxl_conn {
         struct pxl_server *srv;
         struct bufferevent *bev;
         struct pxl_client *client; /* from the 101 until the close */
+        struct pxl_conn_addr *addr; /* NULL when addresses are not counted */
         enum conn_state state;
         bool corked;         /* plain TCP: we write, not the bufferevent */
         bool dirty;          /* on srv->dirty */
         bool msg_open;       /* a message is being assembled in msg */
         bool msg_binary;
+        bool read_paused;    /* output backed up: reading waits for a drain */
         uint16_t close_code; /* sent or received; 1006 if none */
-        int64_t ping_sent_ms; /* heartbeat ping not answered yet, or 0 */
+        unsigned rate_strikes; /* messages refused in a row (limits.rate) */
+        union {
+                int64_t ping_sent_ms; /* OPEN: ping not answered yet, or 0 */
+                int64_t deadline_ms;  /* upgrading or closing: the end */
+        };
+        union {
+                int64_t rate_tat_us;  /* OPEN: limits.rate's next slot */
+                uint64_t discarded;   /* LINGERING: input thrown away */
+        };
         struct pxl_ws_parser parser;
         struct pxl_str msg;
         struct pxl_conn_ref *ref;
@@ -63,6 +102,7 @@ struct pxl_conn {
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_close_soon(struct pxl_conn *c);
+static void output_drained(struct pxl_conn *c);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -105,18 +145,144 @@ size_t pxl_conn_size(void)
         return sizeof(struct pxl_conn);
 }
 
+static struct pxl_conn_list *conn_list(struct pxl_server *srv,
+                                      enum conn_state state)
+{
+        switch (state) {
+        case CONN_HANDSHAKE:
+                return &srv->handshaking;
+        case CONN_OPEN:
+                return &srv->conns;
+        case CONN_DEAD:
+                return &srv->dead;
+        default:
+                return &srv->closing;
+        }
+}
+
+/* Wake up at `when` (ms) unless the deadline timer rings earlier. */
+static void arm_deadline(struct pxl_server *srv, int64_t when)
+{
+        int64_t wait = when - pxl_server_now_ms(srv);
+        struct timeval tv;
+
+        if (srv->deadline_at != 0 && srv->deadline_at <= when)
+                return;
+        if (wait < 0)
+                wait = 0;
+        tv.tv_sec = (time_t)(wait / 1000);
+        tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+        srv->deadline_at = when;
+        evtimer_add(srv->deadline_timer, &tv);
+}
+
+/*
+ * Move c to the list of its new state. Joining the closing list starts
+ * the close deadline; moving within it (closing, flushing, lingering)
+ * keeps it.
+ */
+static void set_state(struct pxl_conn *c, enum conn_state state)
+{
+        struct pxl_server *srv = c->srv;
+        struct pxl_conn_list *from = conn_list(srv, c->state);
+        struct pxl_conn_list *to = conn_list(srv, state);
+
+        if (c->state == CONN_HANDSHAKE && state != CONN_HANDSHAKE)
+                srv->nhandshaking--;
+        c->state = state;
+        if (from == to)
+                return;
+        TAILQ_REMOVE(from, c, link);
+        TAILQ_INSERT_TAIL(to, c, link);
+        if (to == &srv->closing) {
+                c->deadline_ms = pxl_server_now_ms(srv) + CLOSE_DEADLINE_MS;
+                arm_deadline(srv, c->deadline_ms);
+        }
+}
+
+/* The address a limit counts: IPv4 (mapped ones too) or IPv6 bytes. */
+static size_t addr_key(const struct sockaddr *sa, unsigned char key[16])
+{
+        if (sa->sa_family == AF_INET) {
+                memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+                return 4;
+        }
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a =
+                        &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+                if (IN6_IS_ADDR_V4MAPPED(a)) {
+                        memcpy(key, a->s6_addr + 12, 4);
+                        return 4;
+                }
+                memcpy(key, a->s6_addr, 16);
+                return 16;
+        }
+        return 0; /* unix sockets and the like are not counted */
+}
+
+static struct pxl_conn_addr *addr_hold(struct pxl_server *srv,
+                                       const struct sockaddr *sa)
+{
+        unsigned char key[16];
+        size_t len = addr_key(sa, key);
+        struct pxl_map_node *n;
+        struct pxl_conn_addr *a;
+
+        if (len == 0)
+                return NULL;
+        n = pxl_map_get(&srv->addrs, (const char *)key, len);
+        if (n != NULL) {
+                a = pxl_container_of(n, struct pxl_conn_addr, node);
+                a->n++;
+                return a;
+        }
+        a = calloc(1, sizeof(*a));
+        if (a == NULL)
+                return NULL; /* not counted: the limit is best effort */
+        memcpy(a->key, key, len);
+        a->node.key = (const char *)a->key;
+        a->node.key_len = len;
+        a->n = 1;
+        if (pxl_map_put(&srv->addrs, &a->node) < 0) {
+                free(a);
+                return NULL;
+        }
+        return a;
+}
+
+static void addr_release(struct pxl_server *srv, struct pxl_conn_addr *a)
+{
+        if (a == NULL || --a->n > 0)
+                return;
+        pxl_map_remove(&srv->addrs, &a->node);
+        free(a);
+}
+
+/* At limits.max_handshakes, the oldest upgrading connection makes room. */
+static void make_room_for_handshake(struct pxl_server *srv)
+{
+        struct pxl_conn *oldest = TAILQ_FIRST(&srv->handshaking);
+
+        if (srv->nhandshaking < srv->conf->limits.max_handshakes ||
+            oldest == NULL)
+                return;
+        srv->metrics.handshakes_dropped++;
+        conn_close_soon(oldest);
+}
+
 void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
                      const struct sockaddr *sa, int salen)
 {
         struct pxl_conn *c;
         int one = 1;
 
-        (void)sa;
         (void)salen;
         if (srv->stopping) {
                 evutil_closesocket(fd);
                 return;
         }
+        make_room_for_handshake(srv);
         c = pxl_pool_alloc(&srv->conn_pool);
         if (c == NULL) {
                 evutil_closesocket(fd);
@@ -135,13 +301,19 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         c->srv = srv;
         c->state = CONN_HANDSHAKE;
         c->close_code = PXL_CLOSE_ABNORMAL;
+        if (srv->conf->limits.max_connections_per_ip != 0 && sa != NULL)
+                c->addr = addr_hold(srv, sa);
         pxl_ws_parser_init(&c->parser, srv->conf->limits.max_frame_size,
                            srv->conf->limits.max_message_size, true);
-        TAILQ_INSERT_TAIL(&srv->conns, c, link);
+        /* A deadline from accept: bytes trickling in do not extend it. */
+        c->deadline_ms = pxl_server_now_ms(srv) +
+                         (int64_t)srv->conf->limits.handshake_timeout * 1000;
+        TAILQ_INSERT_TAIL(&srv->handshaking, c, link);
+        arm_deadline(srv, c->deadline_ms);
+        srv->nhandshaking++;
         srv->nconns++;
         bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
                           c);
-        bufferevent_set_timeouts(c->bev, srv->handshake_tv, NULL);
         /*
          * Plain TCP output is corked: frames queued during a loop
          * iteration go out in one writev from the flusher, and the
@@ -151,6 +323,33 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
          */
         c->corked = srv->tls == NULL;
         bufferevent_enable(c->bev, c->corked ? EV_READ : EV_READ | EV_WRITE);
+}
+
+/* Close the connections whose upgrade or close ran out of time. */
+void pxl_conn_expire(struct pxl_server *srv)
+{
+        int64_t now = pxl_server_now_ms(srv);
+        struct pxl_conn *c;
+
+        srv->deadline_at = 0;
+        while ((c = TAILQ_FIRST(&srv->handshaking)) != NULL &&
+               c->deadline_ms <= now) {
+                srv->metrics.handshake_timeouts++;
+                pxl_logs(PXL_LOG_DEBUG, "upgrade not complete within "
+                                        "limits.handshake_timeout, closing");
+                conn_close_soon(c);
+        }
+        while ((c = TAILQ_FIRST(&srv->closing)) != NULL &&
+               c->deadline_ms <= now) {
+                pxl_log_ctx(PXL_LOG_DEBUG, NULL, pxl_conn_id(c),
+                            "close not finished within %d ms, dropping",
+                            CLOSE_DEADLINE_MS);
+                conn_close_soon(c);
+        }
+        if ((c = TAILQ_FIRST(&srv->handshaking)) != NULL)
+                arm_deadline(srv, c->deadline_ms);
+        if ((c = TAILQ_FIRST(&srv->closing)) != NULL)
+                arm_deadline(srv, c->deadline_ms);
 }
 
 /* Output was queued: write it at the end of this loop iteration. */
@@ -212,9 +411,8 @@ void pxl_conn_flush_all(struct pxl_server *srv)
                         bufferevent_enable(c->bev, EV_WRITE);
                         break;
                 }
-                if (c->state == CONN_FLUSHING &&
-                    evbuffer_get_length(out) == 0)
-                        conn_close_soon(c);
+                if (evbuffer_get_length(out) == 0)
+                        output_drained(c);
         }
 }
 
@@ -226,11 +424,9 @@ static void conn_close_soon(struct pxl_conn *c)
 {
         if (c->state == CONN_DEAD)
                 return;
-        c->state = CONN_DEAD;
+        set_state(c, CONN_DEAD);
         unmark_dirty(c);
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        TAILQ_REMOVE(&c->srv->conns, c, link);
-        TAILQ_INSERT_TAIL(&c->srv->dead, c, link);
         event_active(c->srv->reaper, 0, 0);
 }
 
@@ -242,19 +438,77 @@ void pxl_conn_reap(struct pxl_server *srv)
                 pxl_conn_close(c);
 }
 
-/* Stop reading; close once everything queued has been written. */
-static void conn_finish(struct pxl_conn *c)
+/*
+ * Everything queued has been written: shut our side, and read what the
+ * peer still sends (and throw it away) until it closes its side, the
+ * close deadline passes, or LINGER_MAX_BYTES came.
+ */
+static void start_linger(struct pxl_conn *c)
 {
-        if (c->state == CONN_FLUSHING || c->state == CONN_DEAD)
-                return;
-        c->state = CONN_FLUSHING;
-        bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+
+        set_state(c, CONN_LINGERING);
+        if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) < 0) {
                 conn_close_soon(c);
                 return;
         }
-        /* A peer that stops reading must not keep us waiting forever. */
-        bufferevent_set_timeouts(c->bev, NULL, c->srv->close_tv);
+        c->discarded = evbuffer_get_length(in);
+        evbuffer_drain(in, c->discarded);
+        c->read_paused = false;
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+static void resume_reading(struct pxl_conn *c)
+{
+        c->read_paused = false;
+        if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
+                return;
+        bufferevent_enable(c->bev, EV_READ);
+        /* What was read before the pause waits in the input buffer. */
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+                bufferevent_trigger(c->bev, EV_READ,
+                                    BEV_TRIG_IGNORE_WATERMARKS |
+                                            BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* The output buffer is empty. */
+static void output_drained(struct pxl_conn *c)
+{
+        if (c->state == CONN_FLUSHING)
+                start_linger(c);
+        else if (c->read_paused)
+                resume_reading(c);
+}
+
+/*
+ * Backpressure: a client whose output backs up to half of
+ * limits.max_output_bytes is not read from until it has taken it, so
+ * replies (and pongs) to a client that sends without reading cannot grow
+ * without bound; its own requests then wait in TCP, not in our memory.
+ */
+static bool output_backed_up(struct pxl_conn *c)
+{
+        size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+        if (queued < c->srv->conf->limits.max_output_bytes / 2)
+                return false;
+        c->read_paused = true;
+        bufferevent_disable(c->bev, EV_READ);
+        return true;
+}
+
+/* Stop reading; linger once everything queued has been written. */
+static void conn_finish(struct pxl_conn *c)
+{
+        if (c->state == CONN_FLUSHING || c->state == CONN_LINGERING ||
+            c->state == CONN_DEAD)
+                return;
+        set_state(c, CONN_FLUSHING);
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+                start_linger(c);
+                return;
+        }
         mark_dirty(c);
 }
 
@@ -293,15 +547,22 @@ static void send_close_frame(struct pxl_conn *c, uint16_t code,
         c->close_code = code;
 }
 
-/* Whether c may queue `more` bytes; closes it with 4009 if not. */
+/*
+ * Whether c may queue `more` bytes; closes it with 4009 if not. One
+ * message bigger than the limit passes when nothing else is queued: the
+ * limit is for clients that do not read, not for big replies.
+ */
 static bool room_for(struct pxl_conn *c, size_t more)
 {
         size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+        uint64_t limit = c->srv->conf->limits.max_output_bytes;
 
-        if (queued + more <= c->srv->conf->limits.max_output_bytes)
+        if (queued == 0 || queued + more <= limit)
                 return true;
         pxl_log_ctx(PXL_LOG_WARN, NULL, pxl_conn_id(c),
-                    "client does not read: %zu bytes queued, closing", queued);
+                    "client does not read: %zu bytes queued, %zu more would "
+                    "pass limits.max_output_bytes (%llu), closing with 4009",
+                    queued, more, (unsigned long long)limit);
         c->srv->metrics.err_slow++;
         send_close_frame(c, PXL_CLOSE_TOO_SLOW, "too slow");
         conn_finish(c);
@@ -365,26 +626,23 @@ int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason)
         if (c->state != CONN_OPEN)
                 return PXL_ECLOSED;
         send_close_frame(c, code, reason);
-        c->state = CONN_CLOSING;
+        /* Waits for the peer's close until the close deadline at most. */
+        set_state(c, CONN_CLOSING);
         c->msg_open = false;
         pxl_str_reset(&c->msg, MSG_KEEP_CAP);
-        /* Wait for the peer's close, but not forever. */
-        bufferevent_set_timeouts(c->bev, c->srv->close_tv, c->srv->close_tv);
         return PXL_OK;
 }
 
 void pxl_conn_shutdown_all(struct pxl_server *srv)
 {
-        struct pxl_conn *c, *next;
+        struct pxl_conn *c;
 
-        for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
-                next = TAILQ_NEXT(c, link);
-                if (c->state == CONN_HANDSHAKE)
-                        conn_close_soon(c);
-                else if (c->state == CONN_OPEN)
-                        pxl_conn_ws_close(c, PXL_CLOSE_GOING_AWAY,
-                                          "server shutting down");
-        }
+        /* Each of these leaves its list. */
+        while ((c = TAILQ_FIRST(&srv->handshaking)) != NULL)
+                conn_close_soon(c);
+        while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+                pxl_conn_ws_close(c, PXL_CLOSE_GOING_AWAY,
+                                  "server shutting down");
 }
 
 void pxl_conn_close_all(struct pxl_server *srv)
@@ -392,7 +650,9 @@ void pxl_conn_close_all(struct pxl_server *srv)
         struct pxl_conn *c;
 
         pxl_conn_reap(srv);
-        while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+        while ((c = TAILQ_FIRST(&srv->handshaking)) != NULL ||
+               (c = TAILQ_FIRST(&srv->conns)) != NULL ||
+               (c = TAILQ_FIRST(&srv->closing)) != NULL)
                 pxl_conn_close(c);
 }
 
@@ -438,9 +698,11 @@ void pxl_conn_close(struct pxl_conn *c)
         struct pxl_server *srv = c->srv;
         bool was_open = c->client != NULL;
 
-        TAILQ_REMOVE(c->state == CONN_DEAD ? &srv->dead : &srv->conns, c,
-                     link);
+        TAILQ_REMOVE(conn_list(srv, c->state), c, link);
+        if (c->state == CONN_HANDSHAKE)
+                srv->nhandshaking--;
         unmark_dirty(c); /* closed directly (shutdown), not via the reaper */
+        addr_release(srv, c->addr);
         bufferevent_free(c->bev);
         if (c->ref != NULL) {
                 c->ref->conn = NULL;
@@ -609,6 +871,15 @@ static bool handle_upgrade(struct pxl_conn *c)
                 refuse(c, 503, "Too many connections");
                 return false;
         }
+        /* Counts this one too, and the ones still upgrading. */
+        if (c->addr != NULL &&
+            c->addr->n > srv->conf->limits.max_connections_per_ip) {
+                json_object_put(user_id);
+                json_object_put(payload);
+                srv->metrics.refused_per_ip++;
+                refuse(c, 503, "Too many connections from this address");
+                return false;
+        }
         pxl_client_make_id(id);
         c->client = pxl_client_add(srv, c, id, user_id, payload);
         if (c->client == NULL) {
@@ -620,12 +891,13 @@ static bool handle_upgrade(struct pxl_conn *c)
         evbuffer_add(bufferevent_get_output(c->bev), resp, n);
         mark_dirty(c);
         evbuffer_drain(in, (size_t)head);
-        c->state = CONN_OPEN;
+        set_state(c, CONN_OPEN);
+        c->ping_sent_ms = 0; /* was the upgrade deadline */
         c->close_code = PXL_CLOSE_ABNORMAL;
         srv->nopen++;
         srv->metrics.connects++;
-        bufferevent_set_timeouts(c->bev, NULL, NULL);
-        send_greeting(c);
+        if (srv->conf->connected_frame)
+                send_greeting(c);
         pxl_presence_changed(srv, "addClient");
         run_connect_hooks(c);
         if (c->state == CONN_OPEN) {
@@ -660,10 +932,60 @@ static const char *close_reason(uint16_t code)
         }
 }
 
+/*
+ * limits.rate as a generic cell rate algorithm: rate_tat_us is when the
+ * client's next message is due at the allowed rate; it may run ahead of
+ * now by `burst` messages. One timestamp per client, no timer.
+ */
+static bool within_rate(struct pxl_conn *c)
+{
+        const struct pxl_limits *l = &c->srv->conf->limits;
+        int64_t now, interval, tolerance;
+
+        if (l->rate == 0)
+                return true;
+        now = pxl_server_now_us(c->srv);
+        interval = 1000000 / (int64_t)l->rate;
+        tolerance = interval * (int64_t)l->burst;
+        if (c->rate_tat_us < now)
+                c->rate_tat_us = now;
+        if (c->rate_tat_us + interval - now > tolerance)
+                return false;
+        c->rate_tat_us += interval;
+        c->rate_strikes = 0;
+        return true;
+}
+
+static const char rate_error[] =
+        "{\"type\":\"error\",\"action\":\"message\","
+        "\"data\":{\"error\":\"Rate limit exceeded\"}}";
+
+/* Over limits.rate: dropped unparsed; `burst` of them in a row: 4008. */
+static void refuse_message(struct pxl_conn *c)
+{
+        struct pxl_server *srv = c->srv;
+
+        srv->metrics.rate_limited++;
+        if (++c->rate_strikes < srv->conf->limits.burst) {
+                pxl_conn_send(c, PXL_WS_OP_TEXT, rate_error,
+                              sizeof(rate_error) - 1);
+                return;
+        }
+        srv->metrics.closed_rate_limited++;
+        pxl_log_ctx(PXL_LOG_INFO, NULL, pxl_conn_id(c),
+                    "%u messages in a row over limits.rate, closing",
+                    c->rate_strikes);
+        pxl_conn_ws_close(c, PXL_CLOSE_RATE_LIMITED, "rate limited");
+}
+
 static void dispatch(struct pxl_conn *c, bool binary, const uint8_t *p,
                      size_t len)
 {
         c->srv->metrics.messages_in++;
+        if (!within_rate(c)) {
+                refuse_message(c);
+                return;
+        }
         c->client->last_activity_ms = pxl_server_now_ms(c->srv);
         pxl_router_dispatch(c->srv, c, binary, p, len);
 }
@@ -755,7 +1077,7 @@ static void read_frames(struct pxl_conn *c)
                 size_t n = pxl_ws_parse(&c->parser, buf + pos, len - pos, &ev);
 
                 pos += n;
-                if (!handle_event(c, &ev))
+                if (!handle_event(c, &ev) || output_backed_up(c))
                         break;
         }
         if (c->state == CONN_FLUSHING || c->state == CONN_DEAD)
@@ -771,12 +1093,17 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         struct evbuffer *in = bufferevent_get_input(bev);
 
         if (c->state == CONN_HANDSHAKE) {
-                if (handle_upgrade(c))
+                if (handle_upgrade(c) && !output_backed_up(c))
                         read_frames(c);
         } else if (c->state == CONN_OPEN || c->state == CONN_CLOSING) {
                 read_frames(c);
         } else {
-                evbuffer_drain(in, evbuffer_get_length(in));
+                size_t n = evbuffer_get_length(in);
+
+                evbuffer_drain(in, n);
+                if (c->state == CONN_LINGERING &&
+                    (c->discarded += n) > LINGER_MAX_BYTES)
+                        conn_close_soon(c);
         }
 }
 
@@ -784,10 +1111,9 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
         struct pxl_conn *c = arg;
 
-        if (c->state == CONN_FLUSHING)
-                conn_close_soon(c);
-        else if (c->corked)
+        if (c->corked && c->state != CONN_DEAD)
                 bufferevent_disable(bev, EV_WRITE); /* drained: corked again */
+        output_drained(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -797,12 +1123,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         (void)bev;
         if (what == BEV_EVENT_CONNECTED)
                 return; /* the TLS handshake finished; nothing to do */
-        if (what & BEV_EVENT_TIMEOUT)
-                pxl_log_ctx(PXL_LOG_DEBUG, NULL, pxl_conn_id(c),
-                            "timeout while %s",
-                            c->state == CONN_HANDSHAKE ? "upgrading"
-                                                       : "closing");
-        /* EOF, error or timeout: nothing more can be exchanged. */
+        /* EOF or error: nothing more can be exchanged. */
         conn_close_soon(c);
 }
 

@@ -50,6 +50,8 @@ int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason);
 void pxl_conn_shutdown_all(struct pxl_server *srv);
 /* Write every corked connection's queued output (end of an iteration). */
 void pxl_conn_flush_all(struct pxl_server *srv);
+/* Close those whose upgrade or close deadline passed (its timer's work). */
+void pxl_conn_expire(struct pxl_server *srv);
 /* Free the connections that finished (the reaper event's work). */
 void pxl_conn_reap(struct pxl_server *srv);
 /* Close clients idle for inactivity.max_idle with 4000. */

@@ -56,6 +56,8 @@ struct json_object *pxl_metrics_json(const struct pxl_server *srv)
         }
         json_object_object_add(o, "connections",
                                json_object_new_int64(srv->nopen));
+        json_object_object_add(o, "handshaking",
+                               json_object_new_int64(srv->nhandshaking));
         json_object_object_add(o, "clients",
                                json_object_new_int64((int64_t)srv->clients.count));
         json_object_object_add(o, "rooms",

@@ -35,6 +35,20 @@ struct json_object;
         X(err_slow, "errorsSlowConsumer", "closes with 4009", NORATE)         \
         X(closed_inactive, "closedInactive", "closes with 4000", NORATE)      \
         X(closed_heartbeat, "closedHeartbeat", "closes with 4001", NORATE)    \
+        X(closed_rate_limited, "closedRateLimited", "closes with 4008",      \
+          NORATE)                                                              \
+        X(rate_limited, "rateLimited",                                         \
+          "messages refused over limits.rate", NORATE)                         \
+        X(refused_per_ip, "refusedPerIp",                                      \
+          "upgrades refused over limits.max_connections_per_ip", NORATE)       \
+        X(handshake_timeouts, "handshakeTimeouts",                             \
+          "connections closed at limits.handshake_timeout", NORATE)            \
+        X(handshakes_dropped, "handshakesDropped",                             \
+          "upgrading connections dropped at limits.max_handshakes", NORATE)    \
+        X(accept_errors, "acceptErrors",                                       \
+          "accept(2) failures (out of descriptors)", NORATE)                   \
+        X(metadata_refused, "metadataRefused",                                 \
+          "metadata sets refused over limits.max_metadata_*", NORATE)          \
         X(deferred_dropped, "deferredDropped",                                 \
           "deferred replies to clients that had gone", NORATE)                \
         X(bus_events, "busEvents", "events published on the bus", RATE)      \

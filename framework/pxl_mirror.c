@@ -985,20 +985,9 @@ static void set_meta(struct pxl_server *srv, struct pxl_client *c,
         pxl_wire_split(body, len, &k, &klen, &v, &vlen);
         if ((key = strndup(k, klen)) == NULL)
                 return;
-        if (v != NULL)
-                o = parse_json(v, vlen);
-        if (v == NULL && c->meta != NULL)
-                json_object_object_del(c->meta, key);
-        else if (v != NULL && o != NULL) {
-                if (c->meta == NULL)
-                        c->meta = json_object_new_object();
-                if (c->meta == NULL ||
-                    json_object_object_add(c->meta, key, o) < 0)
-                        json_object_put(o);
-        }
+        if (v == NULL || (o = parse_json(v, vlen)) != NULL)
+                pxl_client_meta_put(srv, c, key, o);
         free(key);
-        pxl_presence_changed(srv, "updateClient");
-        pxl_mirror_client_changed(srv, c);
 }
 
 static void direct(struct pxl_server *srv, const struct pxl_wire *w)

@@ -297,12 +297,27 @@ static bool name_ok(const struct pxl_ctx *ctx, const char *room)
         return len > 0 && len <= ctx->srv->conf->rooms.max_name_length;
 }
 
+bool pxl_room_member_field_ok(const struct pxl_ctx *ctx,
+                              const struct json_object *value)
+{
+        size_t len = 0;
+
+        if (json_object_is_type(value, json_type_string))
+                len = (size_t)json_object_get_string_len(value);
+        else if (value != NULL)
+                json_object_to_json_string_length(
+                        (struct json_object *)value, JSON_C_TO_STRING_PLAIN,
+                        &len);
+        return len <= ctx->srv->conf->rooms.max_member_field_length;
+}
+
 int pxl_room_join_as(struct pxl_ctx *ctx, const char *client_id,
                      const char *room, struct json_object *user_id)
 {
         struct pxl_client *c = pxl_clients_get(ctx->srv, client_id);
 
-        if (c == NULL || !name_ok(ctx, room)) {
+        if (c == NULL || !name_ok(ctx, room) ||
+            !pxl_room_member_field_ok(ctx, user_id)) {
                 json_object_put(user_id);
                 return PXL_EINVAL;
         }

@@ -45,6 +45,23 @@ static int fail(const struct pxl_str *errors)
         return 1;
 }
 
+/* Config warnings stop nothing: -t prints them, a start logs them. */
+static void show_warnings(const struct pxl_str *w, bool test_only)
+{
+        const char *line = w->p, *end;
+
+        if (w->len == 0)
+                return;
+        if (test_only) {
+                fputs(w->p, stderr);
+                return;
+        }
+        while ((end = strchr(line, '\n')) != NULL) {
+                pxl_logs(PXL_LOG_WARN, "%.*s", (int)(end - line), line);
+                line = end + 1;
+        }
+}
+
 /* One process, or a master and its workers (workers > 1). */
 static int serve(struct pxl_server *srv, struct pxl_str *errors)
 {
@@ -107,6 +124,7 @@ int main(int argc, char **argv)
                 return rc;
         }
         pxl_log_setup(conf->log_level, conf->log_format);
+        show_warnings(&conf->warnings, test_only);
         /* The master's lines say so from the start; workers change it. */
         if (conf->workers > 1 && !test_only)
                 pxl_log_set_worker(PXL_LOG_WORKER_MASTER);

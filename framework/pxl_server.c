@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,8 +80,11 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
         SLIST_INIT(&srv->dirty);
         pxl_pool_init(&srv->client_pool, sizeof(struct pxl_client), 256);
         pxl_pool_init(&srv->conn_pool, pxl_conn_size(), 256);
+        TAILQ_INIT(&srv->handshaking);
         TAILQ_INIT(&srv->conns);
+        TAILQ_INIT(&srv->closing);
         TAILQ_INIT(&srv->dead);
+        srv->reserve_fd = -1;
         TAILQ_INIT(&srv->client_order);
         srv->ready_fd = -1;
         srv->conf = conf;
@@ -119,22 +123,79 @@ void pxl_server_conn_gone(struct pxl_server *srv, bool was_open)
         maybe_done(srv);
 }
 
+#define ACCEPT_BACKOFF_MIN_MS 100
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_LOG_EVERY_MS 10000
+#define ACCEPT_SHED_MAX 256 /* waiting clients closed per failure */
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
+        struct pxl_server *srv = arg;
+
         (void)l;
-        pxl_conn_accept(arg, fd, sa, salen);
+        srv->accept_backoff_ms = 0;
+        pxl_conn_accept(srv, fd, sa, salen);
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_server *srv = arg;
+
+        (void)fd;
+        (void)what;
+        if (srv->listener != NULL)
+                evconnlistener_enable(srv->listener);
+}
+
+/*
+ * Out of descriptors the listener stays readable and accept fails at
+ * once: instead of spinning, give the spare descriptor up to accept the
+ * waiting clients and close them (they learn at once rather than timing
+ * out), then pause the listener, 100 ms doubling to 1 s while it lasts.
+ * One log line per 10 s says how often it happened.
+ */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+        struct pxl_server *srv = arg;
         int err = EVUTIL_SOCKET_ERROR();
+        int64_t now = pxl_server_now_ms(srv);
+        struct timeval tv;
 
-        (void)l;
-        (void)arg;
-        /* EMFILE and friends: log and keep the listener; clients retry. */
-        pxl_logs(PXL_LOG_WARN, "accept failed: %s",
-                 evutil_socket_error_to_string(err));
+        srv->metrics.accept_errors++;
+        if ((err == EMFILE || err == ENFILE) && srv->reserve_fd >= 0) {
+                int fd, shed = 0;
+
+                close(srv->reserve_fd);
+                while (shed < ACCEPT_SHED_MAX &&
+                       (fd = accept(evconnlistener_get_fd(l), NULL,
+                                    NULL)) >= 0) {
+                        close(fd);
+                        shed++;
+                }
+                srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        srv->accept_backoff_ms =
+                srv->accept_backoff_ms == 0
+                        ? ACCEPT_BACKOFF_MIN_MS
+                        : srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
+                                  ? ACCEPT_BACKOFF_MAX_MS
+                                  : srv->accept_backoff_ms * 2;
+        if (now - srv->accept_logged_ms >= ACCEPT_LOG_EVERY_MS) {
+                pxl_logs(PXL_LOG_WARN,
+                         "accept failed: %s (%u more times since the last "
+                         "report); pausing new connections for %u ms",
+                         evutil_socket_error_to_string(err),
+                         srv->accept_unlogged, srv->accept_backoff_ms);
+                srv->accept_logged_ms = now;
+                srv->accept_unlogged = 0;
+        } else {
+                srv->accept_unlogged++;
+        }
+        evconnlistener_disable(l);
+        tv.tv_sec = srv->accept_backoff_ms / 1000;
+        tv.tv_usec = (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000;
+        evtimer_add(srv->accept_timer, &tv);
 }
 
 static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -150,13 +211,18 @@ static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(srv->base, NULL);
 }
 
-int64_t pxl_server_now_ms(const struct pxl_server *srv)
+int64_t pxl_server_now_us(const struct pxl_server *srv)
 {
         struct timeval tv;
 
         if (srv->base == NULL || event_base_gettimeofday_cached(srv->base, &tv) < 0)
                 gettimeofday(&tv, NULL);
-        return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+        return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+int64_t pxl_server_now_ms(const struct pxl_server *srv)
+{
+        return pxl_server_now_us(srv) / 1000;
 }
 
 static void reaper_cb(evutil_socket_t fd, short what, void *arg)
@@ -164,6 +230,13 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         pxl_conn_reap(arg);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_conn_expire(arg);
 }
 
 static void flusher_cb(evutil_socket_t fd, short what, void *arg)
@@ -324,8 +397,6 @@ static void tell_ready(struct pxl_server *srv)
 
 int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
 {
-        struct timeval handshake = {(time_t)srv->conf->limits.handshake_timeout, 0};
-        struct timeval closing = {5, 0};
         sigset_t stop_signals;
         int rc;
 
@@ -337,9 +408,14 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, "cannot create the event loop\n");
                 return PXL_ERR;
         }
-        /* Shared timeouts: O(1) per connection, no timer objects. */
-        srv->handshake_tv = event_base_init_common_timeout(srv->base, &handshake);
-        srv->close_tv = event_base_init_common_timeout(srv->base, &closing);
+        /* Deadlines of every connection: one timer, no timer per client. */
+        srv->deadline_timer = evtimer_new(srv->base, deadline_cb, srv);
+        srv->accept_timer = evtimer_new(srv->base, accept_resume_cb, srv);
+        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (srv->deadline_timer == NULL || srv->accept_timer == NULL) {
+                pxl_str_puts(errors, "cannot create timers\n");
+                return PXL_ERR;
+        }
         srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
         srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
         if (srv->sig_term == NULL || srv->sig_int == NULL ||
@@ -412,6 +488,13 @@ void pxl_server_fini(struct pxl_server *srv)
                 event_free(srv->idle_timer);
         if (srv->heartbeat_timer != NULL)
                 event_free(srv->heartbeat_timer);
+        if (srv->deadline_timer != NULL)
+                event_free(srv->deadline_timer);
+        if (srv->accept_timer != NULL)
+                event_free(srv->accept_timer);
+        if (srv->reserve_fd >= 0)
+                close(srv->reserve_fd);
+        pxl_map_fini(&srv->addrs);
         if (srv->listener != NULL)
                 evconnlistener_free(srv->listener);
         if (srv->stop_timer != NULL)

@@ -45,10 +45,23 @@ struct pxl_server {
         struct event *flusher;         /* writes corked output, lowest priority */
         struct pxl_dirty_list dirty;   /* connections with output to write */
         struct pxl_auth *auth;         /* NULL without auth.jwt */
-        const struct timeval *handshake_tv; /* common timeouts */
-        const struct timeval *close_tv;
-        struct pxl_conn_list conns;
+        struct pxl_conn_list handshaking; /* upgrading, oldest first */
+        struct pxl_conn_list conns;       /* open */
+        struct pxl_conn_list closing;     /* closing, oldest first */
         struct pxl_conn_list dead;     /* closed, waiting for the reaper */
+        struct event *deadline_timer;  /* upgrade and close deadlines */
+        int64_t deadline_at;           /* when it rings (ms), 0 = idle */
+        struct pxl_map addrs;          /* connections per client address */
+        /* accept(2) failing (out of descriptors): pause, log sparingly */
+        struct event *accept_timer;
+        unsigned accept_backoff_ms;
+        int reserve_fd;                /* given up to shed a client at EMFILE */
+        int64_t accept_logged_ms;
+        unsigned accept_unlogged;
+        /* presence lists: one frame per presence.interval at most */
+        struct event *presence_timer;
+        int64_t presence_sent_ms;
+        const char *presence_pending;  /* the latest kind not yet sent */
         struct pxl_pool client_pool;   /* struct pxl_client records */
         struct pxl_pool conn_pool;     /* struct pxl_conn */
         struct pxl_map clients;        /* struct pxl_client by id */
@@ -60,6 +73,7 @@ struct pxl_server {
         struct pxl_mirror *mirror; /* the rest of the cluster; NULL without redis */
         unsigned nconns; /* all accepted, upgrading included */
         unsigned nopen;  /* upgraded */
+        unsigned nhandshaking; /* on the handshaking list */
         struct pxl_str scratch; /* reply building; reused, never shared */
         bool stopping;
         unsigned port; /* bound port (listen.port may be 0) */
@@ -79,6 +93,8 @@ void pxl_server_fini(struct pxl_server *srv);
 
 /* Milliseconds since the epoch, as of this loop iteration. */
 int64_t pxl_server_now_ms(const struct pxl_server *srv);
+/* The same in microseconds. */
+int64_t pxl_server_now_us(const struct pxl_server *srv);
 
 /* Called by pxl_conn_close once a connection has been taken apart. */
 void pxl_server_conn_gone(struct pxl_server *srv, bool was_open);

@@ -344,6 +344,13 @@ int pxl_disconnect_client(struct pxl_ctx *ctx, const char *client_id,
 const char *pxl_room_name_error(const struct pxl_ctx *ctx,
                                 const struct json_object *name);
 /*
+ * True when value (a string, or a number as its text) is at most
+ * rooms.max_member_field_length bytes: what a membership may carry as
+ * its userId, and what system/joinRoom accepts as userType and username.
+ */
+bool pxl_room_member_field_ok(const struct pxl_ctx *ctx,
+                              const struct json_object *value);
+/*
  * Put a client in a room. PXL_OK when it joined, PXL_UNCHANGED when it was
  * already a member, PXL_EDECLINED when it is in rooms.max_per_client rooms,
  * PXL_EINVAL for an unknown client or a bad name. With rooms.multiple =
@@ -351,7 +358,10 @@ const char *pxl_room_name_error(const struct pxl_ctx *ctx,
  */
 int pxl_room_join(struct pxl_ctx *ctx, const char *client_id,
                   const char *room);
-/* The same, with the userId this membership shows (takes user_id). */
+/*
+ * The same, with the userId this membership shows (takes user_id);
+ * PXL_EINVAL also for a user_id that is not pxl_room_member_field_ok.
+ */
 int pxl_room_join_as(struct pxl_ctx *ctx, const char *client_id,
                      const char *room, struct json_object *user_id);
 /*

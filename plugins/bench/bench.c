@@ -17,7 +17,20 @@ static int bench_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply_json(ctx, json, len);
 }
 
-/* bench/publish {roomName, payload} -> {"delivered": N} */
+static int count_local(const struct pxl_client *c,
+                       const struct json_object *user_id, void *arg)
+{
+        (void)user_id;
+        if (pxl_client_is_local(c))
+                (*(int *)arg)++;
+        return 0;
+}
+
+/*
+ * bench/publish {roomName, payload} -> {"delivered": N}, N the members
+ * of this worker (PROTOCOL.md): the send's own count also counts members
+ * of other workers once the message is on its way to them.
+ */
 static int bench_publish(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 {
         struct json_object *data = pxl_msg_data(msg), *room = NULL;
@@ -40,6 +53,8 @@ static int bench_publish(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         json_object_put(out);
         if (n < 0)
                 return pxl_fail(ctx, "publish failed: %s", pxl_strerror(n));
+        n = 0;
+        pxl_room_members(ctx, json_object_get_string(room), count_local, &n);
         reply = json_object_new_object();
         json_object_object_add(reply, "delivered", json_object_new_int(n));
         return pxl_reply(ctx, reply);

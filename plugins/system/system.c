@@ -67,18 +67,48 @@ static const char *string_field(struct json_object *data, const char *key)
         return NULL;
 }
 
+/*
+ * The fields a membership shows are bounded (rooms.max_member_field_length),
+ * so a client cannot make the server hold megabytes per room it joins.
+ */
+static const char *field_too_long(const struct pxl_ctx *ctx,
+                                  struct json_object *data)
+{
+        static const char *const fields[][2] = {
+                {"userType", "userType is too long"},
+                {"username", "username is too long"},
+        };
+        struct json_object *v;
+
+        /* Only values that are used count: others give the defaults. */
+        if (json_object_object_get_ex(data, "userId", &v) &&
+            (json_object_is_type(v, json_type_string) ||
+             json_object_is_type(v, json_type_int) ||
+             json_object_is_type(v, json_type_double)) &&
+            !pxl_room_member_field_ok(ctx, v))
+                return "userId is too long";
+        for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++)
+                if (json_object_object_get_ex(data, fields[i][0], &v) &&
+                    json_object_is_type(v, json_type_string) &&
+                    !pxl_room_member_field_ok(ctx, v))
+                        return fields[i][1];
+        return NULL;
+}
+
 static int join_room(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 {
         const char *room = room_name(ctx, msg);
         const char *client_id = pxl_ctx_client_id(ctx);
         const struct pxl_client *me = pxl_ctx_client(ctx);
         struct json_object *data = pxl_msg_data(msg), *uid = NULL, *r, *d;
-        const char *user_type, *username;
+        const char *user_type, *username, *error;
         char default_name[16], text[64 + 65536];
         int rc;
 
         if (room == NULL)
                 return PXL_OK;
+        if ((error = field_too_long(ctx, data)) != NULL)
+                return refuse(ctx, error);
         /* userId: as given (string or number), else the token's, else our id. */
         if (json_object_object_get_ex(data, "userId", &uid) &&
             (json_object_is_type(uid, json_type_string) ||

@@ -325,8 +325,9 @@ class Server:
                             r"(\d+)(/[^\s\"]*) \(node ([0-9a-f]+)\)")
     WORKER_RE = re.compile(r"worker (\d+) (?:re)?started \(pid (\d+)")
 
-    def __init__(self, config, name="app", workers=1):
+    def __init__(self, config, name="app", workers=1, nofile=None):
         self.workers = workers
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard), or None
         self.node_id = None
         self.dir = tmpdir()
         self.cfg = os.path.join(self.dir, name + ".cfg")
@@ -340,13 +341,20 @@ class Server:
         self.signalled = False
         self.startup = None  # seconds start() took, launch to listening
 
+    def _limits(self):
+        if self.nofile is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (self.nofile, self.nofile))
+
     def launch(self):
         """Run pxl-serve without waiting for it to listen."""
         logf = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen([env("PXL_SERVE"), self.cfg],
                                          stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=logf)
+                                         stdout=logf, stderr=logf,
+                                         preexec_fn=self._limits)
         finally:
             logf.close()
         _servers.append(self)
@@ -528,17 +536,21 @@ class SocketClient:
 class RawWS(SocketClient):
     """One TCP connection, hand-made bytes, frame reader."""
 
-    def __init__(self, port, timeout=10, rcvbuf=None):
+    def __init__(self, port, timeout=10, rcvbuf=None, source=None):
         """rcvbuf: SO_RCVBUF, set before connecting (a client whose kernel
-        holds little of what the server sends)."""
-        if rcvbuf is None:
+        holds little of what the server sends); source: the local address
+        to connect from (e.g. "127.0.0.2")."""
+        if rcvbuf is None and source is None:
             self.sock = socket.create_connection(("127.0.0.1", port),
                                                  timeout)
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                     rcvbuf)
+                if rcvbuf is not None:
+                    self.sock.setsockopt(socket.SOL_SOCKET,
+                                         socket.SO_RCVBUF, rcvbuf)
+                if source is not None:
+                    self.sock.bind((source, 0))
                 self.sock.settimeout(timeout)
                 self.sock.connect(("127.0.0.1", port))
             except BaseException:

@@ -585,6 +585,40 @@ async def t_presence(url, payload, token=True):
         await close_all([a, b, c])
 
 
+async def t_presence_coalesced(url):
+    """Each connect and close used to send every client a list of every
+    client: O(clients^2) bytes per cycle. With the default 250 ms
+    interval the passive clients get a frame at once, then at most one
+    per interval, and the last list is the truth."""
+    passive = []
+    try:
+        for _ in range(20):
+            c, cid = await connect_id(url)
+            passive.append((c, cid))
+        # Let the connects' lists settle, then drop what came.
+        await asyncio.sleep(0.6)
+        for c, _ in passive:
+            await c.sync()
+        t0 = time.monotonic()
+        for _ in range(40):
+            x, _ = await connect_id(url)
+            await x.close()
+        elapsed = time.monotonic() - t0
+        await asyncio.sleep(0.6)  # one more interval: the trailing frame
+        ids = {cid: None for _, cid in passive}
+        most = int(elapsed / 0.25) + 3
+        for c, _ in passive:
+            fs = await c.sync()
+            lists = [f for f in fs if is_list(f)]
+            check(1 <= len(lists) <= most,
+                  "%d clientList frames for 80 changes in %.2f s; at most "
+                  "%d expected with presence.interval = 250"
+                  % (len(lists), elapsed, most))
+            check_list(lists[-1], "removeClient", ids)
+    finally:
+        await close_all([c for c, _ in passive])
+
+
 async def t_presence_off(url):
     a, aid = await connect_id(url)
     b = None
@@ -602,23 +636,31 @@ async def t_presence_off(url):
 # ---- main -------------------------------------------------------------------
 
 async def main():
-    plain = Server(app_config(("system", "testkit", "peer")), "plain")
+    # Many connections from 127.0.0.1 here, some still closing.
+    plain = Server(app_config(("system", "testkit", "peer"),
+                              limits={"max_connections_per_ip": 0}), "plain")
     users = Server(app_config(("system", "testkit"),
                               extra='auth = { jwt = { secret = "%s"; }; };'
                                     % SECRET), "users")
     pres = Server(app_config(("system", "testkit"),
                              extra='auth = { jwt = { secret = "%s"; }; };\n'
-                                   'presence = { client_list = true; };'
-                                   % SECRET), "presence")
+                                   'presence = { client_list = true; '
+                                   'interval = 0; };' % SECRET), "presence")
     presp = Server(app_config(("system", "testkit"),
                               extra='auth = { jwt = { secret = "%s"; }; };\n'
                                     'presence = { client_list = true; '
-                                    'include_payload = true; };' % SECRET),
+                                    'include_payload = true; interval = 0; };'
+                                    % SECRET),
                    "presence_payload")
     presa = Server(app_config(("system", "testkit"),
-                              extra="presence = { client_list = true; };"),
+                              extra="presence = { client_list = true; "
+                                    "interval = 0; };"),
                    "presence_anon")
-    servers = [plain, users, presa, pres, presp]
+    # The default presence.interval (250 ms) coalesces.
+    presc = Server(app_config(("system", "testkit"),
+                              extra="presence = { client_list = true; };"),
+                   "presence_coalesced")
+    servers = [plain, users, presa, pres, presp, presc]
     A = tap.acase
     try:
         for s in servers:
@@ -653,6 +695,9 @@ async def main():
                 False)
         await A("presence.include_payload: user has userId and payload",
                 t_presence, presp.url(), True)
+        await A("presence.interval: 40 connect/close cycles next to 20 "
+                "passive clients cost each a few frames, and the last one "
+                "is right", t_presence_coalesced, presc.url(), timeout=60)
     finally:
         for s in servers:
             if s.proc is not None:

@@ -44,6 +44,13 @@ def free_port():
     return port
 
 
+# pxl-bench is a load generator: many connections from one address and
+# thousands of messages per second per connection, far beyond the
+# per-client defaults that protect a real app (limits.rate,
+# limits.max_connections_per_ip).
+LOAD = {"rate": 0, "max_connections_per_ip": 0}
+
+
 def fixed_port_config(port, extra=""):
     return app_config(plugins=PLUGINS, extra=extra).replace(
         "port = 0;", "port = %d;" % port)
@@ -662,7 +669,7 @@ def main():
     tap.case("pxl-bench(1) documents every option, scenario and field",
              t_man)
 
-    fresh = Server(app_config(plugins=PLUGINS), "idle")
+    fresh = Server(app_config(plugins=PLUGINS, limits=LOAD), "idle")
     if tap.case("pxl-serve starts (system, bench) for idle", fresh.start):
         tap.case("idle: 400 connections, RSS growth per connection > 0",
                  t_idle, fresh)
@@ -670,7 +677,7 @@ def main():
                  t_idle_spread, fresh)
         fresh.stop_case(tap)
 
-    srv = Server(app_config(plugins=PLUGINS), "bench")
+    srv = Server(app_config(plugins=PLUGINS, limits=LOAD), "bench")
     if tap.case("pxl-serve starts with plugins system and bench",
                 srv.start):
         tap.case("echo: 4 x 4 in flight, RESULT is sane", t_echo, srv)
@@ -710,7 +717,7 @@ def main():
 
     d = tempfile.mkdtemp(prefix="pxltest-wsc-")
     cert, key = make_cert(d)
-    tls = Server(app_config(plugins=PLUGINS).replace(
+    tls = Server(app_config(plugins=PLUGINS, limits=LOAD).replace(
         'path = "/ws"; };',
         'path = "/ws"; tls = { certificate = "%s"; key = "%s"; }; };'
         % (cert, key)), "tls")

@@ -297,9 +297,12 @@ static int tk_set_meta(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 
         if (key == NULL)
                 return pxl_fail(ctx, "key is required");
-        if (pxl_client_set_meta(ctx, pxl_ctx_client_id(ctx), key,
-                                json_object_get(value)) < 0)
-                return pxl_fail(ctx, "cannot set metadata");
+        int rc = pxl_client_set_meta(ctx, pxl_ctx_client_id(ctx), key,
+                                     json_object_get(value));
+
+        if (rc < 0)
+                return pxl_fail(ctx, "cannot set metadata: %s",
+                                pxl_strerror(rc));
         return PXL_OK;
 }
 
