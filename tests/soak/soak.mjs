@@ -181,6 +181,10 @@ function needEnv(name) {
 
 // ---- /proc -----------------------------------------------------------------------
 
+function loadavg() {
+  try { return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '); } catch { return '?'; }
+}
+
 function fdCount(pid) {
   try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return null; }
 }
@@ -414,12 +418,13 @@ let publishing = false; // churn publishes are tracked
 
 const pubs = []; // {id, room, ts, ta, err}
 const pubById = new Map();
-const churn = {
+const churnZero = () => ({
   opened: 0, active: 0, connectFailures: [], requests: 0, replyTimeouts: [], errorFrames: [],
   deliveries: 0, otherFrames: 0, dupDeliveries: 0, dupSample: null,
   serverCloses: [], joins: 0, leaves: 0, members: 0, echoes: 0, publishes: 0,
   disconnects: { close: 0, terminate: 0, inflight: 0, end: 0 },
-};
+});
+const churn = churnZero();
 
 // ---- churn clients -------------------------------------------------------------------
 
@@ -499,7 +504,7 @@ async function churnClient(lifeMs, track, ctl) {
   });
   const endAt = now() + lifeMs;
   while (!closed && !ctl.leaving && now() < endAt) {
-    await napFor(ctl, rand(0.3, 1.7) * opt.actionMs);
+    await napFor(ctl, Math.min(rand(0.3, 1.7) * opt.actionMs, endAt - now()));
     if (closed || ctl.leaving || now() >= endAt) break;
     const r = Math.random();
     if (r < 0.4 && publishing) {
@@ -960,7 +965,9 @@ async function main() {
   await warm.stop();
   opt.actionMs = savedAction;
   await sleep(2000);
+  Object.assign(churn, churnZero()); // count the run only
   const base = snapshot();
+  const load0 = loadavg();
   out.line('baseline after warm-up: ' + Object.entries(base)
     .map(([n, s]) => `${n} pid ${s.pid} fds ${s.fds} rss ${mb(s.rss)} MB`).join('; '));
   const cpu0 = cpuNow();
@@ -1069,6 +1076,8 @@ async function main() {
       + `pid ${base[n].pid}${fin[n].pid !== base[n].pid ? ` -> ${fin[n].pid}` : ''}; `
       + `cpu ${((cpu1[n] - cpu0[n]) / dur * 100).toFixed(0)} % of a core`);
   }
+  out.line(`machine: ${os.cpus().length} CPUs, load average ${load0} before the run, ${loadavg()} after `
+    + '(other programs on the machine inflate latency)');
   out.line(`soak client process: cpu ${((cpu1.client - cpu0.client) / dur * 100).toFixed(0)} % of a core, `
     + `main loop delay p99 ${fmtMs(eld.percentile(99) / 1e6)} ms max ${fmtMs(eld.max / 1e6)} ms`);
   if (abuseRes) reportAbuse(abuseRes.R);
