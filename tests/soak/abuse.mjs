@@ -52,7 +52,7 @@ const R = {
   pipeline: { attempts: 0, ok: 0, bad: [], connectFailures: 0 },
   nonReader: { sessions: [], connectFailures: 0 },
   busyPub: { sent: 0, acked: 0, errors: 0, drops: 0 },
-  hugeUser: { joins: 0, joinOk: 0, leaves: 0, replies: {}, closes: [], connectFailures: 0 },
+  hugeUser: { maxReplyMs: 0, joins: 0, joinOk: 0, leaves: 0, replies: {}, closes: [], connectFailures: 0 },
   msgFlood: { sessions: [], connectFailures: 0 },
 };
 
@@ -366,12 +366,13 @@ async function hugeUser() {
   while (!stopping) {
     let ws;
     let waiting = null;
+    let rid = 0;
     try {
       ws = await openWs(cfg.url, {
         localAddress: nextAddr(),
         onMessage: (b) => {
           const m = JSON.parse(b.toString('utf8'));
-          if (m.requestId !== undefined && waiting) waiting(m);
+          if (m.requestId !== undefined && waiting && m.requestId === rid) waiting(m);
         },
       });
     } catch {
@@ -386,11 +387,16 @@ async function hugeUser() {
       if (!stopping) R.hugeUser.closes.push(code);
       if (waiting) waiting(null);
     });
-    let rid = 0;
     const req = (action, data) => new Promise((resolve) => {
-      waiting = (m) => { waiting = null; resolve(m); };
-      ws.send(JSON.stringify({ type: 'system', action, data, requestId: ++rid }));
-      setTimeout(() => { if (waiting) waiting(null); }, 10000);
+      const t0 = now();
+      const mine = ++rid;
+      waiting = (m) => {
+        waiting = null;
+        if (m) R.hugeUser.maxReplyMs = Math.max(R.hugeUser.maxReplyMs, now() - t0);
+        resolve(m);
+      };
+      ws.send(JSON.stringify({ type: 'system', action, data, requestId: mine }));
+      setTimeout(() => { if (waiting && rid === mine) waiting(null); }, 10000);
     });
     while (!stopping && !closed) {
       const room = pick(cfg.rooms);

@@ -684,7 +684,14 @@ function thread(file, data, onMsg) {
     w.on('exit', (code) => (result ? resolve(result) : reject(new Error(`${file} exited ${code}`))));
   });
   const ready = new Promise((r) => w.on('message', (m) => m.type === 'ready' && r()));
-  return { w, done, ready, stop() { w.postMessage('stop'); return done; } };
+  // stop(): the thread's result, or null if it gives none within 20 s.
+  return { w, done, ready, stop() {
+    w.postMessage('stop');
+    return Promise.race([done.catch(() => null), sleep(20000).then(() => null)]).then((r) => {
+      if (!r) w.terminate();
+      return r;
+    });
+  } };
 }
 
 // ---- measurements ------------------------------------------------------------------------
@@ -1018,9 +1025,12 @@ async function main() {
   await sleep(2000);
   stopping = true;
   clearInterval(progress);
-  const [abuseRes, echoRes] = await Promise.all([abuse ? (abuseStop || abuse.stop()) : null, echo.stop(),
+  const [abuseRes0, echoRes] = await Promise.all([abuse ? (abuseStop || abuse.stop()) : null, echo.stop(),
     driver.stop(), ...stables.map((s) => s.close())]);
   await Promise.all(stableRuns);
+  if (!echoRes) bail('the echo clients\' thread gave no result');
+  const abuseRes = abuseRes0 && abuseRes0.R ? abuseRes0 : null;
+  if (abuse && !abuseRes) out.line('the abusive clients\' thread gave no result');
   clearInterval(sampler);
   eld.disable();
   const cpu1 = cpuNow();
@@ -1159,6 +1169,7 @@ async function main() {
   'echo clients: every reply right, none late, dropped only by the kill',
   `wrong ${e.wrong} ${e.wrongSample || ''}; timeouts ${e.timeouts}; connect failures `
       + `${JSON.stringify(ecf.slice(0, 3))}; drops ${JSON.stringify(echoRes.stats.drops.slice(0, 5))}`);
+  if (abuse) out.check(!!abuseRes, 'the abusive clients\' thread finished and reported');
   const ran = (k) => abuseRes && opt.abuseKinds.includes(k);
   if (ran('pipeline')) {
     const p = abuseRes.R.pipeline;
@@ -1222,7 +1233,10 @@ function reportAbuse(R) {
       + `${nr.map((x) => mb(x.bytesRead / 1024)).join(', ')} MB`);
   }
   if (on('busyPub')) out.line(`abuse busy-room publisher: ${R.busyPub.sent} sent, ${R.busyPub.acked} acked, ${R.busyPub.errors} errors, ${R.busyPub.drops} drops`);
-  if (on('hugeUser')) out.line(`abuse huge userId: ${R.hugeUser.joins} joins (${JSON.stringify(R.hugeUser.replies)}), closes ${JSON.stringify(R.hugeUser.closes)}`);
+  if (on('hugeUser')) {
+    out.line(`abuse huge userId: ${R.hugeUser.joins} joins (${JSON.stringify(R.hugeUser.replies)}), slowest reply `
+      + `${fmtMs(R.hugeUser.maxReplyMs)} ms, closes ${JSON.stringify(R.hugeUser.closes)}`);
+  }
   const mf = R.msgFlood.sessions;
   if (on('msgFlood')) out.line(`abuse message flooder: ${mf.length} sessions, ${mf.reduce((a, s) => a + s.sent, 0)} sent, `
     + `${mf.reduce((a, s) => a + s.replies, 0)} replies, ${mf.reduce((a, s) => a + s.rateLimited, 0)} "Rate limit exceeded", `
