@@ -95,7 +95,7 @@ static const struct conf_key conf_keys[] = {
          NULL, "64", "deepest JSON nesting accepted (the outer object is 1)"},
         {"limits.handshake_timeout", KEY_INT, 1, 3600,
          F(limits.handshake_timeout), NULL, "10",
-         "seconds a client has to complete the HTTP upgrade"},
+         "seconds from accept a client has to complete the HTTP upgrade"},
         {"limits.max_header_size", KEY_INT, 256, 1 << 20,
          F(limits.max_header_size), NULL, "8192",
          "largest upgrade request head in bytes; larger gets 400"},
