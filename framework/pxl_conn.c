@@ -949,8 +949,17 @@ static bool within_rate(struct pxl_conn *c)
         tolerance = interval * (int64_t)l->burst;
         if (c->rate_tat_us < now)
                 c->rate_tat_us = now;
-        if (c->rate_tat_us + interval - now > tolerance)
+        if (c->rate_tat_us + interval - now > tolerance) {
+                /*
+                 * Refused messages count against the rate too, so a client
+                 * that keeps sending faster than it stays refused (and is
+                 * closed after `burst` in a row) instead of getting every
+                 * few through; the debt is bounded by the close.
+                 */
+                if (c->rate_tat_us - now < 2 * tolerance)
+                        c->rate_tat_us += interval;
                 return false;
+        }
         c->rate_tat_us += interval;
         c->rate_strikes = 0;
         return true;

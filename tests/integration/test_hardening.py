@@ -519,6 +519,37 @@ def t_rate(srv):
        "closedRateLimited")
 
 
+def t_rate_steady(srv):
+    """A client that stays over the rate (3 x 20/s) is closed with 4008,
+    instead of getting every third message through forever."""
+    with WS(srv.port) as c:
+        c.sock.settimeout(0.001)
+        t0, replies, errors, code = time.monotonic(), 0, 0, None
+        while time.monotonic() - t0 < 5 and code is None:
+            try:
+                c.send_frame(1, dumps({"type": "test", "action": "echo",
+                                       "data": 0}))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            end = time.monotonic() + 1 / 60
+            while time.monotonic() < end and code is None:
+                try:
+                    fin, rsv, op, data = c.recv_frame()
+                except (AssertionError, socket.timeout):
+                    continue
+                except EOFError:
+                    break
+                if op == 8:
+                    code = struct.unpack("!H", data[:2])[0]
+                elif "error" in loads(data).get("data", {}):
+                    errors += 1
+                else:
+                    replies += 1
+        eq(code, 4008, "close code after %.1f s (%d replies, %d errors)"
+           % (time.monotonic() - t0, replies, errors))
+        check(replies <= 10, "%d replies at 3 x the rate" % replies)
+
+
 # ---- 9. connected_frame, crit ----------------------------------------------------------
 
 def t_greetless(srv):
@@ -622,6 +653,8 @@ def main():
              "served, a place frees on close", t_per_ip, perip)
     tap.case("limits.rate and burst: error frames, then 4008; allowance "
              "refills", t_rate, rate)
+    tap.case("limits.rate: a client that stays over it is closed",
+             t_rate_steady, rate)
     tap.case("connected_frame = false: no greeting frames", t_greetless,
              greetless)
     tap.case("a JWT with a crit header gets 401", t_crit, greetless)
