@@ -6,6 +6,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -246,11 +249,42 @@ static void flusher_cb(evutil_socket_t fd, short what, void *arg)
         pxl_conn_flush_all(arg);
 }
 
+/* Present when AddressSanitizer's allocator stands in for malloc. */
+extern void __sanitizer_purge_allocator(void) __attribute__((weak));
+
+/*
+ * pxl-serve keeps freed heap for bursts (M_TRIM_THRESHOLD): once a second
+ * with no traffic after some, give what is free back to the system, so a
+ * burst (a slow client's queue, a flood) does not hold memory for good.
+ */
+static void give_back_memory(struct pxl_server *srv)
+{
+        const struct pxl_metrics *m = &srv->metrics;
+        bool quiet = m->per_sec.messages_in == 0 &&
+                     m->per_sec.messages_out == 0 &&
+                     m->per_sec.connects == 0 && m->per_sec.disconnects == 0;
+
+        if (!quiet) {
+                srv->heap_trimmed = false;
+                return;
+        }
+        if (srv->heap_trimmed)
+                return;
+        srv->heap_trimmed = true;
+        if (__sanitizer_purge_allocator != NULL)
+                __sanitizer_purge_allocator();
+#ifdef __GLIBC__
+        else
+                malloc_trim(0);
+#endif
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
         (void)fd;
         (void)what;
         pxl_metrics_tick(arg);
+        give_back_memory(arg);
 }
 
 static void idle_cb(evutil_socket_t fd, short what, void *arg)

@@ -76,6 +76,7 @@ struct pxl_server {
         unsigned nhandshaking; /* on the handshaking list */
         struct pxl_str scratch; /* reply building; reused, never shared */
         bool stopping;
+        bool heap_trimmed; /* freed heap given back since the last traffic */
         unsigned port; /* bound port (listen.port may be 0) */
         /* Who this process is (pxl_cluster.c); one process: 0, 0, -1. */
         unsigned worker_index; /* slot in the cluster, 0..workers-1 */

@@ -23,8 +23,8 @@
 // tests/soak/README.md lists them): no worker died but the one killed, a
 // clean server log, a clean exit on SIGTERM, open fds of the master, each
 // worker slot and redis-server back to their values before the run, RSS
-// back within --rss-tolerance % (skipped for AddressSanitizer builds
-// unless PXL_SOAK_ASAN_RSS=check), every publish acked outside the chaos
+// back within --rss-tolerance % (on AddressSanitizer builds with its
+// quarantine off for the server; PXL_SOAK_ASAN_RSS=skip skips), every publish acked outside the chaos
 // windows delivered exactly once to each stable member of its room, no
 // duplicate ever, echo p99 under --p99 ms over the run and in every
 // 10-second bucket, and for the abusive clients only what PROTOCOL.md
@@ -62,9 +62,12 @@ const HELP = `usage: soak.mjs [options]
   --margin N         seconds around each chaos event excluded from the
                      exactly-once check (default 3)
   --p99 N            echo p99 bound in ms (default 50)
-  --rss-tolerance N  % of RSS growth allowed (default 10)
+  --rss-tolerance N  % of RSS growth allowed (default 10; 25 on an
+                     AddressSanitizer build, whose allocator returns
+                     memory to the system less exactly)
   --asan-rss MODE    skip|check the RSS cases for AddressSanitizer builds
-                     (default skip; env PXL_SOAK_ASAN_RSS)
+                     (default check, with ASan's quarantine off for the
+                     server; env PXL_SOAK_ASAN_RSS)
   --flood-rate N     message flooder's requests per second (default 5000)
   --no-kill          no worker kill      --no-redis-restart  no Redis restart
   --no-abuse         no abusive clients
@@ -84,7 +87,7 @@ const ABUSE_KINDS = ['pingFlood', 'slowloris', 'silent', 'pipeline', 'nonReader'
 function parseArgs(argv) {
   const o = { seconds: 60, connections: 2000, concurrent: null, stable: 16, echo: 100,
     rooms: 32, actionMs: 3000, addresses: 60, margin: 3, p99: 50, rssTolerance: 10,
-    asanRss: process.env.PXL_SOAK_ASAN_RSS || 'skip', floodRate: 5000, kill: true,
+    asanRss: process.env.PXL_SOAK_ASAN_RSS || 'check', floodRate: 5000, kill: true,
     redisRestart: true, abuse: true, abuseKinds: ABUSE_KINDS, rssCap: 2048, extraConfig: '',
     json: null, tap: false };
   const num = { '--seconds': 'seconds', '--connections': 'connections',
@@ -98,6 +101,7 @@ function parseArgs(argv) {
       const v = Number(argv[++i]);
       if (!Number.isFinite(v) || v < 0) throw new Error(`${a} needs a number`);
       o[num[a]] = v;
+      if (a === '--rss-tolerance') o.rssToleranceSet = true;
     } else if (a === '--asan-rss') o.asanRss = argv[++i];
     else if (a === '--extra-config') o.extraConfig = argv[++i];
     else if (a === '--abuse') {
@@ -371,7 +375,15 @@ class Serve {
 
   async start() {
     const fd = fs.openSync(this.logPath, 'w');
-    this.proc = spawn(needEnv('PXL_SERVE'), [this.cfgPath], { stdio: ['ignore', fd, fd] });
+    // Under AddressSanitizer, freed memory sits in its quarantine (256 MB)
+    // and is not given back: without the quarantine, and with freed pages
+    // returned to the system, RSS means what it means in a release build.
+    // (Use-after-free is still caught while the memory is unused; the
+    // rest of the suite keeps the quarantine.)
+    const env = { ...process.env };
+    env.ASAN_OPTIONS = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=0',
+      'allocator_release_to_os_interval_ms=50'].filter(Boolean).join(':');
+    this.proc = spawn(needEnv('PXL_SERVE'), [this.cfgPath], { stdio: ['ignore', fd, fd], env });
     fs.closeSync(fd);
     children.add(this.proc);
     this.exit = null;
@@ -930,8 +942,8 @@ async function main() {
   needEnv('PXL_SERVE');
   needEnv('PXL_PLUGIN_PATH');
   if (!fs.existsSync(REDIS)) {
-    console.log(opt.tap ? `1..0 # SKIP ${REDIS} is not installed` : `SKIP: ${REDIS} is not installed`);
-    process.exit(opt.tap ? 0 : 77);
+    // A missing server is a failure, never a skip (scripts/setup --test installs it).
+    bail(`${REDIS} is not installed`);
   }
   const lim = Number(execFileSync('sh', ['-c', 'ulimit -n']).toString().trim());
   const perProcess = opt.concurrent + opt.stable + opt.echo + 64;
@@ -1126,10 +1138,11 @@ async function main() {
   const rssSkip = asan && opt.asanRss === 'skip'
     ? 'AddressSanitizer build: its quarantine and shadow memory keep RSS up (PXL_SOAK_ASAN_RSS=check to check)'
     : null;
+  const tolerance = opt.rssToleranceSet || !asan ? opt.rssTolerance : 25;
   for (const n of names) {
-    const lim = base[n].rss * (1 + opt.rssTolerance / 100);
+    const lim = base[n].rss * (1 + tolerance / 100);
     out.check(fin[n].rss <= lim,
-      `${n}: RSS back within ${opt.rssTolerance} % (${mb(base[n].rss)} -> ${mb(fin[n].rss)} MB)`,
+      `${n}: RSS back within ${tolerance} % (${mb(base[n].rss)} -> ${mb(fin[n].rss)} MB)`,
       `peak during the run ${mb(peaks[n]?.rss || 0)} MB`, rssSkip);
   }
 
