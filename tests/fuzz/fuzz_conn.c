@@ -16,8 +16,9 @@
  *   bits 4-6  then: 1 heartbeat sweep (ping), 2 idle sweep (4000 to all,
  *             as max_idle is 0), 3 shutdown (1001 to all), 4 the client
  *             hangs up, 5 it half-closes (SHUT_WR), 6 it stops (or starts
- *             again) reading what the server writes, 7 the shutdown
- *             timeout (every connection dropped at once)
+ *             again) reading what the server writes, 7 shutdown and
+ *             its timeout at once (1001 to all, then every connection
+ *             dropped: what a second signal does)
  *   bit 7     hold: do not run the loop after this segment, so that the
  *             server reads it in the same iteration as the next one (the
  *             other client's, say, or data followed by a hang-up)
@@ -338,8 +339,9 @@ static void fk_disconnect(struct pxl_ctx *ctx, int code)
 {
         struct json_object *out;
 
+        /* To the leaving client too: it must not be sent to any more. */
         out = pxl_msg_new("fuzz", "gone", json_object_new_int(code));
-        pxl_send_to_all(ctx, out, pxl_ctx_client_id(ctx), NULL, NULL);
+        pxl_send_to_all(ctx, out, NULL, NULL, NULL);
         json_object_put(out);
 }
 
@@ -826,7 +828,8 @@ static void segment(struct pxl_server *srv, struct peer *peers,
         case 6:
                 p->reading = !p->reading;
                 break;
-        case 7:
+        case 7: /* as after a signal: 1001 first, nobody left open */
+                pxl_conn_shutdown_all(srv);
                 pxl_conn_close_all(srv);
                 break;
         default:
