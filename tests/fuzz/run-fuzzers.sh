@@ -9,29 +9,46 @@ LSAN_OPTIONS=suppressions=$src/tests/lsan.supp
 export LSAN_OPTIONS
 trap 'rm -rf "$work"' EXIT
 fw=$src/framework
-# harness : framework sources : libraries
-targets="utf8:pxl_utf8.c:
-ws_codec:pxl_ws_codec.c pxl_utf8.c:
-http:pxl_http.c:-lcrypto
-json:pxl_json.c pxl_utf8.c:-ljson-c
-json_build:pxl_json_build.c pxl_json.c pxl_utf8.c:-ljson-c
-conf:pxl_conf.c pxl_str.c pxl_json.c pxl_log.c pxl_utf8.c:-lconfig
-auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto
-wire:pxl_wire.c pxl_str.c pxl_json.c pxl_utf8.c:-ljson-c"
+# Every source of libpxl, as framework/include.am lists them.
+libpxl=$(sed -n '/^framework_libpxl_la_SOURCES/,/^[^[:space:]]/p' \
+        "$fw/include.am" | grep -o 'framework/[a-z0-9_]*\.c' | sed 's|framework/||')
+# harness : framework sources ("libpxl": all of them) : libraries : plugins
+# (each plugin's source is compiled alone, its pxl_plugin descriptor
+# renamed pxl_plugin_NAME, so that several can share one binary)
+targets="utf8:pxl_utf8.c::
+ws_codec:pxl_ws_codec.c pxl_utf8.c::
+http:pxl_http.c:-lcrypto:
+json:pxl_json.c pxl_utf8.c:-ljson-c:
+json_build:pxl_json_build.c pxl_json.c pxl_utf8.c:-ljson-c:
+conf:pxl_conf.c pxl_str.c pxl_json.c pxl_log.c pxl_utf8.c:-lconfig:
+auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto:
+wire:pxl_wire.c pxl_str.c pxl_json.c pxl_utf8.c:-ljson-c:
+conn:libpxl:-levent_openssl -levent -lssl -lcrypto -lhiredis -ljson-c -ljwt -lconfig -ldl:system bench chat echo"
+fuzzcc() {
+        clang -std=gnu11 -D_GNU_SOURCE -DPXL_PLUGINDIR='"/nonexistent"' \
+                -g -O1 -fno-sanitize-recover=undefined -I"$fw" "$@"
+}
 n=$(echo "$targets" | wc -l)
 echo "1..$n"
 i=0
-echo "$targets" | while IFS=: read -r name sources libs; do
+echo "$targets" | while IFS=: read -r name sources libs plugins; do
         i=$((i + 1))
         bin=$work/fuzz_$name
         files=""
+        [ "$sources" = libpxl ] && sources=$libpxl
         for s in $sources; do files="$files $fw/$s"; done
+        built=true
+        for p in $plugins; do
+                fuzzcc -fsanitize=fuzzer-no-link,address,undefined \
+                        -Dpxl_plugin="pxl_plugin_$p" -c \
+                        "$src/plugins/$p/$p.c" -o "$work/plugin_$p.o" \
+                        >>"$work/$name.build" 2>&1 || built=false
+                files="$files $work/plugin_$p.o"
+        done
         # shellcheck disable=SC2086
-        if ! clang -std=gnu11 -D_GNU_SOURCE -DPXL_PLUGINDIR='"/nonexistent"' \
-                -g -O1 -fsanitize=fuzzer,address,undefined \
-                -fno-sanitize-recover=undefined -I"$fw" \
+        if ! $built || ! fuzzcc -fsanitize=fuzzer,address,undefined \
                 "$src/tests/fuzz/fuzz_$name.c" $files $libs -o "$bin" \
-                >"$work/$name.build" 2>&1; then
+                >>"$work/$name.build" 2>&1; then
                 echo "not ok $i - fuzz_$name builds"
                 sed 's/^/# /' "$work/$name.build" | head -20
                 continue
