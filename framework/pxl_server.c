@@ -429,13 +429,8 @@ static void tell_ready(struct pxl_server *srv)
         srv->ready_fd = -1;
 }
 
-int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
+int pxl_server_loop_init(struct pxl_server *srv, struct pxl_str *errors)
 {
-        sigset_t stop_signals;
-        int rc;
-
-        signal(SIGPIPE, SIG_IGN);
-        raise_fd_limit(srv);
         srv->base = event_base_new();
         /* Events default to the middle priority; the flusher runs last. */
         if (srv->base == NULL || event_base_priority_init(srv->base, PXL_PRIOS) < 0) {
@@ -445,11 +440,38 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
         /* Deadlines of every connection: one timer, no timer per client. */
         srv->deadline_timer = evtimer_new(srv->base, deadline_cb, srv);
         srv->accept_timer = evtimer_new(srv->base, accept_resume_cb, srv);
-        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (srv->deadline_timer == NULL || srv->accept_timer == NULL) {
+        srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
+        srv->flusher = event_new(srv->base, -1, 0, flusher_cb, srv);
+        /* After every I/O callback of an iteration: one writev per client. */
+        if (srv->flusher == NULL ||
+            event_priority_set(srv->flusher, PXL_PRIO_FLUSH) < 0) {
+                pxl_str_puts(errors, "cannot create the output flusher\n");
+                return PXL_ERR;
+        }
+        if (srv->deadline_timer == NULL || srv->accept_timer == NULL ||
+            srv->reaper == NULL ||
+            periodic(srv, &srv->tick_timer, 1, tick_cb) < 0 ||
+            periodic(srv, &srv->idle_timer,
+                     srv->conf->max_idle ? srv->conf->check_interval : 0,
+                     idle_cb) < 0 ||
+            periodic(srv, &srv->heartbeat_timer, srv->conf->heartbeat_interval,
+                     heartbeat_cb) < 0) {
                 pxl_str_puts(errors, "cannot create timers\n");
                 return PXL_ERR;
         }
+        return PXL_OK;
+}
+
+int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
+{
+        sigset_t stop_signals;
+        int rc;
+
+        signal(SIGPIPE, SIG_IGN);
+        raise_fd_limit(srv);
+        if (pxl_server_loop_init(srv, errors) < 0)
+                return PXL_ERR;
+        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
         srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
         if (srv->sig_term == NULL || srv->sig_int == NULL ||
@@ -463,24 +485,6 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
         sigaddset(&stop_signals, SIGTERM);
         sigaddset(&stop_signals, SIGINT);
         sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
-        srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
-        srv->flusher = event_new(srv->base, -1, 0, flusher_cb, srv);
-        /* After every I/O callback of an iteration: one writev per client. */
-        if (srv->flusher == NULL ||
-            event_priority_set(srv->flusher, PXL_PRIO_FLUSH) < 0) {
-                pxl_str_puts(errors, "cannot create the output flusher\n");
-                return PXL_ERR;
-        }
-        if (srv->reaper == NULL ||
-            periodic(srv, &srv->tick_timer, 1, tick_cb) < 0 ||
-            periodic(srv, &srv->idle_timer,
-                     srv->conf->max_idle ? srv->conf->check_interval : 0,
-                     idle_cb) < 0 ||
-            periodic(srv, &srv->heartbeat_timer, srv->conf->heartbeat_interval,
-                     heartbeat_cb) < 0) {
-                pxl_str_puts(errors, "cannot create timers\n");
-                return PXL_ERR;
-        }
         /* A required Redis that is down stops us before we listen. */
         if (pxl_mirror_start(srv, errors) < 0)
                 return PXL_ERR;

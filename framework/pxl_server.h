@@ -88,6 +88,12 @@ struct pxl_server {
 /* Load plugins and register routes; takes conf. */
 int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
                     struct pxl_str *errors);
+/*
+ * The event loop and the worker's own events (flusher, reaper, deadlines,
+ * periodic sweeps): no signals, Redis or listener. pxl_server_run starts
+ * with it; the connection fuzzer uses it alone.
+ */
+int pxl_server_loop_init(struct pxl_server *srv, struct pxl_str *errors);
 /* Bind, run plugin inits, serve until a signal; 0 on a clean stop. */
 int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors);
 void pxl_server_fini(struct pxl_server *srv);

@@ -370,19 +370,23 @@ static const struct pxl_plugin fuzzkit = {
 
 /*
  * App 0: anonymous or optional tokens, several rooms per client, small
- * limits. App 1: a token (with issuer) and an Origin required, one room
- * per client, one connection at most, members-only roomMembers, presence
- * lists, and a raw handler (echo) for binary messages.
+ * limits (a burst of 6 messages, one connection upgrading at a time,
+ * 16-byte member fields, tiny metadata). App 1: a token (with issuer)
+ * and an Origin required, one room per client, one connection at most,
+ * members-only roomMembers, presence lists, no greeting frames, and a
+ * raw handler (echo) for binary messages.
  */
 static const char app0[] =
         "name = \"fuzz0\";\n"
         "limits = { max_message_size = 4096; max_frame_size = 2048;\n"
         "  max_json_depth = 8; max_header_size = 1024; max_connections = 8;\n"
-        "  max_output_bytes = 2048; };\n"
+        "  max_output_bytes = 2048; max_handshakes = 1; rate = 1000;\n"
+        "  burst = 6; max_metadata_entry_size = 64;\n"
+        "  max_metadata_size = 256; };\n"
         "log = { level = \"err\"; };\n"
         "auth = { jwt = { secret = \"fuzz-secret\"; }; };\n"
         "rooms = { max_name_length = 16; max_per_client = 3;\n"
-        "  notify_members = true; };\n";
+        "  notify_members = true; max_member_field_length = 16; };\n";
 
 static const char app1[] =
         "name = \"fuzz1\";\n"
@@ -396,7 +400,8 @@ static const char app1[] =
         "  issuer = \"pxl-fuzz\"; }; };\n"
         "rooms = { multiple = false; members_visible_to = \"members\";\n"
         "  notify_members = true; };\n"
-        "presence = { client_list = true; include_payload = true; };\n";
+        "presence = { client_list = true; include_payload = true; };\n"
+        "connected_frame = false;\n";
 
 static const struct pxl_plugin *const plugins0[] = {
         &pxl_plugin_system, &pxl_plugin_bench, &pxl_plugin_chat, &fuzzkit, NULL,
@@ -409,21 +414,6 @@ static const struct pxl_plugin *const plugins1[] = {
 static struct pxl_server servers[2];
 /* PXL_FUZZ_TRACE set: print what each client reads, to check the seeds. */
 static bool trace;
-
-/* Server events for the loop pxl_server_run would have built. */
-static void reaper_cb(evutil_socket_t fd, short what, void *arg)
-{
-        (void)fd;
-        (void)what;
-        pxl_conn_reap(arg);
-}
-
-static void flusher_cb(evutil_socket_t fd, short what, void *arg)
-{
-        (void)fd;
-        (void)what;
-        pxl_conn_flush_all(arg);
-}
 
 /* What pxl_plugins_load does after dlopen: slots, routes, the raw handler. */
 static void add_plugins(struct pxl_server *srv,
@@ -467,7 +457,6 @@ static void server_setup(struct pxl_server *srv, const char *text,
                          const char *name,
                          const struct pxl_plugin *const *descs)
 {
-        struct timeval handshake, closing = {5, 0};
         struct pxl_str errors = {0};
         struct pxl_config *conf;
 
@@ -481,19 +470,7 @@ static void server_setup(struct pxl_server *srv, const char *text,
         pxl_str_fini(&errors);
         pxl_log_setup(conf->log_level, conf->log_format);
         add_plugins(srv, descs);
-        handshake.tv_sec = (time_t)conf->limits.handshake_timeout;
-        handshake.tv_usec = 0;
-        srv->base = event_base_new();
-        CHECK(srv->base != NULL && event_base_priority_init(srv->base, 3) == 0,
-              "event base");
-        srv->handshake_tv =
-                event_base_init_common_timeout(srv->base, &handshake);
-        srv->close_tv = event_base_init_common_timeout(srv->base, &closing);
-        srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
-        srv->flusher = event_new(srv->base, -1, 0, flusher_cb, srv);
-        CHECK(srv->reaper != NULL && srv->flusher != NULL &&
-                      event_priority_set(srv->flusher, 2) == 0,
-              "server events");
+        CHECK(pxl_server_loop_init(srv, &errors) == 0, "event loop");
         CHECK(pxl_plugins_init(&srv->plugins, srv, &errors) == 0,
               "plugin init");
         pxl_str_fini(&errors);
@@ -843,7 +820,9 @@ static void segment(struct pxl_server *srv, struct peer *peers,
 static void check_empty(struct pxl_server *srv)
 {
         CHECK(srv->nconns == 0 && srv->nopen == 0, "connections counted");
-        CHECK(TAILQ_EMPTY(&srv->conns) && TAILQ_EMPTY(&srv->dead),
+        CHECK(TAILQ_EMPTY(&srv->handshaking) && TAILQ_EMPTY(&srv->conns) &&
+                      TAILQ_EMPTY(&srv->closing) && TAILQ_EMPTY(&srv->dead) &&
+                      srv->nhandshaking == 0,
               "connections listed");
         CHECK(SLIST_EMPTY(&srv->dirty), "dirty list");
         CHECK(srv->conn_pool.live == 0, "pooled connections");
