@@ -701,6 +701,11 @@ void pxl_conn_close(struct pxl_conn *c)
         TAILQ_REMOVE(conn_list(srv, c->state), c, link);
         if (c->state == CONN_HANDSHAKE)
                 srv->nhandshaking--;
+        /*
+         * Closed directly (shutdown) it may still be open: the disconnect
+         * hooks below must find it unable to send, its bufferevent gone.
+         */
+        c->state = CONN_DEAD;
         unmark_dirty(c); /* closed directly (shutdown), not via the reaper */
         addr_release(srv, c->addr);
         bufferevent_free(c->bev);

@@ -21,6 +21,7 @@ written to fail on the code it guards against.
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import sys
@@ -609,6 +610,26 @@ def t_publish_local(redis):
         b.stop()
 
 
+def t_second_signal():
+    """A second SIGTERM stops at once, with clients still open: their
+    disconnect hooks (testkit's sends to the leaving client) must find
+    them unable to send, not a freed socket."""
+    srv = Server(app_config(("testkit",), shutdown_timeout=30), "twice")
+    srv.start()
+    clients = [WS(srv.port) for _ in range(3)]
+    try:
+        for c in clients:
+            eq(c.request("test", "echo", 1)["response"], 1, "echo")
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)  # the 1001 closes are out; nobody answers them
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.signalled = True
+        srv.stop()
+    finally:
+        for c in clients:
+            c.close()
+
+
 def main():
     limits = Server(app_config(
         ("system", "testkit", "bench"),
@@ -660,6 +681,8 @@ def main():
     tap.case("a JWT with a crit header gets 401", t_crit, greetless)
     tap.case("out of descriptors: clients shed, no spin, rare log lines, "
              "service back", t_emfile)
+    tap.case("a second SIGTERM with clients open: clean exit, clean log",
+             t_second_signal)
     redis = RedisServer()
     redis.start()
     try:

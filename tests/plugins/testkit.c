@@ -195,10 +195,17 @@ static void log_metrics(struct pxl_ctx *ctx)
 static void tk_disconnect(struct pxl_ctx *ctx, int code)
 {
         struct testkit *tk = pxl_ctx_plugin_data(ctx);
+        struct json_object *bye;
 
         tk->disconnects++;
         tk->last_close_code = code;
         pxl_log(ctx, PXL_LOG_INFO, "disconnected with %d", code);
+        /* A leaving client cannot be sent to, whatever its socket's state. */
+        bye = pxl_msg_new("test", "bye", NULL);
+        if (bye != NULL &&
+            pxl_send_to_client(ctx, pxl_ctx_client_id(ctx), bye) > 0)
+                pxl_log(ctx, PXL_LOG_ERR, "sent to a client that has gone");
+        json_object_put(bye);
         if (tk->log_metrics)
                 log_metrics(ctx);
 }
