@@ -1375,7 +1375,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
                         break;
                 case OPT_PID:
                         ok = parse_uint(optarg, 1, 1u << 30, &v);
-                        b->pid = (pid_t)v;
+                        if (ok)
+                                b->pid = (pid_t)v;
                         break;
                 case OPT_ALSO_PID:
                         ok = b->nalso < sizeof(b->also) / sizeof(*b->also) &&

@@ -154,6 +154,9 @@ static int reserve_port(struct cluster *cl, struct pxl_str *errors)
         char port[16], line[512];
         int rc;
 
+        /* Zeroed for scan-build, which does not see getsockname fill ss
+         * (glibc passes it as a transparent union under _GNU_SOURCE). */
+        memset(&ss, 0, sizeof(ss));
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;

@@ -195,6 +195,8 @@ value:
                 if (depth == max_depth)
                         return false;
                 kind = *p == '{' ? PXL_JSON_OBJECT : PXL_JSON_ARRAY;
+                if (depth % 64 == 0)
+                        objs[depth / 64] = 0; /* a word's first use */
                 if (kind == PXL_JSON_OBJECT)
                         objs[depth / 64] |= UINT64_C(1) << depth % 64;
                 else

@@ -122,11 +122,13 @@ static void hold(struct pxl_peer *p, const char *msg, size_t len);
 
 /* ---- names -------------------------------------------------------------- */
 
-/* P + what + suffix in buf (reset first); NUL-terminated. */
+/* P + what + suffix in buf (reset first); NUL-terminated. NULL (and
+ * *len 0) when out of memory. */
 static const char *name(struct pxl_mirror *m, struct pxl_str *buf,
                         const char *what, const char *suffix, size_t slen,
                         size_t *len)
 {
+        *len = 0;
         pxl_str_reset(buf, 4096);
         if (pxl_str_append(buf, m->prefix, m->prefix_len) < 0 ||
             pxl_str_puts(buf, what) < 0 ||

@@ -4,6 +4,7 @@
  * AddressSanitizer free objects are poisoned, so use after free is still
  * caught although the memory is not returned to malloc.
  */
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ static int grow(struct pxl_pool *p)
                 malloc(sizeof(*b) + p->size * p->per_block);
         char *obj;
 
+        assert(p->per_block > 0); /* pxl_pool_init: so p->free is set */
         if (b == NULL)
                 return -1;
         b->next = p->blocks;

@@ -807,7 +807,8 @@ int pxl_redis_subscribe(struct pxl_ctx *ctx, const char *channel,
 
         if (r == NULL)
                 return PXL_ECLOSED;
-        if (fn == NULL || (rc = plugin_channel(r, channel, full, sizeof(full), &len)) < 0)
+        if (fn == NULL ||
+            plugin_channel(r, channel, full, sizeof(full), &len) < 0)
                 return PXL_EINVAL;
         ch = chan_get(r, full, len);
         for (s = ch ? ch->subs : NULL; s != NULL; s = s->next)

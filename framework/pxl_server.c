@@ -384,6 +384,8 @@ static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
         }
         freeaddrinfo(ai);
         evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+        /* scan-build does not see getsockname fill it (glibc's union). */
+        memset(&ss, 0, sizeof(ss));
         if (getsockname(evconnlistener_get_fd(srv->listener),
                         (struct sockaddr *)&ss, &sslen) == 0)
                 srv->port = ntohs(ss.ss_family == AF_INET6

@@ -459,12 +459,13 @@ bool pxl_wsc_json_find(const char *buf, size_t len, const char *key,
 
 bool pxl_wsc_json_int(const struct pxl_json_span *s, long long *v)
 {
-        const char *p = s->p, *e = s->p + s->len;
+        const char *p = s->p, *e;
         unsigned long long n = 0, lim;
         bool neg = false;
 
-        if (p == NULL || p >= e)
+        if (p == NULL || s->len == 0)
                 return false;
+        e = p + s->len;
         if (*p == '-') {
                 neg = true;
                 p++;
