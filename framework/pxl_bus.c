@@ -13,7 +13,7 @@
 #include "pxl_log.h"
 #include "pxl_mirror.h"
 #include "pxl_plugin.h"
-#include "pxl_server.h"
+#include "pxl_worker.h"
 
 static const char *const reserved[] = {"clientConnected", "clientDisconnected",
                                        "clientJoinedRoom", "clientLeftRoom"};
@@ -36,7 +36,7 @@ static int by_priority(const void *a, const void *b)
         return x->order < y->order ? -1 : x->order > y->order;
 }
 
-int pxl_bus_init(struct pxl_bus *bus, struct pxl_server *srv)
+int pxl_bus_init(struct pxl_bus *bus, struct pxl_worker *srv)
 {
         size_t n = 0;
 
@@ -71,7 +71,7 @@ void pxl_bus_fini(struct pxl_bus *bus)
         memset(bus, 0, sizeof(*bus));
 }
 
-int pxl_bus_publish(struct pxl_server *srv, const char *channel,
+int pxl_bus_publish(struct pxl_worker *srv, const char *channel,
                     const struct json_object *msg)
 {
         int ran = 0;
@@ -101,7 +101,7 @@ int pxl_bus_publish(struct pxl_server *srv, const char *channel,
         return ran;
 }
 
-void pxl_bus_client_event(struct pxl_server *srv, const char *channel,
+void pxl_bus_client_event(struct pxl_worker *srv, const char *channel,
                           const char *client_id,
                           const struct json_object *user_id,
                           const char *room, int code)

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 struct json_object;
-struct pxl_server;
+struct pxl_worker;
 struct pxl_plugin_slot;
 struct pxl_subscriber;
 
@@ -26,20 +26,20 @@ struct pxl_bus {
 };
 
 /* Collect every plugin's subscribers, sorted. 0 or PXL_ENOMEM. */
-int pxl_bus_init(struct pxl_bus *bus, struct pxl_server *srv);
+int pxl_bus_init(struct pxl_bus *bus, struct pxl_worker *srv);
 void pxl_bus_fini(struct pxl_bus *bus);
 /*
  * Run the subscribers matching channel, each at most once, highest
  * priority first. Returns how many ran; failures are counted.
  */
-int pxl_bus_publish(struct pxl_server *srv, const char *channel,
+int pxl_bus_publish(struct pxl_worker *srv, const char *channel,
                     const struct json_object *msg);
 /*
  * The framework's own events: {"clientId", "userId"} plus "roomName" for
  * room events and "code" for clientDisconnected (code < 0: none). Built
  * only when some subscriber exists.
  */
-void pxl_bus_client_event(struct pxl_server *srv, const char *channel,
+void pxl_bus_client_event(struct pxl_worker *srv, const char *channel,
                           const char *client_id,
                           const struct json_object *user_id,
                           const char *room, int code);

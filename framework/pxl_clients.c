@@ -19,7 +19,7 @@
 #include "pxl_log.h"
 #include "pxl_mirror.h"
 #include "pxl_rooms.h"
-#include "pxl_server.h"
+#include "pxl_worker.h"
 #include "pxl_ws_codec.h"
 
 /* All clients of one user id (a user may have several connections). */
@@ -65,7 +65,7 @@ static int user_key(const struct json_object *user_id, char *buf, size_t cap,
         return PXL_EINVAL;
 }
 
-static struct pxl_user *user_get(const struct pxl_server *srv,
+static struct pxl_user *user_get(const struct pxl_worker *srv,
                                  const struct json_object *user_id)
 {
         char buf[32];
@@ -79,7 +79,7 @@ static struct pxl_user *user_get(const struct pxl_server *srv,
         return n ? pxl_container_of(n, struct pxl_user, node) : NULL;
 }
 
-static int user_attach(struct pxl_server *srv, struct pxl_client *c)
+static int user_attach(struct pxl_worker *srv, struct pxl_client *c)
 {
         char buf[32];
         const char *key;
@@ -120,7 +120,7 @@ static int user_attach(struct pxl_server *srv, struct pxl_client *c)
         return PXL_OK;
 }
 
-static void user_detach(struct pxl_server *srv, struct pxl_client *c)
+static void user_detach(struct pxl_worker *srv, struct pxl_client *c)
 {
         struct pxl_user *u = c->user;
 
@@ -140,7 +140,7 @@ static void user_detach(struct pxl_server *srv, struct pxl_client *c)
         }
 }
 
-struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
+struct pxl_client *pxl_client_add(struct pxl_worker *srv, struct pxl_conn *conn,
                                   const char *id, struct json_object *user_id,
                                   struct json_object *token)
 {
@@ -152,7 +152,7 @@ struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
         c->conn = conn;
         c->user_id = user_id;
         c->token = token;
-        c->last_activity_ms = pxl_server_now_ms(srv);
+        c->last_activity_ms = pxl_worker_now_ms(srv);
         c->node.key = c->id;
         c->node.key_len = 32;
         if (user_id != NULL && user_attach(srv, c) < 0)
@@ -170,7 +170,7 @@ fail:
         return NULL;
 }
 
-void pxl_client_remove(struct pxl_server *srv, struct pxl_client *c)
+void pxl_client_remove(struct pxl_worker *srv, struct pxl_client *c)
 {
         pxl_rooms_leave_all(srv, c);
         user_detach(srv, c);
@@ -184,7 +184,7 @@ void pxl_client_remove(struct pxl_server *srv, struct pxl_client *c)
         pxl_presence_changed(srv, "removeClient");
 }
 
-struct pxl_client *pxl_clients_get(const struct pxl_server *srv,
+struct pxl_client *pxl_clients_get(const struct pxl_worker *srv,
                                    const char *id)
 {
         struct pxl_map_node *n;
@@ -195,7 +195,7 @@ struct pxl_client *pxl_clients_get(const struct pxl_server *srv,
         return n ? pxl_container_of(n, struct pxl_client, node) : NULL;
 }
 
-int pxl_client_deliver(struct pxl_server *srv, struct pxl_client *c,
+int pxl_client_deliver(struct pxl_worker *srv, struct pxl_client *c,
                        struct pxl_frame *f)
 {
         (void)srv;
@@ -204,7 +204,7 @@ int pxl_client_deliver(struct pxl_server *srv, struct pxl_client *c,
         return pxl_conn_send_frame(c->conn, f) == PXL_OK ? 1 : 0;
 }
 
-void pxl_clients_fini(struct pxl_server *srv)
+void pxl_clients_fini(struct pxl_worker *srv)
 {
         struct pxl_client *c;
 
@@ -220,7 +220,7 @@ void pxl_clients_fini(struct pxl_server *srv)
 
 /* ---- presence (opt-in clientList frames) ------------------------------ */
 
-static struct json_object *presence_entry(const struct pxl_server *srv,
+static struct json_object *presence_entry(const struct pxl_worker *srv,
                                           const struct pxl_client *c)
 {
         struct json_object *e = json_object_new_object(), *user = NULL;
@@ -240,13 +240,13 @@ static struct json_object *presence_entry(const struct pxl_server *srv,
         return e;
 }
 
-static void presence_send(struct pxl_server *srv, const char *kind)
+static void presence_send(struct pxl_worker *srv, const char *kind)
 {
         struct json_object *msg, *list;
         struct pxl_client *c;
         struct pxl_frame *f;
 
-        srv->presence_sent_ms = pxl_server_now_ms(srv);
+        srv->presence_sent_ms = pxl_worker_now_ms(srv);
         /* In connection order, newest last, as the Node.js framework. */
         list = json_object_new_array();
         TAILQ_FOREACH(c, &srv->client_order, order)
@@ -270,7 +270,7 @@ static void presence_send(struct pxl_server *srv, const char *kind)
 
 static void presence_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-        struct pxl_server *srv = arg;
+        struct pxl_worker *srv = arg;
         const char *kind = srv->presence_pending;
 
         (void)fd;
@@ -285,7 +285,7 @@ static void presence_timer_cb(evutil_socket_t fd, short what, void *arg)
  * bytes. Once per presence.interval at most, so that clients coming and
  * going fast cost a bounded amount; the frame then names the latest kind.
  */
-void pxl_presence_changed(struct pxl_server *srv, const char *kind)
+void pxl_presence_changed(struct pxl_worker *srv, const char *kind)
 {
         int64_t now, interval = srv->conf->presence_interval;
         struct timeval tv;
@@ -296,7 +296,7 @@ void pxl_presence_changed(struct pxl_server *srv, const char *kind)
                 srv->presence_pending = kind;
                 return;
         }
-        now = pxl_server_now_ms(srv);
+        now = pxl_worker_now_ms(srv);
         if (interval == 0 || now - srv->presence_sent_ms >= interval ||
             srv->base == NULL) {
                 presence_send(srv, kind);
@@ -407,7 +407,7 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
         return pxl_client_meta_put(ctx->srv, c, key, value);
 }
 
-int pxl_client_meta_put(struct pxl_server *srv, struct pxl_client *c,
+int pxl_client_meta_put(struct pxl_worker *srv, struct pxl_client *c,
                         const char *key, struct json_object *value)
 {
         const struct pxl_limits *l = &srv->conf->limits;
@@ -510,7 +510,7 @@ struct remote_batch {
         size_t n, cap;
 };
 
-static int deliver_or_batch(struct pxl_server *srv, struct pxl_client *c,
+static int deliver_or_batch(struct pxl_worker *srv, struct pxl_client *c,
                             struct pxl_frame *f, struct remote_batch *b)
 {
         if (c->peer == NULL)
@@ -539,7 +539,7 @@ static int send_batch(const struct pxl_ctx *ctx, struct remote_batch *b,
         return n < 0 ? 0 : n;
 }
 
-struct pxl_frame *pxl_clients_encode(struct pxl_server *srv,
+struct pxl_frame *pxl_clients_encode(struct pxl_worker *srv,
                                      const struct json_object *obj)
 {
         struct pxl_frame *f = obj ? pxl_frame_json(obj) : NULL;

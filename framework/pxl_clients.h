@@ -19,7 +19,7 @@ struct pxl_conn;
 struct pxl_frame;
 struct pxl_peer;
 struct pxl_room;
-struct pxl_server;
+struct pxl_worker;
 struct pxl_user;
 
 struct pxl_membership {
@@ -54,34 +54,34 @@ void pxl_client_make_id(char out[33]);
  * NULL). The caller announces it (pxl_presence_changed) once the client
  * has been greeted. NULL when out of memory.
  */
-struct pxl_client *pxl_client_add(struct pxl_server *srv, struct pxl_conn *conn,
+struct pxl_client *pxl_client_add(struct pxl_worker *srv, struct pxl_conn *conn,
                                   const char *id, struct json_object *user_id,
                                   struct json_object *token);
 /* Take a client out of its rooms and the registry, and free it. */
-void pxl_client_remove(struct pxl_server *srv, struct pxl_client *c);
-struct pxl_client *pxl_clients_get(const struct pxl_server *srv,
+void pxl_client_remove(struct pxl_worker *srv, struct pxl_client *c);
+struct pxl_client *pxl_clients_get(const struct pxl_worker *srv,
                                    const char *id);
 /*
  * The shared frame of a message to clients (NULL for NULL obj or no
  * memory), counted as one encode in the metrics.
  */
-struct pxl_frame *pxl_clients_encode(struct pxl_server *srv,
+struct pxl_frame *pxl_clients_encode(struct pxl_worker *srv,
                                      const struct json_object *obj);
 /* Queue a shared frame for one client; 1 when queued, else 0. */
-int pxl_client_deliver(struct pxl_server *srv, struct pxl_client *c,
+int pxl_client_deliver(struct pxl_worker *srv, struct pxl_client *c,
                        struct pxl_frame *f);
 /*
  * Set (value != NULL, taken) or delete (NULL) metadata key of a client
  * of this worker, within limits.max_metadata_*: PXL_EDECLINED (counted)
  * when over them, PXL_ENOMEM. Announces the change.
  */
-int pxl_client_meta_put(struct pxl_server *srv, struct pxl_client *c,
+int pxl_client_meta_put(struct pxl_worker *srv, struct pxl_client *c,
                         const char *key, struct json_object *value);
 /*
  * Send the clientList frame of kind K to every local client (if on), at
  * most once per presence.interval: changes in between are coalesced.
  */
-void pxl_presence_changed(struct pxl_server *srv, const char *kind);
-void pxl_clients_fini(struct pxl_server *srv);
+void pxl_presence_changed(struct pxl_worker *srv, const char *kind);
+void pxl_clients_fini(struct pxl_worker *srv);
 
 #endif

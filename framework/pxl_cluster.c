@@ -45,7 +45,7 @@ struct slot {
 };
 
 struct cluster {
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         struct slot *slots;
         struct pollfd *pfd; /* signalfd, then one per slot */
         unsigned n;
@@ -70,7 +70,7 @@ int pxl_cluster_node_id(char out[17])
         return PXL_OK;
 }
 
-void pxl_cluster_worker_init(struct pxl_server *srv, const char *node_id,
+void pxl_cluster_worker_init(struct pxl_worker *srv, const char *node_id,
                              unsigned index, unsigned gen, int ready_fd)
 {
         srv->worker_index = index;
@@ -208,7 +208,7 @@ static void cluster_fini(struct cluster *cl)
 static int worker_main(struct cluster *cl, unsigned index, int ready_fd,
                        struct pxl_str *errors)
 {
-        struct pxl_server *srv = cl->srv;
+        struct pxl_worker *srv = cl->srv;
         unsigned gen = cl->slots[index].starts;
         pid_t master = cl->self;
         char node_id[17];
@@ -447,7 +447,7 @@ static void check_running(struct cluster *cl)
                  conf->host, conf->port, conf->path, cl->node_id);
 }
 
-static int cluster_init(struct cluster *cl, struct pxl_server *srv,
+static int cluster_init(struct cluster *cl, struct pxl_worker *srv,
                         struct pxl_str *errors)
 {
         sigset_t mask;
@@ -487,7 +487,7 @@ static int cluster_init(struct cluster *cl, struct pxl_server *srv,
         return PXL_OK;
 }
 
-int pxl_cluster_run(struct pxl_server *srv, struct pxl_str *errors)
+int pxl_cluster_run(struct pxl_worker *srv, struct pxl_str *errors)
 {
         struct cluster cl;
         int ready_fd = -1, rc;

@@ -16,7 +16,7 @@ int pxl_cluster_node_id(char out[17]);
  * Tell srv which worker it is: slot index, earlier starts of the slot,
  * the node id (copied) and the ready pipe (taken; -1 without a master).
  */
-void pxl_cluster_worker_init(struct pxl_server *srv, const char *node_id,
+void pxl_cluster_worker_init(struct pxl_worker *srv, const char *node_id,
                              unsigned index, unsigned gen, int ready_fd);
 
 /*
@@ -27,6 +27,6 @@ void pxl_cluster_worker_init(struct pxl_server *srv, const char *node_id,
  * pxl_server_run returned there; the caller then finishes the process
  * as after pxl_server_run (pxl_server_fini, exit).
  */
-int pxl_cluster_run(struct pxl_server *srv, struct pxl_str *errors);
+int pxl_cluster_run(struct pxl_worker *srv, struct pxl_str *errors);
 
 #endif

@@ -75,7 +75,7 @@ struct pxl_conn_addr {
 struct pxl_conn {
         TAILQ_ENTRY(pxl_conn) link; /* srv->conns, then srv->dead */
         SLIST_ENTRY(pxl_conn) dirty_link; /* srv->dirty while output waits */
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         struct bufferevent *bev;
         struct pxl_client *client; /* from the 101 until the close */
         struct pxl_conn_addr *addr; /* NULL when addresses are not counted */
@@ -116,7 +116,7 @@ bool pxl_conn_is_open(const struct pxl_conn *c)
         return c->state == CONN_OPEN;
 }
 
-static struct bufferevent *new_bufferevent(struct pxl_server *srv,
+static struct bufferevent *new_bufferevent(struct pxl_worker *srv,
                                            evutil_socket_t fd)
 {
         struct bufferevent *bev;
@@ -145,7 +145,7 @@ size_t pxl_conn_size(void)
         return sizeof(struct pxl_conn);
 }
 
-static struct pxl_conn_list *conn_list(struct pxl_server *srv,
+static struct pxl_conn_list *conn_list(struct pxl_worker *srv,
                                       enum conn_state state)
 {
         switch (state) {
@@ -161,9 +161,9 @@ static struct pxl_conn_list *conn_list(struct pxl_server *srv,
 }
 
 /* Wake up at `when` (ms) unless the deadline timer rings earlier. */
-static void arm_deadline(struct pxl_server *srv, int64_t when)
+static void arm_deadline(struct pxl_worker *srv, int64_t when)
 {
-        int64_t wait = when - pxl_server_now_ms(srv);
+        int64_t wait = when - pxl_worker_now_ms(srv);
         struct timeval tv;
 
         if (srv->deadline_at != 0 && srv->deadline_at <= when)
@@ -183,7 +183,7 @@ static void arm_deadline(struct pxl_server *srv, int64_t when)
  */
 static void set_state(struct pxl_conn *c, enum conn_state state)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
         struct pxl_conn_list *from = conn_list(srv, c->state);
         struct pxl_conn_list *to = conn_list(srv, state);
 
@@ -195,7 +195,7 @@ static void set_state(struct pxl_conn *c, enum conn_state state)
         TAILQ_REMOVE(from, c, link);
         TAILQ_INSERT_TAIL(to, c, link);
         if (to == &srv->closing) {
-                c->deadline_ms = pxl_server_now_ms(srv) + CLOSE_DEADLINE_MS;
+                c->deadline_ms = pxl_worker_now_ms(srv) + CLOSE_DEADLINE_MS;
                 arm_deadline(srv, c->deadline_ms);
         }
 }
@@ -221,7 +221,7 @@ static size_t addr_key(const struct sockaddr *sa, unsigned char key[16])
         return 0; /* unix sockets and the like are not counted */
 }
 
-static struct pxl_conn_addr *addr_hold(struct pxl_server *srv,
+static struct pxl_conn_addr *addr_hold(struct pxl_worker *srv,
                                        const struct sockaddr *sa)
 {
         unsigned char key[16];
@@ -251,7 +251,7 @@ static struct pxl_conn_addr *addr_hold(struct pxl_server *srv,
         return a;
 }
 
-static void addr_release(struct pxl_server *srv, struct pxl_conn_addr *a)
+static void addr_release(struct pxl_worker *srv, struct pxl_conn_addr *a)
 {
         if (a == NULL || --a->n > 0)
                 return;
@@ -260,7 +260,7 @@ static void addr_release(struct pxl_server *srv, struct pxl_conn_addr *a)
 }
 
 /* At limits.max_handshakes, the oldest upgrading connection makes room. */
-static void make_room_for_handshake(struct pxl_server *srv)
+static void make_room_for_handshake(struct pxl_worker *srv)
 {
         struct pxl_conn *oldest = TAILQ_FIRST(&srv->handshaking);
 
@@ -271,7 +271,7 @@ static void make_room_for_handshake(struct pxl_server *srv)
         conn_close_soon(oldest);
 }
 
-void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
+void pxl_conn_accept(struct pxl_worker *srv, evutil_socket_t fd,
                      const struct sockaddr *sa, int salen)
 {
         struct pxl_conn *c;
@@ -306,7 +306,7 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
         pxl_ws_parser_init(&c->parser, srv->conf->limits.max_frame_size,
                            srv->conf->limits.max_message_size, true);
         /* A deadline from accept: bytes trickling in do not extend it. */
-        c->deadline_ms = pxl_server_now_ms(srv) +
+        c->deadline_ms = pxl_worker_now_ms(srv) +
                          (int64_t)srv->conf->limits.handshake_timeout * 1000;
         TAILQ_INSERT_TAIL(&srv->handshaking, c, link);
         arm_deadline(srv, c->deadline_ms);
@@ -326,9 +326,9 @@ void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
 }
 
 /* Close the connections whose upgrade or close ran out of time. */
-void pxl_conn_expire(struct pxl_server *srv)
+void pxl_conn_expire(struct pxl_worker *srv)
 {
-        int64_t now = pxl_server_now_ms(srv);
+        int64_t now = pxl_worker_now_ms(srv);
         struct pxl_conn *c;
 
         srv->deadline_at = 0;
@@ -355,7 +355,7 @@ void pxl_conn_expire(struct pxl_server *srv)
 /* Output was queued: write it at the end of this loop iteration. */
 static void mark_dirty(struct pxl_conn *c)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
 
         if (!c->corked || c->dirty)
                 return;
@@ -378,7 +378,7 @@ static void unmark_dirty(struct pxl_conn *c)
  * does not take waits for EV_WRITE (the bufferevent then writes it and
  * conn_write_cb switches EV_WRITE off again).
  */
-void pxl_conn_flush_all(struct pxl_server *srv)
+void pxl_conn_flush_all(struct pxl_worker *srv)
 {
         struct pxl_conn *c;
 
@@ -430,7 +430,7 @@ static void conn_close_soon(struct pxl_conn *c)
         event_active(c->srv->reaper, 0, 0);
 }
 
-void pxl_conn_reap(struct pxl_server *srv)
+void pxl_conn_reap(struct pxl_worker *srv)
 {
         struct pxl_conn *c;
 
@@ -633,7 +633,7 @@ int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason)
         return PXL_OK;
 }
 
-void pxl_conn_shutdown_all(struct pxl_server *srv)
+void pxl_conn_shutdown_all(struct pxl_worker *srv)
 {
         struct pxl_conn *c;
 
@@ -645,7 +645,7 @@ void pxl_conn_shutdown_all(struct pxl_server *srv)
                                   "server shutting down");
 }
 
-void pxl_conn_close_all(struct pxl_server *srv)
+void pxl_conn_close_all(struct pxl_worker *srv)
 {
         struct pxl_conn *c;
 
@@ -677,7 +677,7 @@ void pxl_conn_ref_put(struct pxl_conn_ref *ref)
 
 static void run_disconnect_hooks(struct pxl_conn *c)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
 
         for (size_t i = 0; i < srv->plugins.n; i++) {
                 struct pxl_plugin_slot *p = &srv->plugins.v[i];
@@ -695,7 +695,7 @@ static void run_disconnect_hooks(struct pxl_conn *c)
 
 void pxl_conn_close(struct pxl_conn *c)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
         bool was_open = c->client != NULL;
 
         TAILQ_REMOVE(conn_list(srv, c->state), c, link);
@@ -746,7 +746,7 @@ static void refuse(struct pxl_conn *c, int status, const char *body)
 
 static void run_connect_hooks(struct pxl_conn *c)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
 
         for (size_t i = 0; i < srv->plugins.n && c->state == CONN_OPEN; i++) {
                 struct pxl_plugin_slot *p = &srv->plugins.v[i];
@@ -805,7 +805,7 @@ static bool authenticate(struct pxl_conn *c, const struct pxl_http_request *req,
                          struct json_object **user_id,
                          struct json_object **payload)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
         const char *why = NULL, *reason = NULL;
         char *token = NULL;
         int rc;
@@ -820,7 +820,7 @@ static bool authenticate(struct pxl_conn *c, const struct pxl_http_request *req,
                 why = "token required";
         else if (rc == 1 &&
                  pxl_auth_verify(srv->auth, token,
-                                 (time_t)(pxl_server_now_ms(srv) / 1000),
+                                 (time_t)(pxl_worker_now_ms(srv) / 1000),
                                  user_id, payload, &reason) < 0)
                 why = reason;
         free(token);
@@ -833,7 +833,7 @@ static bool authenticate(struct pxl_conn *c, const struct pxl_http_request *req,
 /* Returns true when the connection is now open and frames may follow. */
 static bool handle_upgrade(struct pxl_conn *c)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
         struct evbuffer *in = bufferevent_get_input(c->bev);
         size_t have = evbuffer_get_length(in);
         size_t max = srv->conf->limits.max_header_size;
@@ -913,7 +913,7 @@ static bool handle_upgrade(struct pxl_conn *c)
         return c->state == CONN_OPEN;
 }
 
-static void count_close(struct pxl_server *srv, uint16_t code)
+static void count_close(struct pxl_worker *srv, uint16_t code)
 {
         if (code == PXL_CLOSE_PROTOCOL)
                 srv->metrics.err_protocol++;
@@ -949,7 +949,7 @@ static bool within_rate(struct pxl_conn *c)
 
         if (l->rate == 0)
                 return true;
-        now = pxl_server_now_us(c->srv);
+        now = pxl_worker_now_us(c->srv);
         interval = 1000000 / (int64_t)l->rate;
         tolerance = interval * (int64_t)l->burst;
         if (c->rate_tat_us < now)
@@ -977,7 +977,7 @@ static const char rate_error[] =
 /* Over limits.rate: dropped unparsed; `burst` of them in a row: 4008. */
 static void refuse_message(struct pxl_conn *c)
 {
-        struct pxl_server *srv = c->srv;
+        struct pxl_worker *srv = c->srv;
 
         srv->metrics.rate_limited++;
         if (++c->rate_strikes < srv->conf->limits.burst) {
@@ -1000,7 +1000,7 @@ static void dispatch(struct pxl_conn *c, bool binary, const uint8_t *p,
                 refuse_message(c);
                 return;
         }
-        c->client->last_activity_ms = pxl_server_now_ms(c->srv);
+        c->client->last_activity_ms = pxl_worker_now_ms(c->srv);
         pxl_router_dispatch(c->srv, c, binary, p, len);
 }
 
@@ -1041,7 +1041,7 @@ static bool handle_event(struct pxl_conn *c, const struct pxl_ws_event *ev)
                 break;
         case PXL_WS_EV_PING:
                 if (c->state == CONN_OPEN) {
-                        c->client->last_activity_ms = pxl_server_now_ms(c->srv);
+                        c->client->last_activity_ms = pxl_worker_now_ms(c->srv);
                         iov.iov_base = ev->data;
                         iov.iov_len = ev->len;
                         queue_frame(c, PXL_WS_OP_PONG, &iov, 1);
@@ -1143,9 +1143,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- activity and heartbeat (one sweep per interval, no timers per client) */
 
-void pxl_conn_sweep_idle(struct pxl_server *srv)
+void pxl_conn_sweep_idle(struct pxl_worker *srv)
 {
-        int64_t now = pxl_server_now_ms(srv);
+        int64_t now = pxl_worker_now_ms(srv);
         int64_t max_idle = (int64_t)srv->conf->max_idle * 1000;
         struct pxl_conn *c, *next;
 
@@ -1162,9 +1162,9 @@ void pxl_conn_sweep_idle(struct pxl_server *srv)
         }
 }
 
-void pxl_conn_heartbeat(struct pxl_server *srv)
+void pxl_conn_heartbeat(struct pxl_worker *srv)
 {
-        int64_t now = pxl_server_now_ms(srv);
+        int64_t now = pxl_worker_now_ms(srv);
         int64_t timeout = (int64_t)srv->conf->heartbeat_timeout * 1000;
         struct pxl_conn *c, *next;
 

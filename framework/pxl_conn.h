@@ -14,7 +14,7 @@
 
 #include <event2/util.h>
 
-struct pxl_server;
+struct pxl_worker;
 struct pxl_conn;
 struct pxl_conn_ref;
 struct pxl_frame;
@@ -22,7 +22,7 @@ struct pxl_frame;
 /* sizeof(struct pxl_conn), for the server's pool. */
 size_t pxl_conn_size(void);
 /* Take a freshly accepted socket (takes fd). */
-void pxl_conn_accept(struct pxl_server *srv, evutil_socket_t fd,
+void pxl_conn_accept(struct pxl_worker *srv, evutil_socket_t fd,
                      const struct sockaddr *sa, int salen);
 
 /* Borrowed; 32 hex characters, valid while the connection lives. */
@@ -47,19 +47,19 @@ int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f);
 /* Start the close handshake with code and reason (reason may be NULL). */
 int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason);
 /* Server shutdown: 1001 for open clients, drop the ones still upgrading. */
-void pxl_conn_shutdown_all(struct pxl_server *srv);
+void pxl_conn_shutdown_all(struct pxl_worker *srv);
 /* Write every corked connection's queued output (end of an iteration). */
-void pxl_conn_flush_all(struct pxl_server *srv);
+void pxl_conn_flush_all(struct pxl_worker *srv);
 /* Close those whose upgrade or close deadline passed (its timer's work). */
-void pxl_conn_expire(struct pxl_server *srv);
+void pxl_conn_expire(struct pxl_worker *srv);
 /* Free the connections that finished (the reaper event's work). */
-void pxl_conn_reap(struct pxl_server *srv);
+void pxl_conn_reap(struct pxl_worker *srv);
 /* Close clients idle for inactivity.max_idle with 4000. */
-void pxl_conn_sweep_idle(struct pxl_server *srv);
+void pxl_conn_sweep_idle(struct pxl_worker *srv);
 /* Ping every client; close with 4001 those that did not answer in time. */
-void pxl_conn_heartbeat(struct pxl_server *srv);
+void pxl_conn_heartbeat(struct pxl_worker *srv);
 /* pxl_conn_close for every connection of srv. */
-void pxl_conn_close_all(struct pxl_server *srv);
+void pxl_conn_close_all(struct pxl_worker *srv);
 /* Free the connection now: the one place a connection ends. */
 void pxl_conn_close(struct pxl_conn *c);
 

@@ -12,10 +12,10 @@
 #include "pxl_int.h"
 #include "pxl_log.h"
 #include "pxl_plugin.h"
-#include "pxl_server.h"
+#include "pxl_worker.h"
 #include "pxl_ws_codec.h"
 
-void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_server *srv,
+void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_worker *srv,
                   struct pxl_plugin_slot *plugin, struct pxl_conn *conn)
 {
         memset(ctx, 0, sizeof(*ctx));

@@ -12,7 +12,7 @@
 #include "pxl/pxl.h"
 #include "pxl_json.h"
 
-struct pxl_server;
+struct pxl_worker;
 struct pxl_conn;
 struct pxl_plugin_slot;
 
@@ -30,7 +30,7 @@ struct pxl_msg {
 };
 
 struct pxl_ctx {
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         struct pxl_plugin_slot *plugin;
         struct pxl_conn *conn; /* NULL outside client calls */
         /*
@@ -56,12 +56,12 @@ struct pxl_conn_ref {
         struct pxl_conn *conn;
 };
 
-static inline struct pxl_server *pxl_ctx_server(const struct pxl_ctx *ctx)
+static inline struct pxl_worker *pxl_ctx_server(const struct pxl_ctx *ctx)
 {
         return ctx->srv;
 }
 
-void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_server *srv,
+void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_worker *srv,
                   struct pxl_plugin_slot *plugin, struct pxl_conn *conn);
 /* Free what a handler left in ctx (response, error). */
 void pxl_ctx_fini(struct pxl_ctx *ctx);

@@ -9,12 +9,12 @@
 #include "pxl_int.h"
 #include "pxl_log.h"
 #include "pxl_metrics.h"
-#include "pxl_server.h"
+#include "pxl_worker.h"
 
 #define RATE 1
 #define NORATE 0
 
-void pxl_metrics_tick(struct pxl_server *srv)
+void pxl_metrics_tick(struct pxl_worker *srv)
 {
         struct pxl_metrics *m = &srv->metrics;
 
@@ -43,7 +43,7 @@ void pxl_metrics_tick(struct pxl_server *srv)
                          (unsigned long long)m->auth_failures);
 }
 
-struct json_object *pxl_metrics_json(const struct pxl_server *srv)
+struct json_object *pxl_metrics_json(const struct pxl_worker *srv)
 {
         const struct pxl_metrics *m = &srv->metrics;
         struct json_object *o = json_object_new_object();

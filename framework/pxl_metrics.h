@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-struct pxl_server;
+struct pxl_worker;
 struct json_object;
 
 /* name, JSON key, meaning; RATE ones also get a per-second figure. */
@@ -80,7 +80,7 @@ struct pxl_metrics {
 };
 
 /* Once a second: rates, and the log line every metrics.log_interval. */
-void pxl_metrics_tick(struct pxl_server *srv);
-struct json_object *pxl_metrics_json(const struct pxl_server *srv);
+void pxl_metrics_tick(struct pxl_worker *srv);
+struct json_object *pxl_metrics_json(const struct pxl_worker *srv);
 
 #endif

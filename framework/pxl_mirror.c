@@ -71,7 +71,7 @@ struct pxl_peer {
 };
 
 struct pxl_mirror {
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         struct pxl_redis *redis;
         char self[64];
         size_t self_len;
@@ -275,7 +275,7 @@ static void seq_text(uint64_t seq, char *buf, size_t cap, size_t *len)
         *len = (size_t)snprintf(buf, cap, "%" PRIu64, seq);
 }
 
-void pxl_mirror_client_changed(struct pxl_server *srv, struct pxl_client *c)
+void pxl_mirror_client_changed(struct pxl_worker *srv, struct pxl_client *c)
 {
         struct pxl_mirror *m = srv->mirror;
         struct json_object *o;
@@ -305,7 +305,7 @@ void pxl_mirror_client_changed(struct pxl_server *srv, struct pxl_client *c)
         json_object_put(o);
 }
 
-void pxl_mirror_client_gone(struct pxl_server *srv, struct pxl_client *c,
+void pxl_mirror_client_gone(struct pxl_worker *srv, struct pxl_client *c,
                             int code)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -338,7 +338,7 @@ void pxl_mirror_client_gone(struct pxl_server *srv, struct pxl_client *c,
         send_event(m, m->seq, 'd', c->id, 32, codes, (size_t)n, NULL, 0);
 }
 
-void pxl_mirror_publish_custom(struct pxl_server *srv, const char *ev_name,
+void pxl_mirror_publish_custom(struct pxl_worker *srv, const char *ev_name,
                                const struct json_object *msg)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -358,7 +358,7 @@ void pxl_mirror_publish_custom(struct pxl_server *srv, const char *ev_name,
 
 /* ---- applying other workers' state ---------------------------------------- */
 
-static void remove_remote(struct pxl_server *srv, struct pxl_client *c,
+static void remove_remote(struct pxl_worker *srv, struct pxl_client *c,
                           int code)
 {
         pxl_bus_client_event(srv, "clientDisconnected", c->id, c->user_id,
@@ -371,7 +371,7 @@ static void remove_remote(struct pxl_server *srv, struct pxl_client *c,
  * told. The ids are collected first because each removal runs
  * subscribers, which may change the registry.
  */
-static void remove_marked(struct pxl_server *srv, const struct pxl_peer *p)
+static void remove_marked(struct pxl_worker *srv, const struct pxl_peer *p)
 {
         struct pxl_client *c;
         char (*ids)[33];
@@ -442,7 +442,7 @@ static struct json_object *member(const struct json_object *o, const char *k)
 static void apply_state(struct pxl_mirror *m, struct pxl_peer *p,
                         const char *text, size_t len)
 {
-        struct pxl_server *srv = m->srv;
+        struct pxl_worker *srv = m->srv;
         struct json_object *o = parse_json(text, len);
         struct json_object *id, *rooms, *meta, *seen;
         struct pxl_client *c;
@@ -534,7 +534,7 @@ struct snapshot_req {
 static void apply_snapshot(struct pxl_mirror *m, struct pxl_peer *p,
                            const redisReply *rep)
 {
-        struct pxl_server *srv = m->srv;
+        struct pxl_worker *srv = m->srv;
         struct pxl_client *c;
         uint64_t floor = 0;
         struct held *h, *next;
@@ -580,7 +580,7 @@ static void apply_snapshot(struct pxl_mirror *m, struct pxl_peer *p,
         }
 }
 
-static void on_snapshot(struct pxl_server *srv, struct redisReply *rep,
+static void on_snapshot(struct pxl_worker *srv, struct redisReply *rep,
                         void *arg)
 {
         struct snapshot_req *req = arg;
@@ -644,7 +644,7 @@ static void hold(struct pxl_peer *p, const char *msg, size_t len)
 static void apply_event(struct pxl_mirror *m, struct pxl_peer *p,
                         const struct pxl_wire *w)
 {
-        struct pxl_server *srv = m->srv;
+        struct pxl_worker *srv = m->srv;
         struct pxl_client *c;
         struct pxl_peer *dead;
         char id[33];
@@ -710,7 +710,7 @@ static void handle_event(struct pxl_mirror *m, struct pxl_peer *p,
 /* Drop a worker and every client of it; members of their rooms are told. */
 static void drop_peer(struct pxl_mirror *m, struct pxl_peer *p)
 {
-        struct pxl_server *srv = m->srv;
+        struct pxl_worker *srv = m->srv;
         struct pxl_client *c;
         size_t n = 0;
 
@@ -728,7 +728,7 @@ static void drop_peer(struct pxl_mirror *m, struct pxl_peer *p)
 
 /* ---- heartbeat -------------------------------------------------------------- */
 
-static void on_heartbeat(struct pxl_server *srv, struct redisReply *rep,
+static void on_heartbeat(struct pxl_worker *srv, struct redisReply *rep,
                          void *arg)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -770,7 +770,7 @@ static void on_heartbeat(struct pxl_server *srv, struct redisReply *rep,
          * Not just after we reconnected: a Redis that restarted empty has
          * no alive keys until the others are back too.
          */
-        if (pxl_server_now_ms(srv) - m->up_ms <
+        if (pxl_worker_now_ms(srv) - m->up_ms <
             (int64_t)srv->conf->redis.dead_after * 1000)
                 return;
         pxl_map_iter_init(&it, &m->peers);
@@ -799,7 +799,7 @@ static void heartbeat(struct pxl_mirror *m)
         m->round++;
         if (cmd(m, on_heartbeat, (void *)(uintptr_t)m->round, 6, argv, lens) == 0 &&
             m->hb_sent_ms == 0)
-                m->hb_sent_ms = pxl_server_now_ms(m->srv);
+                m->hb_sent_ms = pxl_worker_now_ms(m->srv);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -812,7 +812,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         if (!pxl_redis_up(m->redis))
                 return;
         if (m->hb_sent_ms != 0 &&
-            pxl_server_now_ms(m->srv) - m->hb_sent_ms > limit) {
+            pxl_worker_now_ms(m->srv) - m->hb_sent_ms > limit) {
                 m->hb_sent_ms = 0;
                 pxl_redis_reset(m->redis, "no answer to the heartbeat");
                 return;
@@ -824,7 +824,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 /* Rewrite our hash from our clients, then tell the others to reload it. */
 static void write_snapshot(struct pxl_mirror *m)
 {
-        struct pxl_server *srv = m->srv;
+        struct pxl_worker *srv = m->srv;
         enum { CHUNK = 128 };
         const char *argv[2 + 2 * CHUNK + 2];
         size_t lens[2 + 2 * CHUNK + 2];
@@ -877,13 +877,13 @@ static void write_snapshot(struct pxl_mirror *m)
         send_event(m, m->seq, 's', NULL, 0, "", 0, NULL, 0);
 }
 
-void pxl_mirror_up(struct pxl_server *srv)
+void pxl_mirror_up(struct pxl_worker *srv)
 {
         struct pxl_mirror *m = srv->mirror;
 
         if (m == NULL)
                 return;
-        m->up_ms = pxl_server_now_ms(srv);
+        m->up_ms = pxl_worker_now_ms(srv);
         m->hb_sent_ms = 0;
         if (m->prev[0] != '\0') {
                 /*
@@ -902,7 +902,7 @@ void pxl_mirror_up(struct pxl_server *srv)
         m->resync = true; /* the heartbeat's answer reloads every peer */
 }
 
-void pxl_mirror_down(struct pxl_server *srv)
+void pxl_mirror_down(struct pxl_worker *srv)
 {
         struct pxl_mirror *m = srv->mirror;
 
@@ -918,7 +918,7 @@ static bool is_self(const struct pxl_mirror *m, const char *s, size_t len)
         return len == m->self_len && memcmp(s, m->self, len) == 0;
 }
 
-static struct pxl_frame *body_frame(struct pxl_server *srv,
+static struct pxl_frame *body_frame(struct pxl_worker *srv,
                                     const struct pxl_wire *w)
 {
         struct pxl_frame *f = pxl_frame_new(PXL_WS_OP_TEXT, w->body,
@@ -934,7 +934,7 @@ static bool excluded(const struct pxl_wire *w, const struct pxl_client *c)
         return w->arg_len == 32 && memcmp(w->arg, c->id, 32) == 0;
 }
 
-static void deliver_all(struct pxl_server *srv, const struct pxl_wire *w)
+static void deliver_all(struct pxl_worker *srv, const struct pxl_wire *w)
 {
         struct pxl_frame *f = body_frame(srv, w);
         struct pxl_client *c;
@@ -947,7 +947,7 @@ static void deliver_all(struct pxl_server *srv, const struct pxl_wire *w)
         pxl_frame_unref(f);
 }
 
-static void deliver_room(struct pxl_server *srv, const char *room,
+static void deliver_room(struct pxl_worker *srv, const char *room,
                          size_t len, const struct pxl_wire *w)
 {
         struct pxl_room *r = pxl_rooms_get(srv, room, len);
@@ -962,7 +962,7 @@ static void deliver_room(struct pxl_server *srv, const char *room,
 }
 
 /* The local client named by a request's arg, or NULL. */
-static struct pxl_client *local_target(struct pxl_server *srv,
+static struct pxl_client *local_target(struct pxl_worker *srv,
                                        const char *id, size_t len)
 {
         char buf[33];
@@ -976,7 +976,7 @@ static struct pxl_client *local_target(struct pxl_server *srv,
         return c != NULL && c->peer == NULL && c->conn != NULL ? c : NULL;
 }
 
-static void set_meta(struct pxl_server *srv, struct pxl_client *c,
+static void set_meta(struct pxl_worker *srv, struct pxl_client *c,
                      const char *body, size_t len)
 {
         const char *k, *v;
@@ -992,7 +992,7 @@ static void set_meta(struct pxl_server *srv, struct pxl_client *c,
         free(key);
 }
 
-static void direct(struct pxl_server *srv, const struct pxl_wire *w)
+static void direct(struct pxl_worker *srv, const struct pxl_wire *w)
 {
         struct pxl_client *c;
         struct pxl_frame *f;
@@ -1044,7 +1044,7 @@ static bool starts(const char *s, size_t len, const char *lit, size_t *skip)
         return true;
 }
 
-void pxl_mirror_message(struct pxl_server *srv, const char *channel,
+void pxl_mirror_message(struct pxl_worker *srv, const char *channel,
                         size_t chlen, const char *msg, size_t len)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -1081,12 +1081,12 @@ void pxl_mirror_message(struct pxl_server *srv, const char *channel,
 
 /* ---- sending to other workers ------------------------------------------------- */
 
-struct pxl_redis *pxl_mirror_redis(const struct pxl_server *srv)
+struct pxl_redis *pxl_mirror_redis(const struct pxl_worker *srv)
 {
         return srv->mirror != NULL ? srv->mirror->redis : NULL;
 }
 
-bool pxl_mirror_reaches(const struct pxl_server *srv)
+bool pxl_mirror_reaches(const struct pxl_worker *srv)
 {
         return srv->mirror != NULL && pxl_redis_up(srv->mirror->redis);
 }
@@ -1104,7 +1104,7 @@ static void send_to_channel(struct pxl_mirror *m, const char *ch, size_t chlen,
                  frame_payload(f), f->payload_len, NULL, 0);
 }
 
-void pxl_mirror_send_all(struct pxl_server *srv, const struct pxl_frame *f,
+void pxl_mirror_send_all(struct pxl_worker *srv, const struct pxl_frame *f,
                          const char *exclude)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -1116,7 +1116,7 @@ void pxl_mirror_send_all(struct pxl_server *srv, const struct pxl_frame *f,
         send_to_channel(m, ch, len, 'a', exclude, f);
 }
 
-void pxl_mirror_send_room(struct pxl_server *srv, const struct pxl_room *r,
+void pxl_mirror_send_room(struct pxl_worker *srv, const struct pxl_room *r,
                           const struct pxl_frame *f, const char *exclude)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -1139,7 +1139,7 @@ static int by_peer(const void *a, const void *b)
         return px < py ? -1 : px > py;
 }
 
-int pxl_mirror_send_clients(struct pxl_server *srv,
+int pxl_mirror_send_clients(struct pxl_worker *srv,
                             struct pxl_client *const *cs, size_t n,
                             const struct pxl_frame *f)
 {
@@ -1175,7 +1175,7 @@ int pxl_mirror_send_clients(struct pxl_server *srv,
         return sent;
 }
 
-int pxl_mirror_forward(struct pxl_server *srv, const struct pxl_client *c,
+int pxl_mirror_forward(struct pxl_worker *srv, const struct pxl_client *c,
                        char kind, const char *a, size_t alen, const char *b,
                        size_t blen)
 {
@@ -1189,7 +1189,7 @@ int pxl_mirror_forward(struct pxl_server *srv, const struct pxl_client *c,
         return send_msg(m, ch, len, 0, kind, c->id, 32, a, alen, b, blen);
 }
 
-void pxl_mirror_room_local(struct pxl_server *srv, const struct pxl_room *r,
+void pxl_mirror_room_local(struct pxl_worker *srv, const struct pxl_room *r,
                            bool add)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -1218,7 +1218,7 @@ static int ref_name(struct pxl_mirror *m, const char *what, const char *suffix,
         return ch ? pxl_redis_chan_ref(m->redis, ch, len) : PXL_ENOMEM;
 }
 
-int pxl_mirror_start(struct pxl_server *srv, struct pxl_str *errors)
+int pxl_mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
 {
         struct pxl_mirror *m;
         struct timeval tv = {(time_t)srv->conf->redis.heartbeat_interval, 0};
@@ -1257,7 +1257,7 @@ int pxl_mirror_start(struct pxl_server *srv, struct pxl_str *errors)
         return PXL_OK;
 }
 
-void pxl_mirror_stop(struct pxl_server *srv)
+void pxl_mirror_stop(struct pxl_worker *srv)
 {
         struct pxl_mirror *m = srv->mirror;
         struct pxl_map_iter it;

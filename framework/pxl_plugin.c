@@ -205,7 +205,7 @@ int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
         return rc;
 }
 
-int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_server *srv,
+int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_worker *srv,
                      struct pxl_str *errors)
 {
         for (size_t i = 0; i < ps->n; i++) {
@@ -230,7 +230,7 @@ int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_server *srv,
         return PXL_OK;
 }
 
-void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_server *srv)
+void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv)
 {
         for (size_t i = ps->n; i-- > 0;) {
                 struct pxl_plugin_slot *s = &ps->v[i];

@@ -13,7 +13,7 @@
 #include "pxl_str.h"
 
 struct pxl_router;
-struct pxl_server;
+struct pxl_worker;
 
 struct pxl_plugin_slot {
         const struct pxl_plugin *desc; /* borrowed from the .so */
@@ -38,10 +38,10 @@ struct pxl_plugins {
 int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
                      struct pxl_router *router, struct pxl_str *errors);
 /* Run every init in order; the first failure is described in errors. */
-int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_server *srv,
+int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_worker *srv,
                      struct pxl_str *errors);
 /* Run fini (in reverse order) for every plugin whose init ran. */
-void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_server *srv);
+void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv);
 void pxl_plugins_unload(struct pxl_plugins *ps);
 /* The subscribers of a descriptor, or NULL (none, or an ABI 1.0 plugin). */
 const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d);

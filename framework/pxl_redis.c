@@ -54,7 +54,7 @@ struct chan {
 };
 
 struct pxl_redis {
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         const struct pxl_redis_conf *conf;
         redisAsyncContext *cmd, *sub;
         bool cmd_ready, sub_ready, up;
@@ -341,7 +341,7 @@ out:
         return rc_ok;
 }
 
-struct pxl_redis *pxl_redis_start(struct pxl_server *srv,
+struct pxl_redis *pxl_redis_start(struct pxl_worker *srv,
                                   struct pxl_str *errors)
 {
         const struct pxl_redis_conf *rc = &srv->conf->redis;
@@ -490,7 +490,7 @@ int pxl_redis_cmd(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
         return PXL_OK;
 }
 
-static void on_publish_reply(struct pxl_server *srv, struct redisReply *reply,
+static void on_publish_reply(struct pxl_worker *srv, struct redisReply *reply,
                              void *arg)
 {
         (void)arg;
@@ -723,7 +723,7 @@ struct plugin_cmd {
         void *arg;
 };
 
-static void on_plugin_reply(struct pxl_server *srv, struct redisReply *rep,
+static void on_plugin_reply(struct pxl_worker *srv, struct redisReply *rep,
                             void *arg)
 {
         struct plugin_cmd *pc = arg;

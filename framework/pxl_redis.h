@@ -14,14 +14,14 @@
 #include "pxl_str.h"
 
 struct pxl_redis;
-struct pxl_server;
+struct pxl_worker;
 struct redisReply;
 
 /*
  * A reply to pxl_redis_cmd: reply is NULL when the connection went away
  * before the answer came (or at shutdown). Borrowed for the call.
  */
-typedef void pxl_redis_cb(struct pxl_server *srv, struct redisReply *reply,
+typedef void pxl_redis_cb(struct pxl_worker *srv, struct redisReply *reply,
                           void *arg);
 
 /*
@@ -30,7 +30,7 @@ typedef void pxl_redis_cb(struct pxl_server *srv, struct redisReply *reply,
  * error in errors; otherwise this only logs and retries in the
  * background. Returns NULL on error.
  */
-struct pxl_redis *pxl_redis_start(struct pxl_server *srv,
+struct pxl_redis *pxl_redis_start(struct pxl_worker *srv,
                                   struct pxl_str *errors);
 /*
  * Close both connections after flushing what is queued, giving pending

@@ -14,9 +14,9 @@
 #include "pxl_log.h"
 #include "pxl_mirror.h"
 #include "pxl_rooms.h"
-#include "pxl_server.h"
+#include "pxl_worker.h"
 
-struct pxl_room *pxl_rooms_get(const struct pxl_server *srv, const char *name,
+struct pxl_room *pxl_rooms_get(const struct pxl_worker *srv, const char *name,
                                size_t len)
 {
         struct pxl_map_node *n = pxl_map_get(&srv->rooms, name, len);
@@ -34,7 +34,7 @@ static struct pxl_membership *membership(const struct pxl_client *c,
 }
 
 /* Send one frame built from obj to the members of r except `except`. */
-static void tell_members(struct pxl_server *srv, struct pxl_room *r,
+static void tell_members(struct pxl_worker *srv, struct pxl_room *r,
                          const struct pxl_client *except,
                          struct json_object *obj)
 {
@@ -65,7 +65,7 @@ static struct json_object *room_event(const char *type, const char *action,
         return pxl_msg_new(type, action, d);
 }
 
-static void notify(struct pxl_server *srv, struct pxl_room *r,
+static void notify(struct pxl_worker *srv, struct pxl_room *r,
                    struct pxl_client *c, const char *action,
                    struct json_object *user_id)
 {
@@ -78,7 +78,7 @@ static void notify(struct pxl_server *srv, struct pxl_room *r,
         json_object_put(o);
 }
 
-static struct pxl_room *room_create(struct pxl_server *srv, const char *name,
+static struct pxl_room *room_create(struct pxl_worker *srv, const char *name,
                                     size_t len)
 {
         struct pxl_room *r = calloc(1, sizeof(*r) + len + 1);
@@ -96,7 +96,7 @@ static struct pxl_room *room_create(struct pxl_server *srv, const char *name,
         return r;
 }
 
-static void room_destroy(struct pxl_server *srv, struct pxl_room *r)
+static void room_destroy(struct pxl_worker *srv, struct pxl_room *r)
 {
         pxl_map_remove(&srv->rooms, &r->node);
         free(r->members);
@@ -104,7 +104,7 @@ static void room_destroy(struct pxl_server *srv, struct pxl_room *r)
 }
 
 /* Remove membership m of c (user_id is freed by the caller). */
-static void unlink_member(struct pxl_server *srv, struct pxl_client *c,
+static void unlink_member(struct pxl_worker *srv, struct pxl_client *c,
                           struct pxl_membership *m)
 {
         struct pxl_room *r = m->room;
@@ -131,7 +131,7 @@ static void unlink_member(struct pxl_server *srv, struct pxl_client *c,
  * Take c out of r. tell_client: it gets user/leftRoom. announce: the
  * presence list hears of this one room (not when leaving all at once).
  */
-static int leave(struct pxl_server *srv, struct pxl_client *c,
+static int leave(struct pxl_worker *srv, struct pxl_client *c,
                  struct pxl_room *r, bool tell_client, bool announce)
 {
         struct pxl_membership *m = r ? membership(c, r) : NULL;
@@ -174,14 +174,14 @@ static int leave(struct pxl_server *srv, struct pxl_client *c,
         return PXL_OK;
 }
 
-int pxl_rooms_leave(struct pxl_server *srv, struct pxl_client *c,
+int pxl_rooms_leave(struct pxl_worker *srv, struct pxl_client *c,
                     const char *name, size_t len, bool tell_client)
 {
         return leave(srv, c, pxl_rooms_get(srv, name, len), tell_client,
                      true);
 }
 
-int pxl_rooms_join(struct pxl_server *srv, struct pxl_client *c,
+int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
                    const char *name, size_t len, struct json_object *user_id)
 {
         const struct pxl_rooms_conf *rc = &srv->conf->rooms;
@@ -246,7 +246,7 @@ nomem:
         return PXL_ENOMEM;
 }
 
-void pxl_rooms_leave_all(struct pxl_server *srv, struct pxl_client *c)
+void pxl_rooms_leave_all(struct pxl_worker *srv, struct pxl_client *c)
 {
         bool any = c->nrooms > 0;
 
@@ -257,7 +257,7 @@ void pxl_rooms_leave_all(struct pxl_server *srv, struct pxl_client *c)
                 pxl_presence_changed(srv, "clientRemovedFromAllRooms");
 }
 
-void pxl_rooms_fini(struct pxl_server *srv)
+void pxl_rooms_fini(struct pxl_worker *srv)
 {
         struct pxl_map_iter it;
         struct pxl_map_node *n;

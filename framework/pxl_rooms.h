@@ -12,7 +12,7 @@
 
 struct json_object;
 struct pxl_client;
-struct pxl_server;
+struct pxl_worker;
 
 struct pxl_room {
         struct pxl_map_node node; /* srv->rooms, keyed by name */
@@ -27,14 +27,14 @@ struct pxl_room {
  * Join with the membership's userId (takes user_id; NULL = the client's
  * user id, else its client id). Statuses as pxl_room_join().
  */
-int pxl_rooms_join(struct pxl_server *srv, struct pxl_client *c,
+int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
                    const char *name, size_t len, struct json_object *user_id);
-int pxl_rooms_leave(struct pxl_server *srv, struct pxl_client *c,
+int pxl_rooms_leave(struct pxl_worker *srv, struct pxl_client *c,
                     const char *name, size_t len, bool tell_client);
 /* On disconnect: leave every room, telling the other members. */
-void pxl_rooms_leave_all(struct pxl_server *srv, struct pxl_client *c);
-struct pxl_room *pxl_rooms_get(const struct pxl_server *srv, const char *name,
+void pxl_rooms_leave_all(struct pxl_worker *srv, struct pxl_client *c);
+struct pxl_room *pxl_rooms_get(const struct pxl_worker *srv, const char *name,
                                size_t len);
-void pxl_rooms_fini(struct pxl_server *srv);
+void pxl_rooms_fini(struct pxl_worker *srv);
 
 #endif

@@ -15,7 +15,7 @@
 #include "pxl_log.h"
 #include "pxl_plugin.h"
 #include "pxl_router.h"
-#include "pxl_server.h"
+#include "pxl_worker.h"
 #include "pxl_ws_codec.h"
 
 struct pxl_router {
@@ -25,7 +25,7 @@ struct pxl_router {
 };
 
 struct pxl_defer {
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         struct pxl_conn_ref *ref;
         struct pxl_json_span type_raw, action_raw, request_id; /* into raw */
         char raw[];
@@ -158,13 +158,13 @@ static void put_request_id(struct pxl_str *s, const struct pxl_json_span *rid)
         pxl_str_append(s, rid->p, rid->len);
 }
 
-static void send_scratch(struct pxl_server *srv, struct pxl_conn *c)
+static void send_scratch(struct pxl_worker *srv, struct pxl_conn *c)
 {
         pxl_conn_send(c, PXL_WS_OP_TEXT, srv->scratch.p, srv->scratch.len);
         pxl_str_reset(&srv->scratch, 64 * 1024);
 }
 
-static void send_error(struct pxl_server *srv, struct pxl_conn *c,
+static void send_error(struct pxl_worker *srv, struct pxl_conn *c,
                        const char *text, size_t text_len,
                        const struct pxl_json_span *rid)
 {
@@ -188,7 +188,7 @@ static void send_error(struct pxl_server *srv, struct pxl_conn *c,
  * Builds and sends the reply. The response is raw JSON text when json is
  * set, else obj serialised (taken) when has_response.
  */
-static void send_reply(struct pxl_server *srv, struct pxl_conn *c,
+static void send_reply(struct pxl_worker *srv, struct pxl_conn *c,
                        const struct pxl_json_span *type_raw,
                        const struct pxl_json_span *action_raw,
                        const struct pxl_json_span *rid, bool has_response,
@@ -338,7 +338,7 @@ static const char *const envelope_errors[] = {
         [PXL_ENV_NO_ACTION] = "Missing WebSocket message action",
 };
 
-static void call_raw(struct pxl_server *srv, struct pxl_conn *c, bool binary,
+static void call_raw(struct pxl_worker *srv, struct pxl_conn *c, bool binary,
                      const uint8_t *payload, size_t len)
 {
         struct pxl_plugin_slot *p = (struct pxl_plugin_slot *)srv->plugins.raw;
@@ -357,7 +357,7 @@ static void call_raw(struct pxl_server *srv, struct pxl_conn *c, bool binary,
         pxl_ctx_fini(&ctx);
 }
 
-static void unknown_route(struct pxl_server *srv, struct pxl_conn *c,
+static void unknown_route(struct pxl_worker *srv, struct pxl_conn *c,
                           const char *type, size_t type_len,
                           const char *action, size_t action_len,
                           const struct pxl_json_span *rid)
@@ -372,7 +372,7 @@ static void unknown_route(struct pxl_server *srv, struct pxl_conn *c,
         pxl_str_fini(&text);
 }
 
-static void finish_request(struct pxl_server *srv, struct pxl_conn *c,
+static void finish_request(struct pxl_worker *srv, struct pxl_conn *c,
                            struct pxl_ctx *ctx, int rc)
 {
         if (rc == PXL_DEFERRED && ctx->defer != NULL)
@@ -403,7 +403,7 @@ static void finish_request(struct pxl_server *srv, struct pxl_conn *c,
         ctx->has_response = false;
 }
 
-void pxl_router_dispatch(struct pxl_server *srv, struct pxl_conn *c,
+void pxl_router_dispatch(struct pxl_worker *srv, struct pxl_conn *c,
                          bool binary, const uint8_t *payload, size_t len)
 {
         const struct pxl_router_entry *route;

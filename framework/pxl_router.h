@@ -14,7 +14,7 @@
 struct pxl_conn;
 struct pxl_plugin_slot;
 struct pxl_router;
-struct pxl_server;
+struct pxl_worker;
 
 struct pxl_router_entry {
         const char *type;
@@ -45,7 +45,7 @@ size_t pxl_router_count(const struct pxl_router *r);
  * Handle one complete message from c: the raw handler, or the envelope
  * checks, the route's handler and the reply (or error frame).
  */
-void pxl_router_dispatch(struct pxl_server *srv, struct pxl_conn *c,
+void pxl_router_dispatch(struct pxl_worker *srv, struct pxl_conn *c,
                          bool binary, const uint8_t *payload, size_t len);
 
 #endif

@@ -63,7 +63,7 @@ static void show_warnings(const struct pxl_str *w, bool test_only)
 }
 
 /* One process, or a master and its workers (workers > 1). */
-static int serve(struct pxl_server *srv, struct pxl_str *errors)
+static int serve(struct pxl_worker *srv, struct pxl_str *errors)
 {
         char node_id[17];
 
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 {
         struct pxl_str errors = {0};
         struct pxl_config *conf;
-        struct pxl_server srv;
+        struct pxl_worker srv;
         bool test_only = false;
         int opt, rc;
 

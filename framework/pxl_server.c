@@ -36,7 +36,7 @@
 #include "pxl_server.h"
 
 /* Load the certificate now, so -t and a bad key fail before binding. */
-static int tls_setup(struct pxl_server *srv, struct pxl_str *errors)
+static int tls_setup(struct pxl_worker *srv, struct pxl_str *errors)
 {
         const struct pxl_config *conf = srv->conf;
         char line[1024], why[256];
@@ -74,7 +74,7 @@ static int tls_setup(struct pxl_server *srv, struct pxl_str *errors)
 #define PXL_PRIOS 3
 #define PXL_PRIO_FLUSH 2
 
-int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
+int pxl_server_init(struct pxl_worker *srv, struct pxl_config *conf,
                     struct pxl_str *errors)
 {
         int rc;
@@ -112,13 +112,13 @@ int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
         return rc;
 }
 
-static void maybe_done(struct pxl_server *srv)
+static void maybe_done(struct pxl_worker *srv)
 {
         if (srv->stopping && srv->nconns == 0)
                 event_base_loopexit(srv->base, NULL);
 }
 
-void pxl_server_conn_gone(struct pxl_server *srv, bool was_open)
+void pxl_server_conn_gone(struct pxl_worker *srv, bool was_open)
 {
         srv->nconns--;
         if (was_open)
@@ -134,7 +134,7 @@ void pxl_server_conn_gone(struct pxl_server *srv, bool was_open)
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
-        struct pxl_server *srv = arg;
+        struct pxl_worker *srv = arg;
 
         (void)l;
         srv->accept_backoff_ms = 0;
@@ -143,7 +143,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-        struct pxl_server *srv = arg;
+        struct pxl_worker *srv = arg;
 
         (void)fd;
         (void)what;
@@ -160,9 +160,9 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
  */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-        struct pxl_server *srv = arg;
+        struct pxl_worker *srv = arg;
         int err = EVUTIL_SOCKET_ERROR();
-        int64_t now = pxl_server_now_ms(srv);
+        int64_t now = pxl_worker_now_ms(srv);
         struct timeval tv;
 
         srv->metrics.accept_errors++;
@@ -203,7 +203,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-        struct pxl_server *srv = arg;
+        struct pxl_worker *srv = arg;
 
         (void)fd;
         (void)what;
@@ -214,19 +214,6 @@ static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(srv->base, NULL);
 }
 
-int64_t pxl_server_now_us(const struct pxl_server *srv)
-{
-        struct timeval tv;
-
-        if (srv->base == NULL || event_base_gettimeofday_cached(srv->base, &tv) < 0)
-                gettimeofday(&tv, NULL);
-        return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-int64_t pxl_server_now_ms(const struct pxl_server *srv)
-{
-        return pxl_server_now_us(srv) / 1000;
-}
 
 static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -257,7 +244,7 @@ extern void __sanitizer_purge_allocator(void) __attribute__((weak));
  * with no traffic after some, give what is free back to the system, so a
  * burst (a slow client's queue, a flood) does not hold memory for good.
  */
-static void give_back_memory(struct pxl_server *srv)
+static void give_back_memory(struct pxl_worker *srv)
 {
         const struct pxl_metrics *m = &srv->metrics;
         bool quiet = m->per_sec.messages_in == 0 &&
@@ -302,7 +289,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A persistent timer every `secs` seconds; NULL (and no timer) if secs 0. */
-static int periodic(struct pxl_server *srv, struct event **ev, unsigned secs,
+static int periodic(struct pxl_worker *srv, struct event **ev, unsigned secs,
                     event_callback_fn cb)
 {
         struct timeval tv = {(time_t)secs, 0};
@@ -315,7 +302,7 @@ static int periodic(struct pxl_server *srv, struct event **ev, unsigned secs,
         return PXL_OK;
 }
 
-static void begin_shutdown(struct pxl_server *srv, int signo)
+static void begin_shutdown(struct pxl_worker *srv, int signo)
 {
         struct timeval tv = {(time_t)srv->conf->shutdown_timeout, 0};
 
@@ -346,7 +333,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         begin_shutdown(arg, (int)sig);
 }
 
-static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
+static int bind_listener(struct pxl_worker *srv, struct pxl_str *errors)
 {
         struct addrinfo hints = {0}, *ai = NULL;
         struct sockaddr_storage ss;
@@ -398,7 +385,7 @@ static int bind_listener(struct pxl_server *srv, struct pxl_str *errors)
  * Every client is a file descriptor: raise the soft limit so that
  * limits.max_connections can be reached, as far as the hard limit allows.
  */
-static void raise_fd_limit(const struct pxl_server *srv)
+static void raise_fd_limit(const struct pxl_worker *srv)
 {
         rlim_t want = (rlim_t)srv->conf->limits.max_connections + 64;
         struct rlimit rl;
@@ -418,7 +405,7 @@ static void raise_fd_limit(const struct pxl_server *srv)
 }
 
 /* A cluster's master learns that this worker serves (pxl_cluster.c). */
-static void tell_ready(struct pxl_server *srv)
+static void tell_ready(struct pxl_worker *srv)
 {
         char b = 'r';
 
@@ -431,7 +418,7 @@ static void tell_ready(struct pxl_server *srv)
         srv->ready_fd = -1;
 }
 
-int pxl_server_loop_init(struct pxl_server *srv, struct pxl_str *errors)
+int pxl_server_loop_init(struct pxl_worker *srv, struct pxl_str *errors)
 {
         srv->base = event_base_new();
         /* Events default to the middle priority; the flusher runs last. */
@@ -464,7 +451,7 @@ int pxl_server_loop_init(struct pxl_server *srv, struct pxl_str *errors)
         return PXL_OK;
 }
 
-int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
+int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
 {
         sigset_t stop_signals;
         int rc;
@@ -506,7 +493,7 @@ int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors)
         return PXL_OK;
 }
 
-void pxl_server_fini(struct pxl_server *srv)
+void pxl_server_fini(struct pxl_worker *srv)
 {
         /* Disconnect hooks run before fini, so plugins see every client go. */
         pxl_conn_close_all(srv);

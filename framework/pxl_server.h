@@ -1,109 +1,30 @@
 /*
- * pxl_server.h - one worker: event loop, listener, the set of
- * connections, plugins and router, signals and the shutdown sequence.
+ * pxl_server.h - one worker's life as a server: configure (plugins,
+ * routes), the event loop, the listener, signals and the shutdown
+ * sequence. The worker's state is struct pxl_worker (pxl_worker.h).
  */
 #ifndef PXL_SERVER_H
 #define PXL_SERVER_H
 
 #include <stdbool.h>
-#include <sys/queue.h>
 
-#include "pxl_bus.h"
-#include "pxl_conf.h"
-#include "pxl_map.h"
-#include "pxl_metrics.h"
-#include "pxl_plugin.h"
-#include "pxl_pool.h"
 #include "pxl_str.h"
-
-struct event_base;
-struct evconnlistener;
-struct event;
-struct pxl_conn;
-struct pxl_router;
-struct pxl_mirror;
-struct pxl_auth;
-struct ssl_ctx_st;
-
-TAILQ_HEAD(pxl_conn_list, pxl_conn);
-TAILQ_HEAD(pxl_client_list, pxl_client);
-SLIST_HEAD(pxl_dirty_list, pxl_conn);
-
-struct pxl_server {
-        struct event_base *base;
-        struct pxl_config *conf;
-        struct pxl_plugins plugins;
-        struct pxl_router *router;
-        struct evconnlistener *listener;
-        struct ssl_ctx_st *tls; /* NULL for plain ws:// */
-        struct event *sig_term, *sig_int;
-        struct event *stop_timer;
-        struct event *tick_timer;      /* once a second: metrics */
-        struct event *idle_timer;      /* inactivity.check_interval */
-        struct event *heartbeat_timer; /* heartbeat.interval */
-        struct event *reaper;          /* frees connections marked done */
-        struct event *flusher;         /* writes corked output, lowest priority */
-        struct pxl_dirty_list dirty;   /* connections with output to write */
-        struct pxl_auth *auth;         /* NULL without auth.jwt */
-        struct pxl_conn_list handshaking; /* upgrading, oldest first */
-        struct pxl_conn_list conns;       /* open */
-        struct pxl_conn_list closing;     /* closing, oldest first */
-        struct pxl_conn_list dead;     /* closed, waiting for the reaper */
-        struct event *deadline_timer;  /* upgrade and close deadlines */
-        int64_t deadline_at;           /* when it rings (ms), 0 = idle */
-        struct pxl_map addrs;          /* connections per client address */
-        /* accept(2) failing (out of descriptors): pause, log sparingly */
-        struct event *accept_timer;
-        unsigned accept_backoff_ms;
-        int reserve_fd;                /* given up to shed a client at EMFILE */
-        int64_t accept_logged_ms;
-        unsigned accept_unlogged;
-        /* presence lists: one frame per presence.interval at most */
-        struct event *presence_timer;
-        int64_t presence_sent_ms;
-        const char *presence_pending;  /* the latest kind not yet sent */
-        struct pxl_pool client_pool;   /* struct pxl_client records */
-        struct pxl_pool conn_pool;     /* struct pxl_conn */
-        struct pxl_map clients;        /* struct pxl_client by id */
-        struct pxl_client_list client_order; /* the same, oldest first */
-        struct pxl_map users;          /* clients by user id */
-        struct pxl_map rooms;          /* struct pxl_room by name */
-        struct pxl_metrics metrics;
-        struct pxl_bus bus;
-        struct pxl_mirror *mirror; /* the rest of the cluster; NULL without redis */
-        unsigned nconns; /* all accepted, upgrading included */
-        unsigned nopen;  /* upgraded */
-        unsigned nhandshaking; /* on the handshaking list */
-        struct pxl_str scratch; /* reply building; reused, never shared */
-        bool stopping;
-        bool heap_trimmed; /* freed heap given back since the last traffic */
-        unsigned port; /* bound port (listen.port may be 0) */
-        /* Who this process is (pxl_cluster.c); one process: 0, 0, -1. */
-        unsigned worker_index; /* slot in the cluster, 0..workers-1 */
-        unsigned worker_gen;   /* earlier starts of this slot */
-        char node_id[17];      /* shared by the workers of one master */
-        int ready_fd;          /* one byte written once listening; -1 */
-};
+#include "pxl_worker.h"
 
 /* Load plugins and register routes; takes conf. */
-int pxl_server_init(struct pxl_server *srv, struct pxl_config *conf,
+int pxl_server_init(struct pxl_worker *srv, struct pxl_config *conf,
                     struct pxl_str *errors);
 /*
  * The event loop and the worker's own events (flusher, reaper, deadlines,
  * periodic sweeps): no signals, Redis or listener. pxl_server_run starts
  * with it; the connection fuzzer uses it alone.
  */
-int pxl_server_loop_init(struct pxl_server *srv, struct pxl_str *errors);
+int pxl_server_loop_init(struct pxl_worker *srv, struct pxl_str *errors);
 /* Bind, run plugin inits, serve until a signal; 0 on a clean stop. */
-int pxl_server_run(struct pxl_server *srv, struct pxl_str *errors);
-void pxl_server_fini(struct pxl_server *srv);
-
-/* Milliseconds since the epoch, as of this loop iteration. */
-int64_t pxl_server_now_ms(const struct pxl_server *srv);
-/* The same in microseconds. */
-int64_t pxl_server_now_us(const struct pxl_server *srv);
+int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors);
+void pxl_server_fini(struct pxl_worker *srv);
 
 /* Called by pxl_conn_close once a connection has been taken apart. */
-void pxl_server_conn_gone(struct pxl_server *srv, bool was_open);
+void pxl_server_conn_gone(struct pxl_worker *srv, bool was_open);
 
 #endif

@@ -411,12 +411,12 @@ static const struct pxl_plugin *const plugins1[] = {
         &pxl_plugin_echo,   &fuzzkit,          NULL,
 };
 
-static struct pxl_server servers[2];
+static struct pxl_worker servers[2];
 /* PXL_FUZZ_TRACE set: print what each client reads, to check the seeds. */
 static bool trace;
 
 /* What pxl_plugins_load does after dlopen: slots, routes, the raw handler. */
-static void add_plugins(struct pxl_server *srv,
+static void add_plugins(struct pxl_worker *srv,
                         const struct pxl_plugin *const *descs)
 {
         struct pxl_plugins *ps = &srv->plugins;
@@ -453,7 +453,7 @@ static void add_plugins(struct pxl_server *srv,
 }
 
 /* pxl_server_init, then the part of pxl_server_run before binding. */
-static void server_setup(struct pxl_server *srv, const char *text,
+static void server_setup(struct pxl_worker *srv, const char *text,
                          const char *name,
                          const struct pxl_plugin *const *descs)
 {
@@ -510,7 +510,7 @@ static void put(uint8_t **p, size_t *len, size_t *cap, const void *d, size_t n)
         *len += n;
 }
 
-static void peer_open(struct pxl_server *srv, struct peer *p)
+static void peer_open(struct pxl_worker *srv, struct peer *p)
 {
         int sv[2], small = 1; /* the kernel rounds it up to its minimum */
 
@@ -709,7 +709,7 @@ static int unread(const struct peer *p)
  * active and gives the clients nothing to read, after which the server
  * reads no more of what they wrote (it may have stopped reading).
  */
-static void settle(struct pxl_server *srv, struct peer *peers)
+static void settle(struct pxl_worker *srv, struct peer *peers)
 {
         int last = -1;
 
@@ -751,7 +751,7 @@ static unsigned pieces;
 
 static const size_t piece_sizes[8] = {0, 1, 2, 3, 5, 8, 17, 64};
 
-static void segment(struct pxl_server *srv, struct peer *peers,
+static void segment(struct pxl_worker *srv, struct peer *peers,
                     const uint8_t *seg, size_t len)
 {
         uint8_t ctl = len > 0 ? seg[0] : 0;
@@ -817,7 +817,7 @@ static void segment(struct pxl_server *srv, struct peer *peers,
 }
 
 /* The worker forgot every client: nothing may outlive its connection. */
-static void check_empty(struct pxl_server *srv)
+static void check_empty(struct pxl_worker *srv)
 {
         CHECK(srv->nconns == 0 && srv->nopen == 0, "connections counted");
         CHECK(TAILQ_EMPTY(&srv->handshaking) && TAILQ_EMPTY(&srv->conns) &&
@@ -838,7 +838,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static bool ready;
         struct peer peers[2] = {{.name = 'A', .fd = -1},
                                 {.name = 'B', .fd = -1}};
-        struct pxl_server *srv;
+        struct pxl_worker *srv;
         const uint8_t *end = data + size, *p;
         int i;
 
