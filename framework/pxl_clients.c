@@ -13,7 +13,6 @@
 
 #include "pxl/pxl.h"
 #include "pxl_clients.h"
-#include "pxl_conn.h"
 #include "pxl_frame.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
@@ -198,10 +197,9 @@ struct pxl_client *pxl_clients_get(const struct pxl_worker *srv,
 int pxl_client_deliver(struct pxl_worker *srv, struct pxl_client *c,
                        struct pxl_frame *f)
 {
-        (void)srv;
         if (c->conn == NULL)
                 return 0;
-        return pxl_conn_send_frame(c->conn, f) == PXL_OK ? 1 : 0;
+        return srv->io->send_frame(c->conn, f) == PXL_OK ? 1 : 0;
 }
 
 void pxl_clients_fini(struct pxl_worker *srv)
@@ -652,5 +650,5 @@ int pxl_disconnect_client(struct pxl_ctx *ctx, const char *client_id,
                 return pxl_mirror_forward(ctx->srv, c, 'x', text, (size_t)n,
                                           NULL, 0);
         }
-        return pxl_conn_ws_close(c->conn, (uint16_t)code, reason);
+        return ctx->srv->io->close(c->conn, (uint16_t)code, reason);
 }

@@ -656,6 +656,15 @@ void pxl_conn_close_all(struct pxl_worker *srv)
                 pxl_conn_close(c);
 }
 
+const struct pxl_conn_io pxl_conn_io = {
+        .id = pxl_conn_id,
+        .is_open = pxl_conn_is_open,
+        .send = pxl_conn_send,
+        .send_frame = pxl_conn_send_frame,
+        .close = pxl_conn_ws_close,
+        .ref = pxl_conn_ref_get,
+};
+
 struct pxl_conn_ref *pxl_conn_ref_get(struct pxl_conn *c)
 {
         if (c->ref == NULL) {
@@ -669,11 +678,6 @@ struct pxl_conn_ref *pxl_conn_ref_get(struct pxl_conn *c)
         return c->ref;
 }
 
-void pxl_conn_ref_put(struct pxl_conn_ref *ref)
-{
-        if (ref != NULL && --ref->refs == 0)
-                free(ref);
-}
 
 static void run_disconnect_hooks(struct pxl_conn *c)
 {

@@ -65,6 +65,8 @@ void pxl_conn_close(struct pxl_conn *c);
 
 /* A weak reference, for replies that arrive after the handler returned. */
 struct pxl_conn_ref *pxl_conn_ref_get(struct pxl_conn *c);
-void pxl_conn_ref_put(struct pxl_conn_ref *ref);
+
+/* These functions, for the core (struct pxl_worker's io). */
+extern const struct pxl_conn_io pxl_conn_io;
 
 #endif

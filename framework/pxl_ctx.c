@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "pxl/pxl.h"
-#include "pxl_conn.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
 #include "pxl_plugin.h"
@@ -22,7 +21,7 @@ void pxl_ctx_init(struct pxl_ctx *ctx, struct pxl_worker *srv,
         ctx->srv = srv;
         ctx->plugin = plugin;
         ctx->conn = conn;
-        ctx->client_id = conn ? pxl_conn_id(conn) : NULL;
+        ctx->client_id = conn ? srv->io->id(conn) : NULL;
 }
 
 void pxl_ctx_fini(struct pxl_ctx *ctx)
@@ -215,14 +214,14 @@ int pxl_send_json(struct pxl_ctx *ctx, const struct json_object *obj)
         json = json_object_to_json_string_length(
                 (struct json_object *)obj,
                 JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-        return pxl_conn_send(ctx->conn, PXL_WS_OP_TEXT, json, n);
+        return ctx->srv->io->send(ctx->conn, PXL_WS_OP_TEXT, json, n);
 }
 
 int pxl_send_raw(struct pxl_ctx *ctx, const void *buf, size_t len, bool binary)
 {
         if (ctx->conn == NULL)
                 return PXL_ECLOSED;
-        return pxl_conn_send(ctx->conn,
+        return ctx->srv->io->send(ctx->conn,
                              binary ? PXL_WS_OP_BINARY : PXL_WS_OP_TEXT, buf,
                              len);
 }
@@ -233,7 +232,7 @@ int pxl_close(struct pxl_ctx *ctx, int code, const char *reason)
                 return PXL_ECLOSED;
         if (code < 0 || !pxl_ws_close_code_valid((unsigned)code))
                 return PXL_EINVAL;
-        return pxl_conn_ws_close(ctx->conn, (uint16_t)code, reason);
+        return ctx->srv->io->close(ctx->conn, (uint16_t)code, reason);
 }
 
 void pxl_log(const struct pxl_ctx *ctx, int level, const char *fmt, ...)

@@ -50,12 +50,6 @@ struct pxl_ctx {
         struct pxl_json_span type_raw, action_raw, request_id;
 };
 
-/* A weak handle to a connection: conn goes NULL when it closes. */
-struct pxl_conn_ref {
-        unsigned refs;
-        struct pxl_conn *conn;
-};
-
 static inline struct pxl_worker *pxl_ctx_server(const struct pxl_ctx *ctx)
 {
         return ctx->srv;

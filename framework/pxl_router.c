@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "pxl/pxl.h"
-#include "pxl_conn.h"
 #include "pxl_int.h"
 #include "pxl_json.h"
 #include "pxl_log.h"
@@ -160,7 +159,7 @@ static void put_request_id(struct pxl_str *s, const struct pxl_json_span *rid)
 
 static void send_scratch(struct pxl_worker *srv, struct pxl_conn *c)
 {
-        pxl_conn_send(c, PXL_WS_OP_TEXT, srv->scratch.p, srv->scratch.len);
+        srv->io->send(c, PXL_WS_OP_TEXT, srv->scratch.p, srv->scratch.len);
         pxl_str_reset(&srv->scratch, 64 * 1024);
 }
 
@@ -177,7 +176,7 @@ static void send_error(struct pxl_worker *srv, struct pxl_conn *c,
         pxl_str_puts(s, "}");
         put_request_id(s, rid);
         if (pxl_str_puts(s, "}") < 0) {
-                pxl_log_ctx(PXL_LOG_WARN, NULL, pxl_conn_id(c),
+                pxl_log_ctx(PXL_LOG_WARN, NULL, srv->io->id(c),
                             "out of memory building an error reply");
                 return;
         }
@@ -216,7 +215,7 @@ static void send_reply(struct pxl_worker *srv, struct pxl_conn *c,
         put_request_id(s, rid);
         rc = pxl_str_puts(s, "}");
         if (rc < 0) {
-                pxl_log_ctx(PXL_LOG_WARN, NULL, pxl_conn_id(c),
+                pxl_log_ctx(PXL_LOG_WARN, NULL, srv->io->id(c),
                             "out of memory building a reply");
                 return;
         }
@@ -253,7 +252,7 @@ struct pxl_defer *pxl_defer(struct pxl_ctx *ctx)
         d = calloc(1, sizeof(*d) + need);
         if (d == NULL)
                 return NULL;
-        d->ref = pxl_conn_ref_get(ctx->conn);
+        d->ref = ctx->srv->io->ref(ctx->conn);
         if (d->ref == NULL) {
                 free(d);
                 return NULL;
@@ -270,7 +269,7 @@ struct pxl_defer *pxl_defer(struct pxl_ctx *ctx)
 bool pxl_defer_alive(const struct pxl_defer *d)
 {
         return d != NULL && d->ref->conn != NULL &&
-               pxl_conn_is_open(d->ref->conn);
+               d->srv->io->is_open(d->ref->conn);
 }
 
 void pxl_defer_cancel(struct pxl_defer *d)
@@ -349,7 +348,7 @@ static void call_raw(struct pxl_worker *srv, struct pxl_conn *c, bool binary,
 
         pxl_ctx_init(&ctx, srv, p, c);
         rc = p->desc->raw_handler(&ctx, &msg);
-        if (rc < 0 && pxl_conn_is_open(c)) {
+        if (rc < 0 && srv->io->is_open(c)) {
                 const char *text = ctx.error ? ctx.error : "Unknown error";
 
                 send_error(srv, c, text, strlen(text), NULL);
@@ -387,7 +386,7 @@ static void finish_request(struct pxl_worker *srv, struct pxl_conn *c,
                 pxl_defer_cancel(ctx->defer);
                 ctx->defer = NULL;
         }
-        if (!pxl_conn_is_open(c))
+        if (!srv->io->is_open(c))
                 return;
         if (rc < 0) {
                 const char *text = ctx->error ? ctx->error : "Unknown error";
@@ -437,7 +436,7 @@ void pxl_router_dispatch(struct pxl_worker *srv, struct pxl_conn *c,
         if (env.type.len + env.action.len + 2 > sizeof(small)) {
                 names = malloc(env.type.len + env.action.len + 2);
                 if (names == NULL) {
-                        pxl_log_ctx(PXL_LOG_WARN, NULL, pxl_conn_id(c),
+                        pxl_log_ctx(PXL_LOG_WARN, NULL, srv->io->id(c),
                                     "out of memory routing a message");
                         return;
                 }

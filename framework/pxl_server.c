@@ -91,6 +91,7 @@ int pxl_server_init(struct pxl_worker *srv, struct pxl_config *conf,
         TAILQ_INIT(&srv->client_order);
         srv->ready_fd = -1;
         srv->conf = conf;
+        srv->io = &pxl_conn_io;
         srv->router = pxl_router_new();
         if (srv->router == NULL) {
                 pxl_str_puts(errors, "out of memory\n");

@@ -1,12 +1,20 @@
 /*
- * pxl_worker.c - the worker's clock: the loop's cached time, so that
- * every check in one iteration sees the same now.
+ * pxl_worker.c - what the worker's layers share: the loop's cached time
+ * (every check in one iteration sees the same now) and weak references
+ * to connections.
  */
+#include <stdlib.h>
 #include <sys/time.h>
 
 #include <event2/event.h>
 
 #include "pxl_worker.h"
+
+void pxl_conn_ref_put(struct pxl_conn_ref *ref)
+{
+        if (ref != NULL && --ref->refs == 0)
+                free(ref);
+}
 
 int64_t pxl_worker_now_us(const struct pxl_worker *srv)
 {

@@ -28,12 +28,44 @@ struct pxl_mirror;
 struct pxl_auth;
 struct ssl_ctx_st;
 
+struct pxl_frame;
+
+/*
+ * What the core needs of a client's connection. The transport provides
+ * it (pxl_conn.c's pxl_conn_io, set by pxl_server_init): the core sends
+ * and closes through it and never names the transport.
+ */
+struct pxl_conn_io {
+        /* Borrowed: the client id, once upgraded. */
+        const char *(*id)(const struct pxl_conn *c);
+        /* Between the 101 and the start of the close handshake. */
+        bool (*is_open)(const struct pxl_conn *c);
+        /* Queue one message of opcode (copied); pxl_conn.h's rules. */
+        int (*send)(struct pxl_conn *c, uint8_t opcode, const void *buf,
+                    size_t len);
+        /* Queue a shared frame by reference. */
+        int (*send_frame)(struct pxl_conn *c, struct pxl_frame *f);
+        /* Start the close handshake (reason may be NULL). */
+        int (*close)(struct pxl_conn *c, uint16_t code, const char *reason);
+        /* A weak reference for later replies (NULL when out of memory). */
+        struct pxl_conn_ref *(*ref)(struct pxl_conn *c);
+};
+
+/* A weak handle to a connection: conn goes NULL when it closes. */
+struct pxl_conn_ref {
+        unsigned refs;
+        struct pxl_conn *conn;
+};
+/* Drop a reference (freed with the last one). */
+void pxl_conn_ref_put(struct pxl_conn_ref *ref);
+
 TAILQ_HEAD(pxl_conn_list, pxl_conn);
 TAILQ_HEAD(pxl_client_list, pxl_client);
 SLIST_HEAD(pxl_dirty_list, pxl_conn);
 
 struct pxl_worker {
         struct event_base *base;
+        const struct pxl_conn_io *io; /* the transport's connections */
         struct pxl_config *conf;
         struct pxl_plugins plugins;
         struct pxl_router *router;
