@@ -11,7 +11,6 @@
 #include "pxl_bus.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
-#include "pxl_mirror.h"
 #include "pxl_plugin.h"
 #include "pxl_worker.h"
 
@@ -101,25 +100,38 @@ int pxl_bus_publish(struct pxl_worker *srv, const char *channel,
         return ran;
 }
 
-void pxl_bus_client_event(struct pxl_worker *srv, const char *channel,
-                          const char *client_id,
-                          const struct json_object *user_id,
-                          const char *room, int code)
+/*
+ * The framework's own events: {"clientId", "userId"} plus "roomName" for
+ * room events and "code" for clientDisconnected. Built only when some
+ * subscriber exists.
+ */
+void pxl_bus_on_change(struct pxl_worker *srv, const struct pxl_change *ch)
 {
+        static const char *const channels[PXL_CHANGE_GONE + 1] = {
+                [PXL_CHANGE_CONNECTED] = "clientConnected",
+                [PXL_CHANGE_JOINED] = "clientJoinedRoom",
+                [PXL_CHANGE_LEFT] = "clientLeftRoom",
+                [PXL_CHANGE_GONE] = "clientDisconnected",
+        };
+        const char *channel = channels[ch->kind];
         struct json_object *o;
 
-        if (srv->bus.n == 0)
-                return; /* nobody listens: build nothing */
+        if (channel == NULL || srv->bus.n == 0)
+                return; /* not an event, or nobody listens: build nothing */
         o = json_object_new_object();
         if (o == NULL)
                 return;
-        json_object_object_add(o, "clientId", json_object_new_string(client_id));
+        json_object_object_add(o, "clientId",
+                               json_object_new_string(pxl_client_id(ch->client)));
         json_object_object_add(o, "userId",
-                               json_object_get((struct json_object *)user_id));
-        if (room != NULL)
-                json_object_object_add(o, "roomName", json_object_new_string(room));
-        if (code >= 0)
-                json_object_object_add(o, "code", json_object_new_int(code));
+                               json_object_get((struct json_object *)ch->user_id));
+        if (ch->room != NULL)
+                json_object_object_add(o, "roomName",
+                                       json_object_new_string_len(
+                                               ch->room, (int)ch->room_len));
+        if (ch->kind == PXL_CHANGE_GONE)
+                json_object_object_add(o, "code",
+                                       json_object_new_int(ch->close_code));
         pxl_bus_publish(srv, channel, o);
         json_object_put(o);
 }
@@ -130,6 +142,7 @@ int pxl_publish(struct pxl_ctx *ctx, const char *name,
         if (name == NULL || name[0] == '\0' || pxl_bus_reserved(name))
                 return PXL_EINVAL;
         /* The others first: a subscriber here may publish in turn. */
-        pxl_mirror_publish_custom(ctx->srv, name, msg);
+        if (ctx->srv->remote != NULL)
+                ctx->srv->remote->publish(ctx->srv, name, msg);
         return pxl_bus_publish(ctx->srv, name, msg);
 }

@@ -13,6 +13,7 @@ struct json_object;
 struct pxl_worker;
 struct pxl_plugin_slot;
 struct pxl_subscriber;
+struct pxl_change;
 
 struct pxl_bus_sub {
         const struct pxl_subscriber *sub; /* borrowed from the descriptor */
@@ -34,15 +35,8 @@ void pxl_bus_fini(struct pxl_bus *bus);
  */
 int pxl_bus_publish(struct pxl_worker *srv, const char *channel,
                     const struct json_object *msg);
-/*
- * The framework's own events: {"clientId", "userId"} plus "roomName" for
- * room events and "code" for clientDisconnected (code < 0: none). Built
- * only when some subscriber exists.
- */
-void pxl_bus_client_event(struct pxl_worker *srv, const char *channel,
-                          const char *client_id,
-                          const struct json_object *user_id,
-                          const char *room, int code);
+/* A change as the framework's event, for pxl_worker_announce. */
+void pxl_bus_on_change(struct pxl_worker *srv, const struct pxl_change *ch);
 /* True for the framework's own channel names (plugins may not use them). */
 int pxl_bus_reserved(const char *channel);
 

@@ -16,7 +16,6 @@
 #include "pxl_frame.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
-#include "pxl_mirror.h"
 #include "pxl_rooms.h"
 #include "pxl_worker.h"
 #include "pxl_ws_codec.h"
@@ -169,6 +168,8 @@ fail:
         return NULL;
 }
 
+static void presence_changed(struct pxl_worker *srv, const char *kind);
+
 void pxl_client_remove(struct pxl_worker *srv, struct pxl_client *c)
 {
         pxl_rooms_leave_all(srv, c);
@@ -180,7 +181,7 @@ void pxl_client_remove(struct pxl_worker *srv, struct pxl_client *c)
         json_object_put(c->token);
         json_object_put(c->meta);
         pxl_pool_free(&srv->client_pool, c);
-        pxl_presence_changed(srv, "removeClient");
+        presence_changed(srv, "removeClient");
 }
 
 struct pxl_client *pxl_clients_get(const struct pxl_worker *srv,
@@ -283,7 +284,7 @@ static void presence_timer_cb(evutil_socket_t fd, short what, void *arg)
  * bytes. Once per presence.interval at most, so that clients coming and
  * going fast cost a bounded amount; the frame then names the latest kind.
  */
-void pxl_presence_changed(struct pxl_worker *srv, const char *kind)
+static void presence_changed(struct pxl_worker *srv, const char *kind)
 {
         int64_t now, interval = srv->conf->presence_interval;
         struct timeval tv;
@@ -312,6 +313,22 @@ void pxl_presence_changed(struct pxl_worker *srv, const char *kind)
         tv.tv_sec = (time_t)(interval / 1000);
         tv.tv_usec = (suseconds_t)(interval % 1000) * 1000;
         evtimer_add(srv->presence_timer, &tv);
+}
+
+void pxl_presence_on_change(struct pxl_worker *srv, const struct pxl_change *ch)
+{
+        static const char *const kinds[PXL_CHANGE_GONE + 1] = {
+                [PXL_CHANGE_CONNECTED] = "addClient",
+                [PXL_CHANGE_META] = "updateClient",
+                [PXL_CHANGE_JOINED] = "clientAddedToRoom",
+                [PXL_CHANGE_LEFT] = "clientRemovedFromRoom",
+                [PXL_CHANGE_LEFT_ALL] = "clientRemovedFromAllRooms",
+        };
+
+        /* Leaving all rooms at once is one list, not one per room. */
+        if (kinds[ch->kind] != NULL &&
+            !(ch->kind == PXL_CHANGE_LEFT && ch->leaving_all))
+                presence_changed(srv, kinds[ch->kind]);
 }
 
 /* ---- plugin API ------------------------------------------------------- */
@@ -396,8 +413,11 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                 const char *text = value ? json_object_to_json_string_length(
                                                    value, JSON_C_TO_STRING_PLAIN, &len)
                                          : NULL;
-                int rc = pxl_mirror_forward(ctx->srv, c, 'm', key, strlen(key),
-                                            text, len);
+                int rc = ctx->srv->remote != NULL
+                                 ? ctx->srv->remote->forward(ctx->srv, c, 'm',
+                                                             key, strlen(key),
+                                                             text, len)
+                                 : PXL_ECLOSED;
 
                 json_object_put(value);
                 return rc < 0 ? rc : PXL_OK;
@@ -437,8 +457,10 @@ int pxl_client_meta_put(struct pxl_worker *srv, struct pxl_client *c,
                 json_object_object_del(c->meta, key);
         }
         c->meta_bytes = (uint32_t)(c->meta_bytes - old_size + new_size);
-        pxl_presence_changed(srv, "updateClient");
-        pxl_mirror_client_changed(srv, c);
+        pxl_worker_announce(srv, &(struct pxl_change){
+                                         .kind = PXL_CHANGE_META,
+                                         .client = c,
+                                         .user_id = c->user_id});
         return PXL_OK;
 }
 
@@ -530,7 +552,7 @@ static int send_batch(const struct pxl_ctx *ctx, struct remote_batch *b,
                       const struct pxl_frame *f)
 {
         int n = b->n && !ctx->local_only
-                        ? pxl_mirror_send_clients(ctx->srv, b->v, b->n, f)
+                        ? ctx->srv->remote->send_clients(ctx->srv, b->v, b->n, f)
                         : 0;
 
         free(b->v);
@@ -561,7 +583,9 @@ int pxl_send_to_client(struct pxl_ctx *ctx, const char *client_id,
         if (c->peer == NULL)
                 n = pxl_client_deliver(ctx->srv, c, f);
         else
-                n = ctx->local_only ? 0 : pxl_mirror_send_clients(ctx->srv, &c, 1, f);
+                n = ctx->local_only || ctx->srv->remote == NULL
+                            ? 0
+                            : ctx->srv->remote->send_clients(ctx->srv, &c, 1, f);
         pxl_frame_unref(f);
         return n;
 }
@@ -601,7 +625,7 @@ int pxl_send_to_all(struct pxl_ctx *ctx, const struct json_object *obj,
         struct pxl_frame *f;
         int sent = 0;
         /* Without a predicate the channel "all" reaches the others. */
-        int via_all = pxl_mirror_reaches(ctx->srv) ? 1 : 0;
+        int via_all = pxl_worker_reaches_others(ctx->srv) ? 1 : 0;
 
         if ((f = pxl_clients_encode(ctx->srv, obj)) == NULL)
                 return PXL_ENOMEM;
@@ -621,8 +645,8 @@ int pxl_send_to_all(struct pxl_ctx *ctx, const struct json_object *obj,
          * A predicate runs here on our records of every client, so only
          * the chosen ones are sent to; without one, one PUBLISH does.
          */
-        if (pred == NULL && !ctx->local_only)
-                pxl_mirror_send_all(ctx->srv, f, exclude_client_id);
+        if (pred == NULL && !ctx->local_only && ctx->srv->remote != NULL)
+                ctx->srv->remote->send_all(ctx->srv, f, exclude_client_id);
         sent += send_batch(ctx, &remote, f);
         pxl_frame_unref(f);
         return sent;
@@ -647,8 +671,11 @@ int pxl_disconnect_client(struct pxl_ctx *ctx, const char *client_id,
                         n = snprintf(text, sizeof(text), "%d", code);
                 if (n < 0 || (size_t)n >= sizeof(text))
                         return PXL_EINVAL; /* a reason is at most 123 bytes */
-                return pxl_mirror_forward(ctx->srv, c, 'x', text, (size_t)n,
-                                          NULL, 0);
+                return ctx->srv->remote != NULL
+                               ? ctx->srv->remote->forward(ctx->srv, c, 'x',
+                                                           text, (size_t)n,
+                                                           NULL, 0)
+                               : PXL_ECLOSED;
         }
         return ctx->srv->io->close(c->conn, (uint16_t)code, reason);
 }

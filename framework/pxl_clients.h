@@ -15,6 +15,7 @@
 #include "pxl_map.h"
 
 struct json_object;
+struct pxl_change;
 struct pxl_conn;
 struct pxl_frame;
 struct pxl_peer;
@@ -51,7 +52,7 @@ void pxl_client_make_id(char out[33]);
 
 /*
  * Register a client connected here (takes user_id and token, either may be
- * NULL). The caller announces it (pxl_presence_changed) once the client
+ * NULL). The caller announces it (PXL_CHANGE_CONNECTED) once the client
  * has been greeted. NULL when out of memory.
  */
 struct pxl_client *pxl_client_add(struct pxl_worker *srv, struct pxl_conn *conn,
@@ -78,10 +79,11 @@ int pxl_client_deliver(struct pxl_worker *srv, struct pxl_client *c,
 int pxl_client_meta_put(struct pxl_worker *srv, struct pxl_client *c,
                         const char *key, struct json_object *value);
 /*
- * Send the clientList frame of kind K to every local client (if on), at
- * most once per presence.interval: changes in between are coalesced.
+ * A change as a clientList frame to every local client (if on), at most
+ * once per presence.interval: changes in between are coalesced.
  */
-void pxl_presence_changed(struct pxl_worker *srv, const char *kind);
+void pxl_presence_on_change(struct pxl_worker *srv,
+                            const struct pxl_change *ch);
 void pxl_clients_fini(struct pxl_worker *srv);
 
 #endif

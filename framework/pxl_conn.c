@@ -21,14 +21,12 @@
 
 #include "pxl/pxl.h"
 #include "pxl_auth.h"
-#include "pxl_bus.h"
 #include "pxl_clients.h"
 #include "pxl_conn.h"
 #include "pxl_frame.h"
 #include "pxl_http.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
-#include "pxl_mirror.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
 #include "pxl_str.h"
@@ -721,10 +719,12 @@ void pxl_conn_close(struct pxl_conn *c)
         if (was_open) {
                 srv->metrics.disconnects++;
                 run_disconnect_hooks(c);
-                pxl_bus_client_event(srv, "clientDisconnected", c->client->id,
-                                     c->client->user_id, NULL, c->close_code);
+                pxl_worker_announce(srv, &(struct pxl_change){
+                                                 .kind = PXL_CHANGE_GONE,
+                                                 .client = c->client,
+                                                 .user_id = c->client->user_id,
+                                                 .close_code = c->close_code});
                 c->client->conn = NULL;
-                pxl_mirror_client_gone(srv, c->client, c->close_code);
                 pxl_client_remove(srv, c->client);
         }
         pxl_pool_free(&srv->conn_pool, c);
@@ -907,13 +907,12 @@ static bool handle_upgrade(struct pxl_conn *c)
         srv->metrics.connects++;
         if (srv->conf->connected_frame)
                 send_greeting(c);
-        pxl_presence_changed(srv, "addClient");
+        /* Before the hooks: the presence list comes right after the 101. */
+        pxl_worker_announce(srv, &(struct pxl_change){
+                                         .kind = PXL_CHANGE_CONNECTED,
+                                         .client = c->client,
+                                         .user_id = c->client->user_id});
         run_connect_hooks(c);
-        if (c->state == CONN_OPEN) {
-                pxl_bus_client_event(srv, "clientConnected", c->client->id,
-                                     c->client->user_id, NULL, -1);
-                pxl_mirror_client_changed(srv, c->client);
-        }
         return c->state == CONN_OPEN;
 }
 

@@ -275,7 +275,7 @@ static void seq_text(uint64_t seq, char *buf, size_t cap, size_t *len)
         *len = (size_t)snprintf(buf, cap, "%" PRIu64, seq);
 }
 
-void pxl_mirror_client_changed(struct pxl_worker *srv, struct pxl_client *c)
+static void mirror_client_changed(struct pxl_worker *srv, struct pxl_client *c)
 {
         struct pxl_mirror *m = srv->mirror;
         struct json_object *o;
@@ -305,7 +305,7 @@ void pxl_mirror_client_changed(struct pxl_worker *srv, struct pxl_client *c)
         json_object_put(o);
 }
 
-void pxl_mirror_client_gone(struct pxl_worker *srv, struct pxl_client *c,
+static void mirror_client_gone(struct pxl_worker *srv, struct pxl_client *c,
                             int code)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -338,7 +338,7 @@ void pxl_mirror_client_gone(struct pxl_worker *srv, struct pxl_client *c,
         send_event(m, m->seq, 'd', c->id, 32, codes, (size_t)n, NULL, 0);
 }
 
-void pxl_mirror_publish_custom(struct pxl_worker *srv, const char *ev_name,
+static void mirror_publish_custom(struct pxl_worker *srv, const char *ev_name,
                                const struct json_object *msg)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -361,8 +361,11 @@ void pxl_mirror_publish_custom(struct pxl_worker *srv, const char *ev_name,
 static void remove_remote(struct pxl_worker *srv, struct pxl_client *c,
                           int code)
 {
-        pxl_bus_client_event(srv, "clientDisconnected", c->id, c->user_id,
-                             NULL, code);
+        pxl_worker_announce(srv, &(struct pxl_change){
+                                         .kind = PXL_CHANGE_GONE,
+                                         .client = c,
+                                         .user_id = c->user_id,
+                                         .close_code = code});
         pxl_client_remove(srv, c);
 }
 
@@ -481,11 +484,11 @@ static void apply_state(struct pxl_mirror *m, struct pxl_peer *p,
                                                               : NULL;
         if ((seen = member(o, "lastActivity")) != NULL)
                 c->last_activity_ms = json_object_get_int64(seen);
-        if (fresh) {
-                pxl_presence_changed(srv, "addClient");
-                pxl_bus_client_event(srv, "clientConnected", c->id,
-                                     c->user_id, NULL, -1);
-        }
+        if (fresh)
+                pxl_worker_announce(srv, &(struct pxl_change){
+                                                 .kind = PXL_CHANGE_CONNECTED,
+                                                 .client = c,
+                                                 .user_id = c->user_id});
         /* Leaves first: with rooms.multiple off a join would leave anyway. */
         for (size_t i = c->nrooms; i-- > 0;) {
                 const struct pxl_room *r = c->rooms[i].room;
@@ -1081,12 +1084,7 @@ void pxl_mirror_message(struct pxl_worker *srv, const char *channel,
 
 /* ---- sending to other workers ------------------------------------------------- */
 
-struct pxl_redis *pxl_mirror_redis(const struct pxl_worker *srv)
-{
-        return srv->mirror != NULL ? srv->mirror->redis : NULL;
-}
-
-bool pxl_mirror_reaches(const struct pxl_worker *srv)
+static bool mirror_reaches(struct pxl_worker *srv)
 {
         return srv->mirror != NULL && pxl_redis_up(srv->mirror->redis);
 }
@@ -1104,7 +1102,7 @@ static void send_to_channel(struct pxl_mirror *m, const char *ch, size_t chlen,
                  frame_payload(f), f->payload_len, NULL, 0);
 }
 
-void pxl_mirror_send_all(struct pxl_worker *srv, const struct pxl_frame *f,
+static void mirror_send_all(struct pxl_worker *srv, const struct pxl_frame *f,
                          const char *exclude)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -1116,7 +1114,7 @@ void pxl_mirror_send_all(struct pxl_worker *srv, const struct pxl_frame *f,
         send_to_channel(m, ch, len, 'a', exclude, f);
 }
 
-void pxl_mirror_send_room(struct pxl_worker *srv, const struct pxl_room *r,
+static void mirror_send_room(struct pxl_worker *srv, const struct pxl_room *r,
                           const struct pxl_frame *f, const char *exclude)
 {
         struct pxl_mirror *m = srv->mirror;
@@ -1139,7 +1137,7 @@ static int by_peer(const void *a, const void *b)
         return px < py ? -1 : px > py;
 }
 
-int pxl_mirror_send_clients(struct pxl_worker *srv,
+static int mirror_send_clients(struct pxl_worker *srv,
                             struct pxl_client *const *cs, size_t n,
                             const struct pxl_frame *f)
 {
@@ -1175,7 +1173,7 @@ int pxl_mirror_send_clients(struct pxl_worker *srv,
         return sent;
 }
 
-int pxl_mirror_forward(struct pxl_worker *srv, const struct pxl_client *c,
+static int mirror_forward(struct pxl_worker *srv, const struct pxl_client *c,
                        char kind, const char *a, size_t alen, const char *b,
                        size_t blen)
 {
@@ -1189,8 +1187,9 @@ int pxl_mirror_forward(struct pxl_worker *srv, const struct pxl_client *c,
         return send_msg(m, ch, len, 0, kind, c->id, 32, a, alen, b, blen);
 }
 
-void pxl_mirror_room_local(struct pxl_worker *srv, const struct pxl_room *r,
-                           bool add)
+/* A room got its first member here (add) or lost its last one. */
+static void mirror_room_local(struct pxl_worker *srv, const char *room,
+                              size_t room_len, bool add)
 {
         struct pxl_mirror *m = srv->mirror;
         const char *ch;
@@ -1198,7 +1197,7 @@ void pxl_mirror_room_local(struct pxl_worker *srv, const struct pxl_room *r,
 
         if (m == NULL)
                 return;
-        ch = name(m, &m->key, "room:", r->name, r->name_len, &len);
+        ch = name(m, &m->key, "room:", room, room_len, &len);
         if (ch == NULL)
                 return;
         if (add)
@@ -1218,7 +1217,7 @@ static int ref_name(struct pxl_mirror *m, const char *what, const char *suffix,
         return ch ? pxl_redis_chan_ref(m->redis, ch, len) : PXL_ENOMEM;
 }
 
-int pxl_mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
+static int mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
 {
         struct pxl_mirror *m;
         struct timeval tv = {(time_t)srv->conf->redis.heartbeat_interval, 0};
@@ -1247,6 +1246,7 @@ int pxl_mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
         m->redis = pxl_redis_start(srv, errors);
         if (m->redis == NULL)
                 return PXL_ERR;
+        srv->redis = m->redis; /* the plugins' Redis API uses it too */
         if (ref_name(m, "events", NULL, 0) < 0 || ref_name(m, "all", NULL, 0) < 0 ||
             ref_name(m, "worker:", m->self, m->self_len) < 0) {
                 pxl_str_puts(errors, "out of memory\n");
@@ -1257,7 +1257,7 @@ int pxl_mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
         return PXL_OK;
 }
 
-void pxl_mirror_stop(struct pxl_worker *srv)
+static void mirror_stop(struct pxl_worker *srv)
 {
         struct pxl_mirror *m = srv->mirror;
         struct pxl_map_iter it;
@@ -1272,6 +1272,7 @@ void pxl_mirror_stop(struct pxl_worker *srv)
         }
         pxl_redis_stop(m->redis);
         m->redis = NULL;
+        srv->redis = NULL;
         srv->mirror = NULL;
         /* Records of other workers' clients point at the peers freed below. */
         for (struct pxl_client *c = TAILQ_FIRST(&srv->client_order), *next;
@@ -1295,4 +1296,56 @@ void pxl_mirror_stop(struct pxl_worker *srv)
         pxl_str_fini(&m->key);
         pxl_str_fini(&m->key2);
         free(m);
+}
+
+/* ---- what the core sees of the mirror ------------------------------------ */
+
+static void mirror_on_change(struct pxl_worker *srv,
+                             const struct pxl_change *ch, void *arg)
+{
+        (void)arg;
+        switch (ch->kind) {
+        case PXL_CHANGE_JOINED:
+        case PXL_CHANGE_LEFT:
+                if (ch->room_edge)
+                        mirror_room_local(srv, ch->room, ch->room_len,
+                                          ch->kind == PXL_CHANGE_JOINED);
+                mirror_client_changed(srv, ch->client);
+                break;
+        case PXL_CHANGE_CONNECTED:
+        case PXL_CHANGE_META:
+                mirror_client_changed(srv, ch->client);
+                break;
+        case PXL_CHANGE_GONE:
+                mirror_client_gone(srv, ch->client, ch->close_code);
+                break;
+        case PXL_CHANGE_LEFT_ALL:
+                break;
+        }
+}
+
+static const struct pxl_remote mirror_remote = {
+        .reaches = mirror_reaches,
+        .forward = mirror_forward,
+        .send_clients = mirror_send_clients,
+        .send_all = mirror_send_all,
+        .send_room = mirror_send_room,
+        .publish = mirror_publish_custom,
+};
+
+static const struct pxl_service mirror_service = {
+        .name = "cluster view",
+        .start = mirror_start,
+        .stop = mirror_stop,
+};
+
+int pxl_mirror_install(struct pxl_worker *srv)
+{
+        if (!srv->conf->redis.enabled)
+                return PXL_OK;
+        if (pxl_worker_add_service(srv, &mirror_service) < 0 ||
+            pxl_worker_watch(srv, mirror_on_change, NULL) < 0)
+                return PXL_ENOMEM;
+        srv->remote = &mirror_remote;
+        return PXL_OK;
 }

@@ -685,7 +685,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *arg)
 
 static struct pxl_redis *ctx_redis(const struct pxl_ctx *ctx)
 {
-        return pxl_mirror_redis(ctx->srv);
+        return ctx->srv->redis;
 }
 
 const char *pxl_redis_prefix(const struct pxl_ctx *ctx)

@@ -7,12 +7,10 @@
 #include <string.h>
 
 #include "pxl/pxl.h"
-#include "pxl_bus.h"
 #include "pxl_clients.h"
 #include "pxl_frame.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
-#include "pxl_mirror.h"
 #include "pxl_rooms.h"
 #include "pxl_worker.h"
 
@@ -103,10 +101,15 @@ static void room_destroy(struct pxl_worker *srv, struct pxl_room *r)
         free(r);
 }
 
-/* Remove membership m of c (user_id is freed by the caller). */
-static void unlink_member(struct pxl_worker *srv, struct pxl_client *c,
+/*
+ * Remove membership m of c (user_id is freed by the caller). True when c
+ * was the room's last member of this worker.
+ */
+static bool unlink_member(struct pxl_worker *srv, struct pxl_client *c,
                           struct pxl_membership *m)
 {
+        bool last_local;
+
         struct pxl_room *r = m->room;
         size_t i = m->index, k = (size_t)(m - c->rooms);
 
@@ -121,21 +124,24 @@ static void unlink_member(struct pxl_worker *srv, struct pxl_client *c,
         memmove(&c->rooms[k], &c->rooms[k + 1],
                 (c->nrooms - k - 1) * sizeof(*c->rooms));
         c->nrooms--;
-        if (c->peer == NULL && --r->nlocal == 0)
-                pxl_mirror_room_local(srv, r, false);
+        last_local = c->peer == NULL && --r->nlocal == 0;
         if (r->nmembers == 0)
                 room_destroy(srv, r);
+        return last_local;
 }
 
 /*
- * Take c out of r. tell_client: it gets user/leftRoom. announce: the
- * presence list hears of this one room (not when leaving all at once).
+ * Take c out of r. tell_client: it gets user/leftRoom. leaving_all: one
+ * of the rooms of pxl_rooms_leave_all.
  */
 static int leave(struct pxl_worker *srv, struct pxl_client *c,
-                 struct pxl_room *r, bool tell_client, bool announce)
+                 struct pxl_room *r, bool tell_client, bool leaving_all)
 {
         struct pxl_membership *m = r ? membership(c, r) : NULL;
+        struct pxl_change ch = {.kind = PXL_CHANGE_LEFT, .client = c,
+                                .leaving_all = leaving_all};
         struct json_object *user_id;
+        char name_buf[256], *name;
 
         if (m == NULL)
                 return PXL_UNCHANGED;
@@ -152,25 +158,20 @@ static int leave(struct pxl_worker *srv, struct pxl_client *c,
         }
         user_id = m->user_id;
         notify(srv, r, c, "clientLeft", user_id); /* c itself is skipped */
-        if (srv->bus.n > 0) {
-                /*
-                 * Subscribers run once the change is done (they may join or
-                 * leave rooms themselves), and the room may be gone by then.
-                 */
-                char *name = strdup(r->name);
-
-                unlink_member(srv, c, m);
-                if (name != NULL)
-                        pxl_bus_client_event(srv, "clientLeftRoom", c->id,
-                                             user_id, name, -1);
-                free(name);
-        } else {
-                unlink_member(srv, c, m);
+        /* The change is announced once done, and the room may be gone. */
+        name = r->name_len < sizeof(name_buf)
+                       ? memcpy(name_buf, r->name, r->name_len + 1)
+                       : strdup(r->name);
+        ch.room_len = r->name_len;
+        ch.room_edge = unlink_member(srv, c, m);
+        if (name != NULL) {
+                ch.room = name;
+                ch.user_id = user_id;
+                pxl_worker_announce(srv, &ch);
         }
+        if (name != name_buf)
+                free(name);
         json_object_put(user_id);
-        if (announce)
-                pxl_presence_changed(srv, "clientRemovedFromRoom");
-        pxl_mirror_client_changed(srv, c);
         return PXL_OK;
 }
 
@@ -178,7 +179,7 @@ int pxl_rooms_leave(struct pxl_worker *srv, struct pxl_client *c,
                     const char *name, size_t len, bool tell_client)
 {
         return leave(srv, c, pxl_rooms_get(srv, name, len), tell_client,
-                     true);
+                     false);
 }
 
 int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
@@ -187,6 +188,7 @@ int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
         const struct pxl_rooms_conf *rc = &srv->conf->rooms;
         struct pxl_room *r = pxl_rooms_get(srv, name, len);
         struct pxl_membership *m;
+        bool first_local;
 
         if (r != NULL && membership(c, r) != NULL) {
                 json_object_put(user_id);
@@ -194,7 +196,7 @@ int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
         }
         if (!rc->multiple) {
                 while (c->nrooms > 0)
-                        leave(srv, c, c->rooms[0].room, true, true);
+                        leave(srv, c, c->rooms[0].room, true, false);
         } else if (c->nrooms >= rc->max_per_client) {
                 json_object_put(user_id);
                 return PXL_EDECLINED;
@@ -234,12 +236,14 @@ int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
         m->index = r->nmembers;
         m->user_id = user_id;
         r->members[r->nmembers++] = c;
-        if (c->peer == NULL && r->nlocal++ == 0)
-                pxl_mirror_room_local(srv, r, true);
-        pxl_mirror_client_changed(srv, c);
-        pxl_presence_changed(srv, "clientAddedToRoom");
-        pxl_bus_client_event(srv, "clientJoinedRoom", c->id, user_id, r->name,
-                             -1);
+        first_local = c->peer == NULL && r->nlocal++ == 0;
+        pxl_worker_announce(srv, &(struct pxl_change){
+                                         .kind = PXL_CHANGE_JOINED,
+                                         .client = c,
+                                         .room = r->name,
+                                         .room_len = r->name_len,
+                                         .user_id = user_id,
+                                         .room_edge = first_local});
         return PXL_OK;
 nomem:
         json_object_put(user_id);
@@ -251,10 +255,12 @@ void pxl_rooms_leave_all(struct pxl_worker *srv, struct pxl_client *c)
         bool any = c->nrooms > 0;
 
         while (c->nrooms > 0)
-                leave(srv, c, c->rooms[c->nrooms - 1].room, false, false);
-        /* One clientRemovedFromAllRooms instead of a frame per room. */
+                leave(srv, c, c->rooms[c->nrooms - 1].room, false, true);
         if (any)
-                pxl_presence_changed(srv, "clientRemovedFromAllRooms");
+                pxl_worker_announce(srv, &(struct pxl_change){
+                                                 .kind = PXL_CHANGE_LEFT_ALL,
+                                                 .client = c,
+                                                 .user_id = c->user_id});
 }
 
 void pxl_rooms_fini(struct pxl_worker *srv)
@@ -324,8 +330,11 @@ int pxl_room_join_as(struct pxl_ctx *ctx, const char *client_id,
         if (c->peer != NULL) {
                 /* Its worker owns the membership; the userId is its own. */
                 json_object_put(user_id);
-                return pxl_mirror_forward(ctx->srv, c, 'j', room, strlen(room),
-                                          NULL, 0);
+                return ctx->srv->remote != NULL
+                               ? ctx->srv->remote->forward(ctx->srv, c, 'j',
+                                                           room, strlen(room),
+                                                           NULL, 0)
+                               : PXL_ECLOSED;
         }
         return pxl_rooms_join(ctx->srv, c, room, strlen(room), user_id);
 }
@@ -344,8 +353,11 @@ int pxl_room_leave(struct pxl_ctx *ctx, const char *client_id,
         if (c == NULL || room == NULL)
                 return PXL_EINVAL;
         if (c->peer != NULL)
-                return pxl_mirror_forward(ctx->srv, c, 'l', room, strlen(room),
-                                          NULL, 0);
+                return ctx->srv->remote != NULL
+                               ? ctx->srv->remote->forward(ctx->srv, c, 'l',
+                                                           room, strlen(room),
+                                                           NULL, 0)
+                               : PXL_ECLOSED;
         return pxl_rooms_leave(ctx->srv, c, room, strlen(room), true);
 }
 
@@ -387,7 +399,7 @@ int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
         int sent = 0;
         /* Members elsewhere count as sent: their worker delivers. */
         int remote_counts =
-                !ctx->local_only && pxl_mirror_reaches(ctx->srv) ? 1 : 0;
+                !ctx->local_only && pxl_worker_reaches_others(ctx->srv) ? 1 : 0;
 
         if (r == NULL)
                 return 0;
@@ -405,8 +417,8 @@ int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
                 else
                         sent += remote_counts;
         }
-        if (!ctx->local_only)
-                pxl_mirror_send_room(ctx->srv, r, f, exclude_client_id);
+        if (!ctx->local_only && ctx->srv->remote != NULL)
+                ctx->srv->remote->send_room(ctx->srv, r, f, exclude_client_id);
         pxl_frame_unref(f);
         return sent;
 }

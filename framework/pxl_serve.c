@@ -14,6 +14,7 @@
 #include "pxl_cluster.h"
 #include "pxl_conf.h"
 #include "pxl_log.h"
+#include "pxl_mirror.h"
 #include "pxl_server.h"
 
 static void usage(FILE *f)
@@ -132,6 +133,11 @@ int main(int argc, char **argv)
         rc = pxl_server_init(&srv, conf, &errors);
         if (conf->nerrors > 0)
                 rc = PXL_ERR;
+        /* With a redis section, the worker is one of a cluster. */
+        if (rc == 0 && pxl_mirror_install(&srv) < 0) {
+                pxl_str_puts(&errors, "out of memory\n");
+                rc = PXL_ENOMEM;
+        }
         if (rc == 0 && test_only)
                 printf("%s: ok (%zu plugins)\n", argv[optind],
                        srv.plugins.n);

@@ -30,7 +30,6 @@
 #include "pxl_clients.h"
 #include "pxl_conn.h"
 #include "pxl_log.h"
-#include "pxl_mirror.h"
 #include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
@@ -476,7 +475,7 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         sigaddset(&stop_signals, SIGINT);
         sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         /* A required Redis that is down stops us before we listen. */
-        if (pxl_mirror_start(srv, errors) < 0)
+        if (pxl_worker_start_services(srv, errors) < 0)
                 return PXL_ERR;
         if (bind_listener(srv, errors) < 0)
                 return PXL_ERR;
@@ -489,7 +488,7 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
                  srv->tls ? "wss" : "ws", pxl_router_count(srv->router));
         tell_ready(srv);
         event_base_dispatch(srv->base);
-        pxl_mirror_stop(srv);
+        pxl_worker_stop_services(srv);
         pxl_logs(PXL_LOG_NOTICE, "stopped");
         return PXL_OK;
 }
@@ -498,7 +497,7 @@ void pxl_server_fini(struct pxl_worker *srv)
 {
         /* Disconnect hooks run before fini, so plugins see every client go. */
         pxl_conn_close_all(srv);
-        pxl_mirror_stop(srv);
+        pxl_worker_stop_services(srv);
         pxl_clients_fini(srv);
         pxl_rooms_fini(srv);
         pxl_pool_fini(&srv->client_pool);

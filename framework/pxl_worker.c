@@ -1,13 +1,17 @@
 /*
  * pxl_worker.c - what the worker's layers share: the loop's cached time
- * (every check in one iteration sees the same now) and weak references
- * to connections.
+ * (every check in one iteration sees the same now), weak references to
+ * connections, the announcement of changes to whatever watches them, and
+ * the services that run beside the core.
  */
 #include <stdlib.h>
 #include <sys/time.h>
 
 #include <event2/event.h>
 
+#include "pxl/pxl.h"
+#include "pxl_bus.h"
+#include "pxl_clients.h"
 #include "pxl_worker.h"
 
 void pxl_conn_ref_put(struct pxl_conn_ref *ref)
@@ -28,4 +32,54 @@ int64_t pxl_worker_now_us(const struct pxl_worker *srv)
 int64_t pxl_worker_now_ms(const struct pxl_worker *srv)
 {
         return pxl_worker_now_us(srv) / 1000;
+}
+
+int pxl_worker_watch(struct pxl_worker *srv, pxl_change_fn *fn, void *arg)
+{
+        if (srv->nwatchers == PXL_WORKER_WATCHERS)
+                return PXL_ENOMEM;
+        srv->watchers[srv->nwatchers].fn = fn;
+        srv->watchers[srv->nwatchers].arg = arg;
+        srv->nwatchers++;
+        return PXL_OK;
+}
+
+void pxl_worker_announce(struct pxl_worker *srv, const struct pxl_change *ch)
+{
+        pxl_presence_on_change(srv, ch);
+        for (unsigned i = 0; i < srv->nwatchers; i++)
+                srv->watchers[i].fn(srv, ch, srv->watchers[i].arg);
+        pxl_bus_on_change(srv, ch);
+}
+
+int pxl_worker_add_service(struct pxl_worker *srv,
+                           const struct pxl_service *svc)
+{
+        if (srv->nservices == PXL_WORKER_SERVICES)
+                return PXL_ENOMEM;
+        srv->services[srv->nservices++] = svc;
+        return PXL_OK;
+}
+
+int pxl_worker_start_services(struct pxl_worker *srv, struct pxl_str *errors)
+{
+        while (srv->nstarted < srv->nservices) {
+                const struct pxl_service *svc = srv->services[srv->nstarted++];
+
+                /* Counted as started: stop copes with a start half done. */
+                if (svc->start(srv, errors) < 0) {
+                        pxl_worker_stop_services(srv);
+                        return PXL_ERR;
+                }
+        }
+        return PXL_OK;
+}
+
+void pxl_worker_stop_services(struct pxl_worker *srv)
+{
+        while (srv->nstarted > 0) {
+                const struct pxl_service *svc = srv->services[--srv->nstarted];
+
+                svc->stop(srv);
+        }
 }

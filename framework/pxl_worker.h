@@ -59,6 +59,86 @@ struct pxl_conn_ref {
 /* Drop a reference (freed with the last one). */
 void pxl_conn_ref_put(struct pxl_conn_ref *ref);
 
+/*
+ * What changed about a client (of this worker, or a record of another's),
+ * announced once the change is done. pxl_worker_announce tells the
+ * presence lists, then every watcher (the cluster view, tomorrow history
+ * or the queue's events), then the bus's subscribers, last because they
+ * may change things again.
+ */
+enum pxl_change_kind {
+        PXL_CHANGE_CONNECTED, /* greeted; its connect hooks run next */
+        PXL_CHANGE_META,      /* a metadata key was set or deleted */
+        PXL_CHANGE_JOINED,    /* it joined room */
+        PXL_CHANGE_LEFT,      /* it left room */
+        PXL_CHANGE_LEFT_ALL,  /* it left every room at once (after the LEFTs) */
+        PXL_CHANGE_GONE,      /* disconnected; its record goes next */
+};
+
+struct pxl_client;
+struct pxl_room;
+struct json_object;
+
+struct pxl_change {
+        enum pxl_change_kind kind;
+        struct pxl_client *client;
+        const char *room; /* JOINED, LEFT (the room may be gone) */
+        size_t room_len;
+        /* JOINED, LEFT: the membership's userId; else the client's */
+        const struct json_object *user_id;
+        bool room_edge;      /* JOINED: the room's first member here; LEFT: last */
+        bool leaving_all;    /* LEFT: one of the rooms of a LEFT_ALL */
+        int close_code;      /* GONE */
+};
+
+typedef void pxl_change_fn(struct pxl_worker *srv, const struct pxl_change *ch,
+                           void *arg);
+
+/*
+ * The rest of the cluster, for the core's sends and for requests about
+ * clients of other workers (pxl_mirror.c installs it); NULL while this
+ * worker is the whole app.
+ */
+struct pxl_remote {
+        /* Other workers can be sent to now. */
+        bool (*reaches)(struct pxl_worker *srv);
+        /*
+         * Ask the worker of remote client c to act on it: 'x' close
+         * (a = "CODE REASON"), 'j' join / 'l' leave (a = room), 'm'
+         * metadata (a = key, b = JSON text or NULL to delete).
+         */
+        int (*forward)(struct pxl_worker *srv, const struct pxl_client *c,
+                       char kind, const char *a, size_t alen, const char *b,
+                       size_t blen);
+        /* Deliver f (already delivered here) to clients elsewhere. */
+        int (*send_clients)(struct pxl_worker *srv,
+                            struct pxl_client *const *cs, size_t n,
+                            const struct pxl_frame *f);
+        void (*send_all)(struct pxl_worker *srv, const struct pxl_frame *f,
+                         const char *exclude);
+        void (*send_room)(struct pxl_worker *srv, const struct pxl_room *r,
+                          const struct pxl_frame *f, const char *exclude);
+        /* A plugin's custom bus event, for the other workers' subscribers. */
+        void (*publish)(struct pxl_worker *srv, const char *name,
+                        const struct json_object *msg);
+};
+
+/*
+ * Something that runs beside the core in a serving worker (the cluster
+ * view today): started before the listener, stopped after the loop.
+ */
+struct pxl_service {
+        const char *name;
+        int (*start)(struct pxl_worker *srv, struct pxl_str *errors);
+        /* Also after a start that failed halfway. */
+        void (*stop)(struct pxl_worker *srv);
+};
+
+#define PXL_WORKER_WATCHERS 8
+#define PXL_WORKER_SERVICES 8
+
+struct pxl_redis;
+
 TAILQ_HEAD(pxl_conn_list, pxl_conn);
 TAILQ_HEAD(pxl_client_list, pxl_client);
 SLIST_HEAD(pxl_dirty_list, pxl_conn);
@@ -106,6 +186,16 @@ struct pxl_worker {
         struct pxl_metrics metrics;
         struct pxl_bus bus;
         struct pxl_mirror *mirror; /* the rest of the cluster; NULL without redis */
+        struct pxl_redis *redis;   /* its Redis connections; NULL without */
+        const struct pxl_remote *remote; /* NULL: this worker is the app */
+        struct {
+                pxl_change_fn *fn;
+                void *arg;
+        } watchers[PXL_WORKER_WATCHERS];
+        unsigned nwatchers;
+        const struct pxl_service *services[PXL_WORKER_SERVICES];
+        unsigned nservices;
+        unsigned nstarted; /* services started, stopped in reverse */
         unsigned nconns; /* all accepted, upgrading included */
         unsigned nopen;  /* upgraded */
         unsigned nhandshaking; /* on the handshaking list */
@@ -119,6 +209,25 @@ struct pxl_worker {
         char node_id[17];      /* shared by the workers of one master */
         int ready_fd;          /* one byte written once listening; -1 */
 };
+
+/* Be told of every change (PXL_ENOMEM beyond PXL_WORKER_WATCHERS). */
+int pxl_worker_watch(struct pxl_worker *srv, pxl_change_fn *fn, void *arg);
+/* Tell the presence lists, the watchers and the bus, in that order. */
+void pxl_worker_announce(struct pxl_worker *srv, const struct pxl_change *ch);
+
+/* Run svc in this worker (before pxl_server_run). */
+int pxl_worker_add_service(struct pxl_worker *srv,
+                           const struct pxl_service *svc);
+/* Start the services in order; on failure stop the started ones. */
+int pxl_worker_start_services(struct pxl_worker *srv, struct pxl_str *errors);
+/* Stop the started services, last first. */
+void pxl_worker_stop_services(struct pxl_worker *srv);
+
+/* Other workers can be sent to now. */
+static inline bool pxl_worker_reaches_others(struct pxl_worker *srv)
+{
+        return srv->remote != NULL && srv->remote->reaches(srv);
+}
 
 /* Milliseconds since the epoch, as of this loop iteration. */
 int64_t pxl_worker_now_ms(const struct pxl_worker *srv);
