@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pxl_redis.h"
 #include "pxl_str.h"
 
 struct pxl_limits {
@@ -49,22 +50,6 @@ struct pxl_rooms_conf {
         bool notify_members;     /* clientJoined / clientLeft to members */
         bool members_visible_to_all; /* roomMembers for non-members too */
         unsigned max_member_field_length; /* joinRoom userId, userType, username */
-};
-
-/* redis: coordination of workers and nodes (pxl_redis.c). */
-struct pxl_redis_conf {
-        bool enabled;        /* the redis group is present */
-        char *host;
-        unsigned port;
-        char *socket;        /* unix socket path; replaces host and port */
-        char *user;          /* ACL user (AUTH user password) */
-        char *password;
-        unsigned database;   /* SELECT */
-        bool required;       /* refuse to start while Redis is down */
-        unsigned connect_timeout;   /* seconds */
-        unsigned retry_max_delay;   /* seconds: cap of the reconnect backoff */
-        unsigned heartbeat_interval; /* seconds */
-        unsigned dead_after;        /* seconds without a heartbeat */
 };
 
 struct pxl_plugin_conf {

@@ -583,9 +583,9 @@ static void apply_snapshot(struct pxl_mirror *m, struct pxl_peer *p,
         }
 }
 
-static void on_snapshot(struct pxl_worker *srv, struct redisReply *rep,
-                        void *arg)
+static void on_snapshot(void *owner, struct redisReply *rep, void *arg)
 {
+        struct pxl_worker *srv = owner;
         struct snapshot_req *req = arg;
         struct pxl_mirror *m = srv->mirror;
         struct pxl_peer *p = m ? peer_get(m, req->id, req->len) : NULL;
@@ -731,9 +731,9 @@ static void drop_peer(struct pxl_mirror *m, struct pxl_peer *p)
 
 /* ---- heartbeat -------------------------------------------------------------- */
 
-static void on_heartbeat(struct pxl_worker *srv, struct redisReply *rep,
-                         void *arg)
+static void on_heartbeat(void *owner, struct redisReply *rep, void *arg)
 {
+        struct pxl_worker *srv = owner;
         struct pxl_mirror *m = srv->mirror;
         unsigned round = (unsigned)(uintptr_t)arg;
         struct pxl_map_iter it;
@@ -880,8 +880,10 @@ static void write_snapshot(struct pxl_mirror *m)
         send_event(m, m->seq, 's', NULL, 0, "", 0, NULL, 0);
 }
 
-void pxl_mirror_up(struct pxl_worker *srv)
+/* The Redis connections are up (again). */
+static void mirror_up(void *arg)
 {
+        struct pxl_worker *srv = arg;
         struct pxl_mirror *m = srv->mirror;
 
         if (m == NULL)
@@ -905,8 +907,9 @@ void pxl_mirror_up(struct pxl_worker *srv)
         m->resync = true; /* the heartbeat's answer reloads every peer */
 }
 
-void pxl_mirror_down(struct pxl_worker *srv)
+static void mirror_down(void *arg)
 {
+        struct pxl_worker *srv = arg;
         struct pxl_mirror *m = srv->mirror;
 
         if (m != NULL)
@@ -1047,9 +1050,11 @@ static bool starts(const char *s, size_t len, const char *lit, size_t *skip)
         return true;
 }
 
-void pxl_mirror_message(struct pxl_worker *srv, const char *channel,
-                        size_t chlen, const char *msg, size_t len)
+/* A message on one of the cluster's channels. */
+static void mirror_message(void *arg, const char *channel, size_t chlen,
+                           const char *msg, size_t len)
 {
+        struct pxl_worker *srv = arg;
         struct pxl_mirror *m = srv->mirror;
         struct pxl_wire w;
         struct pxl_peer *p;
@@ -1201,7 +1206,7 @@ static void mirror_room_local(struct pxl_worker *srv, const char *room,
         if (ch == NULL)
                 return;
         if (add)
-                pxl_redis_chan_ref(m->redis, ch, len);
+                pxl_redis_chan_ref(m->redis, ch, len, mirror_message, srv);
         else
                 pxl_redis_chan_unref(m->redis, ch, len);
 }
@@ -1214,7 +1219,9 @@ static int ref_name(struct pxl_mirror *m, const char *what, const char *suffix,
         size_t len;
         const char *ch = name(m, &m->key, what, suffix, slen, &len);
 
-        return ch ? pxl_redis_chan_ref(m->redis, ch, len) : PXL_ENOMEM;
+        return ch ? pxl_redis_chan_ref(m->redis, ch, len, mirror_message,
+                                       m->srv)
+                  : PXL_ENOMEM;
 }
 
 static int mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
@@ -1243,7 +1250,19 @@ static int mirror_start(struct pxl_worker *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, "cannot create the Redis heartbeat\n");
                 return PXL_ERR;
         }
-        m->redis = pxl_redis_start(srv, errors);
+        m->redis = pxl_redis_start(
+                &(struct pxl_redis_owner){
+                        .base = srv->base,
+                        .conf = &srv->conf->redis,
+                        .app = srv->conf->name,
+                        .file = srv->conf->file,
+                        .up = mirror_up,
+                        .down = mirror_down,
+                        .arg = srv,
+                        .published = &srv->metrics.redis_published,
+                        .received = &srv->metrics.redis_received,
+                        .dropped = &srv->metrics.redis_dropped},
+                errors);
         if (m->redis == NULL)
                 return PXL_ERR;
         srv->redis = m->redis; /* the plugins' Redis API uses it too */

@@ -11,17 +11,9 @@
 #ifndef PXL_MIRROR_H
 #define PXL_MIRROR_H
 
-#include <stddef.h>
-
 struct pxl_worker;
 
 /* Join the cluster when srv's app has a redis section (before run). */
 int pxl_mirror_install(struct pxl_worker *srv);
-
-/* From pxl_redis.c: connected (resync), lost, a message on a channel. */
-void pxl_mirror_up(struct pxl_worker *srv);
-void pxl_mirror_down(struct pxl_worker *srv);
-void pxl_mirror_message(struct pxl_worker *srv, const char *channel,
-                        size_t chlen, const char *msg, size_t len);
 
 #endif

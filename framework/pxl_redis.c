@@ -1,13 +1,15 @@
 /*
- * pxl_redis.c - this worker's two connections to Redis on its event loop
+ * pxl_redis.c - a worker's two connections to Redis on its event loop
  * (hiredis async, libevent adapter): "cmd" for commands and PUBLISH, "sub"
  * for SUBSCRIBE, since a subscribed connection can do nothing else.
  *
  * Life: start() opens both; each sends AUTH (and cmd SELECT) then PING,
  * and the PING's answer marks it ready. Both ready = up: the channels in
- * use are subscribed and pxl_mirror_up() resyncs the cluster view. Any
- * failure closes both, and a timer retries after 0.1 s doubling up to
- * redis.retry_max_delay. One log line per change of state.
+ * use are subscribed and the owner's up callback runs. Any failure
+ * closes both, and a timer retries after 0.1 s doubling up to
+ * redis.retry_max_delay. One log line per change of state. What the
+ * messages mean is for whoever subscribed (the cluster view, the
+ * plugins' API).
  *
  * hiredis frees a context after its disconnect callback: the pointers
  * here are cleared in the callbacks and never used after.
@@ -21,32 +23,18 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <json-c/json.h>
 
 #include "pxl/pxl.h"
-#include "pxl_int.h"
 #include "pxl_log.h"
 #include "pxl_map.h"
-#include "pxl_mirror.h"
-#include "pxl_plugin.h"
 #include "pxl_redis.h"
-#include "pxl_server.h"
 
 enum chan_state { CH_OFF, CH_SUBSCRIBING, CH_ON, CH_UNSUBSCRIBING };
 
-/* A plugin's subscription to one of its channels. */
-struct plugin_sub {
-        struct plugin_sub *next;
-        struct pxl_plugin_slot *plugin;
-        pxl_redis_message_fn *fn; /* NULL: unsubscribed during a dispatch */
-        void *arg;
-        char *name; /* as the plugin named it, without the prefix */
-};
-
 struct chan {
         struct pxl_map_node node; /* r->chans, keyed by name */
-        struct plugin_sub *subs;  /* plugin channels only */
-        unsigned dispatching;     /* messages being handed to subs */
+        pxl_redis_message_cb *fn; /* who gets its messages */
+        void *arg;
         unsigned refs;
         enum chan_state state;
         size_t len;
@@ -54,7 +42,7 @@ struct chan {
 };
 
 struct pxl_redis {
-        struct pxl_worker *srv;
+        struct pxl_redis_owner owner; /* copied at start */
         const struct pxl_redis_conf *conf;
         redisAsyncContext *cmd, *sub;
         bool cmd_ready, sub_ready, up;
@@ -135,8 +123,8 @@ static void fail(struct pxl_redis *r, const char *why)
          */
         drop(&r->cmd);
         drop(&r->sub);
-        if (was_up && !r->stopping)
-                pxl_mirror_down(r->srv);
+        if (was_up && !r->stopping && r->owner.down != NULL)
+                r->owner.down(r->owner.arg);
         schedule_retry(r);
 }
 
@@ -158,7 +146,8 @@ static void became_ready(struct pxl_redis *r)
         evtimer_del(r->connect_timer);
         pxl_logs(PXL_LOG_NOTICE, "redis %s: connected", r->where);
         resubscribe(r);
-        pxl_mirror_up(r->srv);
+        if (r->owner.up != NULL)
+                r->owner.up(r->owner.arg);
 }
 
 static bool reply_failed(const redisReply *reply)
@@ -212,7 +201,7 @@ static redisAsyncContext *open_one(struct pxl_redis *r, bool subscriber,
                 return NULL;
         }
         ac->data = r;
-        if (redisLibeventAttach(ac, r->srv->base) != REDIS_OK) {
+        if (redisLibeventAttach(ac, r->owner.base) != REDIS_OK) {
                 snprintf(why, cap, "cannot watch the socket");
                 redisAsyncFree(ac);
                 return NULL;
@@ -296,7 +285,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
                 return;
         if (r->stopping) {
                 if (r->cmd == NULL && r->sub == NULL)
-                        event_base_loopbreak(r->srv->base);
+                        event_base_loopbreak(r->owner.base);
                 return;
         }
         fail(r, ac->errstr[0] ? ac->errstr : "closed by the server");
@@ -341,10 +330,10 @@ out:
         return rc_ok;
 }
 
-struct pxl_redis *pxl_redis_start(struct pxl_worker *srv,
+struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
                                   struct pxl_str *errors)
 {
-        const struct pxl_redis_conf *rc = &srv->conf->redis;
+        const struct pxl_redis_conf *rc = owner->conf;
         struct pxl_redis *r;
         char why[512], line[1024];
 
@@ -353,16 +342,16 @@ struct pxl_redis *pxl_redis_start(struct pxl_worker *srv,
                 pxl_str_puts(errors, "out of memory\n");
                 return NULL;
         }
-        r->srv = srv;
+        r->owner = *owner;
         r->conf = rc;
-        snprintf(r->prefix, sizeof(r->prefix), "pxl:%s:", srv->conf->name);
+        snprintf(r->prefix, sizeof(r->prefix), "pxl:%s:", owner->app);
         if (rc->socket)
                 snprintf(r->where, sizeof(r->where), "%s", rc->socket);
         else
                 snprintf(r->where, sizeof(r->where), "%s:%u", rc->host,
                          rc->port);
-        r->retry_timer = evtimer_new(srv->base, retry_cb, r);
-        r->connect_timer = evtimer_new(srv->base, connect_timeout_cb, r);
+        r->retry_timer = evtimer_new(owner->base, retry_cb, r);
+        r->connect_timer = evtimer_new(owner->base, connect_timeout_cb, r);
         if (r->retry_timer == NULL || r->connect_timer == NULL) {
                 pxl_str_puts(errors, "cannot create the Redis timers\n");
                 pxl_redis_stop(r);
@@ -372,25 +361,13 @@ struct pxl_redis *pxl_redis_start(struct pxl_worker *srv,
                 snprintf(line, sizeof(line),
                          "%s: redis.required is true and Redis at %s cannot "
                          "be used: %s\n",
-                         srv->conf->file, r->where, why);
+                         owner->file, r->where, why);
                 pxl_str_puts(errors, line);
                 pxl_redis_stop(r);
                 return NULL;
         }
         connect_both(r);
         return r;
-}
-
-static void subs_free(struct chan *ch)
-{
-        struct plugin_sub *s, *next;
-
-        for (s = ch->subs; s != NULL; s = next) {
-                next = s->next;
-                free(s->name);
-                free(s);
-        }
-        ch->subs = NULL;
 }
 
 static void chans_free(struct pxl_redis *r)
@@ -403,7 +380,6 @@ static void chans_free(struct pxl_redis *r)
                 struct chan *ch = pxl_container_of(n, struct chan, node);
 
                 pxl_map_remove(&r->chans, n);
-                subs_free(ch);
                 free(ch);
         }
         pxl_map_fini(&r->chans);
@@ -424,8 +400,8 @@ void pxl_redis_stop(struct pxl_redis *r)
                 if (r->sub != NULL)
                         redisAsyncDisconnect(r->sub);
                 if (r->cmd != NULL || r->sub != NULL) {
-                        event_base_loopexit(r->srv->base, &grace);
-                        event_base_dispatch(r->srv->base);
+                        event_base_loopexit(r->owner.base, &grace);
+                        event_base_dispatch(r->owner.base);
                 }
                 /* Whatever did not close in time is dropped now. */
                 if (r->cmd != NULL) {
@@ -464,7 +440,7 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
         struct pending_cmd *p = privdata;
 
         (void)ac;
-        p->cb(p->r->srv, reply, p->arg);
+        p->cb(p->r->owner.arg, reply, p->arg);
         free(p);
 }
 
@@ -490,12 +466,13 @@ int pxl_redis_cmd(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
         return PXL_OK;
 }
 
-static void on_publish_reply(struct pxl_worker *srv, struct redisReply *reply,
-                             void *arg)
+static void on_publish_reply(void *owner, struct redisReply *reply, void *arg)
 {
-        (void)arg;
+        struct pxl_redis *r = arg; /* freed only after its contexts */
+
+        (void)owner;
         if (reply_failed(reply))
-                srv->metrics.redis_dropped++;
+                (*r->owner.dropped)++;
 }
 
 int pxl_redis_pub(struct pxl_redis *r, const char *channel, size_t chlen,
@@ -503,12 +480,12 @@ int pxl_redis_pub(struct pxl_redis *r, const char *channel, size_t chlen,
 {
         const char *argv[3] = {"PUBLISH", channel, msg};
         size_t lens[3] = {7, chlen, len};
-        int rc = pxl_redis_cmd(r, on_publish_reply, NULL, 3, argv, lens);
+        int rc = pxl_redis_cmd(r, on_publish_reply, r, 3, argv, lens);
 
         if (rc < 0)
-                r->srv->metrics.redis_dropped++;
+                (*r->owner.dropped)++;
         else
-                r->srv->metrics.redis_published++;
+                (*r->owner.published)++;
         return rc;
 }
 
@@ -555,7 +532,8 @@ static struct chan *chan_get(struct pxl_redis *r, const char *name,
         return n ? pxl_container_of(n, struct chan, node) : NULL;
 }
 
-int pxl_redis_chan_ref(struct pxl_redis *r, const char *channel, size_t len)
+int pxl_redis_chan_ref(struct pxl_redis *r, const char *channel, size_t len,
+                       pxl_redis_message_cb *fn, void *arg)
 {
         struct chan *ch = chan_get(r, channel, len);
 
@@ -572,6 +550,8 @@ int pxl_redis_chan_ref(struct pxl_redis *r, const char *channel, size_t len)
                         return PXL_ENOMEM;
                 }
         }
+        ch->fn = fn;
+        ch->arg = arg;
         if (ch->refs++ == 0 && ch->state == CH_OFF)
                 send_sub(r, ch, true);
         return PXL_OK;
@@ -601,42 +581,8 @@ void pxl_redis_sweep(struct pxl_redis *r)
                         send_sub(r, ch, false);
                 } else if (ch->state == CH_OFF) {
                         pxl_map_remove(&r->chans, n);
-                        subs_free(ch);
                         free(ch);
                 }
-        }
-}
-
-/* Hand a message to the plugins subscribed to a channel. */
-static void dispatch(struct pxl_redis *r, struct chan *ch, const char *msg,
-                     size_t len)
-{
-        struct plugin_sub **pp;
-
-        ch->dispatching++;
-        for (struct plugin_sub *s = ch->subs; s != NULL; s = s->next) {
-                struct pxl_ctx ctx;
-
-                if (s->fn == NULL)
-                        continue;
-                pxl_ctx_init(&ctx, r->srv, s->plugin, NULL);
-                ctx.local_only = true; /* every subscribed worker runs it */
-                s->fn(&ctx, s->name, msg, len, s->arg);
-                pxl_ctx_fini(&ctx);
-        }
-        /* Unsubscribed meanwhile: free them now that nobody walks the list. */
-        if (--ch->dispatching > 0)
-                return;
-        for (pp = &ch->subs; *pp != NULL;) {
-                struct plugin_sub *s = *pp;
-
-                if (s->fn != NULL) {
-                        pp = &s->next;
-                        continue;
-                }
-                *pp = s->next;
-                free(s->name);
-                free(s);
         }
 }
 
@@ -660,13 +606,12 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *arg)
 
                 if (payload->type != REDIS_REPLY_STRING)
                         return;
-                r->srv->metrics.redis_received++;
+                (*r->owner.received)++;
                 ch = chan_get(r, name->str, name->len);
-                if (ch != NULL && ch->subs != NULL)
-                        dispatch(r, ch, payload->str, payload->len);
-                else
-                        pxl_mirror_message(r->srv, name->str, name->len,
-                                           payload->str, payload->len);
+                /* An unreferenced channel's subscriber may have gone. */
+                if (ch != NULL && ch->refs > 0 && ch->fn != NULL)
+                        ch->fn(ch->arg, name->str, name->len, payload->str,
+                               payload->len);
                 return;
         }
         ch = chan_get(r, name->str, name->len);
@@ -681,203 +626,7 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *arg)
         }
 }
 
-/* ---- the plugin API ------------------------------------------------------- */
-
-static struct pxl_redis *ctx_redis(const struct pxl_ctx *ctx)
+const char *pxl_redis_app_prefix(const struct pxl_redis *r)
 {
-        return ctx->srv->redis;
-}
-
-const char *pxl_redis_prefix(const struct pxl_ctx *ctx)
-{
-        struct pxl_redis *r = ctx_redis(ctx);
-
-        return r ? r->prefix : NULL;
-}
-
-/* A reply as JSON; NULL for nil (and for what cannot be built). */
-static struct json_object *reply_json(const redisReply *rep)
-{
-        struct json_object *a;
-
-        switch (rep->type) {
-        case REDIS_REPLY_STRING:
-        case REDIS_REPLY_STATUS:
-                return json_object_new_string_len(rep->str, (int)rep->len);
-        case REDIS_REPLY_INTEGER:
-                return json_object_new_int64(rep->integer);
-        case REDIS_REPLY_ARRAY:
-                if ((a = json_object_new_array()) == NULL)
-                        return NULL;
-                for (size_t i = 0; i < rep->elements; i++)
-                        json_object_array_add(a, reply_json(rep->element[i]));
-                return a;
-        default:
-                return NULL;
-        }
-}
-
-struct plugin_cmd {
-        struct pxl_plugin_slot *plugin;
-        pxl_redis_reply_fn *fn;
-        void *arg;
-};
-
-static void on_plugin_reply(struct pxl_worker *srv, struct redisReply *rep,
-                            void *arg)
-{
-        struct plugin_cmd *pc = arg;
-        struct json_object *o = NULL;
-        const char *error = NULL;
-        struct pxl_ctx ctx;
-
-        if (rep == NULL)
-                error = "Redis connection lost";
-        else if (rep->type == REDIS_REPLY_ERROR)
-                error = rep->str;
-        else
-                o = reply_json(rep);
-        pxl_ctx_init(&ctx, srv, pc->plugin, NULL);
-        pc->fn(&ctx, o, error, pc->arg);
-        pxl_ctx_fini(&ctx);
-        json_object_put(o);
-        free(pc);
-}
-
-int pxl_redis_command(struct pxl_ctx *ctx, pxl_redis_reply_fn *fn, void *arg,
-                      int argc, const char *const *argv,
-                      const size_t *argvlen)
-{
-        struct pxl_redis *r = ctx_redis(ctx);
-        struct plugin_cmd *pc = NULL;
-        size_t *lens = NULL;
-        int rc;
-
-        if (argc < 1 || argv == NULL)
-                return PXL_EINVAL;
-        if (!pxl_redis_up(r))
-                return PXL_ECLOSED;
-        if (argvlen == NULL) {
-                if ((lens = malloc((size_t)argc * sizeof(*lens))) == NULL)
-                        return PXL_ENOMEM;
-                for (int i = 0; i < argc; i++)
-                        lens[i] = strlen(argv[i]);
-        }
-        if (fn != NULL) {
-                if ((pc = malloc(sizeof(*pc))) == NULL) {
-                        free(lens);
-                        return PXL_ENOMEM;
-                }
-                pc->plugin = ctx->plugin;
-                pc->fn = fn;
-                pc->arg = arg;
-        }
-        rc = pxl_redis_cmd(r, fn ? on_plugin_reply : NULL, pc, argc,
-                           (const char **)argv, lens ? lens : argvlen);
-        if (rc < 0)
-                free(pc);
-        free(lens);
-        return rc;
-}
-
-/* PREFIX "u:" channel, in buf. */
-static int plugin_channel(const struct pxl_redis *r, const char *channel,
-                          char *buf, size_t cap, size_t *len)
-{
-        int n;
-
-        if (channel == NULL || channel[0] == '\0')
-                return PXL_EINVAL;
-        n = snprintf(buf, cap, "%su:%s", r->prefix, channel);
-        if (n < 0 || (size_t)n >= cap)
-                return PXL_EINVAL;
-        *len = (size_t)n;
-        return PXL_OK;
-}
-
-int pxl_redis_subscribe(struct pxl_ctx *ctx, const char *channel,
-                        pxl_redis_message_fn *fn, void *arg)
-{
-        struct pxl_redis *r = ctx_redis(ctx);
-        struct plugin_sub *s;
-        struct chan *ch;
-        char full[1024];
-        size_t len;
-        int rc;
-
-        if (r == NULL)
-                return PXL_ECLOSED;
-        if (fn == NULL ||
-            plugin_channel(r, channel, full, sizeof(full), &len) < 0)
-                return PXL_EINVAL;
-        ch = chan_get(r, full, len);
-        for (s = ch ? ch->subs : NULL; s != NULL; s = s->next)
-                if (s->plugin == ctx->plugin && s->fn != NULL) {
-                        s->fn = fn;
-                        s->arg = arg;
-                        return PXL_OK;
-                }
-        if ((s = calloc(1, sizeof(*s))) == NULL ||
-            (s->name = strdup(channel)) == NULL) {
-                free(s);
-                return PXL_ENOMEM;
-        }
-        if ((rc = pxl_redis_chan_ref(r, full, len)) < 0) {
-                free(s->name);
-                free(s);
-                return rc;
-        }
-        ch = chan_get(r, full, len);
-        s->plugin = ctx->plugin;
-        s->fn = fn;
-        s->arg = arg;
-        s->next = ch->subs;
-        ch->subs = s;
-        return PXL_OK;
-}
-
-int pxl_redis_unsubscribe(struct pxl_ctx *ctx, const char *channel)
-{
-        struct pxl_redis *r = ctx_redis(ctx);
-        struct plugin_sub **pp;
-        struct chan *ch;
-        char full[1024];
-        size_t len;
-
-        if (r == NULL)
-                return PXL_ECLOSED;
-        if (plugin_channel(r, channel, full, sizeof(full), &len) < 0 ||
-            (ch = chan_get(r, full, len)) == NULL)
-                return PXL_EINVAL;
-        for (pp = &ch->subs; *pp != NULL; pp = &(*pp)->next) {
-                struct plugin_sub *s = *pp;
-
-                if (s->plugin != ctx->plugin || s->fn == NULL)
-                        continue;
-                if (ch->dispatching > 0) {
-                        s->fn = NULL; /* freed when the dispatch ends */
-                } else {
-                        *pp = s->next;
-                        free(s->name);
-                        free(s);
-                }
-                pxl_redis_chan_unref(r, full, len);
-                return PXL_OK;
-        }
-        return PXL_EINVAL;
-}
-
-int pxl_redis_publish(struct pxl_ctx *ctx, const char *channel,
-                      const void *msg, size_t len)
-{
-        struct pxl_redis *r = ctx_redis(ctx);
-        char full[1024];
-        size_t flen;
-
-        if (r == NULL)
-                return PXL_ECLOSED;
-        if (plugin_channel(r, channel, full, sizeof(full), &flen) < 0 ||
-            (msg == NULL && len > 0))
-                return PXL_EINVAL;
-        return pxl_redis_pub(r, full, flen, msg ? msg : "", len);
+        return r->prefix;
 }

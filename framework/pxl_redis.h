@@ -1,40 +1,74 @@
 /*
- * pxl_redis.h - one worker's connections to Redis: a command connection
- * (commands, PUBLISH) and a subscribed one, hiredis async on the worker's
- * event loop. Connecting, AUTH/SELECT, reconnecting with capped backoff,
- * the channels to keep subscribed, and the plugin command API live here;
- * what the cluster's messages mean is pxl_mirror.c's.
+ * pxl_redis.h - connections to Redis: a command connection (commands,
+ * PUBLISH) and a subscribed one, hiredis async on an event loop.
+ * Connecting, AUTH/SELECT, reconnecting with capped backoff and the
+ * channels to keep subscribed live here. It knows no worker: its owner
+ * (the cluster view) gives the loop, the config and its callbacks, and
+ * each channel's subscriber gets that channel's messages.
  */
 #ifndef PXL_REDIS_H
 #define PXL_REDIS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pxl_str.h"
 
+struct event_base;
 struct pxl_redis;
-struct pxl_worker;
+
+/* The app file's redis group (checked by pxl_conf.c). */
+struct pxl_redis_conf {
+        bool enabled;        /* the redis group is present */
+        char *host;
+        unsigned port;
+        char *socket;        /* unix socket path; replaces host and port */
+        char *user;          /* ACL user (AUTH user password) */
+        char *password;
+        unsigned database;   /* SELECT */
+        bool required;       /* refuse to start while Redis is down */
+        unsigned connect_timeout;   /* seconds */
+        unsigned retry_max_delay;   /* seconds: cap of the reconnect backoff */
+        unsigned heartbeat_interval; /* seconds */
+        unsigned dead_after;        /* seconds without a heartbeat */
+};
+
 struct redisReply;
 
 /*
  * A reply to pxl_redis_cmd: reply is NULL when the connection went away
- * before the answer came (or at shutdown). Borrowed for the call.
+ * before the answer came (or at shutdown). Borrowed for the call. owner
+ * is the owner's arg.
  */
-typedef void pxl_redis_cb(struct pxl_worker *srv, struct redisReply *reply,
-                          void *arg);
+typedef void pxl_redis_cb(void *owner, struct redisReply *reply, void *arg);
+/* A message on a subscribed channel (all borrowed for the call). */
+typedef void pxl_redis_message_cb(void *arg, const char *channel,
+                                  size_t chlen, const char *msg, size_t len);
+
+/* Who uses the connections: copied by pxl_redis_start. */
+struct pxl_redis_owner {
+        struct event_base *base;
+        const struct pxl_redis_conf *conf; /* borrowed for the life */
+        const char *app;                   /* the namespace: "pxl:APP:" */
+        const char *file;                  /* the app file, for errors */
+        void (*up)(void *arg);             /* connected (again) */
+        void (*down)(void *arg);           /* lost */
+        void *arg;
+        /* Counted as they happen (the worker's metrics). */
+        uint64_t *published, *received, *dropped;
+};
 
 /*
- * Create the connections of srv (conf->redis.enabled). With
- * redis.required a Redis that cannot be reached, or refuses AUTH, is an
- * error in errors; otherwise this only logs and retries in the
- * background. Returns NULL on error.
+ * Create the connections. With conf->required a Redis that cannot be
+ * reached, or refuses AUTH, is an error in errors; otherwise this only
+ * logs and retries in the background. Returns NULL on error.
  */
-struct pxl_redis *pxl_redis_start(struct pxl_worker *srv,
+struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
                                   struct pxl_str *errors);
 /*
  * Close both connections after flushing what is queued, giving pending
- * commands up to a second; runs srv's loop until then. Frees r.
+ * commands up to a second; runs the owner's loop until then. Frees r.
  */
 void pxl_redis_stop(struct pxl_redis *r);
 
@@ -59,14 +93,18 @@ int pxl_redis_pub(struct pxl_redis *r, const char *channel, size_t chlen,
 
 /*
  * Keep channel subscribed while its count is above 0 (through
- * reconnects). Unsubscribing is lazy: a channel whose count is 0 at the
- * next sweep is dropped, so a room emptied and joined again at once costs
- * nothing.
+ * reconnects); its messages go to fn. Unsubscribing is lazy: a channel
+ * whose count is 0 at the next sweep is dropped, so a room emptied and
+ * joined again at once costs nothing.
  */
-int pxl_redis_chan_ref(struct pxl_redis *r, const char *channel, size_t len);
+int pxl_redis_chan_ref(struct pxl_redis *r, const char *channel, size_t len,
+                       pxl_redis_message_cb *fn, void *arg);
 void pxl_redis_chan_unref(struct pxl_redis *r, const char *channel,
                           size_t len);
 /* Unsubscribe the channels nobody uses any more (called once a second). */
 void pxl_redis_sweep(struct pxl_redis *r);
+
+/* Borrowed: "pxl:" app ":", the app's namespace in Redis. */
+const char *pxl_redis_app_prefix(const struct pxl_redis *r);
 
 #endif

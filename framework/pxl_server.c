@@ -30,6 +30,7 @@
 #include "pxl_clients.h"
 #include "pxl_conn.h"
 #include "pxl_log.h"
+#include "pxl_redis_api.h"
 #include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
@@ -498,6 +499,7 @@ void pxl_server_fini(struct pxl_worker *srv)
         /* Disconnect hooks run before fini, so plugins see every client go. */
         pxl_conn_close_all(srv);
         pxl_worker_stop_services(srv);
+        pxl_redis_api_fini(srv);
         pxl_clients_fini(srv);
         pxl_rooms_fini(srv);
         pxl_pool_fini(&srv->client_pool);

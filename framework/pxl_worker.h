@@ -187,6 +187,7 @@ struct pxl_worker {
         struct pxl_bus bus;
         struct pxl_mirror *mirror; /* the rest of the cluster; NULL without redis */
         struct pxl_redis *redis;   /* its Redis connections; NULL without */
+        struct pxl_map redis_subs; /* plugins' channels (pxl_redis_api.c) */
         const struct pxl_remote *remote; /* NULL: this worker is the app */
         struct {
                 pxl_change_fn *fn;
