@@ -201,7 +201,7 @@ static int send_msg(struct pxl_mirror *m, const char *ch, size_t chlen,
             (b != NULL && (pxl_str_append(&m->msg, "", 1) < 0 ||
                            pxl_str_append(&m->msg, b, blen) < 0)))
                 return PXL_ENOMEM;
-        return pxl_redis_pub(m->redis, ch, chlen, m->msg.p, m->msg.len);
+        return pxl_redis_queue_publish(m->redis, ch, chlen, m->msg.p, m->msg.len);
 }
 
 /* The same on the events channel. */
@@ -219,7 +219,7 @@ static int send_event(struct pxl_mirror *m, uint64_t seq, char kind,
 static int cmd(struct pxl_mirror *m, pxl_redis_cb *cb, void *arg, int argc,
                const char **argv, const size_t *lens)
 {
-        return pxl_redis_cmd(m->redis, cb, arg, argc, argv, lens);
+        return pxl_redis_queue_command(m->redis, cb, arg, argc, argv, lens);
 }
 
 static void run_forget(struct pxl_mirror *m, const char *worker, size_t len)
@@ -494,7 +494,7 @@ static void apply_state(struct pxl_mirror *m, struct pxl_peer *p,
                 const struct pxl_room *r = c->rooms[i].room;
 
                 if (!in_rooms(rooms, r->name, r->name_len))
-                        pxl_rooms_leave(srv, c, r->name, r->name_len, false);
+                        pxl_rooms_remove_member(srv, c, r->name, r->name_len, false);
         }
         for (size_t i = 0; i < json_object_array_length(rooms); i++) {
                 struct json_object *e = json_object_array_get_idx(rooms, i);
@@ -506,7 +506,7 @@ static void apply_state(struct pxl_mirror *m, struct pxl_peer *p,
                         continue;
                 rname = json_object_get_string(rn);
                 rlen = (size_t)json_object_get_string_len(rn);
-                pxl_rooms_join(srv, c, rname, rlen,
+                pxl_rooms_add_member(srv, c, rname, rlen,
                                json_object_get(json_object_array_get_idx(e, 1)));
         }
         json_object_put(o);
@@ -1027,10 +1027,10 @@ static void direct(struct pxl_worker *srv, const struct pxl_wire *w)
                 break;
         }
         case 'j':
-                pxl_rooms_join(srv, c, w->body, w->body_len, NULL);
+                pxl_rooms_add_member(srv, c, w->body, w->body_len, NULL);
                 break;
         case 'l':
-                pxl_rooms_leave(srv, c, w->body, w->body_len, true);
+                pxl_rooms_remove_member(srv, c, w->body, w->body_len, true);
                 break;
         case 'm':
                 set_meta(srv, c, w->body, w->body_len);

@@ -444,7 +444,7 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
         free(p);
 }
 
-int pxl_redis_cmd(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
+int pxl_redis_queue_command(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
                   const char **argv, const size_t *argvlen)
 {
         struct pending_cmd *p = NULL;
@@ -475,12 +475,12 @@ static void on_publish_reply(void *owner, struct redisReply *reply, void *arg)
                 (*r->owner.dropped)++;
 }
 
-int pxl_redis_pub(struct pxl_redis *r, const char *channel, size_t chlen,
+int pxl_redis_queue_publish(struct pxl_redis *r, const char *channel, size_t chlen,
                       const char *msg, size_t len)
 {
         const char *argv[3] = {"PUBLISH", channel, msg};
         size_t lens[3] = {7, chlen, len};
-        int rc = pxl_redis_cmd(r, on_publish_reply, r, 3, argv, lens);
+        int rc = pxl_redis_queue_command(r, on_publish_reply, r, 3, argv, lens);
 
         if (rc < 0)
                 (*r->owner.dropped)++;

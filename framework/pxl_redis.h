@@ -37,7 +37,7 @@ struct pxl_redis_conf {
 struct redisReply;
 
 /*
- * A reply to pxl_redis_cmd: reply is NULL when the connection went away
+ * A reply to pxl_redis_queue_command: reply is NULL when the connection went away
  * before the answer came (or at shutdown). Borrowed for the call. owner
  * is the owner's arg.
  */
@@ -82,13 +82,13 @@ bool pxl_redis_up(const struct pxl_redis *r);
  * Queue a command (argv, binary-safe) on the command connection; cb may be
  * NULL. PXL_ECLOSED while Redis is down (cb is not called).
  */
-int pxl_redis_cmd(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
+int pxl_redis_queue_command(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, int argc,
                   const char **argv, const size_t *argvlen);
 /*
  * PUBLISH; a publish that cannot be made (Redis down) or that fails is
  * counted in redisDropped. PXL_ECLOSED when down.
  */
-int pxl_redis_pub(struct pxl_redis *r, const char *channel, size_t chlen,
+int pxl_redis_queue_publish(struct pxl_redis *r, const char *channel, size_t chlen,
                       const char *msg, size_t len);
 
 /*

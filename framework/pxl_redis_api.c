@@ -211,7 +211,7 @@ int pxl_redis_command(struct pxl_ctx *ctx, pxl_redis_reply_fn *fn, void *arg,
                 pc->fn = fn;
                 pc->arg = arg;
         }
-        rc = pxl_redis_cmd(r, fn ? on_plugin_reply : NULL, pc, argc,
+        rc = pxl_redis_queue_command(r, fn ? on_plugin_reply : NULL, pc, argc,
                            (const char **)argv, lens ? lens : argvlen);
         if (rc < 0)
                 free(pc);
@@ -333,5 +333,5 @@ int pxl_redis_publish(struct pxl_ctx *ctx, const char *channel,
         if (plugin_channel(r, channel, full, sizeof(full), &flen) < 0 ||
             (msg == NULL && len > 0))
                 return PXL_EINVAL;
-        return pxl_redis_pub(r, full, flen, msg ? msg : "", len);
+        return pxl_redis_queue_publish(r, full, flen, msg ? msg : "", len);
 }

@@ -175,14 +175,14 @@ static int leave(struct pxl_worker *srv, struct pxl_client *c,
         return PXL_OK;
 }
 
-int pxl_rooms_leave(struct pxl_worker *srv, struct pxl_client *c,
+int pxl_rooms_remove_member(struct pxl_worker *srv, struct pxl_client *c,
                     const char *name, size_t len, bool tell_client)
 {
         return leave(srv, c, pxl_rooms_get(srv, name, len), tell_client,
                      false);
 }
 
-int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
+int pxl_rooms_add_member(struct pxl_worker *srv, struct pxl_client *c,
                    const char *name, size_t len, struct json_object *user_id)
 {
         const struct pxl_rooms_conf *rc = &srv->conf->rooms;
@@ -336,7 +336,7 @@ int pxl_room_join_as(struct pxl_ctx *ctx, const char *client_id,
                                                            NULL, 0)
                                : PXL_ECLOSED;
         }
-        return pxl_rooms_join(ctx->srv, c, room, strlen(room), user_id);
+        return pxl_rooms_add_member(ctx->srv, c, room, strlen(room), user_id);
 }
 
 int pxl_room_join(struct pxl_ctx *ctx, const char *client_id,
@@ -358,7 +358,7 @@ int pxl_room_leave(struct pxl_ctx *ctx, const char *client_id,
                                                            room, strlen(room),
                                                            NULL, 0)
                                : PXL_ECLOSED;
-        return pxl_rooms_leave(ctx->srv, c, room, strlen(room), true);
+        return pxl_rooms_remove_member(ctx->srv, c, room, strlen(room), true);
 }
 
 bool pxl_room_has(const struct pxl_ctx *ctx, const char *room,

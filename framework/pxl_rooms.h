@@ -27,9 +27,9 @@ struct pxl_room {
  * Join with the membership's userId (takes user_id; NULL = the client's
  * user id, else its client id). Statuses as pxl_room_join().
  */
-int pxl_rooms_join(struct pxl_worker *srv, struct pxl_client *c,
+int pxl_rooms_add_member(struct pxl_worker *srv, struct pxl_client *c,
                    const char *name, size_t len, struct json_object *user_id);
-int pxl_rooms_leave(struct pxl_worker *srv, struct pxl_client *c,
+int pxl_rooms_remove_member(struct pxl_worker *srv, struct pxl_client *c,
                     const char *name, size_t len, bool tell_client);
 /* On disconnect: leave every room, telling the other members. */
 void pxl_rooms_leave_all(struct pxl_worker *srv, struct pxl_client *c);
