@@ -12,8 +12,12 @@ pxltest - what every Python integration test of pxl shares (stdlib only).
   exit code and the log (no level=err line, no sanitizer report).
   With workers > 1 (app_config(workers=N), Server(..., workers=N)) start()
   waits for the master's "cluster of N workers listening" line instead.
+  stop_servers() (astop_servers() from a coroutine) is the end of a test
+  file: each server's stop() as a TAP case named after its app file.
 - A raw WebSocket client (RawWS) and an HTTP upgrade helper on plain
-  sockets, for conformance tests that need hand-made bytes.
+  sockets, for conformance tests that need hand-made bytes; send_raw()
+  sends a request the server may refuse before reading it all, and
+  check_refusal() checks what every refused upgrade's response has.
 
 Every file bounds its own time with TAP.deadline(): when it expires, all
 servers are killed and the test bails out.
@@ -326,6 +330,7 @@ class Server:
     WORKER_RE = re.compile(r"worker (\d+) (?:re)?started \(pid (\d+)")
 
     def __init__(self, config, name="app", workers=1, nofile=None):
+        self.name = name  # the app file is NAME.cfg, its log NAME.log
         self.workers = workers
         self.nofile = nofile  # RLIMIT_NOFILE (soft and hard), or None
         self.node_id = None
@@ -450,6 +455,34 @@ class Server:
 
     def url(self, path=None):
         return "ws://127.0.0.1:%d%s" % (self.port, path or self.path)
+
+
+def was_started(server):
+    """stop_servers()'s default choice: the servers start() or launch()
+    ran (a server whose start failed is still stopped and checked)."""
+    return server.proc is not None
+
+
+def stop_servers(tap, servers, name="%s server exits 0, clean log",
+                 only=was_started, after=None):
+    """The end of a test file: for each server in turn, stop_case() named
+    name % server.name. only(server) says which to stop (default: the
+    ones that were started; None: every one, so that one never started
+    fails its case); after(server), if given, runs after each one's
+    stop case."""
+    for s in servers:
+        if only is not None and not only(s):
+            continue
+        s.stop_case(tap, name % s.name)
+        if after is not None:
+            after(s)
+
+
+async def astop_servers(tap, servers, **kw):
+    """stop_servers() from a coroutine: in a thread, so that the event
+    loop goes on serving the clients still open while servers stop."""
+    import asyncio
+    await asyncio.to_thread(stop_servers, tap, servers, **kw)
 
 
 def wait_until(pred, timeout=10, what="condition"):
@@ -727,6 +760,35 @@ def mask_bytes(data, key):
     k = (key * (len(data) // 4 + 1))[:len(data)]
     return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")) \
         .to_bytes(len(data), "big")
+
+
+def send_raw(port, data, timeout=10):
+    """A RawWS that sent data. A server may refuse a request before it has
+    read all of it: a broken pipe or reset while sending is no error, the
+    response is there to read."""
+    c = RawWS(port, timeout)
+    try:
+        c.send(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def check_refusal(r):
+    """What the response to every refused upgrade has: Content-Type
+    text/plain; charset=utf-8, a short UTF-8 body whose length
+    Content-Length gives, and no Sec-WebSocket-Accept."""
+    eq(r.header("content-type"), "text/plain; charset=utf-8",
+       "Content-Type")
+    eq(r.header("content-length"), str(len(r.body)), "Content-Length")
+    check(0 < len(r.body) < 200, "body %r is not short plain text"
+          % r.body)
+    r.body.decode("utf-8")
+    check(r.header("sec-websocket-accept") is None,
+          "a refusal carries Sec-WebSocket-Accept")
 
 
 def http_request(port, data, timeout=10):

@@ -186,7 +186,9 @@ async def close_all(clients):
 
 
 async def poll(fn, timeout=5, what="condition"):
-    """Await fn() until it returns a true value (no fixed sleeps)."""
+    """Await fn() until it returns a true value (no fixed sleeps), and
+    return that. what names the condition in the timeout's message; it
+    may be a function, called then (to show the last state seen)."""
     end = time.monotonic() + timeout
     delay = 0.005
     while True:
@@ -194,6 +196,8 @@ async def poll(fn, timeout=5, what="condition"):
         if v:
             return v
         if time.monotonic() > end:
-            raise AssertionError("timed out waiting for " + what)
+            raise AssertionError("timed out after %ss waiting for %s"
+                                 % (timeout, what() if callable(what)
+                                    else what))
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.1)

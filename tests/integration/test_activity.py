@@ -20,8 +20,8 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, RawWS, Server, app_config, check, eq,  # noqa: E402
-                     load_slack)
+from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
+                     astop_servers, check, eq, load_slack)
 from pxlws import connect, reply  # noqa: E402
 
 tap = TAP()
@@ -381,11 +381,7 @@ async def main():
                                heartbeat), t_close_counters, srv, inactive,
                             heartbeat)
     finally:
-        for s in servers:
-            if s.proc is not None:
-                await asyncio.to_thread(s.stop_case, tap,
-                                        "%s server exits 0, clean log"
-                                        % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, servers)
 
 
 tap.run(main)

@@ -15,7 +15,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (CLIENT_ID_RE, TAP, Server,  # noqa: E402
-                     app_config, check, eq, jwt_hs)
+                     app_config, astop_servers, check, eq, jwt_hs)
 from pxlws import close_all, connect, connect_id, poll  # noqa: E402
 
 tap = TAP()
@@ -699,11 +699,7 @@ async def main():
                 "passive clients cost each a few frames, and the last one "
                 "is right", t_presence_coalesced, presc.url(), timeout=60)
     finally:
-        for s in servers:
-            if s.proc is not None:
-                await asyncio.to_thread(s.stop_case, tap,
-                                        "%s server exits 0, clean log"
-                                        % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, servers)
 
 
 tap.run(main)

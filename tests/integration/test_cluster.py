@@ -22,9 +22,9 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, RawWS, Server, app_config, check,  # noqa: E402
-                     eq, load_slack, log_problems, run_serve, tmpdir,
-                     wait_until)
+from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
+                     astop_servers, check, eq, load_slack, log_problems,
+                     run_serve, tmpdir, wait_until)
 from pxlws import close_all, connect, reply  # noqa: E402
 
 tap = TAP()
@@ -365,10 +365,8 @@ async def main():
         tap.case("workers = 2 without redis: -t names file:line, exit 1",
                  t_no_redis)
     finally:
-        for s in (spreadsrv, killsrv):
-            await asyncio.to_thread(s.stop_case, tap, "%s cluster exits 0 "
-                                    "on SIGTERM, clean log"
-                                    % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, (spreadsrv, killsrv), only=None,
+                            name="%s cluster exits 0 on SIGTERM, clean log")
 
 
 tap.run(main)

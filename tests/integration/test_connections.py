@@ -18,8 +18,9 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, RawWS, Server, app_config, check, dumps,  # noqa: E402
-                     eq, error_frame, loads, upgrade_request, new_key)
+from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
+                     astop_servers, check, dumps, eq, error_frame, loads,
+                     upgrade_request, new_key)
 from pxlws import connect, poll, reply  # noqa: E402
 
 tap = TAP()
@@ -381,10 +382,8 @@ async def main():
         await A("SIGTERM: every client gets 1001 'server shutting down', "
                 "exit 0", t_sigterm, term, 3, timeout=40)
     finally:
-        for s in servers:
-            await asyncio.to_thread(s.stop_case, tap, "%s server exits 0 "
-                                    "on SIGTERM, clean log"
-                                    % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, servers, only=None,
+                            name="%s server exits 0 on SIGTERM, clean log")
 
 
 tap.run(main)

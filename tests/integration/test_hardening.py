@@ -31,8 +31,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, RawWS, Server, app_config, check, dumps,  # noqa
-                     eq, jwt_hs, loads, run_serve, upgrade_request,
-                     wait_until)
+                     eq, jwt_hs, loads, run_serve, stop_servers,
+                     upgrade_request, wait_until)
 from pxlredis import RedisServer  # noqa: E402
 
 tap = TAP()
@@ -690,9 +690,8 @@ def main():
                  t_publish_local, redis)
     finally:
         redis.stop()
-    for s in servers:
-        s.stop_case(tap, "%s server exits 0 with a clean log"
-                    % os.path.basename(s.cfg)[:-4])
+    stop_servers(tap, servers, only=None,
+                 name="%s server exits 0 with a clean log")
 
 
 tap.run(main)

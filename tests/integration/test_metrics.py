@@ -16,9 +16,10 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, RawWS, Server, app_config, check, eq,  # noqa: E402
-                     jwt_hs, loads, new_key, upgrade_request)
-from pxlws import close_all, connect  # noqa: E402
+from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
+                     astop_servers, check, eq, jwt_hs, loads, new_key,
+                     upgrade_request)
+from pxlws import close_all, connect, poll  # noqa: E402
 
 tap = TAP()
 tap.deadline(60)
@@ -71,17 +72,14 @@ def expect(m, what, **exp):
 
 
 async def poll_metrics(tr, c, pred, what, timeout=5):
-    end = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        m = await tr.metrics(c)
-        if pred(m):
-            return m
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for %s; last metrics %r"
-                                 % (what, m))
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    """Ask test/metrics until pred() holds for the reply; return it."""
+    last = []
+
+    async def metrics_ok():
+        last[:] = [await tr.metrics(c)]
+        return last[0] if pred(last[0]) else None
+    return await poll(metrics_ok, timeout,
+                      lambda: "%s; last metrics %r" % (what, last[0]))
 
 
 def refused_401(port, token):
@@ -304,11 +302,7 @@ async def main():
     finally:
         if sc.obs is not None:
             await close_all([sc.obs] + sc.others)
-        for s in servers:
-            if s.proc is not None:
-                await asyncio.to_thread(s.stop_case, tap,
-                                        "%s server exits 0, clean log"
-                                        % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, servers)
 
 
 tap.run(main)

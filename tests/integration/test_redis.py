@@ -28,9 +28,10 @@ from types import SimpleNamespace as Group
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, Server, app_config, check, eq, jwt_hs,  # noqa: E402
-                     load_slack, run_serve, tmpdir, unused_port, wait_until)
-from pxlws import close_all, connect_id  # noqa: E402
+from pxltest import (TAP, Server, app_config, astop_servers,  # noqa: E402
+                     check, eq, jwt_hs, load_slack, run_serve, tmpdir,
+                     unused_port, wait_until)
+from pxlws import close_all, connect_id, poll  # noqa: E402
 from pxlredis import RedisServer  # noqa: E402
 
 tap = TAP()
@@ -172,21 +173,7 @@ async def until_seen(p, cids, what, timeout=10):
             if not await sees(p, cid):
                 return False
         return True
-    await poll_(all_seen, timeout, what)
-
-
-async def poll_(fn, timeout=10, what="condition"):
-    end = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        v = await fn()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("timed out after %ss waiting for %s"
-                                 % (timeout, what))
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    await poll(all_seen, timeout, what)
 
 
 async def members(p, room):
@@ -204,7 +191,7 @@ async def until_members(askers, room, want, timeout=10):
         async def same(a=a):
             return (await members(a, room)) == want
         try:
-            await poll_(same, timeout, "")
+            await poll(same, timeout, "")
         except AssertionError:
             raise AssertionError("roomMembers of %s asked by %s:\n  got:      "
                                  "%r\n  expected: %r (after %ss)"
@@ -239,7 +226,7 @@ async def until_numsub(redis, app_name, channel, n, timeout=10):
     async def right():
         return numsub(redis, app_name, channel) == n
     try:
-        await poll_(right, timeout, "")
+        await poll(right, timeout, "")
     except AssertionError:
         raise AssertionError("Redis counts %d subscribers of %s, expected %d "
                              "(after %ss)" % (numsub(redis, app_name,
@@ -291,7 +278,7 @@ async def t_a_view(g):
     for p, n in ((g.a1, 2), (g.b1, 3)):
         async def five(p=p):
             return (await metrics(p))["clients"] == 5
-        await poll_(five, 10, "%s's process to count 5 clients" % p.name)
+        await poll(five, 10, "%s's process to count 5 clients" % p.name)
         eq((await metrics(p))["connections"], n,
            "local connections of %s's process" % p.name)
     for asker, other, uid, local in ((g.a1, g.b2, "abc", False),
@@ -339,7 +326,7 @@ async def t_a_send_all_meta(g):
         j = await g.b1.resp("clientInfo", {"clientId": g.a2.id,
                                            "metaKey": "vip"})
         return i.get("meta") is True and j.get("meta") is True
-    await poll_(known, 10, "the vip metadata to reach both processes")
+    await poll(known, 10, "the vip metadata to reach both processes")
     for sender in (g.a1, g.b2):
         m = msg("vip-" + sender.name)
         eq(await sender.resp("sendAll", {"message": m, "onlyMeta": "vip"}),
@@ -466,7 +453,7 @@ async def t_a_info(g):
     async def seen():
         return (await g.a1.resp("clientInfo", {"clientId": g.b2.id,
                                                "metaKey": "color"})) == want
-    await poll_(seen, 10, "A to see b2's rooms and metadata")
+    await poll(seen, 10, "A to see b2's rooms and metadata")
     # A room's channel is subscribed by the processes with members there.
     await until_numsub(g.redis, "ra", "room:rx", 1)
     await until_numsub(g.redis, "ra", "room:ra", 2)
@@ -480,7 +467,7 @@ async def t_a_info(g):
     await leave(g.b2, "rx")
     want = {"found": True, "local": False, "userId": "abc", "rooms": ["ry"],
             "meta": None}
-    await poll_(seen, 10, "A to see b2 leave rx and drop its color")
+    await poll(seen, 10, "A to see b2 leave rx and drop its color")
     # Unsubscribed once empty (at the next heartbeat's sweep).
     await until_numsub(g.redis, "ra", "room:rx", 0, timeout=5)
 
@@ -492,7 +479,7 @@ async def t_a_room_other(g):
     async def in_ro():
         return (await members(g.a2, "ro")) == [(g.b3.id, g.b3.id)] and \
             (await members(g.b1, "ro")) == [(g.b3.id, g.b3.id)]
-    await poll_(in_ro, 10, "b3 in ro as seen on A and on B")
+    await poll(in_ro, 10, "b3 in ro as seen on A and on B")
     eq(await g.b3.resp("listRooms", None, "system"), {"rooms": ["ro"]},
        "b3's own listRooms")
     await g.a1.resp("roomOther", {"clientId": g.b3.id, "room": "ro",
@@ -501,7 +488,7 @@ async def t_a_room_other(g):
     async def out():
         return (await members(g.a2, "ro")) == [] and \
             (await members(g.b1, "ro")) == []
-    await poll_(out, 10, "b3 out of ro on both")
+    await poll(out, 10, "b3 out of ro on both")
     got = await received(g.all, g.senders)
     eq(count(got["b3"], {"type": "user", "action": "leftRoom",
                          "data": {"roomName": "ro"}}), 1,
@@ -517,7 +504,7 @@ async def t_a_meta_other(g):
         there = await g.a2.resp("clientInfo", {"clientId": g.b3.id,
                                                "metaKey": "k"})
         return mine.get("meta") == {"n": 1} and there.get("meta") == {"n": 1}
-    await poll_(set_, 10, "b3's metadata k set from A, seen on B and on A")
+    await poll(set_, 10, "b3's metadata k set from A, seen on B and on A")
     await g.a1.req("metaOther", {"clientId": g.b3.id, "key": "k"})
 
     async def unset():
@@ -525,7 +512,7 @@ async def t_a_meta_other(g):
         there = await g.a2.resp("clientInfo", {"clientId": g.b3.id,
                                                "metaKey": "k"})
         return mine.get("meta") is None and there.get("meta") is None
-    await poll_(unset, 10, "b3's metadata k deleted from A")
+    await poll(unset, 10, "b3's metadata k deleted from A")
 
 
 async def t_a_events(g):
@@ -542,7 +529,7 @@ async def t_a_events(g):
     async def on_b():
         return [e for e in await g.b1.resp("events")
                 if e["channel"] == "test.ping"]
-    got_b = await poll_(on_b, 10, "test.ping subscribers to run on B")
+    got_b = await poll(on_b, 10, "test.ping subscribers to run on B")
     await settle(g.all, g.senders)
     got_b += await on_b()
     eq(got_b, want, "test.ping subscribers run on B")
@@ -566,7 +553,7 @@ async def t_a_disconnect(g):
 
     async def gone():
         return not await sees(g.a1, g.b3.id)
-    await poll_(gone, 10, "A to forget b3")
+    await poll(gone, 10, "A to forget b3")
 
 
 async def t_a_sigterm(g):
@@ -580,7 +567,7 @@ async def t_a_sigterm(g):
 
     async def dropped():
         return (await members(g.a1, "ra")) == [(g.a1.id, 42)]
-    await poll_(dropped, 8, "A to drop B's clients from ra")
+    await poll(dropped, 8, "A to drop B's clients from ra")
     took = time.monotonic() - t0
     # The slow path (B's heartbeat key expiring) takes dead_after = 10 s;
     # the clean stop is at once, but a loaded machine delays B's exit and
@@ -630,7 +617,7 @@ async def t_a_late_joiner(g):
         return [e for e in await b4.resp("events")
                 if e["channel"] == "test.late"]
     try:
-        got = await poll_(ran, 5, "")
+        got = await poll(ran, 5, "")
     except AssertionError:
         raise AssertionError(
             "the test.late subscribers did not run on B2 within 5 s (Redis "
@@ -693,11 +680,8 @@ async def run_a(redis):
                 "the subscribers of the next one", t_a_late_joiner, g)
     finally:
         await close_all([p.c for p in getattr(g, "all", [])])
-        for s in (g.A, g.B, g.B2):
-            if s.proc is not None and s.running():
-                await asyncio.to_thread(
-                    s.stop_case, tap, "(a) %s exits 0, clean log"
-                    % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, (g.A, g.B, g.B2), only=Server.running,
+                            name="(a) %s exits 0, clean log")
 
 
 # ---- (b), (c) two workers of one master -------------------------------------
@@ -728,8 +712,8 @@ async def t_b_spread(g):
 
         async def all_counted(first=first):
             return (await metrics(first))["clients"] == len(g.all)
-        await poll_(all_counted, 15, "worker %d to count %d clients"
-                    % (pid, len(g.all)))
+        await poll(all_counted, 15, "worker %d to count %d clients"
+                   % (pid, len(g.all)))
         eq((await metrics(first))["connections"], len(g.by[pid]),
            "local connections of worker %d" % pid)
     g.senders = [g.by[pid][0] for pid in g.pids]
@@ -800,8 +784,8 @@ async def t_c_kill9(g):
 
     async def dropped():
         return (await members(asker, "big")) == want
-    await poll_(dropped, 10, "the survivor to drop the dead worker's "
-                "members of big")
+    await poll(dropped, 10, "the survivor to drop the dead worker's "
+               "members of big")
     took = time.monotonic() - t0
     limit = kill9_limit()
     check(took <= limit, "the survivor dropped them after %.1f s (limit "
@@ -816,8 +800,8 @@ async def t_c_kill9(g):
 
     async def counted():
         return (await metrics(live[0]))["clients"] == len(live)
-    await poll_(counted, 10, "the survivor to count only its %d clients"
-                % len(live))
+    await poll(counted, 10, "the survivor to count only its %d clients"
+               % len(live))
     g.all = live
     g.senders = [live[0]]
     got = await received(live, g.senders)
@@ -905,16 +889,16 @@ async def t_d_outage(g):
             await asyncio.sleep(0.01)
     task = asyncio.ensure_future(traffic())
     try:
-        await poll_(lambda: asyncio.sleep(0, len(sent) >= 3), 10,
-                    "traffic before the stop")
+        await poll(lambda: asyncio.sleep(0, len(sent) >= 3), 10,
+                   "traffic before the stop")
         redis.stop()
         where = "127.0.0.1:%d" % redis.port
         for s in (C, D):
             await wait_log(s, r"redis %s: connection lost \("
                            % re.escape(where))
-        await poll_(lambda: asyncio.sleep(0, sum(n == 3 for _, n in sent)
-                                          >= 3), 10,
-                    "traffic during the outage")
+        await poll(lambda: asyncio.sleep(0, sum(n == 3 for _, n in sent)
+                                         >= 3), 10,
+                   "traffic during the outage")
     finally:
         stop.set()
         await task
@@ -983,7 +967,7 @@ async def t_d_recover(g):
         return (await members(g.c1, "o")) == want and \
             (await members(g.d1, "o")) == want
     try:
-        await poll_(healed, 10, "roomMembers of o to heal on both")
+        await poll(healed, 10, "roomMembers of o to heal on both")
     except AssertionError:
         raise AssertionError("roomMembers of o did not heal:\n  on C: %r\n"
                              "  on D: %r\n  expected: %r"
@@ -996,7 +980,7 @@ async def t_d_recover(g):
     for p in (g.c1, g.d1):
         async def five(p=p):
             return (await metrics(p))["clients"] == 5
-        await poll_(five, 10, "%s's process to count 5 clients" % p.name)
+        await poll(five, 10, "%s's process to count 5 clients" % p.name)
     peers = [g.c1, g.c2, g.c3, g.d1, g.d3]
     senders = [g.c1, g.d1]
     got = await received(peers, senders)
@@ -1075,7 +1059,7 @@ async def run_d():
         async def ready():
             return (await members(g.c1, "o")) == want and \
                 (await members(g.d1, "o")) == want
-        await poll_(ready, 10, "room o on both")
+        await poll(ready, 10, "room o on both")
         peers.append(g.c0)
         await until_seen(g.d1, [g.c0.id], "D to see c0")
         await settle(peers, [g.c1, g.d1])
@@ -1091,11 +1075,8 @@ async def run_d():
                             "change", t_d_recover, g, timeout=30)
     finally:
         await close_all([p.c for p in peers])
-        for s in (g.C, g.D):
-            if s.proc is not None and s.running():
-                await asyncio.to_thread(
-                    s.stop_case, tap, "(d) %s exits 0, clean log"
-                    % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, (g.C, g.D), only=Server.running,
+                            name="(d) %s exits 0, clean log")
         redis.kill()
 
 
@@ -1227,7 +1208,7 @@ async def t_e_late(g):
 
     async def dropped():
         return not await sees(x, z.id)
-    await poll_(dropped, 10, "E1 to drop the killed instance's client")
+    await poll(dropped, 10, "E1 to drop the killed instance's client")
     took = time.monotonic() - t0
     limit = kill9_limit()
     check(took <= limit, "dropped %.1f s after kill -9 (limit %.1f s)"
@@ -1321,11 +1302,8 @@ async def pair(label, name, redis_text, where, check_fn=None):
     try:
         await tap.acase(label, body, timeout=30)
     finally:
-        for s in servers:
-            if s.running():
-                await asyncio.to_thread(s.stop_case, tap,
-                                        "(f) %s exits 0, clean log"
-                                        % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, servers, only=Server.running,
+                            name="(f) %s exits 0, clean log")
 
 
 async def run_f(plain):

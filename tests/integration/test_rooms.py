@@ -16,8 +16,8 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, Server, app_config, check, eq, jwt_hs,  # noqa: E402
-                     loads)
+from pxltest import (TAP, Server, app_config, astop_servers,  # noqa: E402
+                     check, eq, jwt_hs, loads)
 from pxlws import MISSING, close_all, connect_id, poll  # noqa: E402
 
 tap = TAP()
@@ -749,11 +749,7 @@ async def main():
         await tap.acase("joinRoom default userId is the token's userId "
                         "(42 and \"abc\")", t_token_user, auth.url())
     finally:
-        for s in servers:
-            if s.proc is not None:
-                await asyncio.to_thread(s.stop_case, tap,
-                                        "%s server exits 0, clean log"
-                                        % os.path.basename(s.cfg)[:-4])
+        await astop_servers(tap, servers)
 
 
 tap.run(main)
