@@ -9,8 +9,9 @@ LSAN_OPTIONS=suppressions=$src/tests/lsan.supp
 export LSAN_OPTIONS
 trap 'rm -rf "$work"' EXIT
 fw=$src/framework
-# Every source of libpxl, as framework/include.am lists them.
-libpxl=$(sed -n '/^framework_libpxl_la_SOURCES/,/^[^[:space:]]/p' \
+# Every source of libpxl, as framework/include.am lists them for its
+# convenience library (the programs, framework/bin/, are not among them).
+libpxl=$(sed -n '/^framework_libpxl_internal_la_SOURCES/,/^[^[:space:]]/p' \
         "$fw/include.am" | grep -o 'framework/[a-z0-9_]*\.c' | sed 's|framework/||')
 # harness : framework sources ("libpxl": all of them) : libraries : plugins
 # (each plugin's source is compiled alone, its pxl_plugin descriptor

@@ -1,9 +1,10 @@
 /*
  * pxl_bench.c - the pxl-bench program: load scenarios (echo, fanout, idle,
  * churn) driven through the outbound client (pxl_wsc.c) on one event
- * loop, a log-linear latency histogram, and the server's CPU time and RSS
- * read from /proc. Frames, the upgrade and JSON grammar are the client's
- * and the codecs' business; this file only decides what to send when.
+ * loop, latencies recorded in a histogram (pxl_histogram.c), and the
+ * server's CPU time and RSS read from /proc. Frames, the upgrade and JSON
+ * grammar are the client's and the codecs' business; this file only
+ * decides what to send when.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include <event2/event.h>
 
 #include "pxl/pxl.h"
+#include "pxl_histogram.h"
 #include "pxl_json.h"
 #include "pxl_wsc_int.h"
 
@@ -33,78 +35,6 @@
 #define SETUP_TIMEOUT_S 60
 #define CLOSE_WAIT_S    3
 #define ERRORS_SHOWN    3
-
-/* ---- latency histogram --------------------------------------------------- */
-
-/*
- * Log-linear (HDR-style): values below 128 ns are exact; above, every
- * power of two is split into 64 linear sub-buckets (error < 1.6 %), up to
- * 2^47 ns (39 hours). 2,752 counters, 22 KB, whatever the sample count.
- */
-#define H_SUB_BITS 6
-#define H_SUB      (1u << H_SUB_BITS)
-#define H_OCTAVES  42
-#define H_BUCKETS  (H_SUB + H_OCTAVES * H_SUB)
-
-struct hist {
-        uint64_t n;
-        uint64_t max;
-        uint64_t c[H_BUCKETS];
-};
-
-static unsigned hist_index(uint64_t v)
-{
-        unsigned k, idx;
-
-        if (v < 2 * H_SUB)
-                return (unsigned)v;
-        k = 63u - (unsigned)__builtin_clzll(v);
-        idx = H_SUB + (k - H_SUB_BITS) * H_SUB +
-              (unsigned)((v >> (k - H_SUB_BITS)) & (H_SUB - 1));
-        return idx < H_BUCKETS ? idx : H_BUCKETS - 1;
-}
-
-/* The middle of bucket idx. */
-static uint64_t hist_value(unsigned idx)
-{
-        unsigned k, sub;
-
-        if (idx < 2 * H_SUB)
-                return idx;
-        k = (idx - H_SUB) / H_SUB + H_SUB_BITS;
-        sub = (idx - H_SUB) % H_SUB;
-        return ((uint64_t)(H_SUB + sub) << (k - H_SUB_BITS)) +
-               ((uint64_t)1 << (k - H_SUB_BITS)) / 2;
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-        h->c[hist_index(v)]++;
-        h->n++;
-        if (v > h->max)
-                h->max = v;
-}
-
-/* The q-quantile (0 < q <= 1) in ns; 0 when empty. */
-static uint64_t hist_quantile(const struct hist *h, double q)
-{
-        uint64_t rank, seen = 0, v;
-        unsigned i;
-
-        if (h->n == 0)
-                return 0;
-        rank = (uint64_t)(q * (double)h->n + 0.999999);
-        if (rank < 1)
-                rank = 1;
-        for (i = 0; i < H_BUCKETS; i++) {
-                seen += h->c[i];
-                if (seen >= rank) {
-                        v = hist_value(i);
-                        return v > h->max ? h->max : v;
-                }
-        }
-        return h->max;
-}
 
 /* ---- the server, from /proc ---------------------------------------------- */
 
@@ -301,7 +231,7 @@ struct bench {
         uint64_t t_setup, t0, t1, drain_until, close_until;
         double cpu0, cpu1;
         struct event *end_ev, *tick_ev, *poll_ev, *sig_ev;
-        struct hist hist;
+        struct pxl_histogram hist;
         uint64_t count, counted; /* unit events; counted = in the window */
         uint64_t errors, bad;
         bool aborted;
@@ -478,7 +408,7 @@ static void on_echo(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
                 c->inflight--;
         if (b->phase != PH_RUN)
                 return;
-        hist_add(&b->hist, now - (uint64_t)t);
+        pxl_histogram_add(&b->hist, now - (uint64_t)t);
         b->count++;
         echo_send(c);
 }
@@ -555,7 +485,7 @@ static void on_delivery(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
                 return;
         }
         b->distinct++;
-        hist_add(&b->hist, now - (uint64_t)t);
+        pxl_histogram_add(&b->hist, now - (uint64_t)t);
         if (b->phase == PH_RUN)
                 b->count++;
 }
@@ -694,7 +624,7 @@ static void churn_done(struct bconn *c, bool ok)
         c->inflight = 0;
         if (ok && b->phase == PH_RUN) {
                 b->count++;
-                hist_add(&b->hist, now - c->t_start);
+                pxl_histogram_add(&b->hist, now - c->t_start);
         }
         if (b->phase == PH_RUN)
                 churn_next(c);
@@ -1170,9 +1100,9 @@ static void print_results(struct bench *b)
                                    : b->sc == SC_FANOUT ? "latency"
                                                         : "cycle";
 
-                uint64_t p50 = hist_quantile(&b->hist, 0.50);
-                uint64_t p99 = hist_quantile(&b->hist, 0.99);
-                uint64_t p999 = hist_quantile(&b->hist, 0.999);
+                uint64_t p50 = pxl_histogram_quantile(&b->hist, 0.50);
+                uint64_t p99 = pxl_histogram_quantile(&b->hist, 0.99);
+                uint64_t p999 = pxl_histogram_quantile(&b->hist, 0.999);
                 char n50[32], n99[32], n999[32];
 
                 snprintf(n50, sizeof(n50), "%s p50", what);
