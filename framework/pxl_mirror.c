@@ -644,6 +644,20 @@ static void hold(struct pxl_peer *p, const char *msg, size_t len)
         p->held_tail = &h->next;
 }
 
+/*
+ * A departure's close code: the body's digits, at most its length (a
+ * held event is a copy, not a NUL-terminated string); 1006 when none.
+ */
+static int close_code(const char *body, size_t len)
+{
+        int code = 0;
+        size_t i;
+
+        for (i = 0; i < len && i < 4 && body[i] >= '0' && body[i] <= '9'; i++)
+                code = code * 10 + (body[i] - '0');
+        return i > 0 ? code : PXL_CLOSE_ABNORMAL;
+}
+
 static void apply_event(struct pxl_mirror *m, struct pxl_peer *p,
                         const struct pxl_wire *w)
 {
@@ -663,7 +677,8 @@ static void apply_event(struct pxl_mirror *m, struct pxl_peer *p,
                 id[32] = '\0';
                 c = pxl_clients_get(srv, id);
                 if (c != NULL && c->peer == p)
-                        remove_remote(srv, c, (int)strtol(w->body, NULL, 10));
+                        remove_remote(srv, c,
+                                      close_code(w->body, w->body_len));
                 break;
         case 'p':
                 custom_event(m, w->body, w->body_len);
