@@ -34,6 +34,7 @@
 #include "pxl_json.h"
 #include "pxl_str.h"
 #include "pxl_text.h"
+#include "pxl_tls.h"
 #include "pxl_ws_codec.h"
 #include "pxl_wsc_int.h"
 
@@ -631,7 +632,6 @@ static void drop_link(struct pxl_wsc *w)
 
 static struct bufferevent *new_bev(struct pxl_wsc *w, evutil_socket_t fd)
 {
-        struct bufferevent *bev;
         SSL *ssl;
 
         if (!w->tls)
@@ -651,16 +651,8 @@ static struct bufferevent *new_bev(struct pxl_wsc *w, evutil_socket_t fd)
                 SSL_free(ssl);
                 return NULL;
         }
-        bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
-                                             BUFFEREVENT_SSL_CONNECTING,
-                                             BEV_OPT_CLOSE_ON_FREE);
-        if (bev == NULL) {
-                SSL_free(ssl);
-                return NULL;
-        }
-        /* Servers that drop TCP without close_notify are common. */
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        return bev;
+        return pxl_tls_bufferevent_new(w->base, fd, ssl,
+                                       BUFFEREVENT_SSL_CONNECTING);
 }
 
 static int queue_upgrade(struct pxl_wsc *w)
