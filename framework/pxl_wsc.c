@@ -30,8 +30,8 @@
 
 #include "pxl/pxl.h"
 #include "pxl_http.h"
-#include "pxl_int.h"
 #include "pxl_json.h"
+#include "pxl_msg.h"
 #include "pxl_str.h"
 #include "pxl_text.h"
 #include "pxl_tls.h"
