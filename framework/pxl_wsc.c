@@ -3,7 +3,8 @@
  * TLS connect, the client side of the upgrade, masked frames out, frames
  * in through the pure codec, {type, action} routing of what arrives, the
  * close handshake and reconnecting with capped exponential backoff. The
- * frame and JSON grammars belong to pxl_ws_codec.c and pxl_json.c.
+ * frame, HTTP response and JSON grammars belong to pxl_ws_codec.c,
+ * pxl_http.c and pxl_json.c; wrapping TLS round a socket to pxl_tls.c.
  */
 #include <errno.h>
 #include <limits.h>
@@ -216,126 +217,6 @@ int pxl_wsc_url_parse(const char *url, struct pxl_wsc_url *u, const char **why)
         u->path = auth_end;
         u->path_len = strlen(auth_end);
         return PXL_OK;
-}
-
-static bool span_ieq(struct pxl_http_span s, const char *lit)
-{
-        size_t n = strlen(lit);
-
-        return s.p != NULL && s.len == n && strncasecmp(s.p, lit, n) == 0;
-}
-
-static bool is_tchar(char c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               pxl_is_digit(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static struct pxl_http_span trim(const char *p, const char *e)
-{
-        struct pxl_http_span s;
-
-        while (p < e && (*p == ' ' || *p == '\t'))
-                p++;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-        s.p = p;
-        s.len = (size_t)(e - p);
-        return s;
-}
-
-/* One header line [p, e) (without CRLF); false when malformed. */
-static bool response_header(const char *p, const char *e,
-                            struct pxl_wsc_response *r)
-{
-        const char *colon = p;
-        struct pxl_http_span name, value;
-        size_t i;
-
-        while (colon < e && is_tchar(*colon))
-                colon++;
-        if (colon == p || colon == e || *colon != ':')
-                return false;
-        name.p = p;
-        name.len = (size_t)(colon - p);
-        value = trim(colon + 1, e);
-        for (i = 0; i < value.len; i++) {
-                unsigned char c = (unsigned char)value.p[i];
-
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
-                        return false;
-        }
-        if (span_ieq(name, "upgrade")) {
-                r->upgrade = value;
-        } else if (span_ieq(name, "connection")) {
-                if (pxl_http_has_token(value, "upgrade"))
-                        r->connection_upgrade = true;
-        } else if (span_ieq(name, "sec-websocket-accept")) {
-                r->accept = value;
-        } else if (span_ieq(name, "sec-websocket-extensions")) {
-                r->extensions = value;
-        } else if (span_ieq(name, "sec-websocket-protocol")) {
-                r->protocol = value;
-        } else if (span_ieq(name, "content-length")) {
-                size_t n = 0;
-
-                if (value.len == 0 || value.len > 12)
-                        return false;
-                for (i = 0; i < value.len; i++) {
-                        if (!pxl_is_digit(value.p[i]))
-                                return false;
-                        n = n * 10 + (size_t)(value.p[i] - '0');
-                }
-                r->has_content_length = true;
-                r->content_length = n;
-        }
-        return true;
-}
-
-ssize_t pxl_wsc_parse_response(const char *buf, size_t len, size_t max_head,
-                               struct pxl_wsc_response *r)
-{
-        size_t look = len < max_head ? len : max_head;
-        const char *end = NULL, *p, *e, *sp;
-        size_t i;
-
-        memset(r, 0, sizeof(*r));
-        for (i = 0; i + 4 <= look; i++) {
-                if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
-                        end = buf + i;
-                        break;
-                }
-        }
-        if (end == NULL)
-                return len >= max_head ? PXL_HTTP_TOO_LARGE
-                                       : PXL_HTTP_NEED_MORE;
-        r->head_len = (size_t)(end - buf) + 4;
-        /* Status line: HTTP/1.x SP 3DIGIT [SP reason] */
-        e = memchr(buf, '\r', (size_t)(end - buf) + 1);
-        if (e == NULL || e - buf < 12 || memcmp(buf, "HTTP/1.", 7) != 0 ||
-            !pxl_is_digit(buf[7]) || buf[8] != ' ' || !pxl_is_digit(buf[9]) ||
-            !pxl_is_digit(buf[10]) || !pxl_is_digit(buf[11]) ||
-            (e - buf > 12 && buf[12] != ' '))
-                return PXL_HTTP_BAD;
-        r->status =
-                (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-        sp = buf + 12;
-        r->reason = e > sp ? trim(sp + 1, e) : trim(sp, sp);
-        p = e + 2;
-        while (p < end + 2) {
-                e = memchr(p, '\r', (size_t)(end + 2 - p));
-                if (e == NULL || e[1] != '\n')
-                        return PXL_HTTP_BAD;
-                if (e == p)
-                        break;
-                /* No obsolete line folding, no bare LF inside a line. */
-                if (*p == ' ' || *p == '\t' ||
-                    memchr(p, '\n', (size_t)(e - p)) != NULL ||
-                    !response_header(p, e, r))
-                        return PXL_HTTP_BAD;
-                p = e + 2;
-        }
-        return (ssize_t)r->head_len;
 }
 
 unsigned pxl_wsc_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
@@ -1096,7 +977,7 @@ static void read_frames(struct pxl_wsc *w, struct evbuffer *in)
                 evbuffer_drain(in, used);
 }
 
-static void refused(struct pxl_wsc *w, const struct pxl_wsc_response *r,
+static void refused(struct pxl_wsc *w, const struct pxl_http_response *r,
                     const char *head, size_t have)
 {
         const char *body = head + r->head_len;
@@ -1122,12 +1003,12 @@ static bool read_upgrade(struct pxl_wsc *w, struct evbuffer *in)
 {
         size_t have = evbuffer_get_length(in);
         size_t look = have < WSC_MAX_HEAD + 512 ? have : WSC_MAX_HEAD + 512;
-        struct pxl_wsc_response r;
+        struct pxl_http_response r;
         const char *p;
         ssize_t rc;
 
         p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-        rc = pxl_wsc_parse_response(p, look, WSC_MAX_HEAD, &r);
+        rc = pxl_http_parse_response(p, look, WSC_MAX_HEAD, &r);
         if (rc == PXL_HTTP_NEED_MORE)
                 return false;
         if (rc < 0) {
@@ -1135,27 +1016,35 @@ static bool read_upgrade(struct pxl_wsc *w, struct evbuffer *in)
                           "the server's answer to the upgrade is not "
                           "HTTP (or its head is over %d bytes)",
                           WSC_MAX_HEAD);
-        } else if (r.status != 101) {
+                goto fail;
+        }
+        switch (pxl_http_check_101(&r, w->accept)) {
+        case PXL_HTTP_101_OK:
+                break;
+        case PXL_HTTP_101_REFUSED:
                 refused(w, &r, p, look);
-        } else if (!span_ieq(r.upgrade, "websocket") || !r.connection_upgrade) {
+                goto fail;
+        case PXL_HTTP_101_NO_UPGRADE:
                 set_error(w, "the server's 101 lacks Upgrade: websocket "
                              "or Connection: upgrade");
-        } else if (r.accept.len != PXL_WS_ACCEPT_LEN ||
-                   memcmp(r.accept.p, w->accept, PXL_WS_ACCEPT_LEN) != 0) {
+                goto fail;
+        case PXL_HTTP_101_BAD_ACCEPT:
                 set_error(w, "the server's Sec-WebSocket-Accept is wrong");
-        } else if (r.extensions.p != NULL || r.protocol.p != NULL) {
+                goto fail;
+        case PXL_HTTP_101_EXTENSION:
                 set_error(w, "the server chose an extension or subprotocol "
                              "that was not offered");
-        } else {
-                evbuffer_drain(in, r.head_len);
-                w->state = WSC_OPEN;
-                w->attempt = 0;
-                w->err[0] = '\0';
-                bufferevent_set_timeouts(w->bev, NULL, NULL);
-                if (w->opts.on_open)
-                        w->opts.on_open(w, w->opts.arg);
-                return !gone(w) && w->state != WSC_CONNECTING;
+                goto fail;
         }
+        evbuffer_drain(in, r.head_len);
+        w->state = WSC_OPEN;
+        w->attempt = 0;
+        w->err[0] = '\0';
+        bufferevent_set_timeouts(w->bev, NULL, NULL);
+        if (w->opts.on_open)
+                w->opts.on_open(w, w->opts.arg);
+        return !gone(w) && w->state != WSC_CONNECTING;
+fail:
         link_down(w, PXL_CLOSE_ABNORMAL, w->err);
         return false;
 }

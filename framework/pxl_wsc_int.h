@@ -1,8 +1,9 @@
 /*
  * pxl_wsc_int.h - the pure parts of the outbound WebSocket client
- * (pxl_wsc.c): URL parsing, the 101 response head, the reconnect
- * schedule and a top-level key lookup in validated JSON. No I/O, no
- * globals; unit tests and pxl-bench call them directly. Not installed.
+ * (pxl_wsc.c): URL parsing, the reconnect schedule and a top-level key
+ * lookup in validated JSON. No I/O, no globals; unit tests and pxl-bench
+ * call them directly. Not installed. The response head is pxl_http.c's
+ * (pxl_http_parse_response).
  */
 #ifndef PXL_WSC_INT_H
 #define PXL_WSC_INT_H
@@ -11,7 +12,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "pxl_http.h"
 #include "pxl_json.h"
 
 /* A parsed ws:// or wss:// URL; spans point into the string parsed. */
@@ -31,28 +31,6 @@ struct pxl_wsc_url {
  * text ("unsupported scheme ...", "missing host", ...).
  */
 int pxl_wsc_url_parse(const char *url, struct pxl_wsc_url *u, const char **why);
-
-/* What the client checks in the server's answer to its upgrade. */
-struct pxl_wsc_response {
-        int status;
-        struct pxl_http_span reason;
-        struct pxl_http_span upgrade;    /* last Upgrade header */
-        struct pxl_http_span accept;     /* Sec-WebSocket-Accept */
-        struct pxl_http_span extensions; /* Sec-WebSocket-Extensions */
-        struct pxl_http_span protocol;   /* Sec-WebSocket-Protocol */
-        bool connection_upgrade; /* some Connection header has "upgrade" */
-        bool has_content_length;
-        size_t content_length;
-        size_t head_len; /* bytes up to and including the blank line */
-};
-
-/*
- * Parse a response head from buf. Returns head_len (> 0) when complete,
- * PXL_HTTP_NEED_MORE, PXL_HTTP_BAD or PXL_HTTP_TOO_LARGE (head longer
- * than max_head). No state is kept: call again with the whole buffer.
- */
-ssize_t pxl_wsc_parse_response(const char *buf, size_t len, size_t max_head,
-                               struct pxl_wsc_response *r);
 
 /*
  * The delay before reconnect attempt `attempt` (1-based):

@@ -1,8 +1,9 @@
 /*
  * test_wsc.c - unit tests for the pure parts of the outbound client
- * (pxl_wsc_int.h): URL parsing, the 101 response head (also split at
- * every byte), the reconnect schedule, and the top-level key lookup and
- * integer reader pxl-bench scans replies with. No sockets.
+ * (pxl_wsc_int.h): URL parsing, the reconnect schedule, and the
+ * top-level key lookup and integer reader pxl-bench scans replies with.
+ * No sockets. The 101 response head is tested with pxl_http.c
+ * (test_http.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,153 +95,6 @@ static void test_url_bad(void **state)
         url_bad("ws://h/a b", "space");
         url_bad("ws://h/a\tb", "control");
         url_bad("ws://h/\x7f", "control");
-}
-
-/* ---- the 101 response
- * -------------------------------------------------------- */
-
-static const char resp_101[] =
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: Upgrade\r\n"
-        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-        "\r\n";
-
-static void test_response_101(void **state)
-{
-        struct pxl_wsc_response r;
-        char buf[sizeof(resp_101) + 8];
-        size_t n = strlen(resp_101);
-
-        (void)state;
-        /* Frames may follow the head in the same read. */
-        memcpy(buf, resp_101, n);
-        memcpy(buf + n, "\x81\x02hi", 4);
-        assert_int_equal(pxl_wsc_parse_response(buf, n + 4, 8192, &r),
-                         (ssize_t)n);
-        assert_int_equal(r.status, 101);
-        assert_int_equal(r.reason.len, strlen("Switching Protocols"));
-        assert_memory_equal(r.reason.p, "Switching Protocols", r.reason.len);
-        assert_int_equal(r.upgrade.len, 9);
-        assert_memory_equal(r.upgrade.p, "websocket", 9);
-        assert_true(r.connection_upgrade);
-        assert_int_equal(r.accept.len, 28);
-        assert_memory_equal(r.accept.p, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", 28);
-        assert_null(r.extensions.p);
-        assert_null(r.protocol.p);
-        assert_int_equal(r.head_len, n);
-}
-
-static void test_response_split(void **state)
-{
-        struct pxl_wsc_response r;
-        size_t n = strlen(resp_101), i;
-
-        (void)state;
-        /* Every prefix is "need more"; exact-size copies catch overreads. */
-        for (i = 0; i < n; i++) {
-                char *p = malloc(i ? i : 1);
-
-                assert_non_null(p);
-                memcpy(p, resp_101, i);
-                assert_int_equal(pxl_wsc_parse_response(p, i, 8192, &r),
-                                 PXL_HTTP_NEED_MORE);
-                free(p);
-        }
-}
-
-static void test_response_headers(void **state)
-{
-        static const char text[] =
-                "HTTP/1.1 101 OK\r\n"
-                "upgrade:WebSocket\r\n"
-                "connection: keep-alive\r\n"
-                "CONNECTION:  keep-alive, Upgrade \r\n"
-                "sec-websocket-accept:   abc  \r\n"
-                "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-                "Sec-WebSocket-Protocol: chat\r\n"
-                "X-Other: \t tab \r\n"
-                "\r\n";
-        struct pxl_wsc_response r;
-
-        (void)state;
-        assert_true(pxl_wsc_parse_response(text, strlen(text), 8192, &r) > 0);
-        assert_true(r.connection_upgrade);
-        assert_int_equal(r.upgrade.len, 9);
-        assert_memory_equal(r.upgrade.p, "WebSocket", 9);
-        assert_int_equal(r.accept.len, 3);
-        assert_memory_equal(r.accept.p, "abc", 3);
-        assert_non_null(r.extensions.p);
-        assert_non_null(r.protocol.p);
-}
-
-static void test_response_refusal(void **state)
-{
-        static const char text[] = "HTTP/1.1 401 Unauthorized\r\n"
-                                   "Content-Type: text/plain; charset=utf-8\r\n"
-                                   "Content-Length: 13\r\n"
-                                   "Connection: close\r\n"
-                                   "\r\n"
-                                   "Invalid token";
-        struct pxl_wsc_response r;
-        ssize_t n = pxl_wsc_parse_response(text, strlen(text), 8192, &r);
-
-        (void)state;
-        assert_int_equal(n, (ssize_t)(strlen(text) - 13));
-        assert_int_equal(r.status, 401);
-        assert_int_equal(r.reason.len, 12);
-        assert_true(r.has_content_length);
-        assert_int_equal(r.content_length, 13);
-        assert_false(r.connection_upgrade);
-        /* A status line without a reason phrase is fine. */
-        assert_true(pxl_wsc_parse_response("HTTP/1.0 503\r\n\r\n", 16, 8192,
-                                           &r) > 0);
-        assert_int_equal(r.status, 503);
-        assert_int_equal(r.reason.len, 0);
-}
-
-static void test_response_bad(void **state)
-{
-        static const char *const bad[] = {
-                "HTTP/2 101 x\r\n\r\n",
-                "HTTP/1.1 10 x\r\n\r\n",
-                "HTTP/1.1 1011 x\r\n\r\n",
-                "http/1.1 101 x\r\n\r\n",
-                "HTTP/1.1 101x\r\n\r\n",
-                "HTTP/1.1 101 x\r\nUpgrade websocket\r\n\r\n",
-                "HTTP/1.1 101 x\r\n folded: no\r\n\r\n",
-                "HTTP/1.1 101 x\r\nA: b\nC: d\r\n\r\n",
-                "HTTP/1.1 101 x\r\nA: b\x01\r\n\r\n",
-                "HTTP/1.1 101 x\r\n: empty\r\n\r\n",
-                "HTTP/1.1 101 x\r\nContent-Length: 1x\r\n\r\n",
-                "HTTP/1.1 101 x\r\nContent-Length: 1234567890123\r\n\r\n",
-                "HTTP/1.1 101 x\r\nBad Name: y\r\n\r\n",
-        };
-        struct pxl_wsc_response r;
-        size_t i;
-
-        (void)state;
-        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                if (pxl_wsc_parse_response(bad[i], strlen(bad[i]), 8192, &r) !=
-                    PXL_HTTP_BAD)
-                        fail_msg("accepted %s", bad[i]);
-        }
-}
-
-static void test_response_too_large(void **state)
-{
-        struct pxl_wsc_response r;
-        char buf[300];
-
-        (void)state;
-        memset(buf, 'a', sizeof(buf));
-        memcpy(buf, "HTTP/1.1 101 x\r\nX: ", 19);
-        assert_int_equal(pxl_wsc_parse_response(buf, 100, 256, &r),
-                         PXL_HTTP_NEED_MORE);
-        assert_int_equal(pxl_wsc_parse_response(buf, 256, 256, &r),
-                         PXL_HTTP_TOO_LARGE);
-        assert_int_equal(pxl_wsc_parse_response(buf, sizeof(buf), 256, &r),
-                         PXL_HTTP_TOO_LARGE);
 }
 
 /* ---- reconnect schedule
@@ -379,12 +233,6 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_url_good),
                 cmocka_unit_test(test_url_bad),
-                cmocka_unit_test(test_response_101),
-                cmocka_unit_test(test_response_split),
-                cmocka_unit_test(test_response_headers),
-                cmocka_unit_test(test_response_refusal),
-                cmocka_unit_test(test_response_bad),
-                cmocka_unit_test(test_response_too_large),
                 cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_json_find),
                 cmocka_unit_test(test_json_int),
