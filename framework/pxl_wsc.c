@@ -7,7 +7,6 @@
  * pxl_http.c and pxl_json.c; wrapping TLS round a socket to pxl_tls.c.
  */
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -228,146 +227,6 @@ unsigned pxl_wsc_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
                 return cap_ms;
         d = (uint64_t)base_ms << shift;
         return d > cap_ms ? cap_ms : (unsigned)d;
-}
-
-static const char *skip_ws(const char *p, const char *e)
-{
-        while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-                p++;
-        return p;
-}
-
-/* p at an opening quote: just past the closing one, or e. */
-static const char *skip_string(const char *p, const char *e)
-{
-        for (p++; p < e; p++) {
-                if (*p == '\\')
-                        p++;
-                else if (*p == '"')
-                        return p + 1;
-        }
-        return e;
-}
-
-/* p at the first byte of a value: just past it (or e). */
-static const char *skip_value(const char *p, const char *e)
-{
-        unsigned depth = 0;
-
-        if (p >= e)
-                return e;
-        if (*p == '"')
-                return skip_string(p, e);
-        if (*p != '{' && *p != '[') {
-                while (p < e && *p != ',' && *p != '}' && *p != ']' &&
-                       *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-                        p++;
-                return p;
-        }
-        while (p < e) {
-                char c = *p;
-
-                if (c == '"') {
-                        p = skip_string(p, e);
-                        continue;
-                }
-                if (c == '{' || c == '[')
-                        depth++;
-                else if ((c == '}' || c == ']') && --depth == 0)
-                        return p + 1;
-                p++;
-        }
-        return e;
-}
-
-static enum pxl_json_kind kind_of(char c)
-{
-        switch (c) {
-        case '"':
-                return PXL_JSON_STRING;
-        case '{':
-                return PXL_JSON_OBJECT;
-        case '[':
-                return PXL_JSON_ARRAY;
-        case 't':
-                return PXL_JSON_TRUE;
-        case 'f':
-                return PXL_JSON_FALSE;
-        case 'n':
-                return PXL_JSON_NULL;
-        default:
-                return PXL_JSON_NUMBER;
-        }
-}
-
-bool pxl_wsc_json_find(const char *buf, size_t len, const char *key,
-                       struct pxl_json_span *out)
-{
-        const char *e = buf + len, *p = skip_ws(buf, e);
-        size_t klen = strlen(key);
-        bool found = false;
-
-        if (p >= e || *p != '{')
-                return false;
-        p++;
-        for (;;) {
-                const char *k, *kend, *v, *vend;
-
-                p = skip_ws(p, e);
-                if (p >= e || *p != '"')
-                        return found;
-                k = p + 1;
-                kend = skip_string(p, e);
-                p = skip_ws(kend, e);
-                if (p >= e || *p != ':')
-                        return found;
-                v = skip_ws(p + 1, e);
-                vend = skip_value(v, e);
-                if (v == vend)
-                        return found;
-                if (kend - k == (ptrdiff_t)klen + 1 &&
-                    memcmp(k, key, klen) == 0) {
-                        out->p = v;
-                        out->len = (size_t)(vend - v);
-                        out->kind = kind_of(*v);
-                        found = true;
-                }
-                p = skip_ws(vend, e);
-                if (p >= e || *p != ',')
-                        return found;
-                p++;
-        }
-}
-
-bool pxl_wsc_json_int(const struct pxl_json_span *s, long long *v)
-{
-        const char *p = s->p, *e;
-        unsigned long long n = 0, lim;
-        bool neg = false;
-
-        if (p == NULL || s->len == 0)
-                return false;
-        e = p + s->len;
-        if (*p == '-') {
-                neg = true;
-                p++;
-        }
-        if (p >= e || !pxl_is_digit(*p))
-                return false;
-        lim = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
-        for (; p < e && pxl_is_digit(*p); p++) {
-                unsigned d = (unsigned)(*p - '0');
-
-                if (n > (lim - d) / 10)
-                        return false;
-                n = n * 10 + d;
-        }
-        if (p < e)
-                return false;
-        *v = neg ? (n == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-                                                           : -(long long)n)
-                 : (long long)n;
-        return true;
 }
 
 /* ---- small things -------------------------------------------------------- */
@@ -775,7 +634,7 @@ static void note_client_id(struct pxl_wsc *w, const struct pxl_msg *m)
 
         if (strcmp(m->type, "system") != 0 ||
             strcmp(m->action, "connected") != 0 || m->data.p == NULL ||
-            !pxl_wsc_json_find(m->data.p, m->data.len, "clientId", &id) ||
+            !pxl_json_find(m->data.p, m->data.len, "clientId", &id) ||
             id.kind != PXL_JSON_STRING || id.len < 2 ||
             id.len - 2 > WSC_CLIENT_ID_MAX ||
             memchr(id.p, '\\', id.len) != NULL)
@@ -805,9 +664,10 @@ static bool deliver(struct pxl_wsc *w, const uint8_t *buf, size_t len,
                 m.msg.data = env.data;
                 m.request_id = env.request_id;
                 if (env.data.kind == PXL_JSON_NONE &&
-                    pxl_wsc_json_find((const char *)buf, len, "response",
-                                      &m.msg.data))
+                    env.response.kind != PXL_JSON_NONE) {
+                        m.msg.data = env.response;
                         m.reply = true;
+                }
                 if (w->client_id[0] == '\0')
                         note_client_id(w, &m.msg);
                 fn = lookup(w, m.msg.type, m.msg.action);

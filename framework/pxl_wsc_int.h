@@ -1,9 +1,9 @@
 /*
  * pxl_wsc_int.h - the pure parts of the outbound WebSocket client
- * (pxl_wsc.c): URL parsing, the reconnect schedule and a top-level key
- * lookup in validated JSON. No I/O, no globals; unit tests and pxl-bench
- * call them directly. Not installed. The response head is pxl_http.c's
- * (pxl_http_parse_response).
+ * (pxl_wsc.c): URL parsing and the reconnect schedule. No I/O, no
+ * globals; unit tests call them directly. Not installed. The response
+ * head is pxl_http.c's (pxl_http_parse_response), reading replies
+ * pxl_json.c's (pxl_json_envelope, pxl_json_find).
  */
 #ifndef PXL_WSC_INT_H
 #define PXL_WSC_INT_H
@@ -11,8 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
-
-#include "pxl_json.h"
 
 /* A parsed ws:// or wss:// URL; spans point into the string parsed. */
 struct pxl_wsc_url {
@@ -38,21 +36,5 @@ int pxl_wsc_url_parse(const char *url, struct pxl_wsc_url *u, const char **why);
  */
 unsigned pxl_wsc_backoff_ms(unsigned attempt, unsigned base_ms,
                             unsigned cap_ms);
-
-/*
- * Find top-level key `key` (compared with the raw bytes of the key token,
- * so keys written with escapes do not match) in the JSON object text
- * buf[0..len), which should be valid JSON; reads nothing outside buf even
- * when it is not. The last occurrence wins. Returns true and fills *out
- * (strings keep their quotes) when found.
- */
-bool pxl_wsc_json_find(const char *buf, size_t len, const char *key,
-                       struct pxl_json_span *out);
-
-/*
- * Parse a JSON integer token (optional '-', digits) at the start of a
- * span into *v. Returns false for anything else or on overflow.
- */
-bool pxl_wsc_json_int(const struct pxl_json_span *s, long long *v);
 
 #endif

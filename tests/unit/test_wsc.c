@@ -1,9 +1,8 @@
 /*
  * test_wsc.c - unit tests for the pure parts of the outbound client
- * (pxl_wsc_int.h): URL parsing, the reconnect schedule, and the
- * top-level key lookup and integer reader pxl-bench scans replies with.
- * No sockets. The 101 response head is tested with pxl_http.c
- * (test_http.c).
+ * (pxl_wsc_int.h): URL parsing and the reconnect schedule. No sockets.
+ * The 101 response head is tested with pxl_http.c (test_http.c), the
+ * reply lookups with pxl_json.c (test_json.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,121 +120,12 @@ static void test_backoff(void **state)
         assert_int_equal(pxl_wsc_backoff_ms(2, 100, 30000), 200);
 }
 
-/* ---- JSON lookups
- * ------------------------------------------------------------- */
-
-/* pxl_wsc_json_find on an exact-size heap copy (overreads trip ASan). */
-static bool find(const char *text, const char *key, struct pxl_json_span *s)
-{
-        size_t n = strlen(text);
-        char *p = malloc(n ? n : 1);
-        bool found;
-
-        assert_non_null(p);
-        memcpy(p, text, n);
-        found = pxl_wsc_json_find(p, n, key, s);
-        if (found) {
-                /* Re-point into text so the caller can compare after free. */
-                s->p = text + (s->p - p);
-        }
-        free(p);
-        return found;
-}
-
-static void expect(const char *text, const char *key, const char *val,
-                   enum pxl_json_kind kind)
-{
-        struct pxl_json_span s;
-
-        if (!find(text, key, &s))
-                fail_msg("%s: %s not found", text, key);
-        assert_int_equal(s.len, strlen(val));
-        assert_memory_equal(s.p, val, s.len);
-        assert_int_equal(s.kind, kind);
-}
-
-static void test_json_find(void **state)
-{
-        static const char msg[] =
-                "{\"type\":\"bench\",\"action\":\"echo\",\"response\":"
-                "{\"t\":123,\"s\":[1,{\"t\":9}],\"q\":\"a\\\"}t\"}}";
-        struct pxl_json_span s;
-
-        (void)state;
-        expect(msg, "type", "\"bench\"", PXL_JSON_STRING);
-        expect(msg, "response",
-               "{\"t\":123,\"s\":[1,{\"t\":9}],\"q\":\"a\\\"}t\"}",
-               PXL_JSON_OBJECT);
-        expect("{\"t\":123,\"s\":[1,{\"t\":9}]}", "t", "123", PXL_JSON_NUMBER);
-        expect("{\"s\":[1,{\"t\":9}],\"t\":-4}", "t", "-4", PXL_JSON_NUMBER);
-        expect(" {\n\t\"a\" : true , \"b\":false,\"c\":null,\"d\":[]} ", "a",
-               "true", PXL_JSON_TRUE);
-        expect("{\"a\":true,\"b\":false,\"c\":null}", "b", "false",
-               PXL_JSON_FALSE);
-        expect("{\"a\":true,\"b\":false,\"c\":null}", "c", "null",
-               PXL_JSON_NULL);
-        expect("{\"a\":1,\"a\":2}", "a", "2", PXL_JSON_NUMBER);
-        expect("{\"k\\\"x\":1,\"k\":\"v\\\\\"}", "k", "\"v\\\\\"",
-               PXL_JSON_STRING);
-        expect("{\"a\":{\"b\":{\"c\":[[[]]]}},\"z\":0}", "z", "0",
-               PXL_JSON_NUMBER);
-        assert_false(find("{\"s\":{\"t\":1}}", "t", &s));
-        assert_false(find("{}", "t", &s));
-        assert_false(find("[\"t\",1]", "t", &s));
-        assert_false(find("\"t\"", "t", &s));
-        assert_false(find("", "t", &s));
-        assert_false(find("{\"tt\":1}", "t", &s));
-        assert_false(find("{\"t\":1", "x", &s));
-        /* Broken text: never past the end, whatever it finds. */
-        find("{\"t\":", "t", &s);
-        find("{\"t\":\"abc", "t", &s);
-        find("{\"t\":[1,2", "t", &s);
-        find("{\"t", "t", &s);
-        find("{\"t\\", "t", &s);
-        find("{\"t\":\"\\", "t", &s);
-}
-
-static bool int_of(const char *text, long long *v)
-{
-        struct pxl_json_span s = {text, strlen(text), PXL_JSON_NUMBER};
-
-        return pxl_wsc_json_int(&s, v);
-}
-
-static void test_json_int(void **state)
-{
-        long long v;
-
-        (void)state;
-        assert_true(int_of("0", &v));
-        assert_int_equal(v, 0);
-        assert_true(int_of("1234567890123", &v));
-        assert_int_equal(v, 1234567890123LL);
-        assert_true(int_of("-42", &v));
-        assert_int_equal(v, -42);
-        assert_true(int_of("9223372036854775807", &v));
-        assert_true(v == LLONG_MAX);
-        assert_true(int_of("-9223372036854775808", &v));
-        assert_true(v == LLONG_MIN);
-        assert_false(int_of("9223372036854775808", &v));
-        assert_false(int_of("-9223372036854775809", &v));
-        assert_false(int_of("99999999999999999999999", &v));
-        assert_false(int_of("1.5", &v));
-        assert_false(int_of("1e3", &v));
-        assert_false(int_of("", &v));
-        assert_false(int_of("-", &v));
-        assert_false(int_of("\"1\"", &v));
-        assert_false(int_of("true", &v));
-}
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_url_good),
                 cmocka_unit_test(test_url_bad),
                 cmocka_unit_test(test_backoff),
-                cmocka_unit_test(test_json_find),
-                cmocka_unit_test(test_json_int),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
