@@ -28,9 +28,13 @@ static void check_span(const char *buf, size_t len, struct pxl_http_span sp)
                 abort();
 }
 
-/* Parse the first k bytes from a heap copy, so ASan sees any overread. */
+/*
+ * Parse the first k bytes from a heap copy, so ASan sees any overread:
+ * as a request head into req, or else as a response head into resp.
+ */
 static ssize_t parse_prefix(const char *s, size_t k, size_t max_head,
-                            struct pxl_http_request *r)
+                            struct pxl_http_request *req,
+                            struct pxl_http_response *resp)
 {
         char *b = malloc(k ? k : 1);
         ssize_t n;
@@ -38,7 +42,8 @@ static ssize_t parse_prefix(const char *s, size_t k, size_t max_head,
         if (b == NULL)
                 abort();
         memcpy(b, s, k);
-        n = pxl_http_parse_request(b, k, max_head, r);
+        n = req != NULL ? pxl_http_parse_request(b, k, max_head, req)
+                        : pxl_http_parse_response(b, k, max_head, resp);
         free(b);
         return n;
 }
@@ -76,10 +81,11 @@ static void check_request(const char *s, size_t size, ssize_t n,
                 abort();
 
         /* Every split before the end waits for more. */
-        if (parse_prefix(s, (size_t)n - 1, MAX_HEAD, &r2) != PXL_HTTP_NEED_MORE)
-                abort();
-        if (parse_prefix(s, (size_t)(s[0] & 0x7f) % (size_t)n, MAX_HEAD, &r2) !=
+        if (parse_prefix(s, (size_t)n - 1, MAX_HEAD, &r2, NULL) !=
             PXL_HTTP_NEED_MORE)
+                abort();
+        if (parse_prefix(s, (size_t)(s[0] & 0x7f) % (size_t)n, MAX_HEAD, &r2,
+                         NULL) != PXL_HTTP_NEED_MORE)
                 abort();
         /* max_head is inclusive. */
         if (pxl_http_parse_request(s, size, (size_t)n, &r2) != n)
@@ -108,20 +114,6 @@ static void check_request(const char *s, size_t size, ssize_t n,
                 abort();
 }
 
-static ssize_t parse_response_prefix(const char *s, size_t k, size_t max_head,
-                                     struct pxl_http_response *r)
-{
-        char *b = malloc(k ? k : 1);
-        ssize_t n;
-
-        if (b == NULL)
-                abort();
-        memcpy(b, s, k);
-        n = pxl_http_parse_response(b, k, max_head, r);
-        free(b);
-        return n;
-}
-
 static void check_response(const char *s, size_t size, ssize_t n,
                            const struct pxl_http_response *r)
 {
@@ -148,11 +140,11 @@ static void check_response(const char *s, size_t size, ssize_t n,
                 abort();
 
         /* Every split before the end waits for more. */
-        if (parse_response_prefix(s, (size_t)n - 1, MAX_HEAD, &r2) !=
+        if (parse_prefix(s, (size_t)n - 1, MAX_HEAD, NULL, &r2) !=
             PXL_HTTP_NEED_MORE)
                 abort();
-        if (parse_response_prefix(s, (size_t)(s[0] & 0x7f) % (size_t)n,
-                                  MAX_HEAD, &r2) != PXL_HTTP_NEED_MORE)
+        if (parse_prefix(s, (size_t)(s[0] & 0x7f) % (size_t)n, MAX_HEAD, NULL,
+                         &r2) != PXL_HTTP_NEED_MORE)
                 abort();
         /* max_head is inclusive; one byte less is too large. */
         if (pxl_http_parse_response(s, size, (size_t)n, &r2) != n)
@@ -196,9 +188,8 @@ static void fuzz_response(const char *s, size_t size)
                         abort();
         } else if (n == PXL_HTTP_BAD) {
                 /* A prefix of a bad head is never a good head. */
-                if (size > 0 &&
-                    parse_response_prefix(s, (size_t)(s[0] & 0x7f) % size,
-                                          MAX_HEAD, &r2) > 0)
+                if (size > 0 && parse_prefix(s, (size_t)(s[0] & 0x7f) % size,
+                                             MAX_HEAD, NULL, &r2) > 0)
                         abort();
         } else {
                 abort();
@@ -224,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (n == PXL_HTTP_BAD) {
                 /* A prefix of a bad head is never a good head. */
                 if (size > 0 && parse_prefix(s, (size_t)(s[0] & 0x7f) % size,
-                                             MAX_HEAD, &r2) > 0)
+                                             MAX_HEAD, &r2, NULL) > 0)
                         abort();
         } else {
                 abort();
