@@ -26,6 +26,7 @@
 
 #include "pxl/pxl.h"
 #include "pxl_cluster.h"
+#include "pxl_listen.h"
 #include "pxl_log.h"
 
 #define QUICK_MS       10000 /* a worker that lived less died quickly */
@@ -148,26 +149,17 @@ static int reuse(int fd, int opt)
 static int reserve_port(struct cluster *cl, struct pxl_str *errors)
 {
         struct pxl_config *conf = cl->srv->conf;
-        struct addrinfo hints = {0}, *ai = NULL;
+        struct addrinfo *ai;
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
-        char port[16], line[512];
-        int rc;
+        char line[512];
 
         /* Zeroed for scan-build, which does not see getsockname fill ss
          * (glibc passes it as a transparent union under _GNU_SOURCE). */
         memset(&ss, 0, sizeof(ss));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        snprintf(port, sizeof(port), "%u", conf->port);
-        rc = getaddrinfo(conf->host, port, &hints, &ai);
-        if (rc != 0) {
-                snprintf(line, sizeof(line), "%s: listen.host \"%s\": %s\n",
-                         conf->file, conf->host, gai_strerror(rc));
-                pxl_str_puts(errors, line);
+        ai = pxl_listen_resolve(conf->host, conf->port, conf->file, errors);
+        if (ai == NULL)
                 return PXL_ERR;
-        }
         cl->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         /* The same options as the workers' listeners (pxl_server.c). */
         if (cl->lfd < 0 || reuse(cl->lfd, SO_REUSEADDR) < 0 ||

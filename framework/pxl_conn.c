@@ -30,6 +30,7 @@
 #include "pxl_router.h"
 #include "pxl_server.h"
 #include "pxl_str.h"
+#include "pxl_tls.h"
 #include "pxl_ws_codec.h"
 
 /*
@@ -117,25 +118,11 @@ bool pxl_conn_is_open(const struct pxl_conn *c)
 static struct bufferevent *new_bufferevent(struct pxl_worker *srv,
                                            evutil_socket_t fd)
 {
-        struct bufferevent *bev;
-        SSL *ssl;
-
         if (srv->tls == NULL)
                 return bufferevent_socket_new(srv->base, fd,
                                               BEV_OPT_CLOSE_ON_FREE);
-        ssl = SSL_new(srv->tls);
-        if (ssl == NULL)
-                return NULL;
-        /* The bufferevent owns ssl (and fd) once it exists. */
-        bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
-                                             BUFFEREVENT_SSL_ACCEPTING,
-                                             BEV_OPT_CLOSE_ON_FREE);
-        if (bev == NULL) {
-                SSL_free(ssl);
-                return NULL;
-        }
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        return bev;
+        return pxl_tls_bufferevent_new(srv->base, fd, SSL_new(srv->tls),
+                                       BUFFEREVENT_SSL_ACCEPTING);
 }
 
 size_t pxl_conn_size(void)

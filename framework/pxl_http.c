@@ -1,10 +1,13 @@
 /*
  * pxl_http.c - the WebSocket opening handshake: parse a request head,
- * judge it against RFC 6455 4.2.1, compute the accept key, format replies.
- * Pure: no sockets, no buffers of its own, no globals. Reading the bytes,
- * timeouts, Origin policy, tokens and capacity belong to pxl_conn.c.
+ * judge it against RFC 6455 4.2.1, compute the accept key, format replies;
+ * for the outbound client, parse the response head (same line rules, one
+ * loop) and judge a 101. Pure: no sockets, no buffers of its own, no
+ * globals. Reading the bytes, timeouts, Origin policy, tokens and capacity
+ * belong to pxl_conn.c and pxl_wsc.c.
  */
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,16 +41,30 @@ static unsigned char lower(unsigned char c)
         return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-static bool span_ieq(const char *p, size_t len, const char *s)
+static bool span_ieq(struct pxl_http_span sp, const char *s)
 {
         size_t n = strlen(s);
 
-        if (len != n)
+        if (sp.p == NULL || sp.len != n)
                 return false;
         for (size_t i = 0; i < n; i++)
-                if (lower((unsigned char)p[i]) != lower((unsigned char)s[i]))
+                if (lower((unsigned char)sp.p[i]) != lower((unsigned char)s[i]))
                         return false;
         return true;
+}
+
+/* [p, e) without leading and trailing blanks (SP, HT). */
+static struct pxl_http_span trim(const char *p, const char *e)
+{
+        struct pxl_http_span sp;
+
+        while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+        sp.p = p;
+        sp.len = (size_t)(e - p);
+        return sp;
 }
 
 static bool is_alpha(char c)
@@ -105,9 +122,9 @@ static int parse_target(struct pxl_http_request *req)
 }
 
 /* "METHOD SP target SP HTTP/d.d", nothing more, nothing less. */
-static int parse_request_line(const char *p, size_t len,
-                              struct pxl_http_request *req)
+static int parse_request_line(const char *p, size_t len, void *out)
 {
+        struct pxl_http_request *req = out;
         size_t i = 0, start;
 
         while (i < len && is_tchar((unsigned char)p[i]))
@@ -135,71 +152,61 @@ static int parse_request_line(const char *p, size_t len,
         return parse_target(req);
 }
 
-static void set_once(struct pxl_http_span *sp, const char *v, size_t vlen,
+static void set_once(struct pxl_http_span *sp, struct pxl_http_span v,
                      bool *dup)
 {
-        if (sp->p != NULL) {
+        if (sp->p != NULL)
                 *dup = true;
-                return;
-        }
-        sp->p = v;
-        sp->len = vlen;
+        else
+                *sp = v;
 }
 
-/* "name: value"; the line has no CRLF, and obs-fold is refused. */
-static int parse_header_line(const char *p, size_t len,
-                             struct pxl_http_request *req)
+/*
+ * "name: value" (the line has no CRLF; obs-fold was refused already):
+ * the name and the value without the blanks around it.
+ */
+static int split_field(const char *p, size_t len, struct pxl_http_span *name,
+                       struct pxl_http_span *value)
 {
-        size_t i = 0, vs, ve;
-        struct pxl_http_span v;
+        size_t i = 0;
 
         while (i < len && is_tchar((unsigned char)p[i]))
                 i++;
         /* Also refuses "Name :" (RFC 9112 5.1: whitespace before ':'). */
         if (i == 0 || i == len || p[i] != ':')
                 return -1;
-        for (vs = i + 1; vs < len; vs++)
-                if (!is_value_char((unsigned char)p[vs]))
+        for (size_t k = i + 1; k < len; k++)
+                if (!is_value_char((unsigned char)p[k]))
                         return -1;
-        vs = i + 1;
-        ve = len;
-        while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
-                vs++;
-        while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
-                ve--;
-        v.p = p + vs;
-        v.len = ve - vs;
-
-        if (span_ieq(p, i, "host"))
-                set_once(&req->host, v.p, v.len, &req->duplicate_header);
-        else if (span_ieq(p, i, "upgrade"))
-                set_once(&req->upgrade, v.p, v.len, &req->duplicate_header);
-        else if (span_ieq(p, i, "connection")) {
-                /* A list header: repeats are one comma-joined list. */
-                req->connection = v;
-                if (pxl_http_has_token(v, "upgrade"))
-                        req->connection_upgrade = true;
-        } else if (span_ieq(p, i, "sec-websocket-key"))
-                set_once(&req->ws_key, v.p, v.len, &req->duplicate_header);
-        else if (span_ieq(p, i, "sec-websocket-version"))
-                set_once(&req->ws_version, v.p, v.len, &req->duplicate_header);
-        else if (span_ieq(p, i, "origin"))
-                /* Two Origins would let a check pass on the wrong one. */
-                set_once(&req->origin, v.p, v.len, &req->duplicate_header);
-        else if (span_ieq(p, i, "authorization"))
-                set_once(&req->authorization, v.p, v.len,
-                         &req->duplicate_header);
+        name->p = p;
+        name->len = i;
+        *value = trim(p + i + 1, p + len);
         return 0;
 }
 
-ssize_t pxl_http_parse_request(const char *buf, size_t len, size_t max_head,
-                               struct pxl_http_request *req)
+/*
+ * What a kind of head does with its start line (without the CRLF) and
+ * with each header field. Each returns -1 when that makes the head
+ * malformed.
+ */
+typedef int start_line_fn(const char *p, size_t len, void *out);
+typedef int field_fn(struct pxl_http_span name, struct pxl_http_span value,
+                     void *out);
+
+/*
+ * The line rules of both heads: CRLF only, the first line is the start
+ * line, no leading blank line, no obs-fold, a blank line ends the head.
+ * Returns the head's length (also in *head_len), PXL_HTTP_NEED_MORE,
+ * _BAD or _TOO_LARGE.
+ */
+static ssize_t parse_head(const char *buf, size_t len, size_t max_head,
+                          start_line_fn *start, field_fn *field, void *out,
+                          size_t *head_len)
 {
         size_t lim = len < max_head ? len : max_head;
         size_t pos = 0;
         bool first = true;
 
-        memset(req, 0, sizeof(*req));
         while (pos < lim) {
                 const char *nl = memchr(buf + pos, '\n', lim - pos);
                 size_t eol, i;
@@ -227,24 +234,173 @@ ssize_t pxl_http_parse_request(const char *buf, size_t len, size_t max_head,
                         /* Leading blank lines (RFC 9112 2.2) are refused. */
                         if (first)
                                 return PXL_HTTP_BAD;
-                        req->head_len = eol + 1;
-                        return (ssize_t)req->head_len;
+                        *head_len = eol + 1;
+                        return (ssize_t)*head_len;
                 }
                 if (first) {
-                        if (parse_request_line(buf + pos, eol - 1 - pos, req) <
-                            0)
+                        if (start(buf + pos, eol - 1 - pos, out) < 0)
                                 return PXL_HTTP_BAD;
                         first = false;
                 } else {
+                        struct pxl_http_span name, v;
+
                         if (buf[pos] == ' ' || buf[pos] == '\t')
                                 return PXL_HTTP_BAD; /* obs-fold */
-                        if (parse_header_line(buf + pos, eol - 1 - pos, req) <
-                            0)
+                        if (split_field(buf + pos, eol - 1 - pos, &name, &v) <
+                                    0 ||
+                            field(name, v, out) < 0)
                                 return PXL_HTTP_BAD;
                 }
                 pos = eol + 1;
         }
         return len > max_head ? PXL_HTTP_TOO_LARGE : PXL_HTTP_NEED_MORE;
+}
+
+/* A header whose value a parser keeps, and where in its struct. */
+struct field {
+        const char *name; /* lower case */
+        size_t off;       /* of its struct pxl_http_span */
+};
+
+/* The span that keeps header `name` inside head, or NULL: not kept. */
+static struct pxl_http_span *field_slot(const struct field *t,
+                                        struct pxl_http_span name, void *head)
+{
+        for (; t->name != NULL; t++)
+                if (span_ieq(name, t->name))
+                        return (struct pxl_http_span *)(void *)((char *)head +
+                                                                t->off);
+        return NULL;
+}
+
+#define REQ(f) offsetof(struct pxl_http_request, f)
+
+/* Each may come once (two Origins would let a check pass on the wrong
+ * one); Connection, a list, is handled apart. */
+static const struct field request_fields[] = {
+        {"host", REQ(host)},
+        {"upgrade", REQ(upgrade)},
+        {"sec-websocket-key", REQ(ws_key)},
+        {"sec-websocket-version", REQ(ws_version)},
+        {"origin", REQ(origin)},
+        {"authorization", REQ(authorization)},
+        {NULL, 0},
+};
+
+static int request_field(struct pxl_http_span name, struct pxl_http_span v,
+                         void *out)
+{
+        struct pxl_http_request *req = out;
+        struct pxl_http_span *sp;
+
+        if (span_ieq(name, "connection")) {
+                /* A list header: repeats are one comma-joined list. */
+                req->connection = v;
+                if (pxl_http_has_token(v, "upgrade"))
+                        req->connection_upgrade = true;
+        } else if ((sp = field_slot(request_fields, name, req)) != NULL) {
+                set_once(sp, v, &req->duplicate_header);
+        }
+        return 0;
+}
+
+ssize_t pxl_http_parse_request(const char *buf, size_t len, size_t max_head,
+                               struct pxl_http_request *req)
+{
+        memset(req, 0, sizeof(*req));
+        return parse_head(buf, len, max_head, parse_request_line, request_field,
+                          req, &req->head_len);
+}
+
+/* "HTTP/1.d SP 3DIGIT [SP reason-phrase]" (RFC 9112 4). */
+static int parse_status_line(const char *p, size_t len, void *out)
+{
+        struct pxl_http_response *r = out;
+
+        if (len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || !pxl_is_digit(p[7]) ||
+            p[8] != ' ' || !pxl_is_digit(p[9]) || !pxl_is_digit(p[10]) ||
+            !pxl_is_digit(p[11]) || (len > 12 && p[12] != ' '))
+                return -1;
+        for (size_t i = 12; i < len; i++)
+                if (!is_value_char((unsigned char)p[i]))
+                        return -1;
+        r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+        r->reason = trim(p + 12, p + len);
+        return 0;
+}
+
+#define RESP(f) offsetof(struct pxl_http_response, f)
+
+/* The last of each counts. */
+static const struct field response_fields[] = {
+        {"upgrade", RESP(upgrade)},
+        {"sec-websocket-accept", RESP(accept)},
+        {"sec-websocket-extensions", RESP(extensions)},
+        {"sec-websocket-protocol", RESP(protocol)},
+        {NULL, 0},
+};
+
+/* 1 to 12 digits: a body the client may quote from, never a huge one. */
+static int content_length(struct pxl_http_span v, struct pxl_http_response *r)
+{
+        size_t n = 0;
+
+        if (v.len == 0 || v.len > 12)
+                return -1;
+        for (size_t i = 0; i < v.len; i++) {
+                if (!pxl_is_digit(v.p[i]))
+                        return -1;
+                n = n * 10 + (size_t)(v.p[i] - '0');
+        }
+        r->has_content_length = true;
+        r->content_length = n;
+        return 0;
+}
+
+static int response_field(struct pxl_http_span name, struct pxl_http_span v,
+                          void *out)
+{
+        struct pxl_http_response *r = out;
+        struct pxl_http_span *sp;
+
+        if (span_ieq(name, "connection")) {
+                if (pxl_http_has_token(v, "upgrade"))
+                        r->connection_upgrade = true;
+        } else if (span_ieq(name, "content-length")) {
+                return content_length(v, r);
+        } else if ((sp = field_slot(response_fields, name, r)) != NULL) {
+                *sp = v;
+        }
+        return 0;
+}
+
+ssize_t pxl_http_parse_response(const char *buf, size_t len, size_t max_head,
+                                struct pxl_http_response *r)
+{
+        ssize_t n;
+
+        memset(r, 0, sizeof(*r));
+        n = parse_head(buf, len, max_head, parse_status_line, response_field, r,
+                       &r->head_len);
+        /* All max_head bytes are here without a whole head: too large. */
+        if (n == PXL_HTTP_NEED_MORE && len >= max_head)
+                n = PXL_HTTP_TOO_LARGE;
+        return n;
+}
+
+enum pxl_http_101 pxl_http_check_101(const struct pxl_http_response *r,
+                                     const char *accept)
+{
+        if (r->status != 101)
+                return PXL_HTTP_101_REFUSED;
+        if (!span_ieq(r->upgrade, "websocket") || !r->connection_upgrade)
+                return PXL_HTTP_101_NO_UPGRADE;
+        if (r->accept.len != PXL_WS_ACCEPT_LEN ||
+            memcmp(r->accept.p, accept, PXL_WS_ACCEPT_LEN) != 0)
+                return PXL_HTTP_101_BAD_ACCEPT;
+        if (r->extensions.p != NULL || r->protocol.p != NULL)
+                return PXL_HTTP_101_EXTENSION;
+        return PXL_HTTP_101_OK;
 }
 
 bool pxl_http_has_token(struct pxl_http_span value, const char *token)
@@ -256,13 +412,8 @@ bool pxl_http_has_token(struct pxl_http_span value, const char *token)
         end = p + value.len;
         while (p < end) {
                 const char *comma = memchr(p, ',', (size_t)(end - p));
-                const char *s = p, *e = comma != NULL ? comma : end;
 
-                while (s < e && (*s == ' ' || *s == '\t'))
-                        s++;
-                while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-                        e--;
-                if (span_ieq(s, (size_t)(e - s), token))
+                if (span_ieq(trim(p, comma != NULL ? comma : end), token))
                         return true;
                 if (comma == NULL)
                         break;

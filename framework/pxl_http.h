@@ -1,8 +1,10 @@
 /*
- * pxl_http.h - the HTTP/1.1 upgrade request (pure; no I/O, no globals).
- * Parses a request head, checks it is a WebSocket upgrade (RFC 6455 4.2.1),
- * computes Sec-WebSocket-Accept and formats the responses. The connection
- * code decides when to call it and where the bytes go.
+ * pxl_http.h - the HTTP/1.1 upgrade, both sides (pure; no I/O, no
+ * globals). Server side: parses a request head, checks it is a WebSocket
+ * upgrade (RFC 6455 4.2.1), computes Sec-WebSocket-Accept and formats the
+ * responses. Client side: parses the response head and checks a 101
+ * (RFC 6455 4.1). The connection code and the outbound client decide
+ * when to call it and where the bytes go.
  */
 #ifndef PXL_HTTP_H
 #define PXL_HTTP_H
@@ -55,6 +57,51 @@ struct pxl_http_request {
  */
 ssize_t pxl_http_parse_request(const char *buf, size_t len, size_t max_head,
                                struct pxl_http_request *req);
+
+/* What the outbound client reads in the server's answer to its upgrade. */
+struct pxl_http_response {
+        int status;                      /* three digits, 000..999 */
+        struct pxl_http_span reason;     /* trimmed; empty when none */
+        struct pxl_http_span upgrade;    /* last Upgrade header */
+        struct pxl_http_span accept;     /* Sec-WebSocket-Accept */
+        struct pxl_http_span extensions; /* Sec-WebSocket-Extensions */
+        struct pxl_http_span protocol;   /* Sec-WebSocket-Protocol */
+        bool connection_upgrade; /* some Connection header has "upgrade" */
+        bool has_content_length;
+        size_t content_length; /* the last Content-Length, 1..12 digits */
+        size_t head_len;       /* bytes up to and including the blank line */
+};
+
+/*
+ * Parse one response head ("HTTP/1.d SP 3DIGIT [SP reason]", then header
+ * lines) from buf, with the request parser's line rules (CRLF only, no
+ * obs-fold, no control characters; garbage is refused before the blank
+ * line arrives). Returns head_len (> 0) when complete, PXL_HTTP_NEED_MORE,
+ * PXL_HTTP_BAD or PXL_HTTP_TOO_LARGE: unlike a request, as soon as
+ * max_head bytes have come without a whole head. The body is not looked
+ * at. r is cleared on entry and meaningful only when the return is > 0.
+ * No state is kept: call again with the whole buffer.
+ */
+ssize_t pxl_http_parse_response(const char *buf, size_t len, size_t max_head,
+                                struct pxl_http_response *r);
+
+/* What pxl_http_check_101 finds, in the order it checks. */
+enum pxl_http_101 {
+        PXL_HTTP_101_OK = 0,
+        PXL_HTTP_101_REFUSED,    /* the status is not 101 */
+        PXL_HTTP_101_NO_UPGRADE, /* Upgrade is not "websocket", or no
+                                    Connection header has "upgrade" */
+        PXL_HTTP_101_BAD_ACCEPT, /* Sec-WebSocket-Accept is not `accept` */
+        PXL_HTTP_101_EXTENSION,  /* an extension or subprotocol was chosen
+                                    (the client offers none) */
+};
+
+/*
+ * Judge a parsed response to an upgrade whose key gave `accept`
+ * (pxl_ws_accept_key: PXL_WS_ACCEPT_LEN characters) by RFC 6455 4.1.
+ */
+enum pxl_http_101 pxl_http_check_101(const struct pxl_http_response *r,
+                                     const char *accept);
 
 /*
  * Check a parsed request against RFC 6455 4.2.1 for the endpoint `path`.

@@ -1,6 +1,7 @@
 /*
  * pxl_int.h - what the framework's files share and plugins never see:
- * the layouts behind the opaque struct pxl_ctx, pxl_msg and pxl_defer.
+ * the layouts behind the opaque struct pxl_ctx and pxl_defer (pxl_msg's
+ * is in pxl_msg.h, which the outbound client shares).
  */
 #ifndef PXL_INT_H
 #define PXL_INT_H
@@ -11,23 +12,11 @@
 
 #include "pxl/pxl.h"
 #include "pxl_json.h"
+#include "pxl_msg.h" /* struct pxl_msg */
 
 struct pxl_worker;
 struct pxl_conn;
 struct pxl_plugin_slot;
-
-struct pxl_msg {
-        const uint8_t *payload;
-        size_t len;
-        bool binary;
-        const char *type;   /* decoded, NUL-terminated */
-        const char *action;
-        struct pxl_json_span data;
-        unsigned max_depth;
-        /* lazily parsed data (pxl_msg_data); freed after the handler */
-        struct json_object *data_obj;
-        bool data_parsed;
-};
 
 struct pxl_ctx {
         struct pxl_worker *srv;

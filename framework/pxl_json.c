@@ -1,9 +1,9 @@
 /*
  * pxl_json.c - one-pass strict RFC 8259 validation that also picks out the
- * top-level envelope keys, plus string unescape/escape. Pure: no
- * allocation, no globals, no json-c; UTF-8 rules are pxl_utf8's. Building
- * json_objects for handlers and routing on the envelope belong elsewhere
- * (pxl_router.c).
+ * top-level envelope keys (or any one top-level key), plus string
+ * unescape/escape and reading an integer. Pure: no allocation, no globals,
+ * no json-c; UTF-8 rules are pxl_utf8's. Building json_objects for
+ * handlers and routing on the envelope belong elsewhere (pxl_router.c).
  */
 #include <stdint.h>
 #include <string.h>
@@ -146,32 +146,35 @@ static const char *scan_literal(const char *p, const char *end, const char *lit,
         return p + n;
 }
 
-/* Which envelope field a top-level key names, after unescaping it. */
-static struct pxl_json_span *envelope_slot(const char *tok, size_t tok_len,
-                                           struct pxl_envelope *env)
-{
-        char k[16];
-        ssize_t n = pxl_json_unescape(tok, tok_len, k, sizeof(k));
+/*
+ * Where the value of a top-level key goes (the key decoded: k[0..n)), or
+ * NULL when the caller does not want it.
+ */
+typedef struct pxl_json_span *pick_fn(const char *k, size_t n, void *arg);
 
-        if (n == 4 && memcmp(k, "type", 4) == 0)
-                return &env->type;
-        if (n == 6 && memcmp(k, "action", 6) == 0)
-                return &env->action;
-        if (n == 4 && memcmp(k, "data", 4) == 0)
-                return &env->data;
-        if (n == 9 && memcmp(k, "requestId", 9) == 0)
-                return &env->request_id;
-        return NULL;
+/* The slot for the key token tok[0..tok_len), quotes included. */
+static struct pxl_json_span *slot_for(const char *tok, size_t tok_len,
+                                      pick_fn *pick, void *arg)
+{
+        char k[PXL_JSON_KEY_MAX + 1];
+        ssize_t n;
+
+        /* Most keys have no escapes: their bytes are their text. */
+        if (memchr(tok, '\\', tok_len) == NULL)
+                return pick(tok + 1, tok_len - 2, arg);
+        n = pxl_json_unescape(tok, tok_len, k, sizeof(k));
+        return n < 0 ? NULL : pick(k, (size_t)n, arg);
 }
 
 /*
- * The single pass behind pxl_json_valid and pxl_json_envelope. It keeps
- * one bit per open container (1 = object) instead of recursing, so a deep
- * document costs no C stack beyond the fixed bitmap. With env, members of
- * the top-level object that the envelope wants are recorded on the way.
+ * The single pass behind pxl_json_valid, pxl_json_envelope and
+ * pxl_json_find. It keeps one bit per open container (1 = object) instead
+ * of recursing, so a deep document costs no C stack beyond the fixed
+ * bitmap. With pick, members of the top-level object that it wants are
+ * recorded on the way.
  */
-static bool scan(const char *buf, size_t len, unsigned max_depth,
-                 struct pxl_envelope *env, enum pxl_json_kind *top)
+static bool scan(const char *buf, size_t len, unsigned max_depth, pick_fn *pick,
+                 void *arg, enum pxl_json_kind *top)
 {
         uint64_t objs[PXL_JSON_DEPTH_CAP / 64];
         const char *p = buf, *end, *k;
@@ -276,8 +279,8 @@ key:
         p = scan_string(p, end);
         if (p == NULL)
                 return false;
-        if (env != NULL && depth == 1)
-                slot = envelope_slot(k, (size_t)(p - k), env);
+        if (pick != NULL && depth == 1)
+                slot = slot_for(k, (size_t)(p - k), pick, arg);
         p = pxl_json_skip_ws(p, end);
         if (p == end || *p != ':')
                 return false;
@@ -289,7 +292,24 @@ bool pxl_json_valid(const char *buf, size_t len, unsigned max_depth)
 {
         enum pxl_json_kind top;
 
-        return scan(buf, len, max_depth, NULL, &top);
+        return scan(buf, len, max_depth, NULL, NULL, &top);
+}
+
+static struct pxl_json_span *envelope_slot(const char *k, size_t n, void *arg)
+{
+        struct pxl_envelope *env = arg;
+
+        if (n == 4 && memcmp(k, "type", 4) == 0)
+                return &env->type;
+        if (n == 6 && memcmp(k, "action", 6) == 0)
+                return &env->action;
+        if (n == 4 && memcmp(k, "data", 4) == 0)
+                return &env->data;
+        if (n == 9 && memcmp(k, "requestId", 9) == 0)
+                return &env->request_id;
+        if (n == 8 && memcmp(k, "response", 8) == 0)
+                return &env->response;
+        return NULL;
 }
 
 static bool nonempty_string(const struct pxl_json_span *s)
@@ -304,7 +324,7 @@ enum pxl_envelope_status pxl_json_envelope(const char *buf, size_t len,
         enum pxl_json_kind top = PXL_JSON_NONE;
 
         memset(env, 0, sizeof(*env));
-        if (!scan(buf, len, max_depth, env, &top)) {
+        if (!scan(buf, len, max_depth, envelope_slot, env, &top)) {
                 memset(env, 0, sizeof(*env));
                 return PXL_ENV_PARSE_ERROR;
         }
@@ -319,6 +339,53 @@ enum pxl_envelope_status pxl_json_envelope(const char *buf, size_t len,
         if (!nonempty_string(&env->action))
                 return PXL_ENV_NO_ACTION;
         return PXL_ENV_OK;
+}
+
+struct find {
+        const char *key;
+        size_t len;
+        struct pxl_json_span *out;
+};
+
+static struct pxl_json_span *find_slot(const char *k, size_t n, void *arg)
+{
+        const struct find *f = arg;
+
+        return n == f->len && memcmp(k, f->key, n) == 0 ? f->out : NULL;
+}
+
+bool pxl_json_find(const char *buf, size_t len, const char *key,
+                   struct pxl_json_span *out)
+{
+        struct find f = {key, strlen(key), out};
+        enum pxl_json_kind top = PXL_JSON_NONE;
+
+        memset(out, 0, sizeof(*out));
+        if (!scan(buf, len, PXL_JSON_DEPTH_CAP, find_slot, &f, &top) ||
+            top != PXL_JSON_OBJECT) {
+                memset(out, 0, sizeof(*out));
+                return false;
+        }
+        return out->kind != PXL_JSON_NONE;
+}
+
+bool pxl_json_int64(const char *p, size_t len, int64_t *v)
+{
+        bool neg = len > 0 && p[0] == '-';
+        uint64_t m = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : INT64_MAX;
+        size_t i = neg ? 1 : 0;
+
+        if (i == len)
+                return false;
+        for (; i < len; i++) {
+                unsigned d = (unsigned)(p[i] - '0');
+
+                if (d > 9 || m > (lim - d) / 10)
+                        return false;
+                m = m * 10 + d;
+        }
+        *v = !neg ? (int64_t)m : m == 0 ? 0 : -(int64_t)(m - 1) - 1;
+        return true;
 }
 
 /* Append k bytes, keeping room for the final NUL. */

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 enum pxl_json_kind {
@@ -60,11 +61,15 @@ struct pxl_envelope {
         struct pxl_json_span action;
         struct pxl_json_span data;       /* kind NONE when absent */
         struct pxl_json_span request_id; /* kind NONE unless string or number */
+        struct pxl_json_span response;   /* a reply's; kind NONE when absent */
 };
 
 /*
  * Validate buf strictly (as pxl_json_valid) and fill env with the spans
- * of the top-level keys (the last one wins when a key repeats). Returns
+ * of the top-level keys (the last one wins when a key repeats; a key
+ * spelt with escapes counts as its decoded text). The server routes on
+ * type, action, data and requestId; the outbound client reads replies,
+ * which carry "response" instead of "data". Returns
  * the first failing check: PARSE_ERROR, NOT_OBJECT, NO_TYPE (missing,
  * not a string, or ""), NO_ACTION (same), else OK. request_id is filled
  * whenever the document is an object, so error replies can echo it.
@@ -72,6 +77,28 @@ struct pxl_envelope {
 enum pxl_envelope_status pxl_json_envelope(const char *buf, size_t len,
                                            unsigned max_depth,
                                            struct pxl_envelope *env);
+
+/* A key written with escapes is decoded; one that decodes longer matches no
+ * key given to pxl_json_find (keys written without escapes always can). */
+#define PXL_JSON_KEY_MAX 127
+
+/*
+ * Find the top-level member `key` (compared after decoding the document's
+ * key token, see PXL_JSON_KEY_MAX) of the object buf[0..len), which is
+ * validated as pxl_json_valid does (depth up to PXL_JSON_DEPTH_CAP) in
+ * the same pass. The last occurrence wins. Returns true and fills *out
+ * (strings keep their quotes) when found; false, with *out cleared, when
+ * absent, when buf is not an object, or when it is not valid JSON.
+ */
+bool pxl_json_find(const char *buf, size_t len, const char *key,
+                   struct pxl_json_span *out);
+
+/*
+ * Read the JSON integer text p[0..len), -?[0-9]+, into *v. Returns false
+ * for anything else (a fraction, an exponent, a string, "") and for a
+ * value outside int64.
+ */
+bool pxl_json_int64(const char *p, size_t len, int64_t *v);
 
 /*
  * Decode a JSON string token (with its quotes, already validated) into

@@ -128,27 +128,6 @@ static const char *number_end(const char *p, const char *end, bool *is_int)
         return p;
 }
 
-/* -?[0-9]+ within int64, else false. */
-static bool int64_of(const char *p, const char *end, int64_t *v)
-{
-        bool neg = *p == '-';
-        uint64_t m = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : INT64_MAX;
-
-        if (neg)
-                p++;
-        if (p == end)
-                return false;
-        for (; p < end; p++) {
-                unsigned d = (unsigned)(*p - '0');
-
-                if (d > 9 || m > (lim - d) / 10)
-                        return false;
-                m = m * 10 + d;
-        }
-        *v = !neg ? (int64_t)m : m == 0 ? 0 : -(int64_t)(m - 1) - 1;
-        return true;
-}
-
 /*
  * A fraction, an exponent or an integer outside int64: a double whose
  * serialisation is the text as sent. strtod_l in the C locale, so a
@@ -297,7 +276,7 @@ static int scalar(struct builder *b, const char **pp, const char *end)
                 q = number_end(p, end, &flag);
                 if (q == p)
                         return PXL_EINVAL;
-                if (flag && int64_of(p, q, &i)) {
+                if (flag && pxl_json_int64(p, (size_t)(q - p), &i)) {
                         v = json_object_new_int64(i);
                         if (v == NULL)
                                 return PXL_ENOMEM;

@@ -29,6 +29,7 @@
 #include "pxl_auth.h"
 #include "pxl_clients.h"
 #include "pxl_conn.h"
+#include "pxl_listen.h"
 #include "pxl_log.h"
 #include "pxl_redis_api.h"
 #include "pxl_rooms.h"
@@ -336,24 +337,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static int bind_listener(struct pxl_worker *srv, struct pxl_str *errors)
 {
-        struct addrinfo hints = {0}, *ai = NULL;
+        struct addrinfo *ai;
         struct sockaddr_storage ss;
         socklen_t sslen = sizeof(ss);
-        char port[16], line[512];
+        char line[512];
         unsigned flags;
-        int rc;
 
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        snprintf(port, sizeof(port), "%u", srv->conf->port);
-        rc = getaddrinfo(srv->conf->host, port, &hints, &ai);
-        if (rc != 0) {
-                snprintf(line, sizeof(line), "%s: listen.host \"%s\": %s\n",
-                         srv->conf->file, srv->conf->host, gai_strerror(rc));
-                pxl_str_puts(errors, line);
+        ai = pxl_listen_resolve(srv->conf->host, srv->conf->port,
+                                srv->conf->file, errors);
+        if (ai == NULL)
                 return PXL_ERR;
-        }
         flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                 LEV_OPT_CLOSE_ON_EXEC;
         /* Workers share the port; the kernel spreads connections. */

@@ -3,10 +3,10 @@
  * TLS connect, the client side of the upgrade, masked frames out, frames
  * in through the pure codec, {type, action} routing of what arrives, the
  * close handshake and reconnecting with capped exponential backoff. The
- * frame and JSON grammars belong to pxl_ws_codec.c and pxl_json.c.
+ * frame, HTTP response and JSON grammars belong to pxl_ws_codec.c,
+ * pxl_http.c and pxl_json.c; wrapping TLS round a socket to pxl_tls.c.
  */
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -30,10 +30,11 @@
 
 #include "pxl/pxl.h"
 #include "pxl_http.h"
-#include "pxl_int.h"
 #include "pxl_json.h"
+#include "pxl_msg.h"
 #include "pxl_str.h"
 #include "pxl_text.h"
+#include "pxl_tls.h"
 #include "pxl_ws_codec.h"
 #include "pxl_wsc_int.h"
 
@@ -217,126 +218,6 @@ int pxl_wsc_url_parse(const char *url, struct pxl_wsc_url *u, const char **why)
         return PXL_OK;
 }
 
-static bool span_ieq(struct pxl_http_span s, const char *lit)
-{
-        size_t n = strlen(lit);
-
-        return s.p != NULL && s.len == n && strncasecmp(s.p, lit, n) == 0;
-}
-
-static bool is_tchar(char c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               pxl_is_digit(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static struct pxl_http_span trim(const char *p, const char *e)
-{
-        struct pxl_http_span s;
-
-        while (p < e && (*p == ' ' || *p == '\t'))
-                p++;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-        s.p = p;
-        s.len = (size_t)(e - p);
-        return s;
-}
-
-/* One header line [p, e) (without CRLF); false when malformed. */
-static bool response_header(const char *p, const char *e,
-                            struct pxl_wsc_response *r)
-{
-        const char *colon = p;
-        struct pxl_http_span name, value;
-        size_t i;
-
-        while (colon < e && is_tchar(*colon))
-                colon++;
-        if (colon == p || colon == e || *colon != ':')
-                return false;
-        name.p = p;
-        name.len = (size_t)(colon - p);
-        value = trim(colon + 1, e);
-        for (i = 0; i < value.len; i++) {
-                unsigned char c = (unsigned char)value.p[i];
-
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
-                        return false;
-        }
-        if (span_ieq(name, "upgrade")) {
-                r->upgrade = value;
-        } else if (span_ieq(name, "connection")) {
-                if (pxl_http_has_token(value, "upgrade"))
-                        r->connection_upgrade = true;
-        } else if (span_ieq(name, "sec-websocket-accept")) {
-                r->accept = value;
-        } else if (span_ieq(name, "sec-websocket-extensions")) {
-                r->extensions = value;
-        } else if (span_ieq(name, "sec-websocket-protocol")) {
-                r->protocol = value;
-        } else if (span_ieq(name, "content-length")) {
-                size_t n = 0;
-
-                if (value.len == 0 || value.len > 12)
-                        return false;
-                for (i = 0; i < value.len; i++) {
-                        if (!pxl_is_digit(value.p[i]))
-                                return false;
-                        n = n * 10 + (size_t)(value.p[i] - '0');
-                }
-                r->has_content_length = true;
-                r->content_length = n;
-        }
-        return true;
-}
-
-ssize_t pxl_wsc_parse_response(const char *buf, size_t len, size_t max_head,
-                               struct pxl_wsc_response *r)
-{
-        size_t look = len < max_head ? len : max_head;
-        const char *end = NULL, *p, *e, *sp;
-        size_t i;
-
-        memset(r, 0, sizeof(*r));
-        for (i = 0; i + 4 <= look; i++) {
-                if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
-                        end = buf + i;
-                        break;
-                }
-        }
-        if (end == NULL)
-                return len >= max_head ? PXL_HTTP_TOO_LARGE
-                                       : PXL_HTTP_NEED_MORE;
-        r->head_len = (size_t)(end - buf) + 4;
-        /* Status line: HTTP/1.x SP 3DIGIT [SP reason] */
-        e = memchr(buf, '\r', (size_t)(end - buf) + 1);
-        if (e == NULL || e - buf < 12 || memcmp(buf, "HTTP/1.", 7) != 0 ||
-            !pxl_is_digit(buf[7]) || buf[8] != ' ' || !pxl_is_digit(buf[9]) ||
-            !pxl_is_digit(buf[10]) || !pxl_is_digit(buf[11]) ||
-            (e - buf > 12 && buf[12] != ' '))
-                return PXL_HTTP_BAD;
-        r->status =
-                (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-        sp = buf + 12;
-        r->reason = e > sp ? trim(sp + 1, e) : trim(sp, sp);
-        p = e + 2;
-        while (p < end + 2) {
-                e = memchr(p, '\r', (size_t)(end + 2 - p));
-                if (e == NULL || e[1] != '\n')
-                        return PXL_HTTP_BAD;
-                if (e == p)
-                        break;
-                /* No obsolete line folding, no bare LF inside a line. */
-                if (*p == ' ' || *p == '\t' ||
-                    memchr(p, '\n', (size_t)(e - p)) != NULL ||
-                    !response_header(p, e, r))
-                        return PXL_HTTP_BAD;
-                p = e + 2;
-        }
-        return (ssize_t)r->head_len;
-}
-
 unsigned pxl_wsc_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
 {
         unsigned shift = attempt > 1 ? attempt - 1 : 0;
@@ -346,146 +227,6 @@ unsigned pxl_wsc_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
                 return cap_ms;
         d = (uint64_t)base_ms << shift;
         return d > cap_ms ? cap_ms : (unsigned)d;
-}
-
-static const char *skip_ws(const char *p, const char *e)
-{
-        while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-                p++;
-        return p;
-}
-
-/* p at an opening quote: just past the closing one, or e. */
-static const char *skip_string(const char *p, const char *e)
-{
-        for (p++; p < e; p++) {
-                if (*p == '\\')
-                        p++;
-                else if (*p == '"')
-                        return p + 1;
-        }
-        return e;
-}
-
-/* p at the first byte of a value: just past it (or e). */
-static const char *skip_value(const char *p, const char *e)
-{
-        unsigned depth = 0;
-
-        if (p >= e)
-                return e;
-        if (*p == '"')
-                return skip_string(p, e);
-        if (*p != '{' && *p != '[') {
-                while (p < e && *p != ',' && *p != '}' && *p != ']' &&
-                       *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
-                        p++;
-                return p;
-        }
-        while (p < e) {
-                char c = *p;
-
-                if (c == '"') {
-                        p = skip_string(p, e);
-                        continue;
-                }
-                if (c == '{' || c == '[')
-                        depth++;
-                else if ((c == '}' || c == ']') && --depth == 0)
-                        return p + 1;
-                p++;
-        }
-        return e;
-}
-
-static enum pxl_json_kind kind_of(char c)
-{
-        switch (c) {
-        case '"':
-                return PXL_JSON_STRING;
-        case '{':
-                return PXL_JSON_OBJECT;
-        case '[':
-                return PXL_JSON_ARRAY;
-        case 't':
-                return PXL_JSON_TRUE;
-        case 'f':
-                return PXL_JSON_FALSE;
-        case 'n':
-                return PXL_JSON_NULL;
-        default:
-                return PXL_JSON_NUMBER;
-        }
-}
-
-bool pxl_wsc_json_find(const char *buf, size_t len, const char *key,
-                       struct pxl_json_span *out)
-{
-        const char *e = buf + len, *p = skip_ws(buf, e);
-        size_t klen = strlen(key);
-        bool found = false;
-
-        if (p >= e || *p != '{')
-                return false;
-        p++;
-        for (;;) {
-                const char *k, *kend, *v, *vend;
-
-                p = skip_ws(p, e);
-                if (p >= e || *p != '"')
-                        return found;
-                k = p + 1;
-                kend = skip_string(p, e);
-                p = skip_ws(kend, e);
-                if (p >= e || *p != ':')
-                        return found;
-                v = skip_ws(p + 1, e);
-                vend = skip_value(v, e);
-                if (v == vend)
-                        return found;
-                if (kend - k == (ptrdiff_t)klen + 1 &&
-                    memcmp(k, key, klen) == 0) {
-                        out->p = v;
-                        out->len = (size_t)(vend - v);
-                        out->kind = kind_of(*v);
-                        found = true;
-                }
-                p = skip_ws(vend, e);
-                if (p >= e || *p != ',')
-                        return found;
-                p++;
-        }
-}
-
-bool pxl_wsc_json_int(const struct pxl_json_span *s, long long *v)
-{
-        const char *p = s->p, *e;
-        unsigned long long n = 0, lim;
-        bool neg = false;
-
-        if (p == NULL || s->len == 0)
-                return false;
-        e = p + s->len;
-        if (*p == '-') {
-                neg = true;
-                p++;
-        }
-        if (p >= e || !pxl_is_digit(*p))
-                return false;
-        lim = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
-        for (; p < e && pxl_is_digit(*p); p++) {
-                unsigned d = (unsigned)(*p - '0');
-
-                if (n > (lim - d) / 10)
-                        return false;
-                n = n * 10 + d;
-        }
-        if (p < e)
-                return false;
-        *v = neg ? (n == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-                                                           : -(long long)n)
-                 : (long long)n;
-        return true;
 }
 
 /* ---- small things -------------------------------------------------------- */
@@ -631,7 +372,6 @@ static void drop_link(struct pxl_wsc *w)
 
 static struct bufferevent *new_bev(struct pxl_wsc *w, evutil_socket_t fd)
 {
-        struct bufferevent *bev;
         SSL *ssl;
 
         if (!w->tls)
@@ -651,16 +391,8 @@ static struct bufferevent *new_bev(struct pxl_wsc *w, evutil_socket_t fd)
                 SSL_free(ssl);
                 return NULL;
         }
-        bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
-                                             BUFFEREVENT_SSL_CONNECTING,
-                                             BEV_OPT_CLOSE_ON_FREE);
-        if (bev == NULL) {
-                SSL_free(ssl);
-                return NULL;
-        }
-        /* Servers that drop TCP without close_notify are common. */
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        return bev;
+        return pxl_tls_bufferevent_new(w->base, fd, ssl,
+                                       BUFFEREVENT_SSL_CONNECTING);
 }
 
 static int queue_upgrade(struct pxl_wsc *w)
@@ -902,7 +634,7 @@ static void note_client_id(struct pxl_wsc *w, const struct pxl_msg *m)
 
         if (strcmp(m->type, "system") != 0 ||
             strcmp(m->action, "connected") != 0 || m->data.p == NULL ||
-            !pxl_wsc_json_find(m->data.p, m->data.len, "clientId", &id) ||
+            !pxl_json_find(m->data.p, m->data.len, "clientId", &id) ||
             id.kind != PXL_JSON_STRING || id.len < 2 ||
             id.len - 2 > WSC_CLIENT_ID_MAX ||
             memchr(id.p, '\\', id.len) != NULL)
@@ -932,9 +664,10 @@ static bool deliver(struct pxl_wsc *w, const uint8_t *buf, size_t len,
                 m.msg.data = env.data;
                 m.request_id = env.request_id;
                 if (env.data.kind == PXL_JSON_NONE &&
-                    pxl_wsc_json_find((const char *)buf, len, "response",
-                                      &m.msg.data))
+                    env.response.kind != PXL_JSON_NONE) {
+                        m.msg.data = env.response;
                         m.reply = true;
+                }
                 if (w->client_id[0] == '\0')
                         note_client_id(w, &m.msg);
                 fn = lookup(w, m.msg.type, m.msg.action);
@@ -1104,7 +837,7 @@ static void read_frames(struct pxl_wsc *w, struct evbuffer *in)
                 evbuffer_drain(in, used);
 }
 
-static void refused(struct pxl_wsc *w, const struct pxl_wsc_response *r,
+static void refused(struct pxl_wsc *w, const struct pxl_http_response *r,
                     const char *head, size_t have)
 {
         const char *body = head + r->head_len;
@@ -1130,12 +863,12 @@ static bool read_upgrade(struct pxl_wsc *w, struct evbuffer *in)
 {
         size_t have = evbuffer_get_length(in);
         size_t look = have < WSC_MAX_HEAD + 512 ? have : WSC_MAX_HEAD + 512;
-        struct pxl_wsc_response r;
+        struct pxl_http_response r;
         const char *p;
         ssize_t rc;
 
         p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-        rc = pxl_wsc_parse_response(p, look, WSC_MAX_HEAD, &r);
+        rc = pxl_http_parse_response(p, look, WSC_MAX_HEAD, &r);
         if (rc == PXL_HTTP_NEED_MORE)
                 return false;
         if (rc < 0) {
@@ -1143,27 +876,35 @@ static bool read_upgrade(struct pxl_wsc *w, struct evbuffer *in)
                           "the server's answer to the upgrade is not "
                           "HTTP (or its head is over %d bytes)",
                           WSC_MAX_HEAD);
-        } else if (r.status != 101) {
+                goto fail;
+        }
+        switch (pxl_http_check_101(&r, w->accept)) {
+        case PXL_HTTP_101_OK:
+                break;
+        case PXL_HTTP_101_REFUSED:
                 refused(w, &r, p, look);
-        } else if (!span_ieq(r.upgrade, "websocket") || !r.connection_upgrade) {
+                goto fail;
+        case PXL_HTTP_101_NO_UPGRADE:
                 set_error(w, "the server's 101 lacks Upgrade: websocket "
                              "or Connection: upgrade");
-        } else if (r.accept.len != PXL_WS_ACCEPT_LEN ||
-                   memcmp(r.accept.p, w->accept, PXL_WS_ACCEPT_LEN) != 0) {
+                goto fail;
+        case PXL_HTTP_101_BAD_ACCEPT:
                 set_error(w, "the server's Sec-WebSocket-Accept is wrong");
-        } else if (r.extensions.p != NULL || r.protocol.p != NULL) {
+                goto fail;
+        case PXL_HTTP_101_EXTENSION:
                 set_error(w, "the server chose an extension or subprotocol "
                              "that was not offered");
-        } else {
-                evbuffer_drain(in, r.head_len);
-                w->state = WSC_OPEN;
-                w->attempt = 0;
-                w->err[0] = '\0';
-                bufferevent_set_timeouts(w->bev, NULL, NULL);
-                if (w->opts.on_open)
-                        w->opts.on_open(w, w->opts.arg);
-                return !gone(w) && w->state != WSC_CONNECTING;
+                goto fail;
         }
+        evbuffer_drain(in, r.head_len);
+        w->state = WSC_OPEN;
+        w->attempt = 0;
+        w->err[0] = '\0';
+        bufferevent_set_timeouts(w->bev, NULL, NULL);
+        if (w->opts.on_open)
+                w->opts.on_open(w, w->opts.arg);
+        return !gone(w) && w->state != WSC_CONNECTING;
+fail:
         link_down(w, PXL_CLOSE_ABNORMAL, w->err);
         return false;
 }

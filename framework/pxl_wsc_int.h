@@ -1,8 +1,9 @@
 /*
  * pxl_wsc_int.h - the pure parts of the outbound WebSocket client
- * (pxl_wsc.c): URL parsing, the 101 response head, the reconnect
- * schedule and a top-level key lookup in validated JSON. No I/O, no
- * globals; unit tests and pxl-bench call them directly. Not installed.
+ * (pxl_wsc.c): URL parsing and the reconnect schedule. No I/O, no
+ * globals; unit tests call them directly. Not installed. The response
+ * head is pxl_http.c's (pxl_http_parse_response), reading replies
+ * pxl_json.c's (pxl_json_envelope, pxl_json_find).
  */
 #ifndef PXL_WSC_INT_H
 #define PXL_WSC_INT_H
@@ -10,9 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
-
-#include "pxl_http.h"
-#include "pxl_json.h"
 
 /* A parsed ws:// or wss:// URL; spans point into the string parsed. */
 struct pxl_wsc_url {
@@ -32,49 +30,11 @@ struct pxl_wsc_url {
  */
 int pxl_wsc_url_parse(const char *url, struct pxl_wsc_url *u, const char **why);
 
-/* What the client checks in the server's answer to its upgrade. */
-struct pxl_wsc_response {
-        int status;
-        struct pxl_http_span reason;
-        struct pxl_http_span upgrade;    /* last Upgrade header */
-        struct pxl_http_span accept;     /* Sec-WebSocket-Accept */
-        struct pxl_http_span extensions; /* Sec-WebSocket-Extensions */
-        struct pxl_http_span protocol;   /* Sec-WebSocket-Protocol */
-        bool connection_upgrade; /* some Connection header has "upgrade" */
-        bool has_content_length;
-        size_t content_length;
-        size_t head_len; /* bytes up to and including the blank line */
-};
-
-/*
- * Parse a response head from buf. Returns head_len (> 0) when complete,
- * PXL_HTTP_NEED_MORE, PXL_HTTP_BAD or PXL_HTTP_TOO_LARGE (head longer
- * than max_head). No state is kept: call again with the whole buffer.
- */
-ssize_t pxl_wsc_parse_response(const char *buf, size_t len, size_t max_head,
-                               struct pxl_wsc_response *r);
-
 /*
  * The delay before reconnect attempt `attempt` (1-based):
  * min(base_ms * 2^(attempt-1), cap_ms), without overflow.
  */
 unsigned pxl_wsc_backoff_ms(unsigned attempt, unsigned base_ms,
                             unsigned cap_ms);
-
-/*
- * Find top-level key `key` (compared with the raw bytes of the key token,
- * so keys written with escapes do not match) in the JSON object text
- * buf[0..len), which should be valid JSON; reads nothing outside buf even
- * when it is not. The last occurrence wins. Returns true and fills *out
- * (strings keep their quotes) when found.
- */
-bool pxl_wsc_json_find(const char *buf, size_t len, const char *key,
-                       struct pxl_json_span *out);
-
-/*
- * Parse a JSON integer token (optional '-', digits) at the start of a
- * span into *v. Returns false for anything else or on overflow.
- */
-bool pxl_wsc_json_int(const struct pxl_json_span *s, long long *v);
 
 #endif

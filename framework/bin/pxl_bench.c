@@ -27,7 +27,6 @@
 #include "pxl/pxl.h"
 #include "pxl_histogram.h"
 #include "pxl_json.h"
-#include "pxl_wsc_int.h"
 
 #define MAX_PENDING     256  /* connects in flight during setup */
 #define SPREAD_PER_ADDR 5000 /* idle: connections per 127.0.0.x source */
@@ -381,12 +380,12 @@ static void send_room_op(struct bconn *c, const char *action)
 /* ---- replies and deliveries ---------------------------------------------- */
 
 static bool json_int_key(const char *obj, size_t len, const char *key,
-                         long long *v)
+                         int64_t *v)
 {
         struct pxl_json_span s;
 
-        return obj != NULL && pxl_wsc_json_find(obj, len, key, &s) &&
-               pxl_wsc_json_int(&s, v);
+        return obj != NULL && pxl_json_find(obj, len, key, &s) &&
+               pxl_json_int64(s.p, s.len, v);
 }
 
 static void on_echo(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
@@ -396,7 +395,7 @@ static void on_echo(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
         uint64_t now = now_ns();
         const char *d;
         size_t len;
-        long long t;
+        int64_t t;
 
         (void)w;
         d = pxl_wsc_msg_data_json(m, &len);
@@ -459,7 +458,7 @@ static void on_delivery(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
         struct bench *b = c->b;
         uint64_t now = now_ns();
         struct pxl_json_span pl;
-        long long t, seq, pub;
+        int64_t t, seq, pub;
         const char *d;
         size_t len;
         int r;
@@ -467,7 +466,7 @@ static void on_delivery(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
         (void)w;
         d = pxl_wsc_msg_data_json(m, &len);
         if (c->role != R_SUB || d == NULL ||
-            !pxl_wsc_json_find(d, len, "payload", &pl) ||
+            !pxl_json_find(d, len, "payload", &pl) ||
             !json_int_key(pl.p, pl.len, "t", &t) ||
             !json_int_key(pl.p, pl.len, "seq", &seq) ||
             !json_int_key(pl.p, pl.len, "pub", &pub) || t < 0 || seq < 0 ||
@@ -497,7 +496,7 @@ static bool reply_success(const struct pxl_msg *m)
         size_t len;
 
         d = pxl_wsc_msg_data_json(m, &len);
-        return d != NULL && pxl_wsc_json_find(d, len, "success", &s) &&
+        return d != NULL && pxl_json_find(d, len, "success", &s) &&
                s.kind == PXL_JSON_TRUE;
 }
 

@@ -1,9 +1,12 @@
 /*
  * fuzz_json.c - libFuzzer harness for pxl_json.c. Cross-checks
  * pxl_json_valid against json-c's strict mode, checks that envelope spans
- * lie inside the input and are valid JSON themselves, and round-trips
- * strings through unescape and escape. Not a test of json-c itself.
+ * lie inside the input and are valid JSON themselves, that pxl_json_find
+ * agrees with the envelope, that pxl_json_int64 agrees with strtoll, and
+ * round-trips strings through unescape and escape. Not a test of json-c
+ * itself.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +138,60 @@ static void round_trip(const char *tok, size_t len)
         free(b);
 }
 
+static bool same_span(const struct pxl_json_span *a,
+                      const struct pxl_json_span *b)
+{
+        return a->p == b->p && a->len == b->len && a->kind == b->kind;
+}
+
+/* The one-key lookup finds what the envelope found, in the same pass. */
+static void check_find(const char *s, size_t size,
+                       const struct pxl_envelope *env)
+{
+        struct pxl_json_span f;
+
+        if (pxl_json_find(s, size, "type", &f) !=
+                    (env->type.kind != PXL_JSON_NONE) ||
+            !same_span(&f, &env->type))
+                abort();
+        if (pxl_json_find(s, size, "response", &f) !=
+                    (env->response.kind != PXL_JSON_NONE) ||
+            !same_span(&f, &env->response))
+                abort();
+        if (pxl_json_find(s, size, "data", &f) !=
+                    (env->data.kind != PXL_JSON_NONE) ||
+            !same_span(&f, &env->data))
+                abort();
+}
+
+/* pxl_json_int64 takes exactly -?[0-9]+ within int64, as strtoll reads it. */
+static void check_int64(const char *s, size_t size)
+{
+        char *z = malloc(size + 1), *end;
+        bool digits = size > 0;
+        long long ll;
+        int64_t v;
+        bool ok;
+
+        if (z == NULL)
+                abort();
+        memcpy(z, s, size);
+        z[size] = '\0';
+        for (size_t i = 0; i < size; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (i == 0 && s[i] == '-')))
+                        digits = false;
+        if (size == 1 && s[0] == '-')
+                digits = false;
+        ok = pxl_json_int64(s, size, &v);
+        errno = 0;
+        ll = digits ? strtoll(z, &end, 10) : 0;
+        if (ok != (digits && errno == 0))
+                abort();
+        if (ok && (end != z + size || ll != v))
+                abort();
+        free(z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         const char *s = (const char *)data;
@@ -183,6 +240,13 @@ envelope:
             env.request_id.kind != PXL_JSON_STRING &&
             env.request_id.kind != PXL_JSON_NUMBER)
                 abort();
+        check_span(s, size, &env.response);
+        if (ok)
+                check_find(s, size, &env);
+        if (env.request_id.kind == PXL_JSON_NUMBER)
+                check_int64(env.request_id.p, env.request_id.len);
+        if (size <= 32)
+                check_int64(s, size);
         if (ok && s[0] == '"' && s[size - 1] == '"')
                 round_trip(s, size);
 

@@ -1,7 +1,9 @@
 /*
  * test_http.c - unit tests for pxl_http.c: request-head parsing (also
  * split at every byte), the RFC 6455 checks in PROTOCOL.md's order, the
- * accept key, the response texts and query parameters. No sockets.
+ * accept key, the response texts and query parameters; and, for the
+ * outbound client, response-head parsing (also split at every byte) and
+ * the checks of a 101. No sockets.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -787,6 +789,323 @@ static void test_query_param(void **state)
         }
 }
 
+/* ---- response heads (the outbound client's side) ------------------------ */
+
+static const char resp_101[] =
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        "\r\n";
+
+/* Parse an exact-size heap copy, so that ASan sees any overread. */
+static ssize_t parse_resp(const char *s, size_t len, size_t max_head,
+                          struct pxl_http_response *r)
+{
+        char *p = malloc(len ? len : 1);
+        ssize_t n;
+
+        assert_non_null(p);
+        memcpy(p, s, len);
+        n = pxl_http_parse_response(p, len, max_head, r);
+        if (n > 0) {
+                /* Re-point the spans into s, for the caller's checks. */
+                struct pxl_http_span *sp[] = {&r->reason, &r->upgrade,
+                                              &r->accept, &r->extensions,
+                                              &r->protocol};
+
+                for (size_t i = 0; i < sizeof(sp) / sizeof(sp[0]); i++)
+                        if (sp[i]->p != NULL)
+                                sp[i]->p = s + (sp[i]->p - p);
+        }
+        free(p);
+        return n;
+}
+
+static ssize_t parse_resp_str(const char *s, struct pxl_http_response *r)
+{
+        return parse_resp(s, strlen(s), MAX_HEAD, r);
+}
+
+static void test_response_101(void **state)
+{
+        struct pxl_http_response r;
+        char buf[sizeof(resp_101) + 8];
+        size_t n = strlen(resp_101);
+
+        (void)state;
+        /* Frames may follow the head in the same read. */
+        memcpy(buf, resp_101, n);
+        memcpy(buf + n, "\x81\x02hi", 4);
+        assert_int_equal(parse_resp(buf, n + 4, MAX_HEAD, &r), (ssize_t)n);
+        assert_int_equal(r.status, 101);
+        assert_span(r.reason, "Switching Protocols");
+        assert_span(r.upgrade, "websocket");
+        assert_true(r.connection_upgrade);
+        assert_span(r.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_null(r.extensions.p);
+        assert_null(r.protocol.p);
+        assert_false(r.has_content_length);
+        assert_int_equal(r.head_len, n);
+        assert_int_equal(pxl_http_check_101(&r, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+                         PXL_HTTP_101_OK);
+}
+
+/* Every prefix of a head is NEED_MORE; every prefix of garbage is not OK. */
+static void test_response_split(void **state)
+{
+        struct pxl_http_response r;
+        size_t n = strlen(resp_101), i;
+
+        (void)state;
+        for (i = 0; i < n; i++)
+                if (parse_resp(resp_101, i, MAX_HEAD, &r) != PXL_HTTP_NEED_MORE)
+                        fail_msg("split at %zu is not NEED_MORE", i);
+        assert_int_equal(parse_resp(resp_101, n, MAX_HEAD, &r), (ssize_t)n);
+}
+
+static void test_response_headers(void **state)
+{
+        static const char text[] =
+                "HTTP/1.1 101 OK\r\n"
+                "upgrade:WebSocket\r\n"
+                "connection: keep-alive\r\n"
+                "CONNECTION:  keep-alive, Upgrade \r\n"
+                "sec-websocket-accept:   abc  \r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                "Sec-WebSocket-Protocol: chat\r\n"
+                "X-Other: \t tab \xc3\xa9\r\n"
+                "\r\n";
+        struct pxl_http_response r;
+
+        (void)state;
+        assert_true(parse_resp_str(text, &r) > 0);
+        assert_true(r.connection_upgrade);
+        assert_span(r.upgrade, "WebSocket");
+        assert_span(r.accept, "abc");
+        assert_span(r.extensions, "permessage-deflate");
+        assert_span(r.protocol, "chat");
+        /* The last Upgrade and Content-Length count. */
+        assert_true(parse_resp_str("HTTP/1.1 101 x\r\nUpgrade: a\r\n"
+                                   "Upgrade: websocket\r\n"
+                                   "Content-Length: 5\r\n"
+                                   "Content-Length: 007\r\n\r\n",
+                                   &r) > 0);
+        assert_span(r.upgrade, "websocket");
+        assert_true(r.has_content_length);
+        assert_int_equal(r.content_length, 7);
+        /* Connection without the token, and without any. */
+        assert_true(parse_resp_str("HTTP/1.1 101 x\r\nConnection: close, "
+                                   "upgraded\r\n\r\n",
+                                   &r) > 0);
+        assert_false(r.connection_upgrade);
+        assert_null(r.upgrade.p);
+}
+
+static void test_response_refusal(void **state)
+{
+        static const char text[] = "HTTP/1.1 401 Unauthorized\r\n"
+                                   "Content-Type: text/plain; charset=utf-8\r\n"
+                                   "Content-Length: 13\r\n"
+                                   "Connection: close\r\n"
+                                   "\r\n"
+                                   "Invalid token";
+        struct pxl_http_response r;
+
+        (void)state;
+        assert_int_equal(parse_resp_str(text, &r),
+                         (ssize_t)(strlen(text) - 13));
+        assert_int_equal(r.status, 401);
+        assert_span(r.reason, "Unauthorized");
+        assert_true(r.has_content_length);
+        assert_int_equal(r.content_length, 13);
+        assert_false(r.connection_upgrade);
+        assert_int_equal(pxl_http_check_101(&r, "x"), PXL_HTTP_101_REFUSED);
+        /* A status line without a reason phrase is fine. */
+        assert_int_equal(parse_resp_str("HTTP/1.0 503\r\n\r\n", &r), 16);
+        assert_int_equal(r.status, 503);
+        assert_non_null(r.reason.p);
+        assert_int_equal(r.reason.len, 0);
+        assert_int_equal(parse_resp_str("HTTP/1.1 200  \r\n\r\n", &r), 18);
+        assert_int_equal(r.reason.len, 0);
+        assert_int_equal(parse_resp_str("HTTP/1.1 000 \x80\r\n\r\n", &r), 18);
+        assert_int_equal(r.status, 0);
+        assert_span(r.reason, "\x80");
+}
+
+static void test_response_bad(void **state)
+{
+        static const char *const bad[] = {
+                /* status line */
+                "HTTP/2 101 x\r\n\r\n",
+                "HTTP/1.1 10 x\r\n\r\n",
+                "HTTP/1.1 1011 x\r\n\r\n",
+                "http/1.1 101 x\r\n\r\n",
+                "HTTP/1.1 101x\r\n\r\n",
+                "HTTP/1.x 101 x\r\n\r\n",
+                "HTTP/1.1  101 x\r\n\r\n",
+                "HTTP/1.1 10a x\r\n\r\n",
+                "HTTP/1.1\r\n\r\n",
+                " HTTP/1.1 101 x\r\n\r\n",
+                "HTTP/1.1 101 x\x01y\r\n\r\n",
+                "HTTP/1.1 101 x\x7f\r\n\r\n",
+                "SSH-2.0-OpenSSH\r\n\r\n",
+                /* line endings */
+                "\r\nHTTP/1.1 101 x\r\n\r\n",
+                "HTTP/1.1 101 x\n\r\n",
+                "HTTP/1.1 101 x\r\n\n",
+                "HTTP/1.1 101 x\r\nA: b\nC: d\r\n\r\n",
+                "HTTP/1.1 101 x\r\nA: b\rC: d\r\n\r\n",
+                "HTTP/1.1 101 x\r\r\n\r\n",
+                /* header lines, folding */
+                "HTTP/1.1 101 x\r\nUpgrade websocket\r\n\r\n",
+                "HTTP/1.1 101 x\r\n folded: no\r\n\r\n",
+                "HTTP/1.1 101 x\r\nA: b\r\n\tc\r\n\r\n",
+                "HTTP/1.1 101 x\r\nA: b\x01\r\n\r\n",
+                "HTTP/1.1 101 x\r\n: empty\r\n\r\n",
+                "HTTP/1.1 101 x\r\nBad Name: y\r\n\r\n",
+                "HTTP/1.1 101 x\r\nName : y\r\n\r\n",
+                "HTTP/1.1 101 x\r\nN\xc3\xa9: y\r\n\r\n",
+                /* Content-Length */
+                "HTTP/1.1 101 x\r\nContent-Length: 1x\r\n\r\n",
+                "HTTP/1.1 101 x\r\nContent-Length: -1\r\n\r\n",
+                "HTTP/1.1 101 x\r\nContent-Length:\r\n\r\n",
+                "HTTP/1.1 101 x\r\nContent-Length: 1234567890123\r\n\r\n",
+        };
+        static const char nul[] = "HTTP/1.1 101 x\r\nA: \0\r\n\r\n";
+        struct pxl_http_response r;
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                ssize_t n = parse_resp_str(bad[i], &r);
+
+                if (n != PXL_HTTP_BAD)
+                        fail_msg("#%zu: %zd for: %s", i, n, bad[i]);
+        }
+        /* A NUL is refused like any control character. */
+        assert_int_equal(parse_resp(nul, sizeof(nul) - 1, MAX_HEAD, &r),
+                         PXL_HTTP_BAD);
+}
+
+/* Garbage is refused before the blank line arrives, as in requests. */
+static void test_response_early_bad(void **state)
+{
+        struct pxl_http_response r;
+
+        (void)state;
+        assert_int_equal(parse_resp_str("SSH-2.0-OpenSSH_9.2\r\n", &r),
+                         PXL_HTTP_BAD);
+        assert_int_equal(parse_resp_str("\x16\x03\x01\x02\x00", &r),
+                         PXL_HTTP_BAD);
+        assert_int_equal(parse_resp_str("HTTP/1.1 101 x\r\nA: \x01", &r),
+                         PXL_HTTP_BAD);
+        assert_int_equal(parse_resp_str("HTTP/1.1 101 x\n", &r), PXL_HTTP_BAD);
+        /* ...but not what may still become a head. */
+        assert_int_equal(parse_resp_str("HTTP/1.1 101 x\r", &r),
+                         PXL_HTTP_NEED_MORE);
+        assert_int_equal(parse_resp_str("HTTP/1.1 101 x\r\nA: b\r\n", &r),
+                         PXL_HTTP_NEED_MORE);
+        assert_int_equal(parse_resp_str("HTTP/1.1 101 x\r\nA: b\r\n\r", &r),
+                         PXL_HTTP_NEED_MORE);
+}
+
+static void test_response_too_large(void **state)
+{
+        const char *head = "HTTP/1.1 101 x\r\nA: b\r\n\r\n"; /* 24 */
+        size_t n = strlen(head);
+        struct pxl_http_response r;
+        char buf[300];
+
+        (void)state;
+        assert_int_equal(n, 24);
+        /* The blank line ends exactly at max_head: accepted. */
+        assert_int_equal(parse_resp(head, n, n, &r), (ssize_t)n);
+        assert_int_equal(parse_resp(head, n, n - 1, &r), PXL_HTTP_TOO_LARGE);
+        /* No blank line: too large once max_head bytes are here. */
+        memset(buf, 'a', sizeof(buf));
+        memcpy(buf, "HTTP/1.1 101 x\r\nX: ", 19);
+        assert_int_equal(parse_resp(buf, 100, 256, &r), PXL_HTTP_NEED_MORE);
+        assert_int_equal(parse_resp(buf, 255, 256, &r), PXL_HTTP_NEED_MORE);
+        assert_int_equal(parse_resp(buf, 256, 256, &r), PXL_HTTP_TOO_LARGE);
+        assert_int_equal(parse_resp(buf, sizeof(buf), 256, &r),
+                         PXL_HTTP_TOO_LARGE);
+        /* A blank line beyond max_head does not rescue it. */
+        memcpy(buf + 250, "\r\n\r\n", 4);
+        assert_int_equal(parse_resp(buf, 254, 200, &r), PXL_HTTP_TOO_LARGE);
+        assert_int_equal(parse_resp(buf, 254, 254, &r), 254);
+        assert_int_equal(pxl_http_parse_response(NULL, 0, MAX_HEAD, &r),
+                         PXL_HTTP_NEED_MORE);
+}
+
+/* What the client checks in a 101, in its order (RFC 6455 4.1). */
+static void test_check_101(void **state)
+{
+        static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
+        static const struct {
+                const char *extra; /* headers after the status line */
+                enum pxl_http_101 want;
+        } cases[] = {
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+                 PXL_HTTP_101_OK},
+                {"UPGRADE: WebSocket\r\nConnection: keep-alive, upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+                 PXL_HTTP_101_OK},
+                /* Upgrade and Connection */
+                {"Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+                 PXL_HTTP_101_NO_UPGRADE},
+                {"Upgrade: websocket, h2c\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+                 PXL_HTTP_101_NO_UPGRADE},
+                {"Upgrade: websocket\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+                 PXL_HTTP_101_NO_UPGRADE},
+                {"Upgrade: websocket\r\nConnection: keep-alive\r\n",
+                 PXL_HTTP_101_NO_UPGRADE},
+                /* Sec-WebSocket-Accept */
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n",
+                 PXL_HTTP_101_BAD_ACCEPT},
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+                 PXL_HTTP_101_BAD_ACCEPT},
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo\r\n",
+                 PXL_HTTP_101_BAD_ACCEPT},
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: S3PPLMBITXAQ9KYGZZHZRBK+XOO=\r\n",
+                 PXL_HTTP_101_BAD_ACCEPT},
+                /* nothing was offered */
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                 "Sec-WebSocket-Extensions: x\r\n",
+                 PXL_HTTP_101_EXTENSION},
+                {"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                 "Sec-WebSocket-Protocol:\r\n",
+                 PXL_HTTP_101_EXTENSION},
+        };
+        char accept[PXL_WS_ACCEPT_LEN + 1], head[512];
+        struct pxl_http_response r;
+
+        (void)state;
+        pxl_ws_accept_key(key, strlen(key), accept);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                snprintf(head, sizeof(head),
+                         "HTTP/1.1 101 Switching Protocols\r\n%s\r\n",
+                         cases[i].extra);
+                assert_true(parse_resp_str(head, &r) > 0);
+                if (pxl_http_check_101(&r, accept) != cases[i].want)
+                        fail_msg("#%zu: %d, not %d", i,
+                                 pxl_http_check_101(&r, accept), cases[i].want);
+        }
+        /* The status comes first. */
+        snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\n%s\r\n",
+                 cases[0].extra);
+        assert_true(parse_resp_str(head, &r) > 0);
+        assert_int_equal(pxl_http_check_101(&r, accept), PXL_HTTP_101_REFUSED);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -808,6 +1127,14 @@ int main(void)
                 cmocka_unit_test(test_format_101),
                 cmocka_unit_test(test_format_error),
                 cmocka_unit_test(test_query_param),
+                cmocka_unit_test(test_response_101),
+                cmocka_unit_test(test_response_split),
+                cmocka_unit_test(test_response_headers),
+                cmocka_unit_test(test_response_refusal),
+                cmocka_unit_test(test_response_bad),
+                cmocka_unit_test(test_response_early_bad),
+                cmocka_unit_test(test_response_too_large),
+                cmocka_unit_test(test_check_101),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /*
  * test_json.c - unit tests for pxl_json.c: strict validation, the
- * envelope checks of PROTOCOL.md, string unescape and escape. The json-c
+ * envelope checks of PROTOCOL.md (and a reply's "response"), the
+ * top-level key lookup and the integer reader the outbound client and
+ * pxl-bench read replies with, string unescape and escape. The json-c
  * cross-check lives in tests/fuzz/fuzz_json.c, not here.
  */
 #include <stdarg.h>
@@ -517,6 +519,166 @@ static void check_unescape(const char *tok, const char *want, size_t want_len)
         free(out);
 }
 
+/* A reply carries "response" where a request carries "data". */
+static void test_envelope_response(void **state)
+{
+        struct pxl_envelope e;
+
+        (void)state;
+        assert_int_equal(env_of("{\"type\":\"bench\",\"action\":\"echo\","
+                                "\"response\":{\"t\":1},\"requestId\":3}",
+                                &e),
+                         PXL_ENV_OK);
+        assert_span(e.response, PXL_JSON_OBJECT, "{\"t\":1}");
+        assert_span(e.data, PXL_JSON_NONE, NULL);
+        assert_span(e.request_id, PXL_JSON_NUMBER, "3");
+        /* Both, escaped, repeated (the last wins), nested (ignored). */
+        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"b\","
+                                "\"data\":{\"response\":1},"
+                                "\"respons\\u0065\":false,\"response\":[]}",
+                                &e),
+                         PXL_ENV_OK);
+        assert_span(e.data, PXL_JSON_OBJECT, "{\"response\":1}");
+        assert_span(e.response, PXL_JSON_ARRAY, "[]");
+        assert_int_equal(env_of("{\"type\":\"a\",\"action\":\"b\"}", &e),
+                         PXL_ENV_OK);
+        assert_span(e.response, PXL_JSON_NONE, NULL);
+        /* Not valid: nothing is kept. */
+        assert_int_equal(env_of("{\"response\":1,}", &e), PXL_ENV_PARSE_ERROR);
+        assert_span(e.response, PXL_JSON_NONE, NULL);
+}
+
+/* pxl_json_find on an exact-size heap copy (overreads trip ASan). */
+static bool find(const char *text, const char *key, struct pxl_json_span *s)
+{
+        size_t n = strlen(text);
+        char *p = malloc(n ? n : 1);
+        bool found;
+
+        assert_non_null(p);
+        memcpy(p, text, n);
+        found = pxl_json_find(p, n, key, s);
+        if (found) {
+                /* Re-point into text so the caller can compare after free. */
+                s->p = text + (s->p - p);
+        } else {
+                assert_null(s->p);
+                assert_int_equal(s->kind, PXL_JSON_NONE);
+        }
+        free(p);
+        return found;
+}
+
+static void expect(const char *text, const char *key, const char *val,
+                   enum pxl_json_kind kind)
+{
+        struct pxl_json_span s;
+
+        if (!find(text, key, &s))
+                fail_msg("%s: %s not found", text, key);
+        assert_span(s, kind, val);
+}
+
+static void test_find(void **state)
+{
+        static const char msg[] =
+                "{\"type\":\"bench\",\"action\":\"echo\",\"response\":"
+                "{\"t\":123,\"s\":[1,{\"t\":9}],\"q\":\"a\\\"}t\"}}";
+        char long_key[PXL_JSON_KEY_MAX + 2], doc[PXL_JSON_KEY_MAX + 16];
+        struct pxl_json_span s;
+
+        (void)state;
+        expect(msg, "type", "\"bench\"", PXL_JSON_STRING);
+        expect(msg, "response",
+               "{\"t\":123,\"s\":[1,{\"t\":9}],\"q\":\"a\\\"}t\"}",
+               PXL_JSON_OBJECT);
+        expect("{\"t\":123,\"s\":[1,{\"t\":9}]}", "t", "123", PXL_JSON_NUMBER);
+        expect("{\"s\":[1,{\"t\":9}],\"t\":-4}", "t", "-4", PXL_JSON_NUMBER);
+        expect(" {\n\t\"a\" : true , \"b\":false,\"c\":null,\"d\":[]} ", "a",
+               "true", PXL_JSON_TRUE);
+        expect("{\"a\":true,\"b\":false,\"c\":null}", "b", "false",
+               PXL_JSON_FALSE);
+        expect("{\"a\":true,\"b\":false,\"c\":null}", "c", "null",
+               PXL_JSON_NULL);
+        expect("{\"a\":1,\"a\":2}", "a", "2", PXL_JSON_NUMBER);
+        expect("{\"k\\\"x\":1,\"k\":\"v\\\\\"}", "k", "\"v\\\\\"",
+               PXL_JSON_STRING);
+        expect("{\"a\":{\"b\":{\"c\":[[[]]]}},\"z\":0}", "z", "0",
+               PXL_JSON_NUMBER);
+        /* Keys compare after decoding, as the envelope's do. */
+        expect("{\"\\u0074\":1}", "t", "1", PXL_JSON_NUMBER);
+        expect("{\"a\\/b\":\"x\"}", "a/b", "\"x\"", PXL_JSON_STRING);
+        expect("{\"\":5}", "", "5", PXL_JSON_NUMBER);
+        assert_false(find("{\"s\":{\"t\":1}}", "t", &s));
+        assert_false(find("{}", "t", &s));
+        assert_false(find("[\"t\",1]", "t", &s));
+        assert_false(find("\"t\"", "t", &s));
+        assert_false(find("", "t", &s));
+        assert_false(find("{\"tt\":1}", "t", &s));
+        assert_false(find("{\"t\":1", "x", &s));
+        /* Broken text: not found, whatever precedes the break. */
+        assert_false(find("{\"t\":1", "t", &s));
+        assert_false(find("{\"t\":", "t", &s));
+        assert_false(find("{\"t\":\"abc", "t", &s));
+        assert_false(find("{\"t\":[1,2", "t", &s));
+        assert_false(find("{\"t", "t", &s));
+        assert_false(find("{\"t\\", "t", &s));
+        assert_false(find("{\"t\":\"\\", "t", &s));
+        assert_false(find("{\"t\":1,}", "t", &s));
+        assert_false(find("{\"t\":01}", "t", &s));
+        assert_false(find("{\"t\":1} x", "t", &s));
+        assert_false(pxl_json_find(NULL, 0, "t", &s));
+        /* A long key matches as written; escaped, only up to the limit. */
+        memset(long_key, 'k', sizeof(long_key) - 1);
+        long_key[sizeof(long_key) - 1] = '\0';
+        snprintf(doc, sizeof(doc), "{\"%s\":7}", long_key);
+        expect(doc, long_key, "7", PXL_JSON_NUMBER);
+        snprintf(doc, sizeof(doc), "{\"\\u006b%s\":7}", long_key + 1);
+        assert_false(find(doc, long_key, &s));
+        long_key[PXL_JSON_KEY_MAX] = '\0';
+        snprintf(doc, sizeof(doc), "{\"\\u006b%s\":7}", long_key + 1);
+        expect(doc, long_key, "7", PXL_JSON_NUMBER);
+}
+
+static bool int_of(const char *text, int64_t *v)
+{
+        return pxl_json_int64(text, strlen(text), v);
+}
+
+static void test_int64(void **state)
+{
+        int64_t v;
+
+        (void)state;
+        assert_true(int_of("0", &v));
+        assert_int_equal(v, 0);
+        assert_true(int_of("-0", &v));
+        assert_int_equal(v, 0);
+        assert_true(int_of("1234567890123", &v));
+        assert_int_equal(v, 1234567890123LL);
+        assert_true(int_of("-42", &v));
+        assert_int_equal(v, -42);
+        assert_true(int_of("9223372036854775807", &v));
+        assert_true(v == INT64_MAX);
+        assert_true(int_of("-9223372036854775808", &v));
+        assert_true(v == INT64_MIN);
+        assert_false(int_of("9223372036854775808", &v));
+        assert_false(int_of("-9223372036854775809", &v));
+        assert_false(int_of("99999999999999999999999", &v));
+        assert_false(int_of("1.5", &v));
+        assert_false(int_of("1e3", &v));
+        assert_false(int_of("", &v));
+        assert_false(int_of("-", &v));
+        assert_false(int_of("\"1\"", &v));
+        assert_false(int_of("true", &v));
+        assert_false(int_of("+1", &v));
+        assert_false(int_of("1 ", &v));
+        assert_false(pxl_json_int64(NULL, 0, &v));
+        /* Only len bytes are read. */
+        assert_true(pxl_json_int64("12345", 2, &v));
+        assert_int_equal(v, 12);
+}
+
 static void test_unescape(void **state)
 {
         char out[8];
@@ -619,6 +781,9 @@ int main(void)
                 cmocka_unit_test(test_envelope_keys),
                 cmocka_unit_test(test_envelope_order),
                 cmocka_unit_test(test_envelope_request_id),
+                cmocka_unit_test(test_envelope_response),
+                cmocka_unit_test(test_find),
+                cmocka_unit_test(test_int64),
                 cmocka_unit_test(test_unescape),
                 cmocka_unit_test(test_escape),
         };
