@@ -303,35 +303,23 @@ static void conf_error(struct loader *ld, const config_setting_t *s,
 static void conf_error(struct loader *ld, const config_setting_t *s,
                        const char *key, const char *fmt, ...)
 {
-        char text[512], line[700];
-        const char *file = NULL;
-        int lineno = 0;
+        const char *file = s != NULL ? config_setting_source_file(s) : NULL;
         va_list ap;
 
-        if (s != NULL) {
-                file = config_setting_source_file(s);
-                lineno = (int)config_setting_source_line(s);
-        }
-        if (file == NULL)
-                file = ld->name;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
-        va_end(ap);
         /* A key that is missing altogether has no line to point at. */
-        if (s == NULL)
-                snprintf(line, sizeof(line), "%s: %s: %s\n", file,
-                         key ? key : "config", text);
-        else if (key != NULL)
-                snprintf(line, sizeof(line), "%s:%d: %s: %s\n", file, lineno,
-                         key, text);
-        else
-                snprintf(line, sizeof(line), "%s:%d: %s\n", file, lineno,
-                         text);
-        pxl_str_puts(ld->errors, line);
+        if (s == NULL && key == NULL)
+                key = "config";
+        va_start(ap, fmt);
+        (void)pxl_str_vreport(ld->errors, file != NULL ? file : ld->name,
+                              s != NULL ? (int)config_setting_source_line(s)
+                                        : 0,
+                              key, fmt, ap);
+        va_end(ap);
         ld->nerrors++;
 }
 
-/* Not an error: -t still passes, but says what will surprise. */
+/* Not an error: -t still passes, but says what will surprise. The text
+ * starts with "warning: ". */
 static void conf_warning(struct loader *ld, const char *key, const char *fmt,
                          ...) PXL_PRINTF(3, 4);
 
@@ -339,21 +327,15 @@ static void conf_warning(struct loader *ld, const char *key, const char *fmt,
                          ...)
 {
         const config_setting_t *s = config_lookup(&ld->conf->cfg, key);
-        const char *file = s ? config_setting_source_file(s) : NULL;
-        char text[512], line[700];
+        const char *file = s != NULL ? config_setting_source_file(s) : NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        (void)pxl_str_vreport(
+                &ld->conf->warnings, file != NULL ? file : ld->name,
+                s != NULL ? (int)config_setting_source_line(s) : 0, key, fmt,
+                ap);
         va_end(ap);
-        if (s != NULL)
-                snprintf(line, sizeof(line), "%s:%d: %s: warning: %s\n",
-                         file ? file : ld->name,
-                         (int)config_setting_source_line(s), key, text);
-        else
-                snprintf(line, sizeof(line), "%s: %s: warning: %s\n",
-                         ld->name, key, text);
-        pxl_str_puts(&ld->conf->warnings, line);
 }
 
 static const struct conf_key *find_key(const char *name)
@@ -839,18 +821,16 @@ static struct pxl_config *load(const char *file, const char *text,
                 ok = config_read_file(&conf->cfg, file);
         }
         if (!ok) {
-                char line[700];
+                int err = errno ? errno : ENOENT;
                 const char *efile = config_error_file(&conf->cfg);
 
                 if (config_error_type(&conf->cfg) == CONFIG_ERR_FILE_IO)
-                        snprintf(line, sizeof(line), "%s: cannot read: %s\n",
-                                 file, strerror(errno ? errno : ENOENT));
+                        pxl_str_report(errors, file, 0, NULL, "cannot read: %s",
+                                       strerror(err));
                 else
-                        snprintf(line, sizeof(line), "%s:%d: %s\n",
-                                 efile ? efile : file,
-                                 config_error_line(&conf->cfg),
-                                 config_error_text(&conf->cfg));
-                pxl_str_puts(errors, line);
+                        pxl_str_report(errors, efile ? efile : file,
+                                       config_error_line(&conf->cfg), NULL,
+                                       "%s", config_error_text(&conf->cfg));
                 pxl_conf_free(conf);
                 return NULL;
         }
@@ -876,7 +856,8 @@ static struct pxl_config *load(const char *file, const char *text,
                            (unsigned long long)conf->limits.max_message_size);
         if (conf->limits.max_output_bytes < conf->limits.max_message_size)
                 conf_warning(&ld, "limits.max_output_bytes",
-                             "%llu is below limits.max_message_size (%llu): "
+                             "warning: %llu is below "
+                             "limits.max_message_size (%llu): "
                              "a reply that big goes out only when nothing "
                              "else is queued for its client",
                              (unsigned long long)conf->limits.max_output_bytes,

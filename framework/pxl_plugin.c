@@ -4,6 +4,7 @@
  * the init/fini calls. It never unloads code while clients are served.
  */
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +25,11 @@ static void plugin_error(struct pxl_str *errors, const char *path,
 static void plugin_error(struct pxl_str *errors, const char *path,
                          const char *fmt, ...)
 {
-        char text[768];
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        (void)pxl_str_vreport(errors, path, 0, NULL, fmt, ap);
         va_end(ap);
-        pxl_str_puts(errors, path);
-        pxl_str_puts(errors, ": ");
-        pxl_str_puts(errors, text);
-        pxl_str_puts(errors, "\n");
 }
 
 /* Returns NULL when the header is acceptable, else why not. */

@@ -1,6 +1,7 @@
 /*
  * test_conf.c - the app file: defaults, and that every problem is
- * reported as "file:line: key: text", all of them at once.
+ * reported as "file:line: key: text", all of them at once; the report
+ * lines themselves.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -163,6 +164,30 @@ static void test_plugin_entries(void **state)
         pxl_str_fini(&errors);
 }
 
+static void test_report_lines(void **state)
+{
+        struct pxl_str s = {0};
+
+        (void)state;
+        assert_int_equal(pxl_str_report(&s, "app.cfg", 27, "redis.port",
+                                        "%d is out of range %d..%d", 70000, 1,
+                                        65535),
+                         0);
+        assert_int_equal(pxl_str_report(&s, "app.cfg", 0, "name", "missing"),
+                         0);
+        assert_int_equal(pxl_str_report(&s, "app.cfg", 2, NULL, "syntax error"),
+                         0);
+        assert_int_equal(pxl_str_report(&s, "x.so", 0, NULL, "%s", "ABI"), 0);
+        assert_string_equal(s.p,
+                            "app.cfg:27: redis.port: 70000 is out of range "
+                            "1..65535\n"
+                            "app.cfg: name: missing\n"
+                            "app.cfg:2: syntax error\n"
+                            "x.so: ABI\n");
+        assert_int_equal(s.len, strlen(s.p));
+        pxl_str_fini(&s);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -172,6 +197,7 @@ int main(void)
                 cmocka_unit_test(test_syntax_error_has_line),
                 cmocka_unit_test(test_missing_name_and_frame_over_message),
                 cmocka_unit_test(test_plugin_entries),
+                cmocka_unit_test(test_report_lines),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
