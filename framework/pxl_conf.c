@@ -1,7 +1,8 @@
 /*
- * pxl_conf.c - loads the app file and checks it against one key table.
- * Owns struct pxl_config and its defaults. It does not open plugins or
- * sockets: a config that loads here is only a promise the others check.
+ * pxl_conf.c - loads the app file and checks it against one key table,
+ * and checks a plugin's settings with the same code. Owns struct
+ * pxl_config and its defaults. It does not open plugins or sockets: a
+ * config that loads here is only a promise the others check.
  */
 #include <errno.h>
 #include <limits.h>
@@ -38,6 +39,7 @@ typedef const char *key_check_fn(struct pxl_config *conf, const char *value);
 struct conf_key {
         const char *name;
         enum key_type type;
+        bool required;       /* the file must set it (plugin settings) */
         long long min, max;  /* integers: the value; strings: the length */
         size_t offset;       /* of the field the value is stored in */
         size_t width;        /* sizeof the field; 0 = not stored */
@@ -355,8 +357,14 @@ static const char *check_path(struct pxl_config *conf, const char *v)
         return NULL;
 }
 
+/* One pass of checking: the app file, or a plugin's settings group. */
 struct loader {
-        struct pxl_config *conf;
+        struct pxl_config *conf; /* given to check; NULL for a plugin */
+        char *base;              /* the keys' offsets are into it */
+        const struct conf_key *keys;
+        size_t nkeys;
+        size_t skip; /* a key's name in messages starts with skip bytes
+                      * ("plugins[1].settings.") its table name lacks */
         struct pxl_str *errors;
         const char *name; /* file name for messages */
         const char *what; /* before a value in messages: "" or "default " */
@@ -404,11 +412,12 @@ static void conf_warning(struct loader *ld, const char *key, const char *fmt,
         va_end(ap);
 }
 
-static const struct conf_key *find_key(const char *name)
+static const struct conf_key *find_key(const struct loader *ld,
+                                       const char *name)
 {
-        for (size_t i = 0; i < sizeof(conf_keys) / sizeof(*conf_keys); i++)
-                if (strcmp(conf_keys[i].name, name) == 0)
-                        return &conf_keys[i];
+        for (size_t i = 0; i < ld->nkeys; i++)
+                if (strcmp(ld->keys[i].name, name) == 0)
+                        return &ld->keys[i];
         return NULL;
 }
 
@@ -482,13 +491,13 @@ static void set_int(struct loader *ld, const config_setting_t *s,
                 return;
         }
         if (k->width != 0)
-                store_int((char *)ld->conf + k->offset, k->width, v);
+                store_int(ld->base + k->offset, k->width, v);
 }
 
 static void set_bool(struct loader *ld, const struct conf_key *k, bool v)
 {
         if (k->width != 0)
-                *(bool *)((char *)ld->conf + k->offset) = v;
+                *(bool *)(ld->base + k->offset) = v;
 }
 
 static void set_string(struct loader *ld, const config_setting_t *s,
@@ -508,7 +517,7 @@ static void set_string(struct loader *ld, const config_setting_t *s,
                 return;
         }
         if (k->width != 0) {
-                char **dst = (char **)((char *)ld->conf + k->offset);
+                char **dst = (char **)(ld->base + k->offset);
                 char *copy = dup_or_oom(ld, v);
 
                 if (copy != NULL) {
@@ -519,18 +528,21 @@ static void set_string(struct loader *ld, const config_setting_t *s,
 }
 
 /* Every default of the table, through the checks a file's value passes. */
-static void apply_defaults(struct loader *ld)
+static void apply_defaults(struct loader *ld, const char *prefix)
 {
         const char *what = ld->what;
 
         ld->what = "default ";
-        for (size_t i = 0; i < sizeof(conf_keys) / sizeof(*conf_keys); i++) {
-                const struct conf_key *k = &conf_keys[i];
-                const char *key = k->name;
+        for (size_t i = 0; i < ld->nkeys; i++) {
+                const struct conf_key *k = &ld->keys[i];
+                char key[256];
 
-                /* Not stored: nothing to apply. */
-                if (k->width == 0 && k->check == NULL)
+                /* Required: no default, the file sets it. Not stored:
+                 * nothing to apply (or a row the table got wrong). */
+                if (k->required || (k->width == 0 && k->check == NULL))
                         continue;
+                snprintf(key, sizeof(key), "%s%s%s", prefix,
+                         prefix[0] != '\0' ? "." : "", k->name);
                 switch (k->type) {
                 case KEY_INT:
                 case KEY_INT_AUTO:
@@ -657,6 +669,8 @@ static void load_plugins(struct loader *ld, const config_setting_t *list)
                 if (resolved == NULL)
                         continue;
                 conf->plugins[conf->nplugins].path = resolved;
+                conf->plugins[conf->nplugins].entry = e;
+                conf->plugins[conf->nplugins].index = i;
                 conf->plugins[conf->nplugins].settings = settings;
                 conf->plugins[conf->nplugins].line =
                         (int)config_setting_source_line(e);
@@ -668,7 +682,7 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                        const struct conf_key *k, const char *key)
 {
         int t = config_setting_type(s);
-        char *field = (char *)ld->conf + k->offset;
+        char *field = ld->base + k->offset;
 
         switch (k->type) {
         case KEY_INT_AUTO:
@@ -767,7 +781,7 @@ static void load_group(struct loader *ld, const config_setting_t *group,
                 else
                         snprintf(key, sizeof(key), "%s",
                                  config_setting_name(s));
-                k = find_key(key);
+                k = find_key(ld, key + ld->skip);
                 if (k == NULL) {
                         conf_error(ld, s, key, "unknown key");
                         continue;
@@ -860,6 +874,9 @@ static struct pxl_config *load(const char *file, const char *text,
         struct pxl_config *conf = calloc(1, sizeof(*conf));
         struct loader ld = {
                 .conf = conf,
+                .base = (char *)conf,
+                .keys = conf_keys,
+                .nkeys = sizeof(conf_keys) / sizeof(*conf_keys),
                 .errors = errors,
                 .name = file,
                 .what = "",
@@ -872,7 +889,7 @@ static struct pxl_config *load(const char *file, const char *text,
         }
         config_init(&conf->cfg);
         /* A default the table's own checks refuse is a bug, reported so. */
-        apply_defaults(&ld);
+        apply_defaults(&ld, "");
         if (ld.nerrors > 0) {
                 pxl_conf_free(conf);
                 return NULL;
@@ -987,6 +1004,146 @@ void pxl_conf_free(struct pxl_config *conf)
         pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
         free(conf);
+}
+
+/* A plugin's table as rows of ours; its own problems are reported. */
+static void settings_keys(struct loader *ld, const struct pxl_setting *table,
+                          struct conf_key *keys)
+{
+        for (size_t i = 0; i < ld->nkeys && table[i].name != NULL; i++) {
+                const struct pxl_setting *t = &table[i];
+                struct conf_key *k = &keys[i];
+                char key[256];
+
+                snprintf(key, sizeof(key), "settings.%s", t->name);
+                k->name = t->name;
+                k->required = t->required;
+                k->min = t->min;
+                k->max = t->max;
+                k->offset = i * sizeof(union pxl_conf_value);
+                k->help = t->help;
+                switch (t->type) {
+                case PXL_SETTING_INT:
+                        k->type = KEY_INT;
+                        k->width = sizeof(int64_t);
+                        k->def.i = t->def.i;
+                        if (t->min == 0 && t->max == 0) {
+                                k->min = LLONG_MIN;
+                                k->max = LLONG_MAX;
+                        }
+                        break;
+                case PXL_SETTING_BOOL:
+                        k->type = KEY_BOOL;
+                        k->width = sizeof(bool);
+                        k->def.b = t->def.b;
+                        break;
+                case PXL_SETTING_STRING:
+                        k->type = KEY_STRING;
+                        k->width = sizeof(char *);
+                        k->def.s = t->def.s;
+                        if (t->min == 0 && t->max == 0)
+                                k->max = LLONG_MAX;
+                        break;
+                default:
+                        conf_error(ld, NULL, key, "unknown type %d",
+                                   (int)t->type);
+                        continue;
+                }
+                if (t->name[0] == '\0') {
+                        snprintf(key, sizeof(key), "settings[%zu]", i);
+                        conf_error(ld, NULL, key, "has no name");
+                        k->width = 0;
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(table[j].name, t->name) == 0) {
+                                conf_error(ld, NULL, key, "declared twice");
+                                k->width = 0;
+                                break;
+                        }
+                if (k->min > k->max) {
+                        conf_error(ld, NULL, key, "range %lld..%lld is empty",
+                                   k->min, k->max);
+                        k->width = 0;
+                } else if (k->type == KEY_STRING && k->min < 0) {
+                        conf_error(ld, NULL, key,
+                                   "range %lld..%lld: a length is never "
+                                   "below 0",
+                                   k->min, k->max);
+                        k->width = 0;
+                }
+        }
+}
+
+int pxl_conf_settings(const struct pxl_config *conf,
+                      const struct pxl_plugin_conf *pc, const char *path,
+                      const struct pxl_setting *table,
+                      union pxl_conf_value **values, struct pxl_str *errors)
+{
+        struct loader ld = {.errors = errors, .name = path, .what = ""};
+        struct conf_key *keys;
+        union pxl_conf_value *v;
+        char prefix[64];
+        size_t n = 0;
+
+        *values = NULL;
+        while (table[n].name != NULL)
+                n++;
+        keys = calloc(n + 1, sizeof(*keys));
+        v = calloc(n + 1, sizeof(*v));
+        if (keys == NULL || v == NULL) {
+                free(keys);
+                free(v);
+                pxl_str_report(errors, path, 0, NULL, "out of memory");
+                return PXL_ENOMEM;
+        }
+        ld.base = (char *)v;
+        ld.keys = keys;
+        ld.nkeys = n;
+        /* The table first: a bad row or default is the plugin's fault. */
+        settings_keys(&ld, table, keys);
+        apply_defaults(&ld, "settings");
+        /* Then the app file's group, as the app file's keys are checked. */
+        if (ld.nerrors == 0) {
+                snprintf(prefix, sizeof(prefix), "plugins[%d].settings",
+                         pc->index);
+                ld.name = conf->file;
+                ld.skip = strlen(prefix) + 1;
+                if (pc->settings != NULL)
+                        load_group(&ld, pc->settings, prefix);
+                for (size_t i = 0; i < n; i++) {
+                        char key[256];
+
+                        if (!keys[i].required ||
+                            (pc->settings != NULL &&
+                             config_setting_get_member(pc->settings,
+                                                       keys[i].name) != NULL))
+                                continue;
+                        snprintf(key, sizeof(key), "%s.%s", prefix,
+                                 keys[i].name);
+                        conf_error(&ld,
+                                   pc->settings != NULL ? pc->settings
+                                                        : pc->entry,
+                                   key, "missing");
+                }
+        }
+        free(keys);
+        if (ld.nerrors > 0) {
+                pxl_conf_settings_free(table, v);
+                return PXL_ERR;
+        }
+        *values = v;
+        return PXL_OK;
+}
+
+void pxl_conf_settings_free(const struct pxl_setting *table,
+                            union pxl_conf_value *values)
+{
+        if (values == NULL)
+                return;
+        for (size_t i = 0; table[i].name != NULL; i++)
+                if (table[i].type == PXL_SETTING_STRING)
+                        free(values[i].s);
+        free(values);
 }
 
 /* The default as -T and pxl.cfg(5) write it: 8080, true, "/ws", any, -. */
