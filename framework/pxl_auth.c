@@ -64,27 +64,17 @@ struct pxl_auth {
         unsigned leeway;
 };
 
+/* One "FILE: auth.jwt.KEY: text" line; key is the whole key name. */
 static void PXL_PRINTF(4, 5) add_error(struct pxl_str *errors, const char *file,
                                        const char *key, const char *fmt, ...)
 {
         va_list ap;
-        int n;
 
         if (errors == NULL)
                 return;
         va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
+        (void)pxl_str_vreport(errors, file, 0, key, fmt, ap);
         va_end(ap);
-        if (n < 0 || pxl_str_puts(errors, file) < 0 ||
-            pxl_str_puts(errors, ": auth.jwt.") < 0 ||
-            pxl_str_puts(errors, key) < 0 || pxl_str_puts(errors, ": ") < 0 ||
-            pxl_str_reserve(errors, (size_t)n + 1) < 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errors->p + errors->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        errors->len += (size_t)n;
-        (void)pxl_str_puts(errors, "\n");
 }
 
 /* RFC 4648 section 5 alphabet; -1 for anything else. */
@@ -152,14 +142,14 @@ static int load_secret(struct pxl_auth *a, const struct pxl_auth_conf *conf,
         ssize_t n;
 
         if (conf->secret == NULL || conf->secret[0] == '\0') {
-                add_error(errors, file, "secret", "%s needs a secret",
+                add_error(errors, file, "auth.jwt.secret", "%s needs a secret",
                           a->alg->name);
                 return PXL_EINVAL;
         }
         len = strlen(conf->secret);
         a->key = malloc(len + 1);
         if (a->key == NULL) {
-                add_error(errors, file, "secret", "out of memory");
+                add_error(errors, file, "auth.jwt.secret", "out of memory");
                 return PXL_ENOMEM;
         }
         if (!conf->secret_base64url) {
@@ -169,7 +159,7 @@ static int load_secret(struct pxl_auth *a, const struct pxl_auth_conf *conf,
         }
         n = b64url_decode(conf->secret, len, a->key);
         if (n <= 0) {
-                add_error(errors, file, "secret",
+                add_error(errors, file, "auth.jwt.secret",
                           "not valid base64url (RFC 4648 section 5: A-Z a-z "
                           "0-9 - _, padding optional), but secret_encoding "
                           "is \"base64url\"");
@@ -263,8 +253,8 @@ static int load_public_key(struct pxl_auth *a, const struct pxl_auth_conf *conf,
         BIO *bio;
 
         if (path == NULL || path[0] == '\0') {
-                add_error(errors, file, "public_key", "%s needs a public_key",
-                          a->alg->name);
+                add_error(errors, file, "auth.jwt.public_key",
+                          "%s needs a public_key", a->alg->name);
                 return PXL_EINVAL;
         }
         pem = read_small_file(path, &len);
@@ -272,19 +262,19 @@ static int load_public_key(struct pxl_auth *a, const struct pxl_auth_conf *conf,
                 int err = errno;
 
                 if (err == EFBIG)
-                        add_error(errors, file, "public_key",
+                        add_error(errors, file, "auth.jwt.public_key",
                                   "\"%s\": larger than %zu KiB, not a PEM "
                                   "public key",
                                   path, PEM_FILE_MAX / 1024);
                 else
-                        add_error(errors, file, "public_key", "\"%s\": %s",
-                                  path, strerror(err));
+                        add_error(errors, file, "auth.jwt.public_key",
+                                  "\"%s\": %s", path, strerror(err));
                 return err == ENOMEM ? PXL_ENOMEM : PXL_EINVAL;
         }
         bio = BIO_new_mem_buf(pem, (int)len);
         if (bio == NULL) {
                 free(pem);
-                add_error(errors, file, "public_key", "out of memory");
+                add_error(errors, file, "auth.jwt.public_key", "out of memory");
                 return PXL_ENOMEM;
         }
         pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
@@ -292,7 +282,7 @@ static int load_public_key(struct pxl_auth *a, const struct pxl_auth_conf *conf,
         if (pkey == NULL) {
                 ERR_clear_error();
                 free(pem);
-                add_error(errors, file, "public_key",
+                add_error(errors, file, "auth.jwt.public_key",
                           "\"%s\": no PEM public key (-----BEGIN PUBLIC "
                           "KEY-----) in it",
                           path);
@@ -302,7 +292,8 @@ static int load_public_key(struct pxl_auth *a, const struct pxl_auth_conf *conf,
         EVP_PKEY_free(pkey);
         if (bad != NULL) {
                 free(pem);
-                add_error(errors, file, "public_key", "\"%s\": %s", path, bad);
+                add_error(errors, file, "auth.jwt.public_key", "\"%s\": %s",
+                          path, bad);
                 return PXL_EINVAL;
         }
         a->key = (unsigned char *)pem;
@@ -328,12 +319,13 @@ struct pxl_auth *pxl_auth_new(const struct pxl_auth_conf *conf,
         assert(conf->enabled);
         a = calloc(1, sizeof(*a));
         if (a == NULL) {
-                add_error(errors, app_file, "algorithm", "out of memory");
+                add_error(errors, app_file, "auth.jwt.algorithm",
+                          "out of memory");
                 return NULL;
         }
         a->alg = find_alg(conf->algorithm != NULL ? conf->algorithm : "HS256");
         if (a->alg == NULL) {
-                add_error(errors, app_file, "algorithm",
+                add_error(errors, app_file, "auth.jwt.algorithm",
                           "\"%s\" is not one of HS256, HS384, HS512, RS256, "
                           "RS384, RS512, ES256, ES384, ES512",
                           conf->algorithm);
@@ -349,7 +341,7 @@ struct pxl_auth *pxl_auth_new(const struct pxl_auth_conf *conf,
                 goto fail;
         if (copy_opt(&a->issuer, conf->issuer) < 0 ||
             copy_opt(&a->audience, conf->audience) < 0) {
-                add_error(errors, app_file, "issuer", "out of memory");
+                add_error(errors, app_file, "auth.jwt.issuer", "out of memory");
                 goto fail;
         }
         return a;

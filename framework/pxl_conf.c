@@ -1,7 +1,8 @@
 /*
- * pxl_conf.c - loads the app file and checks it against one key table.
- * Owns struct pxl_config and its defaults. It does not open plugins or
- * sockets: a config that loads here is only a promise the others check.
+ * pxl_conf.c - loads the app file and checks it against one key table,
+ * and checks a plugin's settings with the same code. Owns struct
+ * pxl_config and its defaults. It does not open plugins or sockets: a
+ * config that loads here is only a promise the others check.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,198 +30,264 @@ enum key_type {
 
 typedef const char *key_check_fn(struct pxl_config *conf, const char *value);
 
+/*
+ * One key. Rows are written with designated initialisers; what a row
+ * leaves out is 0 or NULL. Every key of a type with a value has its
+ * default here and nowhere else: it is stored (or given to check)
+ * before the file is read.
+ */
 struct conf_key {
         const char *name;
         enum key_type type;
-        long long min, max;
-        size_t offset; /* into struct pxl_config; unused for groups/lists */
-        size_t width;  /* sizeof the field */
+        bool required;       /* the file must set it (plugin settings) */
+        long long min, max;  /* integers: the value; strings: the length */
+        size_t offset;       /* of the field the value is stored in */
+        size_t width;        /* sizeof the field; 0 = not stored */
         key_check_fn *check; /* for strings: NULL or returns an error text */
-        const char *def;
+        union {
+                const char *s; /* KEY_STRING; NULL = no default */
+                long long i;   /* KEY_INT, KEY_INT_AUTO */
+                bool b;        /* KEY_BOOL */
+        } def;
+        const char *unset; /* -T's text for a key without a default value */
         const char *help;
 };
 
 static key_check_fn check_log_level, check_log_format, check_path,
         check_secret_encoding, check_algorithm, check_visible_to;
 
+/* Where a key's value goes in struct pxl_config. */
 #define F(field)                                                               \
-        offsetof(struct pxl_config, field),                                    \
-                sizeof(((struct pxl_config *)0)->field)
-#define NOF 0, 0
+        .offset = offsetof(struct pxl_config, field),                          \
+        .width = sizeof(((struct pxl_config *)0)->field)
 
-/* The one table of keys: validation, -T and pxl.cfg(5) come from it. */
+/*
+ * The one table of keys: validation, defaults, -T and pxl.cfg(5) come
+ * from it. Rows stay packed, a few lines each.
+ */
+/* clang-format off */
 static const struct conf_key conf_keys[] = {
-        {"name", KEY_STRING, 1, 64, F(name), NULL, NULL,
-         "app name, used in logs and Redis channel names (required)"},
-        {"raw_text", KEY_BOOL, 0, 1, F(raw_text), NULL, "false",
-         "send text messages to the raw handler instead of the JSON router"},
-        {"connected_frame", KEY_BOOL, 0, 1, F(connected_frame), NULL, "true",
-         "greet each client with system/connected (and auth/authenticated); "
-         "false for apps that speak their own protocol"},
-        {"shutdown_timeout", KEY_INT, 0, 3600, F(shutdown_timeout), NULL, "5",
-         "seconds to wait for clients to answer the 1001 close at shutdown"},
-        {"workers", KEY_INT_AUTO, 1, 256, F(workers), NULL, "1",
-         "worker processes, each with its own event loop and listening "
-         "socket (SO_REUSEPORT); \"auto\" = one per online CPU; more than "
-         "1 needs redis"},
-        {"plugins", KEY_LIST, 0, 0, NOF, NULL, NULL,
-         "list of plugins: a name (looked up in PXL_PLUGIN_PATH, then the "
-         "plugin directory), a path relative to the app file, or a group { "
-         "path = ...; settings = { ... }; }"},
-        {"listen", KEY_GROUP, 0, 0, NOF, NULL, NULL,
-         "where to accept WebSocket clients"},
-        {"listen.host", KEY_STRING, 1, 255, F(host), NULL, "\"0.0.0.0\"",
-         "address to bind"},
-        {"listen.port", KEY_INT, 0, 65535, F(port), NULL, "8080",
-         "TCP port (0 = any free port, logged at start)"},
-        {"listen.path", KEY_STRING, 1, 255, F(path), check_path, "\"/ws\"",
-         "request path of the WebSocket endpoint"},
-        {"listen.backlog", KEY_INT, 1, 65535, F(backlog), NULL, "511",
-         "listen(2) backlog"},
-        {"listen.tls", KEY_GROUP, 0, 0, NOF, NULL, NULL,
-         "serve wss:// (TLS) instead of ws://"},
-        {"listen.tls.certificate", KEY_STRING, 1, 4095, F(tls_cert), NULL,
-         NULL, "PEM certificate chain, relative to the app file"},
-        {"listen.tls.key", KEY_STRING, 1, 4095, F(tls_key), NULL, NULL,
-         "PEM private key, relative to the app file"},
-        {"limits", KEY_GROUP, 0, 0, NOF, NULL, NULL,
-         "limits on what clients send"},
-        {"limits.max_message_size", KEY_INT, 1, 1LL << 31,
-         F(limits.max_message_size), NULL, "4194304",
-         "largest message in bytes (inclusive); larger closes with 1009"},
-        {"limits.max_frame_size", KEY_INT, 1, 1LL << 31,
-         F(limits.max_frame_size), NULL, "4194304",
-         "largest frame payload in bytes (inclusive); larger closes with 1009"},
-        {"limits.max_json_depth", KEY_INT, 1, 1024, F(limits.max_json_depth),
-         NULL, "64", "deepest JSON nesting accepted (the outer object is 1)"},
-        {"limits.handshake_timeout", KEY_INT, 1, 3600,
-         F(limits.handshake_timeout), NULL, "10",
-         "seconds from accept a client has to complete the HTTP upgrade"},
-        {"limits.max_header_size", KEY_INT, 256, 1 << 20,
-         F(limits.max_header_size), NULL, "8192",
-         "largest upgrade request head in bytes; larger gets 400"},
-        {"limits.max_connections", KEY_INT, 1, 1 << 24,
-         F(limits.max_connections), NULL, "10000",
-         "open WebSocket connections per worker; more get 503"},
-        {"limits.max_output_bytes", KEY_INT, 1024, 1LL << 32,
-         F(limits.max_output_bytes), NULL, "8388608",
-         "bytes queued to one client before it is closed with 4009 (one "
-         "larger message passes when nothing else is queued)"},
-        {"limits.max_handshakes", KEY_INT, 1, 1 << 24,
-         F(limits.max_handshakes), NULL, "1000",
-         "connections still in their HTTP upgrade per worker; a new one "
-         "beyond it drops the oldest"},
-        {"limits.max_connections_per_ip", KEY_INT, 0, 1 << 24,
-         F(limits.max_connections_per_ip), NULL, "1000",
-         "connections (upgrading ones too) from one address per worker; "
-         "more get 503 (0 = no limit)"},
-        {"limits.rate", KEY_INT, 0, 1000000, F(limits.rate), NULL, "1000",
-         "messages per second a client may send on average (0 = no limit); "
-         "beyond it: the error Rate limit exceeded"},
-        {"limits.burst", KEY_INT, 1, 1000000, F(limits.burst), NULL, "2000",
-         "messages a client may send at once beyond the rate; that many "
-         "refused in a row close it with 4008"},
-        {"limits.max_metadata_size", KEY_INT, 0, 1 << 30,
-         F(limits.max_metadata_size), NULL, "65536",
-         "bytes of metadata (keys and JSON values) one client may carry"},
-        {"limits.max_metadata_entry_size", KEY_INT, 0, 1 << 30,
-         F(limits.max_metadata_entry_size), NULL, "16384",
-         "bytes of one metadata key and its JSON value"},
-        {"log", KEY_GROUP, 0, 0, NOF, NULL, NULL, "logging"},
-        {"log.level", KEY_STRING, 1, 16, NOF, check_log_level, "\"info\"",
-         "err, warn, notice, info or debug"},
-        {"log.format", KEY_STRING, 1, 16, NOF, check_log_format, "\"logfmt\"",
-         "logfmt or json"},
-        {"listen.origins", KEY_STRINGS, 1, 4096, F(origins), NULL, "any",
-         "allowed Origin header values (exact match); others get 403"},
-        {"auth", KEY_GROUP, 0, 0, NOF, NULL, NULL, "authentication of upgrade requests"},
-        {"auth.jwt", KEY_GROUP, 0, 0, NOF, NULL, NULL,
-         "JWT bearer tokens, checked before the 101"},
-        {"auth.jwt.secret", KEY_STRING, 1, 4096, F(auth.secret), NULL, NULL,
-         "HMAC secret for HS256/HS384/HS512"},
-        {"auth.jwt.secret_encoding", KEY_STRING, 1, 16, NOF,
-         check_secret_encoding, "\"raw\"",
-         "raw, or base64url (decoded first, as the Node.js framework does)"},
-        {"auth.jwt.public_key", KEY_STRING, 1, 4095, F(auth.public_key), NULL,
-         NULL, "PEM public key file for RS256/RS384/RS512/ES256/ES384/ES512"},
-        {"auth.jwt.algorithm", KEY_STRING, 1, 16, F(auth.algorithm),
-         check_algorithm, "\"HS256\"",
-         "the one algorithm accepted; tokens naming another (or none) get 401"},
-        {"auth.jwt.required", KEY_BOOL, 0, 1, F(auth.required), NULL, "false",
-         "refuse upgrades without a token (401)"},
-        {"auth.jwt.issuer", KEY_STRING, 1, 1024, F(auth.issuer), NULL, NULL,
-         "required iss claim"},
-        {"auth.jwt.audience", KEY_STRING, 1, 1024, F(auth.audience), NULL,
-         NULL, "required aud claim (a string, or one of an array)"},
-        {"auth.jwt.leeway", KEY_INT, 0, 3600, F(auth.leeway), NULL, "0",
-         "seconds of clock skew allowed on exp and nbf"},
-        {"rooms", KEY_GROUP, 0, 0, NOF, NULL, NULL, "rooms"},
-        {"rooms.multiple", KEY_BOOL, 0, 1, F(rooms.multiple), NULL, "true",
-         "a client may be in several rooms; false: joining leaves the current one"},
-        {"rooms.max_name_length", KEY_INT, 1, 65535, F(rooms.max_name_length),
-         NULL, "128", "longest room name in bytes"},
-        {"rooms.max_per_client", KEY_INT, 1, 65535, F(rooms.max_per_client),
-         NULL, "64", "rooms one client may be in at once"},
-        {"rooms.notify_members", KEY_BOOL, 0, 1, F(rooms.notify_members), NULL,
-         "false", "tell members when a client joins or leaves their room"},
-        {"rooms.members_visible_to", KEY_STRING, 1, 16, NOF, check_visible_to,
-         "\"all\"", "all, or members (who may ask system/roomMembers)"},
-        {"rooms.max_member_field_length", KEY_INT, 1, 1 << 20,
-         F(rooms.max_member_field_length), NULL, "256",
-         "longest userId (as text), userType or username a joinRoom may "
-         "give, in bytes"},
-        {"presence", KEY_GROUP, 0, 0, NOF, NULL, NULL, "presence lists"},
-        {"presence.client_list", KEY_BOOL, 0, 1, F(presence_client_list), NULL,
-         "false", "send every client the clientList frame on each change (O(clients) frames)"},
-        {"presence.include_payload", KEY_BOOL, 0, 1,
-         F(presence_include_payload), NULL, "false",
-         "include each client's JWT payload in clientList"},
-        {"presence.interval", KEY_INT, 0, 60000, F(presence_interval), NULL,
-         "250",
-         "milliseconds: after a clientList frame, changes within this time "
-         "are coalesced into one more frame (0 = a frame per change)"},
-        {"inactivity", KEY_GROUP, 0, 0, NOF, NULL, NULL, "closing idle clients"},
-        {"inactivity.max_idle", KEY_INT, 0, 86400 * 365, F(max_idle), NULL,
-         "0", "seconds without a message or ping before close 4000 (0 = never)"},
-        {"inactivity.check_interval", KEY_INT, 1, 86400, F(check_interval),
-         NULL, "60", "seconds between idle checks"},
-        {"heartbeat", KEY_GROUP, 0, 0, NOF, NULL, NULL, "dead-peer detection"},
-        {"heartbeat.interval", KEY_INT, 0, 86400, F(heartbeat_interval), NULL,
-         "0", "seconds between server pings (0 = off)"},
-        {"heartbeat.timeout", KEY_INT, 1, 86400, F(heartbeat_timeout), NULL,
-         "30", "seconds to wait for a pong before close 4001"},
-        {"metrics", KEY_GROUP, 0, 0, NOF, NULL, NULL, "live metrics"},
-        {"metrics.log_interval", KEY_INT, 0, 86400, F(metrics_log_interval),
-         NULL, "0", "seconds between metrics log lines (0 = never)"},
-        {"redis", KEY_GROUP, 0, 0, NOF, NULL, NULL,
-         "coordinate workers and machines through Redis pub/sub"},
-        {"redis.host", KEY_STRING, 1, 255, F(redis.host), NULL,
-         "\"127.0.0.1\"", "Redis server address (TCP, no TLS)"},
-        {"redis.port", KEY_INT, 1, 65535, F(redis.port), NULL, "6379",
-         "Redis server port"},
-        {"redis.socket", KEY_STRING, 1, 107, F(redis.socket), NULL, NULL,
-         "unix socket path, relative to the app file; replaces host and port"},
-        {"redis.user", KEY_STRING, 1, 255, F(redis.user), NULL, NULL,
-         "ACL user name (AUTH user password); needs password"},
-        {"redis.password", KEY_STRING, 1, 4096, F(redis.password), NULL, NULL,
-         "password sent with AUTH"},
-        {"redis.database", KEY_INT, 0, 65535, F(redis.database), NULL, "0",
-         "database number (SELECT) for membership keys"},
-        {"redis.required", KEY_BOOL, 0, 1, F(redis.required), NULL, "false",
-         "refuse to start while Redis cannot be reached; false: serve local "
-         "clients and keep retrying"},
-        {"redis.connect_timeout", KEY_INT, 1, 3600, F(redis.connect_timeout),
-         NULL, "2", "seconds for a connection to Redis to open"},
-        {"redis.retry_max_delay", KEY_INT, 1, 3600, F(redis.retry_max_delay),
-         NULL, "5",
-         "cap in seconds of the reconnect backoff (0.1 s doubling)"},
-        {"redis.heartbeat_interval", KEY_INT, 1, 3600,
-         F(redis.heartbeat_interval), NULL, "1",
-         "seconds between a worker's heartbeats in Redis"},
-        {"redis.dead_after", KEY_INT, 2, 86400, F(redis.dead_after), NULL, "5",
-         "seconds without a heartbeat after which a worker's clients leave "
-         "the cluster (must exceed heartbeat_interval)"},
+        {.name = "name", .type = KEY_STRING, .min = 1, .max = 64, F(name),
+         .help = "app name, used in logs and Redis channel names (required)"},
+        {.name = "raw_text", .type = KEY_BOOL, F(raw_text), .def.b = false,
+         .help = "send text messages to the raw handler instead of the JSON "
+                 "router"},
+        {.name = "connected_frame", .type = KEY_BOOL, F(connected_frame),
+         .def.b = true,
+         .help = "greet each client with system/connected (and "
+                 "auth/authenticated); false for apps that speak their own "
+                 "protocol"},
+        {.name = "shutdown_timeout", .type = KEY_INT, .min = 0, .max = 3600,
+         F(shutdown_timeout), .def.i = 5,
+         .help = "seconds to wait for clients to answer the 1001 close at "
+                 "shutdown"},
+        {.name = "workers", .type = KEY_INT_AUTO, .min = 1, .max = 256,
+         F(workers), .def.i = 1,
+         .help = "worker processes, each with its own event loop and "
+                 "listening socket (SO_REUSEPORT); \"auto\" = one per online "
+                 "CPU; more than 1 needs redis"},
+        {.name = "plugins", .type = KEY_LIST,
+         .help = "list of plugins: a name (looked up in PXL_PLUGIN_PATH, then "
+                 "the plugin directory), a path relative to the app file, or "
+                 "a group { path = ...; settings = { ... }; }"},
+        {.name = "listen", .type = KEY_GROUP,
+         .help = "where to accept WebSocket clients"},
+        {.name = "listen.host", .type = KEY_STRING, .min = 1, .max = 255,
+         F(host), .def.s = "0.0.0.0", .help = "address to bind"},
+        {.name = "listen.port", .type = KEY_INT, .min = 0, .max = 65535,
+         F(port), .def.i = 8080,
+         .help = "TCP port (0 = any free port, logged at start)"},
+        {.name = "listen.path", .type = KEY_STRING, .min = 1, .max = 255,
+         F(path), .check = check_path, .def.s = "/ws",
+         .help = "request path of the WebSocket endpoint"},
+        {.name = "listen.backlog", .type = KEY_INT, .min = 1, .max = 65535,
+         F(backlog), .def.i = 511, .help = "listen(2) backlog"},
+        {.name = "listen.tls", .type = KEY_GROUP,
+         .help = "serve wss:// (TLS) instead of ws://"},
+        {.name = "listen.tls.certificate", .type = KEY_STRING, .min = 1,
+         .max = 4095, F(tls_cert),
+         .help = "PEM certificate chain, relative to the app file"},
+        {.name = "listen.tls.key", .type = KEY_STRING, .min = 1, .max = 4095,
+         F(tls_key), .help = "PEM private key, relative to the app file"},
+        {.name = "limits", .type = KEY_GROUP,
+         .help = "limits on what clients send"},
+        {.name = "limits.max_message_size", .type = KEY_INT, .min = 1,
+         .max = 1LL << 31, F(limits.max_message_size), .def.i = 4 * MiB,
+         .help = "largest message in bytes (inclusive); larger closes with "
+                 "1009"},
+        {.name = "limits.max_frame_size", .type = KEY_INT, .min = 1,
+         .max = 1LL << 31, F(limits.max_frame_size), .def.i = 4 * MiB,
+         .help = "largest frame payload in bytes (inclusive); larger closes "
+                 "with 1009"},
+        {.name = "limits.max_json_depth", .type = KEY_INT, .min = 1,
+         .max = 1024, F(limits.max_json_depth), .def.i = 64,
+         .help = "deepest JSON nesting accepted (the outer object is 1)"},
+        {.name = "limits.handshake_timeout", .type = KEY_INT, .min = 1,
+         .max = 3600, F(limits.handshake_timeout), .def.i = 10,
+         .help = "seconds from accept a client has to complete the HTTP "
+                 "upgrade"},
+        {.name = "limits.max_header_size", .type = KEY_INT, .min = 256,
+         .max = 1 << 20, F(limits.max_header_size), .def.i = 8192,
+         .help = "largest upgrade request head in bytes; larger gets 400"},
+        {.name = "limits.max_connections", .type = KEY_INT, .min = 1,
+         .max = 1 << 24, F(limits.max_connections), .def.i = 10000,
+         .help = "open WebSocket connections per worker; more get 503"},
+        {.name = "limits.max_output_bytes", .type = KEY_INT, .min = 1024,
+         .max = 1LL << 32, F(limits.max_output_bytes), .def.i = 8 * MiB,
+         .help = "bytes queued to one client before it is closed with 4009 "
+                 "(one larger message passes when nothing else is queued)"},
+        {.name = "limits.max_handshakes", .type = KEY_INT, .min = 1,
+         .max = 1 << 24, F(limits.max_handshakes), .def.i = 1000,
+         .help = "connections still in their HTTP upgrade per worker; a new "
+                 "one beyond it drops the oldest"},
+        {.name = "limits.max_connections_per_ip", .type = KEY_INT, .min = 0,
+         .max = 1 << 24, F(limits.max_connections_per_ip), .def.i = 1000,
+         .help = "connections (upgrading ones too) from one address per "
+                 "worker; more get 503 (0 = no limit)"},
+        {.name = "limits.rate", .type = KEY_INT, .min = 0, .max = 1000000,
+         F(limits.rate), .def.i = 1000,
+         .help = "messages per second a client may send on average (0 = no "
+                 "limit); beyond it: the error Rate limit exceeded"},
+        {.name = "limits.burst", .type = KEY_INT, .min = 1, .max = 1000000,
+         F(limits.burst), .def.i = 2000,
+         .help = "messages a client may send at once beyond the rate; that "
+                 "many refused in a row close it with 4008"},
+        {.name = "limits.max_metadata_size", .type = KEY_INT, .min = 0,
+         .max = 1 << 30, F(limits.max_metadata_size), .def.i = 65536,
+         .help = "bytes of metadata (keys and JSON values) one client may "
+                 "carry"},
+        {.name = "limits.max_metadata_entry_size", .type = KEY_INT, .min = 0,
+         .max = 1 << 30, F(limits.max_metadata_entry_size), .def.i = 16384,
+         .help = "bytes of one metadata key and its JSON value"},
+        {.name = "log", .type = KEY_GROUP, .help = "logging"},
+        {.name = "log.level", .type = KEY_STRING, .min = 1, .max = 16,
+         .check = check_log_level, .def.s = "info",
+         .help = "err, warn, notice, info or debug"},
+        {.name = "log.format", .type = KEY_STRING, .min = 1, .max = 16,
+         .check = check_log_format, .def.s = "logfmt",
+         .help = "logfmt or json"},
+        {.name = "listen.origins", .type = KEY_STRINGS, .min = 1, .max = 4096,
+         F(origins), .unset = "any",
+         .help = "allowed Origin header values (exact match); others get 403"},
+        {.name = "auth", .type = KEY_GROUP,
+         .help = "authentication of upgrade requests"},
+        {.name = "auth.jwt", .type = KEY_GROUP,
+         .help = "JWT bearer tokens, checked before the 101"},
+        {.name = "auth.jwt.secret", .type = KEY_STRING, .min = 1, .max = 4096,
+         F(auth.secret), .help = "HMAC secret for HS256/HS384/HS512"},
+        {.name = "auth.jwt.secret_encoding", .type = KEY_STRING, .min = 1,
+         .max = 16, .check = check_secret_encoding, .def.s = "raw",
+         .help = "raw, or base64url (decoded first, as the Node.js framework "
+                 "does)"},
+        {.name = "auth.jwt.public_key", .type = KEY_STRING, .min = 1,
+         .max = 4095, F(auth.public_key),
+         .help = "PEM public key file for RS256/RS384/RS512/ES256/ES384/ES512"},
+        {.name = "auth.jwt.algorithm", .type = KEY_STRING, .min = 1, .max = 16,
+         F(auth.algorithm), .check = check_algorithm, .def.s = "HS256",
+         .help = "the one algorithm accepted; tokens naming another (or none) "
+                 "get 401"},
+        {.name = "auth.jwt.required", .type = KEY_BOOL, F(auth.required),
+         .def.b = false, .help = "refuse upgrades without a token (401)"},
+        {.name = "auth.jwt.issuer", .type = KEY_STRING, .min = 1, .max = 1024,
+         F(auth.issuer), .help = "required iss claim"},
+        {.name = "auth.jwt.audience", .type = KEY_STRING, .min = 1, .max = 1024,
+         F(auth.audience),
+         .help = "required aud claim (a string, or one of an array)"},
+        {.name = "auth.jwt.leeway", .type = KEY_INT, .min = 0, .max = 3600,
+         F(auth.leeway), .def.i = 0,
+         .help = "seconds of clock skew allowed on exp and nbf"},
+        {.name = "rooms", .type = KEY_GROUP, .help = "rooms"},
+        {.name = "rooms.multiple", .type = KEY_BOOL, F(rooms.multiple),
+         .def.b = true,
+         .help = "a client may be in several rooms; false: joining leaves the "
+                 "current one"},
+        {.name = "rooms.max_name_length", .type = KEY_INT, .min = 1,
+         .max = 65535, F(rooms.max_name_length), .def.i = 128,
+         .help = "longest room name in bytes"},
+        {.name = "rooms.max_per_client", .type = KEY_INT, .min = 1,
+         .max = 65535, F(rooms.max_per_client), .def.i = 64,
+         .help = "rooms one client may be in at once"},
+        {.name = "rooms.notify_members", .type = KEY_BOOL,
+         F(rooms.notify_members), .def.b = false,
+         .help = "tell members when a client joins or leaves their room"},
+        {.name = "rooms.members_visible_to", .type = KEY_STRING, .min = 1,
+         .max = 16, .check = check_visible_to, .def.s = "all",
+         .help = "all, or members (who may ask system/roomMembers)"},
+        {.name = "rooms.max_member_field_length", .type = KEY_INT, .min = 1,
+         .max = 1 << 20, F(rooms.max_member_field_length), .def.i = 256,
+         .help = "longest userId (as text), userType or username a joinRoom "
+                 "may give, in bytes"},
+        {.name = "presence", .type = KEY_GROUP, .help = "presence lists"},
+        {.name = "presence.client_list", .type = KEY_BOOL,
+         F(presence_client_list), .def.b = false,
+         .help = "send every client the clientList frame on each change "
+                 "(O(clients) frames)"},
+        {.name = "presence.include_payload", .type = KEY_BOOL,
+         F(presence_include_payload), .def.b = false,
+         .help = "include each client's JWT payload in clientList"},
+        {.name = "presence.interval", .type = KEY_INT, .min = 0, .max = 60000,
+         F(presence_interval), .def.i = 250,
+         .help = "milliseconds: after a clientList frame, changes within this "
+                 "time are coalesced into one more frame (0 = a frame per "
+                 "change)"},
+        {.name = "inactivity", .type = KEY_GROUP,
+         .help = "closing idle clients"},
+        {.name = "inactivity.max_idle", .type = KEY_INT, .min = 0,
+         .max = 86400 * 365, F(max_idle), .def.i = 0,
+         .help = "seconds without a message or ping before close 4000 (0 = "
+                 "never)"},
+        {.name = "inactivity.check_interval", .type = KEY_INT, .min = 1,
+         .max = 86400, F(check_interval), .def.i = 60,
+         .help = "seconds between idle checks"},
+        {.name = "heartbeat", .type = KEY_GROUP, .help = "dead-peer detection"},
+        {.name = "heartbeat.interval", .type = KEY_INT, .min = 0, .max = 86400,
+         F(heartbeat_interval), .def.i = 0,
+         .help = "seconds between server pings (0 = off)"},
+        {.name = "heartbeat.timeout", .type = KEY_INT, .min = 1, .max = 86400,
+         F(heartbeat_timeout), .def.i = 30,
+         .help = "seconds to wait for a pong before close 4001"},
+        {.name = "metrics", .type = KEY_GROUP, .help = "live metrics"},
+        {.name = "metrics.log_interval", .type = KEY_INT, .min = 0,
+         .max = 86400, F(metrics_log_interval), .def.i = 0,
+         .help = "seconds between metrics log lines (0 = never)"},
+        {.name = "redis", .type = KEY_GROUP,
+         .help = "coordinate workers and machines through Redis pub/sub"},
+        {.name = "redis.host", .type = KEY_STRING, .min = 1, .max = 255,
+         F(redis.host), .def.s = "127.0.0.1",
+         .help = "Redis server address (TCP, no TLS)"},
+        {.name = "redis.port", .type = KEY_INT, .min = 1, .max = 65535,
+         F(redis.port), .def.i = 6379, .help = "Redis server port"},
+        {.name = "redis.socket", .type = KEY_STRING, .min = 1, .max = 107,
+         F(redis.socket),
+         .help = "unix socket path, relative to the app file; replaces host "
+                 "and port"},
+        {.name = "redis.user", .type = KEY_STRING, .min = 1, .max = 255,
+         F(redis.user),
+         .help = "ACL user name (AUTH user password); needs password"},
+        {.name = "redis.password", .type = KEY_STRING, .min = 1, .max = 4096,
+         F(redis.password), .help = "password sent with AUTH"},
+        {.name = "redis.database", .type = KEY_INT, .min = 0, .max = 65535,
+         F(redis.database), .def.i = 0,
+         .help = "database number (SELECT) for membership keys"},
+        {.name = "redis.required", .type = KEY_BOOL, F(redis.required),
+         .def.b = false,
+         .help = "refuse to start while Redis cannot be reached; false: serve "
+                 "local clients and keep retrying"},
+        {.name = "redis.connect_timeout", .type = KEY_INT, .min = 1,
+         .max = 3600, F(redis.connect_timeout), .def.i = 2,
+         .help = "seconds for a connection to Redis to open"},
+        {.name = "redis.retry_max_delay", .type = KEY_INT, .min = 1,
+         .max = 3600, F(redis.retry_max_delay), .def.i = 5,
+         .help = "cap in seconds of the reconnect backoff (0.1 s doubling)"},
+        {.name = "redis.heartbeat_interval", .type = KEY_INT, .min = 1,
+         .max = 3600, F(redis.heartbeat_interval), .def.i = 1,
+         .help = "seconds between a worker's heartbeats in Redis"},
+        {.name = "redis.dead_after", .type = KEY_INT, .min = 2, .max = 86400,
+         F(redis.dead_after), .def.i = 5,
+         .help = "seconds without a heartbeat after which a worker's clients "
+                 "leave the cluster (must exceed heartbeat_interval)"},
 };
+/* clang-format on */
 
 static const char *check_secret_encoding(struct pxl_config *conf,
                                          const char *v)
@@ -290,10 +357,17 @@ static const char *check_path(struct pxl_config *conf, const char *v)
         return NULL;
 }
 
+/* One pass of checking: the app file, or a plugin's settings group. */
 struct loader {
-        struct pxl_config *conf;
+        struct pxl_config *conf; /* given to check; NULL for a plugin */
+        char *base;              /* the keys' offsets are into it */
+        const struct conf_key *keys;
+        size_t nkeys;
+        size_t skip; /* a key's name in messages starts with skip bytes
+                      * ("plugins[1].settings.") its table name lacks */
         struct pxl_str *errors;
         const char *name; /* file name for messages */
+        const char *what; /* before a value in messages: "" or "default " */
         int nerrors;
 };
 
@@ -303,35 +377,23 @@ static void conf_error(struct loader *ld, const config_setting_t *s,
 static void conf_error(struct loader *ld, const config_setting_t *s,
                        const char *key, const char *fmt, ...)
 {
-        char text[512], line[700];
-        const char *file = NULL;
-        int lineno = 0;
+        const char *file = s != NULL ? config_setting_source_file(s) : NULL;
         va_list ap;
 
-        if (s != NULL) {
-                file = config_setting_source_file(s);
-                lineno = (int)config_setting_source_line(s);
-        }
-        if (file == NULL)
-                file = ld->name;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
-        va_end(ap);
         /* A key that is missing altogether has no line to point at. */
-        if (s == NULL)
-                snprintf(line, sizeof(line), "%s: %s: %s\n", file,
-                         key ? key : "config", text);
-        else if (key != NULL)
-                snprintf(line, sizeof(line), "%s:%d: %s: %s\n", file, lineno,
-                         key, text);
-        else
-                snprintf(line, sizeof(line), "%s:%d: %s\n", file, lineno,
-                         text);
-        pxl_str_puts(ld->errors, line);
+        if (s == NULL && key == NULL)
+                key = "config";
+        va_start(ap, fmt);
+        (void)pxl_str_vreport(ld->errors, file != NULL ? file : ld->name,
+                              s != NULL ? (int)config_setting_source_line(s)
+                                        : 0,
+                              key, fmt, ap);
+        va_end(ap);
         ld->nerrors++;
 }
 
-/* Not an error: -t still passes, but says what will surprise. */
+/* Not an error: -t still passes, but says what will surprise. The text
+ * starts with "warning: ". */
 static void conf_warning(struct loader *ld, const char *key, const char *fmt,
                          ...) PXL_PRINTF(3, 4);
 
@@ -339,28 +401,23 @@ static void conf_warning(struct loader *ld, const char *key, const char *fmt,
                          ...)
 {
         const config_setting_t *s = config_lookup(&ld->conf->cfg, key);
-        const char *file = s ? config_setting_source_file(s) : NULL;
-        char text[512], line[700];
+        const char *file = s != NULL ? config_setting_source_file(s) : NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        (void)pxl_str_vreport(
+                &ld->conf->warnings, file != NULL ? file : ld->name,
+                s != NULL ? (int)config_setting_source_line(s) : 0, key, fmt,
+                ap);
         va_end(ap);
-        if (s != NULL)
-                snprintf(line, sizeof(line), "%s:%d: %s: warning: %s\n",
-                         file ? file : ld->name,
-                         (int)config_setting_source_line(s), key, text);
-        else
-                snprintf(line, sizeof(line), "%s: %s: warning: %s\n",
-                         ld->name, key, text);
-        pxl_str_puts(&ld->conf->warnings, line);
 }
 
-static const struct conf_key *find_key(const char *name)
+static const struct conf_key *find_key(const struct loader *ld,
+                                       const char *name)
 {
-        for (size_t i = 0; i < sizeof(conf_keys) / sizeof(*conf_keys); i++)
-                if (strcmp(conf_keys[i].name, name) == 0)
-                        return &conf_keys[i];
+        for (size_t i = 0; i < ld->nkeys; i++)
+                if (strcmp(ld->keys[i].name, name) == 0)
+                        return &ld->keys[i];
         return NULL;
 }
 
@@ -418,6 +475,93 @@ static char *dup_or_oom(struct loader *ld, const char *s)
         if (d == NULL)
                 conf_error(ld, NULL, NULL, "out of memory");
         return d;
+}
+
+/*
+ * The checks a value passes, whether the file gives it or the table's
+ * default does, and its store. s is where the file set it (NULL for a
+ * default).
+ */
+static void set_int(struct loader *ld, const config_setting_t *s,
+                    const struct conf_key *k, const char *key, long long v)
+{
+        if (v < k->min || v > k->max) {
+                conf_error(ld, s, key, "%s%lld is out of range %lld..%lld",
+                           ld->what, v, k->min, k->max);
+                return;
+        }
+        if (k->width != 0)
+                store_int(ld->base + k->offset, k->width, v);
+}
+
+static void set_bool(struct loader *ld, const struct conf_key *k, bool v)
+{
+        if (k->width != 0)
+                *(bool *)(ld->base + k->offset) = v;
+}
+
+static void set_string(struct loader *ld, const config_setting_t *s,
+                       const struct conf_key *k, const char *key, const char *v)
+{
+        size_t len = strlen(v);
+        const char *why;
+
+        if ((long long)len < k->min || (long long)len > k->max) {
+                conf_error(ld, s, key,
+                           "%s\"%s\" must be %lld to %lld characters", ld->what,
+                           v, k->min, k->max);
+                return;
+        }
+        if (k->check != NULL && (why = k->check(ld->conf, v)) != NULL) {
+                conf_error(ld, s, key, "%s\"%s\" %s", ld->what, v, why);
+                return;
+        }
+        if (k->width != 0) {
+                char **dst = (char **)(ld->base + k->offset);
+                char *copy = dup_or_oom(ld, v);
+
+                if (copy != NULL) {
+                        free(*dst);
+                        *dst = copy;
+                }
+        }
+}
+
+/* Every default of the table, through the checks a file's value passes. */
+static void apply_defaults(struct loader *ld, const char *prefix)
+{
+        const char *what = ld->what;
+
+        ld->what = "default ";
+        for (size_t i = 0; i < ld->nkeys; i++) {
+                const struct conf_key *k = &ld->keys[i];
+                char key[256];
+
+                /* Required: no default, the file sets it. Not stored:
+                 * nothing to apply (or a row the table got wrong). */
+                if (k->required || (k->width == 0 && k->check == NULL))
+                        continue;
+                snprintf(key, sizeof(key), "%s%s%s", prefix,
+                         prefix[0] != '\0' ? "." : "", k->name);
+                switch (k->type) {
+                case KEY_INT:
+                case KEY_INT_AUTO:
+                        set_int(ld, NULL, k, key, k->def.i);
+                        break;
+                case KEY_BOOL:
+                        set_bool(ld, k, k->def.b);
+                        break;
+                case KEY_STRING:
+                        if (k->def.s != NULL)
+                                set_string(ld, NULL, k, key, k->def.s);
+                        break;
+                case KEY_STRINGS:
+                case KEY_GROUP:
+                case KEY_LIST:
+                        break;
+                }
+        }
+        ld->what = what;
 }
 
 /* A bare name is looked up; anything with a '/' or ".so" is a path. */
@@ -525,6 +669,8 @@ static void load_plugins(struct loader *ld, const config_setting_t *list)
                 if (resolved == NULL)
                         continue;
                 conf->plugins[conf->nplugins].path = resolved;
+                conf->plugins[conf->nplugins].entry = e;
+                conf->plugins[conf->nplugins].index = i;
                 conf->plugins[conf->nplugins].settings = settings;
                 conf->plugins[conf->nplugins].line =
                         (int)config_setting_source_line(e);
@@ -536,7 +682,7 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                        const struct conf_key *k, const char *key)
 {
         int t = config_setting_type(s);
-        char *field = (char *)ld->conf + k->offset;
+        char *field = ld->base + k->offset;
 
         switch (k->type) {
         case KEY_INT_AUTO:
@@ -550,24 +696,14 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                         return;
                 }
                 /* fall through */
-        case KEY_INT: {
-                long long v;
-
+        case KEY_INT:
                 if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
                         conf_error(ld, s, key, "expected an integer, got %s",
                                    type_name(t));
                         return;
                 }
-                v = config_setting_get_int64(s);
-                if (v < k->min || v > k->max) {
-                        conf_error(ld, s, key,
-                                   "%lld is out of range %lld..%lld", v, k->min,
-                                   k->max);
-                        return;
-                }
-                store_int(field, k->width, v);
+                set_int(ld, s, k, key, config_setting_get_int64(s));
                 return;
-        }
         case KEY_BOOL:
                 if (t != CONFIG_TYPE_BOOL) {
                         conf_error(ld, s, key,
@@ -575,40 +711,16 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                                    type_name(t));
                         return;
                 }
-                *(bool *)field = config_setting_get_bool(s) != 0;
+                set_bool(ld, k, config_setting_get_bool(s) != 0);
                 return;
-        case KEY_STRING: {
-                const char *v, *why;
-                size_t len;
-
+        case KEY_STRING:
                 if (t != CONFIG_TYPE_STRING) {
                         conf_error(ld, s, key, "expected a string, got %s",
                                    type_name(t));
                         return;
                 }
-                v = config_setting_get_string(s);
-                len = strlen(v);
-                if ((long long)len < k->min || (long long)len > k->max) {
-                        conf_error(ld, s, key,
-                                   "\"%s\" must be %lld to %lld characters", v,
-                                   k->min, k->max);
-                        return;
-                }
-                if (k->check != NULL && (why = k->check(ld->conf, v)) != NULL) {
-                        conf_error(ld, s, key, "\"%s\" %s", v, why);
-                        return;
-                }
-                if (k->width != 0) {
-                        char **dst = (char **)field;
-                        char *copy = dup_or_oom(ld, v);
-
-                        if (copy != NULL) {
-                                free(*dst);
-                                *dst = copy;
-                        }
-                }
+                set_string(ld, s, k, key, config_setting_get_string(s));
                 return;
-        }
         case KEY_STRINGS: {
                 int n = config_setting_length(s);
                 char **v;
@@ -669,7 +781,7 @@ static void load_group(struct loader *ld, const config_setting_t *group,
                 else
                         snprintf(key, sizeof(key), "%s",
                                  config_setting_name(s));
-                k = find_key(key);
+                k = find_key(ld, key + ld->skip);
                 if (k == NULL) {
                         conf_error(ld, s, key, "unknown key");
                         continue;
@@ -756,55 +868,19 @@ static void relative_to_app(struct loader *ld, char **path)
         *path = dup_or_oom(ld, buf);
 }
 
-static int set_defaults(struct pxl_config *c)
-{
-        c->host = strdup("0.0.0.0");
-        c->path = strdup("/ws");
-        c->port = 8080;
-        c->backlog = 511;
-        c->shutdown_timeout = 5;
-        c->limits.max_message_size = 4 * MiB;
-        c->limits.max_frame_size = 4 * MiB;
-        c->limits.max_json_depth = 64;
-        c->limits.handshake_timeout = 10;
-        c->limits.max_header_size = 8192;
-        c->limits.max_connections = 10000;
-        c->limits.max_output_bytes = 8 * MiB;
-        c->limits.max_handshakes = 1000;
-        c->limits.max_connections_per_ip = 1000;
-        c->limits.rate = 1000;
-        c->limits.burst = 2000;
-        c->limits.max_metadata_size = 65536;
-        c->limits.max_metadata_entry_size = 16384;
-        c->connected_frame = true;
-        c->presence_interval = 250;
-        c->rooms.max_member_field_length = 256;
-        c->log_level = PXL_LOG_INFO;
-        c->log_format = PXL_LOG_LOGFMT;
-        c->rooms.multiple = true;
-        c->rooms.max_name_length = 128;
-        c->rooms.max_per_client = 64;
-        c->rooms.members_visible_to_all = true;
-        c->check_interval = 60;
-        c->heartbeat_timeout = 30;
-        c->auth.algorithm = strdup("HS256");
-        c->workers = 1;
-        c->redis.host = strdup("127.0.0.1");
-        c->redis.port = 6379;
-        c->redis.connect_timeout = 2;
-        c->redis.retry_max_delay = 5;
-        c->redis.heartbeat_interval = 1;
-        c->redis.dead_after = 5;
-        return c->host && c->path && c->auth.algorithm && c->redis.host
-                       ? 0
-                       : PXL_ENOMEM;
-}
-
 static struct pxl_config *load(const char *file, const char *text,
                                struct pxl_str *errors)
 {
         struct pxl_config *conf = calloc(1, sizeof(*conf));
-        struct loader ld = {conf, errors, file, 0};
+        struct loader ld = {
+                .conf = conf,
+                .base = (char *)conf,
+                .keys = conf_keys,
+                .nkeys = sizeof(conf_keys) / sizeof(*conf_keys),
+                .errors = errors,
+                .name = file,
+                .what = "",
+        };
         int ok;
 
         if (conf == NULL) {
@@ -812,7 +888,13 @@ static struct pxl_config *load(const char *file, const char *text,
                 return NULL;
         }
         config_init(&conf->cfg);
-        if (set_defaults(conf) < 0 || (conf->file = strdup(file)) == NULL) {
+        /* A default the table's own checks refuse is a bug, reported so. */
+        apply_defaults(&ld, "");
+        if (ld.nerrors > 0) {
+                pxl_conf_free(conf);
+                return NULL;
+        }
+        if ((conf->file = strdup(file)) == NULL) {
                 pxl_str_puts(errors, "out of memory\n");
                 pxl_conf_free(conf);
                 return NULL;
@@ -839,18 +921,16 @@ static struct pxl_config *load(const char *file, const char *text,
                 ok = config_read_file(&conf->cfg, file);
         }
         if (!ok) {
-                char line[700];
+                int err = errno ? errno : ENOENT;
                 const char *efile = config_error_file(&conf->cfg);
 
                 if (config_error_type(&conf->cfg) == CONFIG_ERR_FILE_IO)
-                        snprintf(line, sizeof(line), "%s: cannot read: %s\n",
-                                 file, strerror(errno ? errno : ENOENT));
+                        pxl_str_report(errors, file, 0, NULL, "cannot read: %s",
+                                       strerror(err));
                 else
-                        snprintf(line, sizeof(line), "%s:%d: %s\n",
-                                 efile ? efile : file,
-                                 config_error_line(&conf->cfg),
-                                 config_error_text(&conf->cfg));
-                pxl_str_puts(errors, line);
+                        pxl_str_report(errors, efile ? efile : file,
+                                       config_error_line(&conf->cfg), NULL,
+                                       "%s", config_error_text(&conf->cfg));
                 pxl_conf_free(conf);
                 return NULL;
         }
@@ -876,7 +956,8 @@ static struct pxl_config *load(const char *file, const char *text,
                            (unsigned long long)conf->limits.max_message_size);
         if (conf->limits.max_output_bytes < conf->limits.max_message_size)
                 conf_warning(&ld, "limits.max_output_bytes",
-                             "%llu is below limits.max_message_size (%llu): "
+                             "warning: %llu is below "
+                             "limits.max_message_size (%llu): "
                              "a reply that big goes out only when nothing "
                              "else is queued for its client",
                              (unsigned long long)conf->limits.max_output_bytes,
@@ -925,13 +1006,177 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf);
 }
 
+/* A plugin's table as rows of ours; its own problems are reported. */
+static void settings_keys(struct loader *ld, const struct pxl_setting *table,
+                          struct conf_key *keys)
+{
+        for (size_t i = 0; i < ld->nkeys && table[i].name != NULL; i++) {
+                const struct pxl_setting *t = &table[i];
+                struct conf_key *k = &keys[i];
+                char key[256];
+
+                snprintf(key, sizeof(key), "settings.%s", t->name);
+                k->name = t->name;
+                k->required = t->required;
+                k->min = t->min;
+                k->max = t->max;
+                k->offset = i * sizeof(union pxl_conf_value);
+                k->help = t->help;
+                switch (t->type) {
+                case PXL_SETTING_INT:
+                        k->type = KEY_INT;
+                        k->width = sizeof(int64_t);
+                        k->def.i = t->def.i;
+                        if (t->min == 0 && t->max == 0) {
+                                k->min = LLONG_MIN;
+                                k->max = LLONG_MAX;
+                        }
+                        break;
+                case PXL_SETTING_BOOL:
+                        k->type = KEY_BOOL;
+                        k->width = sizeof(bool);
+                        k->def.b = t->def.b;
+                        break;
+                case PXL_SETTING_STRING:
+                        k->type = KEY_STRING;
+                        k->width = sizeof(char *);
+                        k->def.s = t->def.s;
+                        if (t->min == 0 && t->max == 0)
+                                k->max = LLONG_MAX;
+                        break;
+                default:
+                        conf_error(ld, NULL, key, "unknown type %d",
+                                   (int)t->type);
+                        continue;
+                }
+                if (t->name[0] == '\0') {
+                        snprintf(key, sizeof(key), "settings[%zu]", i);
+                        conf_error(ld, NULL, key, "has no name");
+                        k->width = 0;
+                }
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(table[j].name, t->name) == 0) {
+                                conf_error(ld, NULL, key, "declared twice");
+                                k->width = 0;
+                                break;
+                        }
+                if (k->min > k->max) {
+                        conf_error(ld, NULL, key, "range %lld..%lld is empty",
+                                   k->min, k->max);
+                        k->width = 0;
+                } else if (k->type == KEY_STRING && k->min < 0) {
+                        conf_error(ld, NULL, key,
+                                   "range %lld..%lld: a length is never "
+                                   "below 0",
+                                   k->min, k->max);
+                        k->width = 0;
+                }
+        }
+}
+
+int pxl_conf_settings(const struct pxl_config *conf,
+                      const struct pxl_plugin_conf *pc, const char *path,
+                      const struct pxl_setting *table,
+                      union pxl_conf_value **values, struct pxl_str *errors)
+{
+        struct loader ld = {.errors = errors, .name = path, .what = ""};
+        struct conf_key *keys;
+        union pxl_conf_value *v;
+        char prefix[64];
+        size_t n = 0;
+
+        *values = NULL;
+        while (table[n].name != NULL)
+                n++;
+        keys = calloc(n + 1, sizeof(*keys));
+        v = calloc(n + 1, sizeof(*v));
+        if (keys == NULL || v == NULL) {
+                free(keys);
+                free(v);
+                pxl_str_report(errors, path, 0, NULL, "out of memory");
+                return PXL_ENOMEM;
+        }
+        ld.base = (char *)v;
+        ld.keys = keys;
+        ld.nkeys = n;
+        /* The table first: a bad row or default is the plugin's fault. */
+        settings_keys(&ld, table, keys);
+        apply_defaults(&ld, "settings");
+        /* Then the app file's group, as the app file's keys are checked. */
+        if (ld.nerrors == 0) {
+                snprintf(prefix, sizeof(prefix), "plugins[%d].settings",
+                         pc->index);
+                ld.name = conf->file;
+                ld.skip = strlen(prefix) + 1;
+                if (pc->settings != NULL)
+                        load_group(&ld, pc->settings, prefix);
+                for (size_t i = 0; i < n; i++) {
+                        char key[256];
+
+                        if (!keys[i].required ||
+                            (pc->settings != NULL &&
+                             config_setting_get_member(pc->settings,
+                                                       keys[i].name) != NULL))
+                                continue;
+                        snprintf(key, sizeof(key), "%s.%s", prefix,
+                                 keys[i].name);
+                        conf_error(&ld,
+                                   pc->settings != NULL ? pc->settings
+                                                        : pc->entry,
+                                   key, "missing");
+                }
+        }
+        free(keys);
+        if (ld.nerrors > 0) {
+                pxl_conf_settings_free(table, v);
+                return PXL_ERR;
+        }
+        *values = v;
+        return PXL_OK;
+}
+
+void pxl_conf_settings_free(const struct pxl_setting *table,
+                            union pxl_conf_value *values)
+{
+        if (values == NULL)
+                return;
+        for (size_t i = 0; table[i].name != NULL; i++)
+                if (table[i].type == PXL_SETTING_STRING)
+                        free(values[i].s);
+        free(values);
+}
+
+/* The default as -T and pxl.cfg(5) write it: 8080, true, "/ws", any, -. */
+static const char *default_text(const struct conf_key *k, char *buf, size_t cap)
+{
+        switch (k->type) {
+        case KEY_INT:
+        case KEY_INT_AUTO:
+                snprintf(buf, cap, "%lld", k->def.i);
+                return buf;
+        case KEY_BOOL:
+                return k->def.b ? "true" : "false";
+        case KEY_STRING:
+                if (k->def.s == NULL)
+                        break;
+                snprintf(buf, cap, "\"%s\"", k->def.s);
+                return buf;
+        case KEY_STRINGS:
+        case KEY_GROUP:
+        case KEY_LIST:
+                break;
+        }
+        return k->unset != NULL ? k->unset : "-";
+}
+
 void pxl_conf_print_keys(void)
 {
         for (size_t i = 0; i < sizeof(conf_keys) / sizeof(*conf_keys); i++) {
                 const struct conf_key *k = &conf_keys[i];
+                char def[64];
 
                 printf("%-26s %-11s %-10s %s\n", k->name,
                        key_type_names[k->type],
-                       k->def ? k->def : "-", k->help);
+                       default_text(k, def, sizeof(def)), k->help);
         }
 }

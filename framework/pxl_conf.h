@@ -14,6 +14,8 @@
 #include "pxl_redis.h"
 #include "pxl_str.h"
 
+struct pxl_setting;
+
 struct pxl_limits {
         uint64_t max_message_size;
         uint64_t max_frame_size;
@@ -54,6 +56,8 @@ struct pxl_rooms_conf {
 
 struct pxl_plugin_conf {
         char *path;                   /* resolved path of the .so */
+        const config_setting_t *entry;    /* its entry in the plugins list */
+        int index;                        /* N of plugins[N] */
         const config_setting_t *settings; /* the plugin's group, or NULL */
         int line;
 };
@@ -108,5 +112,28 @@ void pxl_conf_free(struct pxl_config *conf);
 
 /* Print the key table (name, type, default, help) for -T and the docs. */
 void pxl_conf_print_keys(void);
+
+/* A plugin setting's value, one per row of its table. */
+union pxl_conf_value {
+        int64_t i;
+        bool b;
+        char *s; /* owned; NULL when unset without a default */
+};
+
+/*
+ * Check a plugin's table (problems are the plugin's: "PATH: settings.KEY:
+ * text\n") and its settings group in conf against it, with the checks
+ * and messages of the app file's keys ("FILE:LINE:
+ * plugins[N].settings.KEY: text\n"). Returns 0 with *values set to one
+ * value per row (defaults where the file sets nothing; free with
+ * pxl_conf_settings_free), or PXL_ERR (problems appended to errors) or
+ * PXL_ENOMEM with *values NULL.
+ */
+int pxl_conf_settings(const struct pxl_config *conf,
+                      const struct pxl_plugin_conf *pc, const char *path,
+                      const struct pxl_setting *table,
+                      union pxl_conf_value **values, struct pxl_str *errors);
+void pxl_conf_settings_free(const struct pxl_setting *table,
+                            union pxl_conf_value *values);
 
 #endif

@@ -4,6 +4,7 @@
  * the init/fini calls. It never unloads code while clients are served.
  */
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,16 +25,11 @@ static void plugin_error(struct pxl_str *errors, const char *path,
 static void plugin_error(struct pxl_str *errors, const char *path,
                          const char *fmt, ...)
 {
-        char text[768];
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        (void)pxl_str_vreport(errors, path, 0, NULL, fmt, ap);
         va_end(ap);
-        pxl_str_puts(errors, path);
-        pxl_str_puts(errors, ": ");
-        pxl_str_puts(errors, text);
-        pxl_str_puts(errors, "\n");
 }
 
 /* Returns NULL when the header is acceptable, else why not. */
@@ -74,6 +70,14 @@ const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d)
                                   sizeof(d->subscribers))
                 return NULL;
         return d->subscribers;
+}
+
+const struct pxl_setting *pxl_plugin_settings(const struct pxl_plugin *d)
+{
+        if (d->hdr.size <
+            offsetof(struct pxl_plugin, settings) + sizeof(d->settings))
+                return NULL;
+        return d->settings;
 }
 
 static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
@@ -130,9 +134,12 @@ static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
         return bad ? PXL_ERR : PXL_OK;
 }
 
-static int load_one(struct pxl_plugins *ps, const struct pxl_plugin_conf *pc,
-                    struct pxl_router *router, struct pxl_str *errors)
+static int load_one(struct pxl_plugins *ps, const struct pxl_config *conf,
+                    const struct pxl_plugin_conf *pc, struct pxl_router *router,
+                    struct pxl_str *errors)
 {
+        const struct pxl_setting *table;
+        int rc, src;
         struct pxl_plugin_slot *s = &ps->v[ps->n];
         const struct pxl_plugin *desc;
         char why[256];
@@ -180,7 +187,16 @@ static int load_one(struct pxl_plugins *ps, const struct pxl_plugin_conf *pc,
                 return PXL_ENOMEM;
         }
         ps->n++;
-        return register_routes(ps, s, router, errors);
+        rc = register_routes(ps, s, router, errors);
+        /* Its settings are checked now, so that -t reports them. */
+        table = pxl_plugin_settings(desc);
+        if (table != NULL) {
+                src = pxl_conf_settings(conf, pc, s->path, table, &s->values,
+                                        errors);
+                if (src < 0 && rc != PXL_ENOMEM)
+                        rc = src;
+        }
+        return rc;
 }
 
 int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
@@ -200,7 +216,7 @@ int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
         }
         /* Check them all, so -t reports every problem at once. */
         for (size_t i = 0; i < conf->nplugins; i++)
-                if (load_one(ps, &conf->plugins[i], router, errors) < 0)
+                if (load_one(ps, conf, &conf->plugins[i], router, errors) < 0)
                         rc = PXL_ERR;
         return rc;
 }
@@ -248,9 +264,64 @@ void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv)
 void pxl_plugins_unload(struct pxl_plugins *ps)
 {
         for (size_t i = 0; i < ps->n; i++) {
+                const struct pxl_setting *table =
+                        pxl_plugin_settings(ps->v[i].desc);
+
+                if (table != NULL)
+                        pxl_conf_settings_free(table, ps->v[i].values);
                 free(ps->v[i].path);
                 dlclose(ps->v[i].handle);
         }
         free(ps->v);
         memset(ps, 0, sizeof(*ps));
+}
+
+/*
+ * The value of the calling plugin's setting name of type t, or NULL
+ * (logged: the plugin asks for something its table does not declare).
+ */
+static const union pxl_conf_value *setting_value(const struct pxl_ctx *ctx,
+                                                 const char *name,
+                                                 enum pxl_setting_type t)
+{
+        static const char *const types[] = {"", "an integer", "a boolean",
+                                            "a string"};
+        const struct pxl_plugin_slot *s = ctx != NULL ? ctx->plugin : NULL;
+        const struct pxl_setting *table =
+                s != NULL ? pxl_plugin_settings(s->desc) : NULL;
+
+        for (size_t i = 0; table != NULL && s->values != NULL && name != NULL &&
+                           table[i].name != NULL;
+             i++)
+                if (strcmp(table[i].name, name) == 0 && table[i].type == t)
+                        return &s->values[i];
+        pxl_log(ctx, PXL_LOG_ERR,
+                "setting \"%s\" is not declared as %s in the plugin's "
+                "settings table",
+                name != NULL ? name : "(null)", types[t]);
+        return NULL;
+}
+
+int64_t pxl_setting_int(const struct pxl_ctx *ctx, const char *name)
+{
+        const union pxl_conf_value *v =
+                setting_value(ctx, name, PXL_SETTING_INT);
+
+        return v != NULL ? v->i : 0;
+}
+
+bool pxl_setting_bool(const struct pxl_ctx *ctx, const char *name)
+{
+        const union pxl_conf_value *v =
+                setting_value(ctx, name, PXL_SETTING_BOOL);
+
+        return v != NULL && v->b;
+}
+
+const char *pxl_setting_string(const struct pxl_ctx *ctx, const char *name)
+{
+        const union pxl_conf_value *v =
+                setting_value(ctx, name, PXL_SETTING_STRING);
+
+        return v != NULL ? v->s : NULL;
 }

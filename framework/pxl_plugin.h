@@ -20,6 +20,8 @@ struct pxl_plugin_slot {
         void *handle;                  /* dlopen handle */
         char *path;
         const config_setting_t *settings;
+        /* One per row of the plugin's settings table (ABI 1.2), or NULL. */
+        union pxl_conf_value *values;
         void *data;     /* the plugin's per-worker state */
         bool init_ran;  /* init was called (fini is owed even if it failed) */
 };
@@ -45,5 +47,7 @@ void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv);
 void pxl_plugins_unload(struct pxl_plugins *ps);
 /* The subscribers of a descriptor, or NULL (none, or an ABI 1.0 plugin). */
 const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d);
+/* The settings table of a descriptor, or NULL (none, or ABI 1.0/1.1). */
+const struct pxl_setting *pxl_plugin_settings(const struct pxl_plugin *d);
 
 #endif

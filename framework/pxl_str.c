@@ -2,6 +2,7 @@
  * pxl_str.c - the growable byte buffer. Knows nothing of sockets or JSON
  * grammar; JSON string escaping is delegated to pxl_json.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,4 +87,69 @@ void pxl_hex(char *out, const unsigned char *raw, size_t n)
                 out[2 * i + 1] = digits[raw[i] & 15];
         }
         out[2 * n] = '\0';
+}
+
+/* Append printf-style text; on failure s->len is back where it was. */
+static int str_vprintf(struct pxl_str *s, const char *fmt, va_list ap)
+{
+        va_list again;
+        int n;
+
+        va_copy(again, ap);
+        n = vsnprintf(NULL, 0, fmt, again);
+        va_end(again);
+        if (n < 0 || pxl_str_reserve(s, (size_t)n) < 0)
+                return PXL_ENOMEM;
+        vsnprintf(s->p + s->len, (size_t)n + 1, fmt, ap);
+        s->len += (size_t)n;
+        return PXL_OK;
+}
+
+static int str_printf(struct pxl_str *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static int str_printf(struct pxl_str *s, const char *fmt, ...)
+{
+        va_list ap;
+        int rc;
+
+        va_start(ap, fmt);
+        rc = str_vprintf(s, fmt, ap);
+        va_end(ap);
+        return rc;
+}
+
+int pxl_str_vreport(struct pxl_str *s, const char *file, int line,
+                    const char *key, const char *fmt, va_list ap)
+{
+        size_t len = s->len;
+        int rc = str_printf(s, "%s", file);
+
+        if (rc == 0 && line > 0)
+                rc = str_printf(s, ":%d", line);
+        if (rc == 0 && key != NULL)
+                rc = str_printf(s, ": %s", key);
+        if (rc == 0)
+                rc = pxl_str_puts(s, ": ");
+        if (rc == 0)
+                rc = str_vprintf(s, fmt, ap);
+        if (rc == 0)
+                rc = pxl_str_puts(s, "\n");
+        if (rc < 0 && s->p != NULL) {
+                s->len = len;
+                s->p[len] = '\0';
+        }
+        return rc;
+}
+
+int pxl_str_report(struct pxl_str *s, const char *file, int line,
+                   const char *key, const char *fmt, ...)
+{
+        va_list ap;
+        int rc;
+
+        va_start(ap, fmt);
+        rc = pxl_str_vreport(s, file, line, key, fmt, ap);
+        va_end(ap);
+        return rc;
 }

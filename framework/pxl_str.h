@@ -5,6 +5,7 @@
 #ifndef PXL_STR_H
 #define PXL_STR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +27,18 @@ void pxl_hex(char *out, const unsigned char *raw, size_t n);
 /* Forget the contents; keep the memory when it is small, else free it. */
 void pxl_str_reset(struct pxl_str *s, size_t keep_cap);
 void pxl_str_fini(struct pxl_str *s);
+
+/*
+ * Append one line of a report, "FILE:LINE: KEY: TEXT\n", the one shape
+ * of pxl's config, plugin and auth errors: ":LINE" is left out when line
+ * is 0 or less, "KEY: " when key is NULL, and TEXT comes from fmt. All
+ * or nothing: 0, or PXL_ENOMEM with s unchanged.
+ */
+int pxl_str_report(struct pxl_str *s, const char *file, int line,
+                   const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+int pxl_str_vreport(struct pxl_str *s, const char *file, int line,
+                    const char *key, const char *fmt, va_list ap)
+        __attribute__((format(printf, 5, 0)));
 
 #endif

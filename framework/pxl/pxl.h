@@ -17,6 +17,12 @@
  *   1.1  subscribers: server-side handlers of bus events, appended to
  *        the descriptor (a 1.0 plugin simply has none). The Redis
  *        functions pxl_redis_* joined 1.1 before any release.
+ *   1.2  settings: the plugin's settings table (struct pxl_setting),
+ *        appended to the descriptor; pxl-serve checks the plugin's
+ *        settings group against it at load, as it checks the app file,
+ *        and init reads the values with pxl_setting_int, _bool and
+ *        _string. A 1.0 or 1.1 plugin has no table: its group is passed
+ *        to init unchecked, as before.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -36,7 +42,7 @@ extern "C" {
 #endif
 
 #define PXL_ABI_MAJOR    1
-#define PXL_ABI_MINOR    1
+#define PXL_ABI_MINOR    2
 #define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
 
 /*
@@ -142,6 +148,43 @@ struct pxl_route {
                 NULL, NULL, NULL                                               \
         }
 
+/*
+ * A plugin's setting (ABI 1.2): a key of its `settings = { ... }` group
+ * in the app file. pxl-serve checks the group against the table at load
+ * (so `pxl-serve -t` too), with the framework's own checks and messages:
+ * "app.cfg:12: plugins[1].settings.KEY: 0 is out of range 1..100", a
+ * value of the wrong type, a required key missing, and any key the
+ * table does not name ("unknown key") are errors, and nothing starts.
+ * Write rows with designated initialisers; what a row leaves out is 0.
+ */
+enum pxl_setting_type {
+        PXL_SETTING_INT = 1, /* an integer, read with pxl_setting_int */
+        PXL_SETTING_BOOL,    /* true or false, pxl_setting_bool */
+        PXL_SETTING_STRING,  /* a string, pxl_setting_string */
+};
+
+struct pxl_setting {
+        const char *name; /* the key in the settings group */
+        enum pxl_setting_type type;
+        bool required; /* the app file must set it; def is not used */
+        /*
+         * Inclusive: an integer's value, a string's length in bytes.
+         * Both 0: no limit. Not used for booleans.
+         */
+        int64_t min, max;
+        /* The value when the app file does not set the key. */
+        union {
+                const char *s; /* NULL: none (pxl_setting_string gives NULL) */
+                int64_t i;
+                bool b;
+        } def;
+        const char *help; /* one line: what it does, its unit */
+};
+#define PXL_SETTING_END                                                        \
+        {                                                                      \
+                NULL, 0, false, 0, 0, {NULL}, NULL                             \
+        }
+
 /* Read before anything else in the descriptor; never reordered. */
 struct pxl_plugin_hdr {
         uint32_t magic;
@@ -169,6 +212,12 @@ struct pxl_plugin {
         pxl_handler_fn *raw_handler;
         /* ABI 1.1: ended by PXL_SUBSCRIBER_END; may be NULL. */
         const struct pxl_subscriber *subscribers;
+        /*
+         * ABI 1.2: the plugin's settings, ended by PXL_SETTING_END. NULL:
+         * the group is not checked, only passed to init (as for 1.0 and
+         * 1.1 plugins); a table with no rows: the group must be empty.
+         */
+        const struct pxl_setting *settings;
 };
 
 /* The one symbol a plugin defines (with PXL_PLUGIN_EXPORT). */
@@ -213,6 +262,18 @@ void pxl_ctx_set_plugin_data(struct pxl_ctx *ctx, void *data);
 /* From init: report why init failed; pxl-serve prints it and refuses to start.
  */
 int pxl_ctx_fail(struct pxl_ctx *ctx, const char *fmt, ...) PXL_PRINTF(2, 3);
+
+/*
+ * The calling plugin's settings (ABI 1.2), checked at load: the app
+ * file's value, or the table's default. name must be a row of the
+ * plugin's table with that type; otherwise an ERR line is logged and
+ * the result is 0, false or NULL. Usable from init on, in every call.
+ */
+int64_t pxl_setting_int(const struct pxl_ctx *ctx, const char *name);
+bool pxl_setting_bool(const struct pxl_ctx *ctx, const char *name);
+/* Borrowed, valid until the plugin's fini returns; NULL when unset
+ * without a default. */
+const char *pxl_setting_string(const struct pxl_ctx *ctx, const char *name);
 
 /* Set the reply's "response". Takes obj; NULL sends "response":null. */
 int pxl_reply(struct pxl_ctx *ctx, struct json_object *obj);

@@ -3,19 +3,23 @@
  * and the calling client's id. Start here when writing a plugin.
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <pxl/pxl.h>
 
-struct hello {
-        char greeting[64];
+/* Checked by pxl-serve against the app file at load (pxl-serve -t too). */
+static const struct pxl_setting hello_settings[] = {
+        {.name = "greeting",
+         .type = PXL_SETTING_STRING,
+         .max = 63,
+         .def.s = "Hello",
+         .help = "the word before the name"},
+        PXL_SETTING_END,
 };
 
 /* hello/greet {"name": "Ada"} -> {"message": "Hello, Ada!", "clientId": ...} */
 static int hello_greet(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 {
-        struct hello *h = pxl_ctx_plugin_data(ctx);
+        const char *greeting = pxl_setting_string(ctx, "greeting");
         struct json_object *data = pxl_msg_data(msg), *name, *reply;
         const char *who = "world";
         char text[256];
@@ -25,34 +29,12 @@ static int hello_greet(struct pxl_ctx *ctx, const struct pxl_msg *msg)
                         return pxl_fail(ctx, "name must be a string");
                 who = json_object_get_string(name);
         }
-        snprintf(text, sizeof(text), "%s, %s!", h->greeting, who);
+        snprintf(text, sizeof(text), "%s, %s!", greeting, who);
         reply = json_object_new_object();
         json_object_object_add(reply, "message", json_object_new_string(text));
         json_object_object_add(reply, "clientId",
                                json_object_new_string(pxl_ctx_client_id(ctx)));
         return pxl_reply(ctx, reply);
-}
-
-static int hello_init(struct pxl_ctx *ctx, const config_setting_t *settings)
-{
-        struct hello *h = calloc(1, sizeof(*h));
-        const char *greeting = "Hello";
-
-        if (h == NULL)
-                return pxl_ctx_fail(ctx, "out of memory");
-        pxl_ctx_set_plugin_data(ctx, h);
-        if (settings != NULL)
-                config_setting_lookup_string(settings, "greeting", &greeting);
-        if (strlen(greeting) >= sizeof(h->greeting))
-                return pxl_ctx_fail(ctx, "settings.greeting: longer than %zu bytes",
-                                    sizeof(h->greeting) - 1);
-        strcpy(h->greeting, greeting);
-        return PXL_OK;
-}
-
-static void hello_fini(struct pxl_ctx *ctx)
-{
-        free(pxl_ctx_plugin_data(ctx));
 }
 
 static const struct pxl_route hello_routes[] = {
@@ -65,6 +47,5 @@ PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .name = "hello",
         .version = "1.0.0",
         .routes = hello_routes,
-        .init = hello_init,
-        .fini = hello_fini,
+        .settings = hello_settings,
 };

@@ -9,10 +9,24 @@
 
 #include <pxl/pxl.h>
 
-/* Per-worker state, filled from the plugin's settings in app.cfg. */
+/*
+ * The controller's settings in app.cfg (`settings = { ... }`), checked by
+ * pxl-serve at load, `pxl-serve -t` too: a key not listed here, a value
+ * of the wrong type or out of range is reported with its file and line.
+ */
+static const struct pxl_setting @APP@_settings[] = {
+        {.name = "prefix", .type = PXL_SETTING_STRING, .max = 63,
+         .def.s = "", .help = "put before every echoed text"},
+        {.name = "max_length", .type = PXL_SETTING_INT, .min = 1,
+         .max = 1 << 20, .def.i = 1024,
+         .help = "longest text echo accepts, in bytes"},
+        PXL_SETTING_END,
+};
+
+/* Per-worker state, filled from the settings. */
 struct @APP@ {
-        char prefix[64];
-        int max_length;
+        const char *prefix; /* borrowed from the settings until fini */
+        size_t max_length;
 };
 
 /* @APP@/ping -> "pong" */
@@ -36,8 +50,8 @@ static int @APP@_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
                 return pxl_fail(ctx, "data.text must be a string");
         s = json_object_get_string(text);
         len = strlen(s);
-        if (len > (size_t)app->max_length)
-                return pxl_fail(ctx, "data.text is longer than %d bytes",
+        if (len > app->max_length)
+                return pxl_fail(ctx, "data.text is longer than %zu bytes",
                                 app->max_length);
         out = malloc(strlen(app->prefix) + len + 1);
         if (out == NULL)
@@ -52,30 +66,18 @@ static int @APP@_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, reply);
 }
 
-/* Runs once per worker; settings is the plugin's `settings` group or NULL. */
+/* Runs once per worker, after pxl-serve has checked the settings. */
 static int @APP@_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 {
         struct @APP@ *app = calloc(1, sizeof(*app));
-        const char *prefix = "";
-        int max_length = 1024;
 
+        (void)settings; /* read through pxl_setting_*() instead */
         if (app == NULL)
                 return pxl_ctx_fail(ctx, "out of memory");
         pxl_ctx_set_plugin_data(ctx, app);
-        if (settings != NULL) {
-                config_setting_lookup_string(settings, "prefix", &prefix);
-                config_setting_lookup_int(settings, "max_length", &max_length);
-        }
-        if (strlen(prefix) >= sizeof(app->prefix))
-                return pxl_ctx_fail(ctx,
-                                    "settings.prefix: longer than %zu bytes",
-                                    sizeof(app->prefix) - 1);
-        if (max_length < 1)
-                return pxl_ctx_fail(ctx,
-                                    "settings.max_length: must be positive");
-        strcpy(app->prefix, prefix);
-        app->max_length = max_length;
-        pxl_log(ctx, PXL_LOG_INFO, "ready prefix=\"%s\" max_length=%d",
+        app->prefix = pxl_setting_string(ctx, "prefix");
+        app->max_length = (size_t)pxl_setting_int(ctx, "max_length");
+        pxl_log(ctx, PXL_LOG_INFO, "ready prefix=\"%s\" max_length=%zu",
                 app->prefix, app->max_length);
         return PXL_OK;
 }
@@ -99,4 +101,5 @@ PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .routes = @APP@_routes,
         .init = @APP@_init,
         .fini = @APP@_fini,
+        .settings = @APP@_settings,
 };

@@ -43,6 +43,20 @@ else
         not_ok "pxl-serve -t app.cfg"
 fi
 
+# The controller's settings are checked too, with the file and line.
+sed -e 's|max_length *= *[0-9][0-9]*;|max_length = 0;|' "$tmp/test.cfg" \
+        >"$tmp/bad.cfg"
+want="plugins[0].settings.max_length: 0 is out of range 1..1048576"
+if "$PXL_SERVE" -t "$tmp/bad.cfg" >"$tmp/check.out" 2>&1; then
+        cat "$tmp/check.out"
+        not_ok "pxl-serve -t refuses max_length = 0"
+elif grep -F "$tmp/bad.cfg:" "$tmp/check.out" | grep -qF ": $want"; then
+        ok "pxl-serve -t refuses max_length = 0"
+else
+        cat "$tmp/check.out"
+        not_ok "pxl-serve -t refuses max_length = 0"
+fi
+
 : >"$tmp/server.log"
 "$PXL_SERVE" "$tmp/test.cfg" 2>"$tmp/server.log" &
 pid=$!

@@ -2,7 +2,12 @@
 test_config - the pxl-serve command line: -t on good and broken app files
 (exact "file:line: key: text" lines), bad plugins (exact refusals naming
 the plugin's path), a plugin whose init fails, and -h, -V, -T and usage.
+Plugin settings (ABI 1.2): checked at -t like the app file's keys, a bad
+settings table refused by the plugin's path, the values and defaults a
+running plugin reads, and an ABI 1.1 plugin that loads with its settings
+group unchecked.
 """
+import asyncio
 import os
 import re
 import sys
@@ -11,8 +16,10 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, check, eq, log_problems, plugin_file,  # noqa: E402
-                     run_serve, test_plugin, tmpdir)
+from pxltest import (TAP, Server, app_config, check, eq,  # noqa: E402
+                     log_problems, plugin_file, run_serve, test_plugin,
+                     tmpdir)
+from pxlws import connect, reply  # noqa: E402
 
 tap = TAP()
 tap.deadline(60)
@@ -120,6 +127,59 @@ def t_keys():
     clean(err)
 
 
+async def requests(srv, *pairs):
+    """Send each (type, action) to srv; return the replies in order."""
+    c = await connect(srv.url())
+    try:
+        out = []
+        for i, (t, a) in enumerate(pairs):
+            out.append(await c.request(t, a, rid=i))
+        return out
+    finally:
+        await c.close()
+
+
+def t_settings_served():
+    st, old = test_plugin("settings"), test_plugin("old_abi")
+    # Every key set, and an ABI 1.1 plugin whose group nobody checks.
+    srv = Server(app_config(
+        ("echo", '{ path = "%s"; settings = { count = 42; big = '
+         '4999999999L; any = -3; flag = false; word = "xyz"; path = '
+         '"/p"; }; }' % st,
+         '{ path = "%s"; settings = { answer = 42; colour = "red"; }; }'
+         % old)), "set").start()
+    got = asyncio.run(requests(srv, ("settings", "get"), ("old", "get")))
+    eq(got, [reply("settings", "get", {"count": 42, "big": 4999999999,
+                                       "any": -3, "flag": False,
+                                       "word": "xyz", "path": "/p"}, 0),
+             reply("old", "get", 42, 1)], "replies")
+    srv.stop()
+
+
+def t_settings_defaults():
+    st = test_plugin("settings")
+    srv = Server(app_config(("echo", '{ path = "%s"; settings = { }; }'
+                             % st)), "defaults").start()
+    got = asyncio.run(requests(srv, ("settings", "get"),
+                               ("settings", "undeclared")))
+    eq(got, [reply("settings", "get", {"count": 7, "big": -4000000000,
+                                       "any": 0, "flag": True,
+                                       "word": "abc", "path": None}, 0),
+             reply("settings", "undeclared", {"nosuch": 0,
+                                              "countAsBool": False}, 1)],
+       "replies")
+    srv.terminate()
+    eq(srv.wait(), 0, "exit code")
+    log = srv.log()
+    for want in ('setting \\"nosuch\\" is not declared as an integer',
+                 'setting \\"count\\" is not declared as a boolean'):
+        check(want in log, "no ERR line with %r in the log:\n%s"
+              % (want, log))
+    bad = [line for line in log_problems(log)
+           if "is not declared as" not in line]
+    check(not bad, "other problems in the log:\n" + "\n".join(bad))
+
+
 def main():
     C = tap.case
     major, minor = abi()
@@ -219,6 +279,52 @@ def main():
       % bad_abi, ["{cfg}:2: bogus: unknown key",
                   "%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
                   % (bad_abi, major, minor + 7, major, minor)])
+
+    st, bad_st, old = (test_plugin("settings"), test_plugin("bad_settings"),
+                       test_plugin("old_abi"))
+    C("-t: plugin settings with every type set, and defaults", check_ok,
+      'name = "x";\nplugins = ( { path = "%s"; settings = { count = 1; '
+      'big = -5000000000L; any = 0; flag = false; word = "12345678"; '
+      'path = ""; }; }, "hello" );\n' % st, 2)
+    C("-t: plugin settings checked like the app file's keys, every "
+      "problem with file:line and plugins[N].settings.KEY", check_refused,
+      'name = "x";\nplugins = ( "echo",\n  { path = "%s"; settings = {\n'
+      '    count = 0;\n    big = 5000000001L; flag = 1;\n'
+      '    word = "waytoolong";\n    path = 5;\n    colour = "red";\n'
+      '  }; },\n  { path = "hello"; settings = { greeting = 5; }; }\n);\n'
+      'bogus = 1;\n' % st,
+      ["{cfg}:12: bogus: unknown key",
+       "{cfg}:4: plugins[1].settings.count: 0 is out of range 1..100",
+       "{cfg}:5: plugins[1].settings.big: 5000000001 is out of range "
+       "-5000000000..5000000000",
+       "{cfg}:5: plugins[1].settings.flag: expected a boolean (true or "
+       "false), got an integer",
+       '{cfg}:6: plugins[1].settings.word: "waytoolong" must be 2 to 8 '
+       "characters",
+       "{cfg}:7: plugins[1].settings.path: expected a string, got an "
+       "integer",
+       "{cfg}:8: plugins[1].settings.colour: unknown key",
+       "{cfg}:10: plugins[2].settings.greeting: expected a string, got an "
+       "integer"])
+    C("-t: testkit's settings are checked too (unknown key)",
+      check_refused, 'name = "x";\nplugins = ( { path = "testkit";\n'
+      '  settings = { greting = "hi"; }; } );\n',
+      ["{cfg}:3: plugins[0].settings.greting: unknown key"])
+    C("-t: a plugin's bad settings table is refused by its path",
+      check_refused, 'name = "x";\nplugins = ( "%s" );\n' % bad_st,
+      ["%s: settings.level: declared twice" % bad_st,
+       "%s: settings.span: range 5..1 is empty" % bad_st,
+       "%s: settings.colour: unknown type 9" % bad_st,
+       "%s: settings.level: default 0 is out of range 1..10" % bad_st,
+       '%s: settings.name: default "x" must be 3 to 8 characters'
+       % bad_st])
+    C("-t: an ABI 1.1 plugin loads; its settings group is not checked",
+      check_ok, 'name = "x";\nplugins = ( { path = "%s"; settings = { '
+      'answer = 42; colour = "red"; }; } );\n' % old, 1)
+    C("settings and defaults as a running plugin reads them; an ABI 1.1 "
+      "plugin's init gets its group", t_settings_served)
+    C("defaults where the file sets nothing; an undeclared setting reads "
+      "0/false with an ERR line", t_settings_defaults)
 
     C("init failure: exit 1, '<path>: init failed: settings.fail is true'",
       t_init_fails)

@@ -12,10 +12,29 @@
 #include <event2/event.h>
 #include <pxl/pxl.h>
 
+static const struct pxl_setting tk_settings[] = {
+        {.name = "greeting",
+         .type = PXL_SETTING_STRING,
+         .max = 63,
+         .def.s = "hello",
+         .help = "test/stats reports it"},
+        {.name = "fail",
+         .type = PXL_SETTING_BOOL,
+         .help = "init fails (after -t has passed)"},
+        {.name = "exit_if_file",
+         .type = PXL_SETTING_STRING,
+         .min = 1,
+         .max = 4095,
+         .help = "exit 50 ms after starting while it exists"},
+        {.name = "log_metrics",
+         .type = PXL_SETTING_BOOL,
+         .help = "log the counters at each disconnect"},
+        PXL_SETTING_END,
+};
+
 struct testkit {
-        char greeting[64];
         int connects, disconnects, last_close_code;
-        int log_metrics;          /* settings.log_metrics */
+        bool log_metrics;         /* settings.log_metrics */
         struct event *exit_timer; /* settings.exit_if_file */
 };
 
@@ -149,8 +168,9 @@ static int tk_stats(struct pxl_ctx *ctx, const struct pxl_msg *msg)
                                json_object_new_int(tk->disconnects));
         json_object_object_add(o, "lastCloseCode",
                                json_object_new_int(tk->last_close_code));
-        json_object_object_add(o, "greeting",
-                               json_object_new_string(tk->greeting));
+        json_object_object_add(
+                o, "greeting",
+                json_object_new_string(pxl_setting_string(ctx, "greeting")));
         json_object_object_add(o, "clientId",
                                json_object_new_string(pxl_ctx_client_id(ctx)));
         return pxl_reply(ctx, o);
@@ -222,24 +242,16 @@ static void tk_exit_now(evutil_socket_t fd, short what, void *arg)
 static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 {
         struct testkit *tk = calloc(1, sizeof(*tk));
-        const char *greeting = "hello", *exit_if = NULL;
+        const char *exit_if = pxl_setting_string(ctx, "exit_if_file");
         struct timeval soon = {0, 50 * 1000};
-        int fail = 0;
 
+        (void)settings;
         if (tk == NULL)
                 return pxl_ctx_fail(ctx, "out of memory");
         pxl_ctx_set_plugin_data(ctx, tk);
-        if (settings != NULL) {
-                config_setting_lookup_string(settings, "greeting", &greeting);
-                config_setting_lookup_bool(settings, "fail", &fail);
-                config_setting_lookup_string(settings, "exit_if_file",
-                                             &exit_if);
-                config_setting_lookup_bool(settings, "log_metrics",
-                                           &tk->log_metrics);
-        }
-        if (fail)
+        if (pxl_setting_bool(ctx, "fail"))
                 return pxl_ctx_fail(ctx, "settings.fail is true");
-        strncpy(tk->greeting, greeting, sizeof(tk->greeting) - 1);
+        tk->log_metrics = pxl_setting_bool(ctx, "log_metrics");
         /* exit_if_file: exit 50 ms after starting while the file exists. */
         if (exit_if != NULL && access(exit_if, F_OK) == 0) {
                 tk->exit_timer = evtimer_new(pxl_ctx_event_base(ctx),
@@ -679,4 +691,5 @@ PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .on_connect = tk_connect,
         .on_disconnect = tk_disconnect,
         .subscribers = tk_subscribers,
+        .settings = tk_settings,
 };
