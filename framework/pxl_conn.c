@@ -1131,7 +1131,10 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         conn_close_soon(c);
 }
 
-/* ---- activity and heartbeat (one sweep per interval, no timers per client) */
+/*
+ * ---- activity and heartbeat (one sweep per interval, no timers per client)
+ * srv->conns holds the open connections only; a close moves one off it.
+ */
 
 void pxl_conn_sweep_idle(struct pxl_worker *srv)
 {
@@ -1141,8 +1144,7 @@ void pxl_conn_sweep_idle(struct pxl_worker *srv)
 
         for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
                 next = TAILQ_NEXT(c, link);
-                if (c->state != CONN_OPEN ||
-                    now - c->client->last_activity_ms < max_idle)
+                if (now - c->client->last_activity_ms < max_idle)
                         continue;
                 srv->metrics.closed_inactive++;
                 pxl_log_ctx(PXL_LOG_INFO, NULL, c->client->id,
@@ -1160,8 +1162,6 @@ void pxl_conn_heartbeat(struct pxl_worker *srv)
 
         for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
                 next = TAILQ_NEXT(c, link);
-                if (c->state != CONN_OPEN)
-                        continue;
                 if (c->ping_sent_ms != 0) {
                         if (now - c->ping_sent_ms < timeout)
                                 continue;
