@@ -13,17 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 LC_ALL=C
 export LC_ALL
-n=0
-failed=0
-ok() {
-        n=$((n + 1))
-        echo "ok $n - $1"
-}
-not_ok() {
-        n=$((n + 1))
-        failed=$((failed + 1))
-        echo "not ok $n - $1"
-}
+. "${PXL_SRCDIR:?}/tests/tap.sh"
 # diff_sets WANT GOT: "# missing: NAME" / "# extra: NAME" lines, if any.
 diff_sets() {
         comm -23 "$1" "$2" | sed 's/^/# missing: /'

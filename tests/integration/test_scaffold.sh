@@ -10,20 +10,7 @@
 # the DESTDIR prepended to its prefix stands in for the installed one.
 set -u
 
-n=0
-failed=0
-ok() {
-        n=$((n + 1))
-        echo "ok $n - $1"
-}
-not_ok() {
-        n=$((n + 1))
-        failed=$((failed + 1))
-        echo "not ok $n - $1"
-}
-diag() {
-        sed 's/^/# /' "$@"
-}
+. "${PXL_SRCDIR:?}/tests/tap.sh"
 finish() {
         echo "1..$n"
         [ "$failed" -eq 0 ]
