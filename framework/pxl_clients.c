@@ -401,24 +401,30 @@ int pxl_client_set_meta(struct pxl_ctx *ctx, const char *client_id,
                 json_object_put(value);
                 return PXL_EINVAL;
         }
-        if (value != NULL && meta_entry_size(key, value) >
-                                     ctx->srv->conf->limits.max_metadata_entry_size) {
-                json_object_put(value);
-                ctx->srv->metrics.metadata_refused++;
-                return PXL_EDECLINED;
-        }
         if (c->peer != NULL) {
-                /* Its worker owns the record; ours follows its next state. */
+                /*
+                 * Its worker owns the record (and checks the client's
+                 * total); ours follows its next state. An entry too big
+                 * is refused here, where the caller learns of it.
+                 */
                 size_t len = 0;
-                const char *text = value ? json_object_to_json_string_length(
-                                                   value, JSON_C_TO_STRING_PLAIN, &len)
-                                         : NULL;
-                int rc = ctx->srv->remote != NULL
-                                 ? ctx->srv->remote->forward(ctx->srv, c, 'm',
-                                                             key, strlen(key),
-                                                             text, len)
-                                 : PXL_ECLOSED;
+                const char *text = NULL;
+                int rc;
 
+                if (value != NULL &&
+                    meta_entry_size(key, value) >
+                            ctx->srv->conf->limits.max_metadata_entry_size) {
+                        json_object_put(value);
+                        ctx->srv->metrics.metadata_refused++;
+                        return PXL_EDECLINED;
+                }
+                if (value != NULL)
+                        text = json_object_to_json_string_length(
+                                value, JSON_C_TO_STRING_PLAIN, &len);
+                rc = ctx->srv->remote != NULL
+                             ? ctx->srv->remote->forward(ctx->srv, c, 'm', key,
+                                                         strlen(key), text, len)
+                             : PXL_ECLOSED;
                 json_object_put(value);
                 return rc < 0 ? rc : PXL_OK;
         }
