@@ -17,6 +17,7 @@
 #include "pxl_int.h"
 #include "pxl_log.h"
 #include "pxl_rooms.h"
+#include "pxl_time.h"
 #include "pxl_worker.h"
 #include "pxl_ws_codec.h"
 
@@ -310,8 +311,7 @@ static void presence_changed(struct pxl_worker *srv, const char *kind)
         }
         srv->presence_pending = kind;
         interval -= now - srv->presence_sent_ms;
-        tv.tv_sec = (time_t)(interval / 1000);
-        tv.tv_usec = (suseconds_t)(interval % 1000) * 1000;
+        tv = pxl_ms_timeval((uint64_t)interval);
         evtimer_add(srv->presence_timer, &tv);
 }
 

@@ -30,6 +30,7 @@
 #include "pxl_router.h"
 #include "pxl_server.h"
 #include "pxl_str.h"
+#include "pxl_time.h"
 #include "pxl_tls.h"
 #include "pxl_ws_codec.h"
 
@@ -155,8 +156,7 @@ static void arm_deadline(struct pxl_worker *srv, int64_t when)
                 return;
         if (wait < 0)
                 wait = 0;
-        tv.tv_sec = (time_t)(wait / 1000);
-        tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+        tv = pxl_ms_timeval((uint64_t)wait);
         srv->deadline_at = when;
         evtimer_add(srv->deadline_timer, &tv);
 }

@@ -28,6 +28,7 @@
 #include "pxl_log.h"
 #include "pxl_map.h"
 #include "pxl_redis.h"
+#include "pxl_time.h"
 
 enum chan_state { CH_OFF, CH_SUBSCRIBING, CH_ON, CH_UNSUBSCRIBING };
 
@@ -80,8 +81,7 @@ static void schedule_retry(struct pxl_redis *r)
         if (delay_ms > cap_ms)
                 delay_ms = cap_ms;
         r->attempt++;
-        tv.tv_sec = delay_ms / 1000;
-        tv.tv_usec = (delay_ms % 1000) * 1000;
+        tv = pxl_ms_timeval(delay_ms);
         evtimer_add(r->retry_timer, &tv);
 }
 

@@ -35,6 +35,7 @@
 #include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
+#include "pxl_time.h"
 
 /* Load the certificate now, so -t and a bad key fail before binding. */
 static int tls_setup(struct pxl_worker *srv, struct pxl_str *errors)
@@ -198,8 +199,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
                 srv->accept_unlogged++;
         }
         evconnlistener_disable(l);
-        tv.tv_sec = srv->accept_backoff_ms / 1000;
-        tv.tv_usec = (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000;
+        tv = pxl_ms_timeval(srv->accept_backoff_ms);
         evtimer_add(srv->accept_timer, &tv);
 }
 

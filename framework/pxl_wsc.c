@@ -34,6 +34,7 @@
 #include "pxl_msg.h"
 #include "pxl_str.h"
 #include "pxl_text.h"
+#include "pxl_time.h"
 #include "pxl_tls.h"
 #include "pxl_ws_codec.h"
 #include "pxl_wsc_int.h"
@@ -348,8 +349,7 @@ static void start_closing(struct pxl_wsc *w)
         struct timeval tv;
 
         w->state = WSC_CLOSING;
-        tv.tv_sec = w->opts.close_timeout_ms / 1000;
-        tv.tv_usec = (w->opts.close_timeout_ms % 1000) * 1000;
+        tv = pxl_ms_timeval(w->opts.close_timeout_ms);
         bufferevent_set_timeouts(w->bev, &tv, &tv);
 }
 
@@ -478,8 +478,7 @@ static int connect_addr(struct pxl_wsc *w)
         w->in_msg = false;
         pxl_ws_parser_init(&w->parser, 0, w->opts.max_message_size, false);
         bufferevent_setcb(w->bev, wsc_read_cb, NULL, wsc_event_cb, w);
-        tv.tv_sec = w->opts.connect_timeout_ms / 1000;
-        tv.tv_usec = (w->opts.connect_timeout_ms % 1000) * 1000;
+        tv = pxl_ms_timeval(w->opts.connect_timeout_ms);
         bufferevent_set_timeouts(w->bev, &tv, &tv);
         if (queue_upgrade(w) < 0)
                 goto fail;
@@ -545,8 +544,7 @@ static void schedule_retry(struct pxl_wsc *w)
         w->attempt++;
         delay = pxl_wsc_backoff_ms(w->attempt, w->opts.retry_delay_ms,
                                    w->opts.retry_max_delay_ms);
-        tv.tv_sec = delay / 1000;
-        tv.tv_usec = (delay % 1000) * 1000;
+        tv = pxl_ms_timeval(delay);
         if (w->timer == NULL || evtimer_add(w->timer, &tv) < 0) {
                 set_error(w, "out of memory arming the reconnect timer");
                 w->state = WSC_CLOSED;
@@ -710,8 +708,7 @@ static void protocol_error(struct pxl_wsc *w, int code, const char *what)
         bufferevent_disable(w->bev, EV_READ);
         bufferevent_setcb(w->bev, NULL, wsc_write_cb, wsc_event_cb, w);
         bufferevent_setwatermark(w->bev, EV_WRITE, 0, 0);
-        tv.tv_sec = w->opts.close_timeout_ms / 1000;
-        tv.tv_usec = (w->opts.close_timeout_ms % 1000) * 1000;
+        tv = pxl_ms_timeval(w->opts.close_timeout_ms);
         bufferevent_set_timeouts(w->bev, NULL, &tv);
 }
 
