@@ -54,7 +54,7 @@ struct conf_key {
 };
 
 static key_check_fn check_log_level, check_log_format, check_path,
-        check_secret_encoding, check_algorithm, check_visible_to;
+        check_secret_encoding, check_algorithm, check_visible_to, check_driver;
 
 /* Where a key's value goes in struct pxl_config. */
 #define F(field)                                                               \
@@ -250,6 +250,63 @@ static const struct conf_key conf_keys[] = {
         {.name = "metrics.log_interval", .type = KEY_INT, .min = 0,
          .max = 86400, F(metrics_log_interval), .def.i = 0,
          .help = "seconds between metrics log lines (0 = never)"},
+        {.name = "database", .type = KEY_GROUP,
+         .help = "the app's database, reached from every handler "
+                 "(pxl_db_query)"},
+        {.name = "database.driver", .type = KEY_STRING, .min = 1, .max = 16,
+         F(database.driver),
+         .check = check_driver, .def.s = "sqlite",
+         .help = "sqlite (an embedded file, no server) or postgresql"},
+        {.name = "database.path", .type = KEY_STRING, .min = 1, .max = 4095,
+         F(database.path), .unset = "NAME.db",
+         .help = "sqlite: the database file, relative to the app file; "
+                 "created when missing"},
+        {.name = "database.url", .type = KEY_STRING, .min = 1, .max = 4096,
+         F(database.url),
+         .help = "postgresql: a libpq connection string or URL "
+                 "(required); a numeric hostaddr avoids a blocking lookup"},
+        {.name = "database.password_env", .type = KEY_STRING, .min = 1,
+         .max = 255, F(database.password_env),
+         .help = "postgresql: environment variable holding the password"},
+        {.name = "database.password_file", .type = KEY_STRING, .min = 1,
+         .max = 4095, F(database.password_file),
+         .help = "postgresql: file holding the password, relative to the "
+                 "app file"},
+        {.name = "database.pool_size", .type = KEY_INT, .min = 1, .max = 256,
+         F(database.pool_size), .def.i = 4,
+         .help = "postgresql: connections per worker"},
+        {.name = "database.connect_timeout", .type = KEY_INT, .min = 1,
+         .max = 3600, F(database.connect_timeout), .def.i = 5,
+         .help = "postgresql: seconds for a connection to open"},
+        {.name = "database.statement_timeout", .type = KEY_INT, .min = 0,
+         .max = 86400000, F(database.statement_timeout), .def.i = 30000,
+         .help = "postgresql: milliseconds a statement may run (0 = no "
+                 "limit)"},
+        {.name = "database.retry_max_delay", .type = KEY_INT, .min = 1,
+         .max = 3600, F(database.retry_max_delay), .def.i = 5,
+         .help = "postgresql: cap in seconds of the reconnect backoff (0.1 s "
+                 "doubling)"},
+        {.name = "database.required", .type = KEY_BOOL,
+         F(database.required), .def.b = false,
+         .help = "postgresql: refuse to start while the server cannot be "
+                 "reached; false: serve, fail queries with \"database "
+                 "unavailable\" and keep retrying"},
+        {.name = "database.busy_timeout", .type = KEY_INT, .min = 0,
+         .max = 3600000, F(database.busy_timeout), .def.i = 5000,
+         .help = "sqlite: milliseconds a statement waits for another "
+                 "connection's lock"},
+        {.name = "database.readers", .type = KEY_INT, .min = 1, .max = 64,
+         F(database.readers), .def.i = 2,
+         .help = "sqlite: reader threads per worker (one more thread "
+                 "writes)"},
+        {.name = "database.max_pending", .type = KEY_INT, .min = 1,
+         .max = 1000000, F(database.max_pending), .def.i = 10000,
+         .help = "queries waiting or running per worker; past it a query "
+                 "fails with \"database busy\""},
+        {.name = "database.migrations", .type = KEY_STRING, .min = 1,
+         .max = 4095, F(database.migrations),
+         .help = "folder of NNN_name.sql files, relative to the app file, "
+                 "applied in name order at start (and by --migrate)"},
         {.name = "redis", .type = KEY_GROUP,
          .help = "coordinate workers and machines through Redis pub/sub"},
         {.name = "redis.host", .type = KEY_STRING, .min = 1, .max = 255,
@@ -344,6 +401,17 @@ static const char *check_log_format(struct pxl_config *conf, const char *v)
                 conf->log_format = PXL_LOG_JSON;
         else
                 return "must be logfmt or json";
+        return NULL;
+}
+
+static const char *check_driver(struct pxl_config *conf, const char *v)
+{
+        if (strcmp(v, "postgresql") == 0)
+                conf->database.postgresql = true;
+        else if (strcmp(v, "sqlite") == 0)
+                conf->database.postgresql = false;
+        else
+                return "must be sqlite or postgresql";
         return NULL;
 }
 
@@ -856,6 +924,54 @@ static void check_cluster(struct loader *ld)
                            conf->redis.heartbeat_interval);
 }
 
+/* The database group: the keys of the other driver are mistakes. */
+static void check_database(struct loader *ld)
+{
+        struct pxl_db_conf *db = &ld->conf->database;
+        const config_setting_t *group =
+                config_lookup(&ld->conf->cfg, "database");
+        static const char *const pg_only[] = {
+                "url", "password_env", "password_file", "pool_size",
+                "connect_timeout", "statement_timeout", "retry_max_delay",
+                "required",
+        };
+        static const char *const sqlite_only[] = {"path", "busy_timeout",
+                                                  "readers"};
+        const char *const *other = db->postgresql ? sqlite_only : pg_only;
+        size_t nother = db->postgresql ? sizeof(sqlite_only) / sizeof(*other)
+                                       : sizeof(pg_only) / sizeof(*other);
+
+        db->enabled = group != NULL;
+        if (group == NULL)
+                return;
+        for (size_t i = 0; i < nother; i++) {
+                const config_setting_t *s =
+                        config_setting_get_member(group, other[i]);
+                char key[64];
+
+                if (s == NULL)
+                        continue;
+                snprintf(key, sizeof(key), "database.%s", other[i]);
+                conf_error(ld, s, key, "is for driver %s, not %s",
+                           db->postgresql ? "sqlite" : "postgresql",
+                           db->postgresql ? "postgresql" : "sqlite");
+        }
+        if (db->postgresql && db->url == NULL)
+                conf_error(ld, group, "database.url",
+                           "missing (driver postgresql needs a connection "
+                           "string or URL)");
+        if (db->password_env != NULL && db->password_file != NULL)
+                conf_error(ld, config_setting_get_member(group, "password_file"),
+                           "database.password_file",
+                           "give password_env or password_file, not both");
+        if (!db->postgresql && db->path == NULL && ld->conf->name != NULL) {
+                char buf[128];
+
+                snprintf(buf, sizeof(buf), "%s.db", ld->conf->name);
+                db->path = dup_or_oom(ld, buf);
+        }
+}
+
 /* Files named in the app file are relative to it, like plugins. */
 static void relative_to_app(struct loader *ld, char **path)
 {
@@ -945,6 +1061,10 @@ static struct pxl_config *load(const char *file, const char *text,
         relative_to_app(&ld, &conf->tls_key);
         relative_to_app(&ld, &conf->auth.public_key);
         relative_to_app(&ld, &conf->redis.socket);
+        check_database(&ld);
+        relative_to_app(&ld, &conf->database.path);
+        relative_to_app(&ld, &conf->database.password_file);
+        relative_to_app(&ld, &conf->database.migrations);
         check_auth(&ld);
         check_cluster(&ld);
         if (conf->limits.max_frame_size > conf->limits.max_message_size)
@@ -1001,6 +1121,12 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->redis.socket);
         free(conf->redis.user);
         free(conf->redis.password);
+        free(conf->database.driver);
+        free(conf->database.path);
+        free(conf->database.url);
+        free(conf->database.password_env);
+        free(conf->database.password_file);
+        free(conf->database.migrations);
         pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
         free(conf);

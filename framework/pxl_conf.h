@@ -54,6 +54,26 @@ struct pxl_rooms_conf {
         unsigned max_member_field_length; /* joinRoom userId, userType, username */
 };
 
+/* database: the app's database (pxl_db*.c), when the group is present. */
+struct pxl_db_conf {
+        bool enabled;             /* the database group is present */
+        bool postgresql;          /* driver = "postgresql"; else SQLite */
+        char *driver;
+        char *path;               /* SQLite file (resolved) */
+        char *url;                /* PostgreSQL connection string or URL */
+        char *password_env;       /* environment variable with the password */
+        char *password_file;      /* file with the password (resolved) */
+        unsigned pool_size;       /* PostgreSQL connections per worker */
+        unsigned connect_timeout; /* seconds */
+        unsigned statement_timeout; /* milliseconds, 0 = none */
+        unsigned retry_max_delay;   /* seconds: cap of the reconnect backoff */
+        bool required;            /* refuse to start while unreachable */
+        unsigned busy_timeout;    /* SQLite: milliseconds to wait for a lock */
+        unsigned readers;         /* SQLite: reader threads per worker */
+        unsigned max_pending;     /* queries queued per worker */
+        char *migrations;         /* folder of NNN_name.sql (resolved) */
+};
+
 struct pxl_plugin_conf {
         char *path;                   /* resolved path of the .so */
         const config_setting_t *entry;    /* its entry in the plugins list */
@@ -77,6 +97,7 @@ struct pxl_config {
         unsigned shutdown_timeout; /* seconds */
         unsigned workers; /* worker processes; 0 = "auto" (online CPUs) */
         struct pxl_redis_conf redis;
+        struct pxl_db_conf database;
         struct pxl_limits limits;
         char **origins; /* listen.origins; NULL = any Origin */
         struct pxl_auth_conf auth;

@@ -61,6 +61,34 @@ int pxl_worker_add_service(struct pxl_worker *srv,
         return PXL_OK;
 }
 
+static int service_slot(const struct pxl_worker *srv,
+                        const struct pxl_service *svc)
+{
+        for (unsigned i = 0; i < srv->nservices; i++)
+                if (srv->services[i] == svc)
+                        return (int)i;
+        return -1;
+}
+
+void *pxl_worker_service_state(const struct pxl_worker *srv,
+                               const struct pxl_service *svc)
+{
+        int i = service_slot(srv, svc);
+
+        return i < 0 ? NULL : srv->service_state[i];
+}
+
+int pxl_worker_set_service_state(struct pxl_worker *srv,
+                                 const struct pxl_service *svc, void *state)
+{
+        int i = service_slot(srv, svc);
+
+        if (i < 0)
+                return PXL_EINVAL;
+        srv->service_state[i] = state;
+        return PXL_OK;
+}
+
 int pxl_worker_start_services(struct pxl_worker *srv, struct pxl_str *errors)
 {
         while (srv->nstarted < srv->nservices) {

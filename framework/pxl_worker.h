@@ -195,6 +195,7 @@ struct pxl_worker {
         } watchers[PXL_WORKER_WATCHERS];
         unsigned nwatchers;
         const struct pxl_service *services[PXL_WORKER_SERVICES];
+        void *service_state[PXL_WORKER_SERVICES]; /* each service's own */
         unsigned nservices;
         unsigned nstarted; /* services started, stopped in reverse */
         unsigned nconns; /* all accepted, upgrading included */
@@ -219,6 +220,15 @@ void pxl_worker_announce(struct pxl_worker *srv, const struct pxl_change *ch);
 /* Run svc in this worker (before pxl_server_run). */
 int pxl_worker_add_service(struct pxl_worker *srv,
                            const struct pxl_service *svc);
+/*
+ * A service's own state in this worker, found by the service: NULL
+ * until set (and for a service never added). Setting returns PXL_EINVAL
+ * for a service not added.
+ */
+void *pxl_worker_service_state(const struct pxl_worker *srv,
+                               const struct pxl_service *svc);
+int pxl_worker_set_service_state(struct pxl_worker *srv,
+                                 const struct pxl_service *svc, void *state);
 /* Start the services in order; on failure stop the started ones. */
 int pxl_worker_start_services(struct pxl_worker *srv, struct pxl_str *errors);
 /* Stop the started services, last first. */

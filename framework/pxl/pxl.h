@@ -23,6 +23,10 @@
  *        and init reads the values with pxl_setting_int, _bool and
  *        _string. A 1.0 or 1.1 plugin has no table: its group is passed
  *        to init unchecked, as before.
+ *   1.3  database: the pxl_db_* functions (parameterised queries,
+ *        results as JSON, transactions) on the app's database group.
+ *        The descriptor is unchanged; a host older than 1.3 refuses a
+ *        plugin that calls them, naming the symbol.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -42,7 +46,7 @@ extern "C" {
 #endif
 
 #define PXL_ABI_MAJOR    1
-#define PXL_ABI_MINOR    2
+#define PXL_ABI_MINOR    3
 #define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
 
 /*
@@ -512,6 +516,108 @@ int pxl_redis_unsubscribe(struct pxl_ctx *ctx, const char *channel);
  */
 int pxl_redis_publish(struct pxl_ctx *ctx, const char *channel,
                       const void *msg, size_t len);
+
+/* ---- database --------------------------------------------------------- */
+
+/*
+ * With a database group in the app file, every worker reaches the app's
+ * database: an SQLite file (the default) or PostgreSQL. Nothing here
+ * blocks: a query runs on a pool (PostgreSQL connections on the worker's
+ * loop, or SQLite threads) and its result arrives in a callback, with a
+ * ctx that has no client (keep a pxl_defer in arg to answer a request).
+ * Without a database group every call returns PXL_ECLOSED.
+ *
+ * SQL is one statement with placeholders $1..$n on both back ends; the
+ * parameters are a JSON array, element k for $k+1 (params may be NULL
+ * for none): null, true/false, numbers (sent as their text, so big
+ * integers and decimals keep every digit), strings (text without NUL
+ * bytes), and pxl_db_bytes() values for binary data. Never build SQL
+ * from strings. Statements are prepared once per connection and cached
+ * by their text.
+ *
+ * Every callback runs exactly once, whatever happens: with the result,
+ * or with an error ("database unavailable" while the server is down,
+ * "database busy" past database.max_pending queued queries, the
+ * server's own text otherwise).
+ */
+struct pxl_db_result; /* borrowed, valid only during the callback */
+struct pxl_db_tx;     /* a transaction, owned by the plugin until ended */
+
+typedef void pxl_db_result_fn(struct pxl_ctx *ctx,
+                              const struct pxl_db_result *res, void *arg);
+
+/*
+ * Run one statement; fn (may be NULL) gets the result. params is
+ * borrowed. PXL_OK once queued (fn will run, perhaps before this
+ * returns when the query fails at once), PXL_ECLOSED without a
+ * database, PXL_EINVAL for a NULL sql or a params that is not an
+ * array, PXL_ENOMEM (fn never runs on these).
+ */
+int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
+                 const struct json_object *params, pxl_db_result_fn *fn,
+                 void *arg);
+
+/*
+ * A parameter of binary data (bytea in PostgreSQL, a BLOB in SQLite):
+ * a new JSON string of len bytes marked as binary, to put in a params
+ * array (the array takes it). NULL when out of memory.
+ */
+struct json_object *pxl_db_bytes(const void *buf, size_t len);
+
+/* NULL on success; else the error text (borrowed), for an error reply. */
+const char *pxl_db_error(const struct pxl_db_result *res);
+/*
+ * The SQLSTATE of a failure ("23505" unique violation, "23503" foreign
+ * key, "23502" not null, "23514" check, "57014" statement timeout...),
+ * SQLite's constraint errors mapped to the same codes; "" when none.
+ */
+const char *pxl_db_sqlstate(const struct pxl_db_result *res);
+size_t pxl_db_rows(const struct pxl_db_result *res);
+size_t pxl_db_columns(const struct pxl_db_result *res);
+/* Rows inserted, updated or deleted by the statement (0 for a SELECT). */
+int64_t pxl_db_affected(const struct pxl_db_result *res);
+/* Borrowed; NULL past the last column. */
+const char *pxl_db_column_name(const struct pxl_db_result *res, size_t col);
+/*
+ * Borrowed: a value in its text form (binary data as "\x" and hex
+ * digits), with its length in *len when len is not NULL; NULL for SQL
+ * NULL or out of range.
+ */
+const char *pxl_db_value(const struct pxl_db_result *res, size_t row,
+                         size_t col, size_t *len);
+/*
+ * New JSON (the caller owns it): one row as an object of column name to
+ * value, or every row as an array of such objects. Numbers stay numbers
+ * (with their digits), booleans booleans, PostgreSQL json/jsonb values
+ * JSON, SQL NULL null, anything else a string. NULL when out of memory
+ * or out of range.
+ */
+struct json_object *pxl_db_row_json(const struct pxl_db_result *res,
+                                    size_t row);
+struct json_object *pxl_db_rows_json(const struct pxl_db_result *res);
+
+/*
+ * Transactions. pxl_db_begin returns a handle at once; BEGIN, then each
+ * pxl_db_tx_query, run in call order on one connection reserved for the
+ * transaction (on SQLite: the writer). After a statement fails, the
+ * following ones fail at once and commit rolls back. pxl_db_commit and
+ * pxl_db_rollback end the transaction and consume the handle; their fn
+ * (may be NULL) gets the outcome: an error when the commit did not
+ * happen. When the client whose request began it disconnects, the
+ * transaction is rolled back at once and every later callback on it
+ * says so; the handle stays the plugin's to end. Ended at shutdown:
+ * rolled back.
+ *
+ * pxl_db_begin: NULL without a database or memory. The others: PXL_OK,
+ * PXL_EINVAL, PXL_ENOMEM as pxl_db_query (commit and rollback consume
+ * tx even then).
+ */
+struct pxl_db_tx *pxl_db_begin(struct pxl_ctx *ctx);
+int pxl_db_tx_query(struct pxl_db_tx *tx, const char *sql,
+                    const struct json_object *params, pxl_db_result_fn *fn,
+                    void *arg);
+int pxl_db_commit(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg);
+int pxl_db_rollback(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg);
 
 /* ---- metrics ---------------------------------------------------------- */
 

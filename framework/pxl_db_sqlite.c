@@ -1,0 +1,6 @@
+/* pxl_db_sqlite.c - placeholder until the back end lands. */
+#include "pxl_db_int.h"
+
+const struct pxl_db_backend pxl_db_sqlite = {
+        .name = "sqlite",
+};
