@@ -32,6 +32,7 @@
 #define PG_RETRY_MS   100   /* first reconnect delay, doubled up to the cap */
 #define PG_MAX_ADDRS  8     /* addresses kept from resolving the host */
 #define PG_MAX_PARAMS 65535 /* the protocol's limit */
+#define PG_STALL_MS   20    /* busy this long without an answer: stalled */
 
 /* Type OIDs from pg_type.h (the server header is not installed). */
 #define OID_BOOL    16
@@ -88,6 +89,7 @@ struct pg_conn {
         void **tx;             /* the transaction holding it, or NULL */
         struct pg_flight ring[PG_DEPTH];
         unsigned head, n;
+        struct timeval since; /* when the oldest flight became the oldest */
         struct pxl_map stmts;
         unsigned nstmts, next_stmt;
 };
@@ -516,7 +518,8 @@ static void push_flight(struct pg_conn *c, struct pxl_db_job *job,
         f->job = job;
         f->prep = prep;
         f->step = prep != NULL ? S_PREPARE : S_QUERY;
-        c->n++;
+        if (c->n++ == 0)
+                event_base_gettimeofday_cached(c->pg->base, &c->since);
         c->dirty = true;
 }
 
@@ -740,6 +743,7 @@ static void complete(struct pg_conn *c)
 
         c->head = (c->head + 1) % PG_DEPTH;
         c->n--;
+        event_base_gettimeofday_cached(c->pg->base, &c->since);
         if (job == NULL) { /* our SET: the connection is usable */
                 became_ready(c);
                 return;
@@ -903,21 +907,49 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- dispatching ------------------------------------------------------ */
 
-/* The usable connection with the fewest jobs in flight. */
+/*
+ * A pipeline answers in order: whatever is sent behind a slow statement
+ * waits for it. A connection busy without an answer for PG_STALL_MS is
+ * stalled, and gets jobs only when every usable one is.
+ */
+static bool stalled(const struct pg_conn *c, const struct timeval *now)
+{
+        int64_t ms;
+
+        if (c->n == 0)
+                return false;
+        ms = (int64_t)(now->tv_sec - c->since.tv_sec) * 1000 +
+             (now->tv_usec - c->since.tv_usec) / 1000;
+        return ms >= PG_STALL_MS;
+}
+
+/*
+ * The usable connection with the fewest jobs in flight, stalled ones
+ * last; NULL to wait (the rest are full, and a stalled one would hold
+ * the job longer than waiting for a free slot elsewhere).
+ */
 static struct pg_conn *pick(struct pg *pg)
 {
-        struct pg_conn *best = NULL;
+        struct pg_conn *best = NULL, *slow = NULL;
+        bool fresh = false; /* a connection not stalled, even if full */
+        struct timeval now;
 
+        event_base_gettimeofday_cached(pg->base, &now);
         for (unsigned i = 0; i < pg->nconns; i++) {
                 struct pg_conn *c = &pg->conns[i];
 
-                if (c->state != C_READY || c->tx != NULL || c->draining ||
-                    c->n >= PG_DEPTH)
+                if (c->state != C_READY || c->tx != NULL || c->draining)
                         continue;
-                if (best == NULL || c->n < best->n)
+                if (stalled(c, &now)) {
+                        if (c->n < PG_DEPTH && (slow == NULL || c->n < slow->n))
+                                slow = c;
+                        continue;
+                }
+                fresh = true;
+                if (c->n < PG_DEPTH && (best == NULL || c->n < best->n))
                         best = c;
         }
-        return best;
+        return best != NULL ? best : fresh ? NULL : slow;
 }
 
 /*
