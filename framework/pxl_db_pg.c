@@ -58,6 +58,8 @@ enum conn_state {
 struct pg_stmt {
         struct pxl_map_node node; /* conn->stmts, keyed by key */
         bool prepared; /* false while its PQsendPrepare is in flight */
+        bool retired;  /* out of the map, on conn->retired */
+        struct pg_stmt *next_retired;
         char name[16];
         size_t key_len;
         char key[]; /* the SQL, then "\0" and a type letter per param when
@@ -70,6 +72,7 @@ enum step { S_PREPARE, S_QUERY, S_SYNC };
 struct pg_flight {
         struct pxl_db_job *job; /* NULL: our own SET statement_timeout */
         struct pg_stmt *prep;   /* prepared by this segment, or NULL */
+        struct pg_stmt *used;   /* the named statement it runs, or NULL */
         enum step step;
 };
 
@@ -91,6 +94,7 @@ struct pg_conn {
         unsigned head, n;
         struct timeval since; /* when the oldest flight became the oldest */
         struct pxl_map stmts;
+        struct pg_stmt *retired; /* kept for flights that name them */
         unsigned nstmts, next_stmt;
 };
 
@@ -360,6 +364,12 @@ static void stmts_free(struct pg_conn *c)
         }
         pxl_map_fini(&c->stmts);
         memset(&c->stmts, 0, sizeof(c->stmts));
+        while (c->retired != NULL) {
+                struct pg_stmt *st = c->retired;
+
+                c->retired = st->next_retired;
+                free(st);
+        }
         c->nstmts = 0;
         c->next_stmt = 0;
 }
@@ -369,6 +379,22 @@ static void stmt_forget(struct pg_conn *c, struct pg_stmt *st)
         pxl_map_remove(&c->stmts, &st->node);
         c->nstmts--;
         free(st);
+}
+
+/*
+ * A prepared statement the server no longer runs: "cached plan must not
+ * change result type" after the table changed (0A000), or gone after a
+ * DEALLOCATE or DISCARD (26000). The next job prepares it afresh; this
+ * one stays counted, as the server may still hold it.
+ */
+static void stmt_retire(struct pg_conn *c, struct pg_stmt *st)
+{
+        if (st->retired)
+                return;
+        pxl_map_remove(&c->stmts, &st->node);
+        st->retired = true;
+        st->next_retired = c->retired;
+        c->retired = st;
 }
 
 /* Every job on c gets why; the transaction holding c loses it. */
@@ -510,17 +536,19 @@ static int flush(struct pg_conn *c)
         return 0;
 }
 
-static void push_flight(struct pg_conn *c, struct pxl_db_job *job,
-                        struct pg_stmt *prep)
+static struct pg_flight *push_flight(struct pg_conn *c, struct pxl_db_job *job,
+                                     struct pg_stmt *prep)
 {
         struct pg_flight *f = &c->ring[(c->head + c->n) % PG_DEPTH];
 
         f->job = job;
         f->prep = prep;
+        f->used = prep;
         f->step = prep != NULL ? S_PREPARE : S_QUERY;
         if (c->n++ == 0)
                 event_base_gettimeofday_cached(c->pg->base, &c->since);
         c->dirty = true;
+        return f;
 }
 
 static void connected(struct pg_conn *c)
@@ -532,7 +560,6 @@ static void connected(struct pg_conn *c)
                 conn_down(c, PQerrorMessage(c->conn));
                 return;
         }
-        PQsetNoticeProcessor(c->conn, notice_cb, pg);
         if (pg->conf->statement_timeout == 0) {
                 became_ready(c);
                 return;
@@ -577,6 +604,7 @@ static void conn_open(struct pg_conn *c)
                 conn_down(c, "out of memory");
                 return;
         }
+        PQsetNoticeProcessor(c->conn, notice_cb, pg);
         if (PQstatus(c->conn) == CONNECTION_BAD) {
                 conn_down(c, PQerrorMessage(c->conn));
                 return;
@@ -628,6 +656,7 @@ static int send_job(struct pg_conn *c, struct pxl_db_job *job)
         int n = (int)job->nparams;
         bool binary = false;
         struct pg_stmt *st = NULL, *prep = NULL;
+        struct pg_flight *f;
         int ok;
 
         if (job->nparams > PG_MAX_PARAMS) {
@@ -697,7 +726,8 @@ static int send_job(struct pg_conn *c, struct pxl_db_job *job)
                         goto nomem;
                 memcpy(prep->key, k, klen);
                 prep->key_len = klen;
-                prep->prepared = false;
+                prep->prepared = prep->retired = false;
+                prep->next_retired = NULL;
                 snprintf(prep->name, sizeof(prep->name), "pxl_%u",
                          ++c->next_stmt);
                 prep->node.key = prep->key;
@@ -709,13 +739,15 @@ static int send_job(struct pg_conn *c, struct pxl_db_job *job)
                 c->nstmts++;
         }
         /* From here the job is in flight: a failure is the connection's. */
-        push_flight(c, job, prep);
+        f = push_flight(c, job, prep);
+        if (prep == NULL && st != NULL && st->prepared)
+                f->used = st;
         if (prep != NULL)
                 ok = PQsendPrepare(c->conn, prep->name, job->sql,
                                    binary ? n : 0, binary ? types : NULL) &&
                      PQsendQueryPrepared(c->conn, prep->name, n, vals, lens,
                                          fmts, 0);
-        else if (st != NULL && st->prepared)
+        else if (f->used != NULL)
                 ok = PQsendQueryPrepared(c->conn, st->name, n, vals, lens, fmts,
                                          0);
         else /* being prepared by a job ahead, or the cache is full */
@@ -804,6 +836,10 @@ static int on_result(struct pg_conn *c, struct pg_flight *f, PGresult *res,
                         return -1;
                 }
                 fail_from(job, res);
+                if (f->used != NULL &&
+                    (strcmp(job->result.sqlstate, "0A000") == 0 ||
+                     strcmp(job->result.sqlstate, "26000") == 0))
+                        stmt_retire(c, f->used);
                 break;
         }
         PQclear(res);
@@ -836,6 +872,7 @@ static int read_results(struct pg_conn *c, char *why, size_t cap)
                                 if (f->job != NULL)
                                         fail_from(f->job, res);
                                 stmt_forget(c, f->prep);
+                                f->used = NULL;
                         }
                         f->prep = NULL;
                         PQclear(res);
