@@ -997,6 +997,7 @@ static struct pg_conn *pick(struct pg *pg)
 static struct pg_conn *pick_begin(struct pg *pg)
 {
         struct pg_conn *least = NULL;
+        bool draining = false;
 
         for (unsigned i = 0; i < pg->nconns; i++) {
                 struct pg_conn *c = &pg->conns[i];
@@ -1005,12 +1006,11 @@ static struct pg_conn *pick_begin(struct pg *pg)
                         continue;
                 if (c->n == 0)
                         return c;
-                if (c->draining)
-                        return NULL;
+                draining = draining || c->draining;
                 if (least == NULL || c->n < least->n)
                         least = c;
         }
-        if (least != NULL)
+        if (least != NULL && !draining)
                 least->draining = true;
         return NULL;
 }
