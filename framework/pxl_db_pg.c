@@ -1,9 +1,8 @@
 /*
- * pxl_db_pg.c - the PostgreSQL back end: database.pool_size libpq
- * connections per worker on its loop (non-blocking connect, pipeline
- * mode, one pipeline segment per job, statements prepared once per
- * connection), results read in place from the PGresult. Parameters,
- * result tables and JSON, transactions' rules and the plugin API are
+ * pxl_db_pg.c - the PostgreSQL back end: pool_size libpq connections per
+ * worker on its loop (non-blocking connect, pipeline mode, a segment per
+ * job, statements prepared once per connection), results read in place.
+ * Parameters, result JSON, transaction rules and the plugin API are
  * pxl_db.c's.
  *
  * Jobs finish through a "deliver" event rather than by calling
