@@ -851,7 +851,11 @@ static void sq_free(struct sq *s)
         for (i = 0; i < s->nthreads; i++)
                 if (s->threads[i].started)
                         pthread_join(s->threads[i].tid, NULL);
-        for (i = 0; i < s->nthreads; i++)
+        /*
+         * Readers first: the writer, closing last, checkpoints and
+         * removes the WAL (unless another process still uses it).
+         */
+        for (i = s->nthreads; i-- > 0;)
                 thr_fini(&s->threads[i]);
         free(s->threads);
         pxl_map_iter_init(&it, &s->rw);
