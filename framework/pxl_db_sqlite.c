@@ -761,17 +761,20 @@ static int on_wal(void *arg, sqlite3 *conn, const char *name, int pages)
         struct thr *t = arg;
         int rc;
 
+        /* Small again: restarted by a checkpoint since. */
+        if (pages < WAL_RESTART_PAGES)
+                t->wal_restart_at = WAL_RESTART_PAGES;
         if (pages >= t->wal_restart_at) {
                 rc = sqlite3_wal_checkpoint_v2(
                         conn, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
                 /*
-                 * Readers kept it busy past busy_timeout: passive ones
-                 * until the WAL grows by as much again, so that every
-                 * commit does not wait as long.
+                 * Readers kept it busy past busy_timeout (it waits in this
+                 * thread, holding up writes): passive ones until the WAL
+                 * has grown by another WAL_PASSIVE_PAGES, so that not
+                 * every commit waits as long.
                  */
-                t->wal_restart_at = rc == SQLITE_OK
-                                            ? WAL_RESTART_PAGES
-                                            : pages + WAL_RESTART_PAGES / 4;
+                if (rc != SQLITE_OK)
+                        t->wal_restart_at = pages + WAL_PASSIVE_PAGES;
         } else if (pages >= WAL_PASSIVE_PAGES) {
                 sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE,
                                           NULL, NULL);
@@ -884,8 +887,11 @@ static int sq_start(struct pxl_db *db, void **state, struct pxl_str *errors)
 
         *state = NULL;
         s = calloc(1, sizeof(*s));
-        if (!s)
+        if (!s) {
+                pxl_str_report(errors, pxl_db_file(db), 0, NULL,
+                               "database: out of memory");
                 return PXL_ENOMEM;
+        }
         s->db = db;
         s->conf = conf;
         s->efd = -1;
@@ -948,6 +954,9 @@ static int sq_start(struct pxl_db *db, void **state, struct pxl_str *errors)
         *state = s;
         return 0;
 fail:
+        if (rc == PXL_ENOMEM)
+                pxl_str_report(errors, pxl_db_file(db), 0, NULL,
+                               "database: out of memory");
         sq_free(s);
         return rc;
 }
