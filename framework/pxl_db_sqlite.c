@@ -425,9 +425,19 @@ static void exec_stmt(struct thr *t, sqlite3_stmt *st, struct pxl_db_job *job,
                       bool readonly)
 {
         struct pxl_db_result *r = &job->result;
-        int i, rc, ncols = sqlite3_column_count(st);
         sqlite3_int64 before = sqlite3_total_changes64(t->conn);
+        int i, ncols, rc = sqlite3_step(st);
 
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                fail_sqlite(t, r);
+                return;
+        }
+        /*
+         * Counted after the first step: a cached statement that a schema
+         * change made SQLite prepare again (SELECT * after ALTER TABLE)
+         * may have other columns than before it.
+         */
+        ncols = sqlite3_column_count(st);
         if (pxl_db_result_columns(r, (size_t)ncols) < 0)
                 goto nomem;
         for (i = 0; i < ncols; i++) {
@@ -438,7 +448,7 @@ static void exec_stmt(struct thr *t, sqlite3_stmt *st, struct pxl_db_job *job,
                 if (pxl_db_result_put(r, PXL_DB_TEXT, name, strlen(name)) < 0)
                         goto nomem;
         }
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
                 for (i = 0; i < ncols; i++)
                         if (put_value(t, r, st, i) < 0)
                                 goto nomem;
