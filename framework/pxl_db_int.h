@@ -51,6 +51,12 @@ struct pxl_db_param {
 int pxl_db_params(const struct json_object *params, struct pxl_db_param **out,
                   size_t *n, char *err, size_t errlen);
 
+/*
+ * Past white space, semicolons and comments (-- and C style), as the
+ * SQL tokenizers do: what is left of a statement's tail.
+ */
+const char *pxl_db_sql_skip_blank(const char *p, const char *end);
+
 /* ---- results --------------------------------------------------------- */
 
 /* How a value reads as JSON (SQL NULL aside). */
