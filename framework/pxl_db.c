@@ -979,8 +979,14 @@ static const struct pxl_service db_service = {
 
 int pxl_db_install(struct pxl_worker *srv)
 {
+        const struct pxl_db_backend *backend;
+
         if (!srv->conf->database.enabled)
                 return PXL_OK;
+        backend = srv->conf->database.postgresql ? &pxl_db_postgresql
+                                                  : &pxl_db_sqlite;
+        if (backend->setup != NULL)
+                backend->setup();
         if (pxl_worker_add_service(srv, &db_service) < 0 ||
             pxl_worker_watch(srv, db_on_change, NULL) < 0)
                 return PXL_ENOMEM;

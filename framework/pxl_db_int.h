@@ -163,6 +163,8 @@ void pxl_db_done(struct pxl_db *db, struct pxl_db_job *job);
 
 struct pxl_db_backend {
         const char *name;
+        /* Once per process, before the library is first used; may be NULL. */
+        void (*setup)(void);
         /*
          * In a serving worker, on its loop: connect, start threads. With
          * database.required, a server that cannot be reached is an error

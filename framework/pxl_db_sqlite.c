@@ -961,8 +961,18 @@ static void sq_stop(struct pxl_db *db, void *state)
         sq_free(s);
 }
 
+/*
+ * SQLite's memory statistics take a process-wide mutex on every malloc:
+ * the reader threads would contend on it. Off before first use.
+ */
+static void sq_setup(void)
+{
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 const struct pxl_db_backend pxl_db_sqlite = {
         .name = "sqlite",
+        .setup = sq_setup,
         .start = sq_start,
         .submit = sq_submit,
         .stop = sq_stop,
