@@ -523,9 +523,11 @@ struct pxl_db_tx {
         void *conn;                   /* the back end's, while bound */
         struct pxl_db_job *running;
         unsigned njobs; /* made and not yet delivered */
-        char *failed;   /* the first error: the rest fail */
         bool ended;     /* the plugin committed or rolled back */
-        bool dropped;   /* its client left: freed when idle */
+        bool dropped;   /* nobody will end it: freed when idle */
+        /* the first error ("" none): what follows fails with it */
+        char failed[512];
+        char failed_state[6]; /* and its SQLSTATE */
 };
 
 static const struct pxl_service db_service;
@@ -640,6 +642,17 @@ static void submit(struct pxl_db *db, struct pxl_db_job *job)
 static void tx_pump(struct pxl_db_tx *tx);
 static void tx_maybe_free(struct pxl_db_tx *tx);
 
+/* Record why the rest of tx fails (the first failure, unless replace). */
+static void tx_fail(struct pxl_db_tx *tx, const char *why, const char *sqlstate,
+                    bool replace)
+{
+        if (tx->failed[0] != '\0' && !replace)
+                return;
+        snprintf(tx->failed, sizeof(tx->failed), "%s", why);
+        snprintf(tx->failed_state, sizeof(tx->failed_state), "%s",
+                 sqlstate ? sqlstate : "");
+}
+
 static void deliver(struct pxl_db *db, struct pxl_db_job *job)
 {
         struct pxl_db_private *priv = job->priv;
@@ -650,16 +663,17 @@ static void deliver(struct pxl_db *db, struct pxl_db_job *job)
         if (tx != NULL) {
                 if (tx->running == job)
                         tx->running = NULL;
-                if (job->result.error != NULL && tx->failed == NULL &&
+                if (job->result.error != NULL &&
                     (job->kind == PXL_DB_QUERY || job->kind == PXL_DB_BEGIN))
-                        tx->failed = strdup(job->result.error);
+                        tx_fail(tx, job->result.error, job->result.sqlstate,
+                                false);
+                /* It ran, but its transaction is being undone. */
                 if (tx->dropped && job->kind == PXL_DB_QUERY &&
                     job->result.error == NULL)
-                        pxl_db_result_fail(&job->result, NULL,
-                                           "transaction rolled back: the "
-                                           "client disconnected");
+                        pxl_db_result_fail(&job->result, tx->failed_state, "%s",
+                                           tx->failed);
                 if (priv->commit_refused && job->result.error == NULL)
-                        pxl_db_result_fail(&job->result, NULL,
+                        pxl_db_result_fail(&job->result, tx->failed_state,
                                            "transaction rolled back: %s",
                                            tx->failed);
         }
@@ -712,7 +726,7 @@ static void tx_pump(struct pxl_db_tx *tx)
          * A COMMIT after a failure is a rollback: the back end runs
          * ROLLBACK and the plugin hears why (deliver).
          */
-        if (job->kind == PXL_DB_COMMIT && tx->failed != NULL) {
+        if (job->kind == PXL_DB_COMMIT && tx->failed[0] != '\0') {
                 job->kind = PXL_DB_ROLLBACK;
                 job->sql = "ROLLBACK";
                 job->sql_len = strlen(job->sql);
@@ -724,11 +738,11 @@ static void tx_pump(struct pxl_db_tx *tx)
                         finish_here(db, job, NULL);
                 else
                         finish_here(db, job,
-                                    tx->failed ? tx->failed
-                                               : "transaction not open");
+                                    tx->failed[0] ? tx->failed
+                                                  : "transaction not open");
                 return;
         }
-        if (tx->failed != NULL && job->kind == PXL_DB_QUERY) {
+        if (tx->failed[0] != '\0' && job->kind == PXL_DB_QUERY) {
                 finish_here(db, job, tx->failed);
                 tx_pump(tx);
                 return;
@@ -760,7 +774,6 @@ static void tx_free(struct pxl_db_tx *tx)
 {
         TAILQ_REMOVE(&tx->db->txs, tx, link);
         free(tx->client_id);
-        free(tx->failed);
         free(tx);
 }
 
@@ -811,9 +824,15 @@ int pxl_db_tx_query(struct pxl_db_tx *tx, const char *sql,
                     const struct json_object *params, pxl_db_result_fn *fn,
                     void *arg)
 {
+        int rc;
+
         if (tx == NULL || sql == NULL || tx->ended)
                 return PXL_EINVAL;
-        return tx_add(tx, PXL_DB_QUERY, sql, params, fn, arg, false, false);
+        rc = tx_add(tx, PXL_DB_QUERY, sql, params, fn, arg, false, false);
+        /* A statement left out: the transaction must not commit. */
+        if (rc < 0)
+                tx_fail(tx, pxl_strerror(rc), NULL, false);
+        return rc;
 }
 
 static int tx_end(struct pxl_db_tx *tx, bool commit, pxl_db_result_fn *fn,
@@ -847,23 +866,25 @@ int pxl_db_rollback(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg)
         return tx_end(tx, false, fn, arg);
 }
 
-/* Its client left: fail what waits, roll back what was done. */
-static void tx_drop(struct pxl_db_tx *tx)
+/*
+ * Nobody will end tx (its client left, or the worker stops): fail what
+ * waits with why, and roll back what was done, unless stopping (the
+ * back end's connections close, which rolls back).
+ */
+static void tx_drop(struct pxl_db_tx *tx, const char *why)
 {
-        static const char why[] =
-                "transaction rolled back: the client disconnected";
         struct pxl_db_job *job;
 
         tx->dropped = true;
-        free(tx->failed);
-        tx->failed = strdup(why);
+        tx_fail(tx, why, NULL, true);
         while ((job = TAILQ_FIRST(&tx->queue)) != NULL) {
                 TAILQ_REMOVE(&tx->queue, job, link);
                 finish_here(tx->db, job,
                             job->kind == PXL_DB_ROLLBACK ? NULL : why);
         }
-        if (tx->conn != NULL ||
-            (tx->running != NULL && tx->running->kind == PXL_DB_BEGIN))
+        if (!tx->db->stopping &&
+            (tx->conn != NULL ||
+             (tx->running != NULL && tx->running->kind == PXL_DB_BEGIN)))
                 tx_add(tx, PXL_DB_ROLLBACK, "ROLLBACK", NULL, NULL, NULL, true,
                        false);
         tx_maybe_free(tx);
@@ -885,7 +906,8 @@ static void db_on_change(struct pxl_worker *srv, const struct pxl_change *ch,
                 next = TAILQ_NEXT(tx, link);
                 if (!tx->dropped && !tx->ended && tx->client_id != NULL &&
                     strcmp(tx->client_id, id) == 0)
-                        tx_drop(tx);
+                        tx_drop(tx, "transaction rolled back: the client "
+                                    "disconnected");
         }
 }
 
@@ -942,20 +964,16 @@ static int db_start(struct pxl_worker *srv, struct pxl_str *errors)
 static void db_stop(struct pxl_worker *srv)
 {
         struct pxl_db *db = pxl_worker_service_state(srv, &db_service);
-        struct pxl_db_tx *tx;
-        struct pxl_db_job *job;
+        struct pxl_db_tx *tx, *next;
 
         if (db == NULL)
                 return;
         db->stopping = true;
         /* What waits in transactions fails; the back end ends the rest. */
-        TAILQ_FOREACH(tx, &db->txs, link)
-        {
-                tx->dropped = true;
-                while ((job = TAILQ_FIRST(&tx->queue)) != NULL) {
-                        TAILQ_REMOVE(&tx->queue, job, link);
-                        finish_here(db, job, "database stopped");
-                }
+        for (tx = TAILQ_FIRST(&db->txs); tx != NULL; tx = next) {
+                next = TAILQ_NEXT(tx, link);
+                if (!tx->dropped)
+                        tx_drop(tx, "database stopped");
         }
         if (db->started)
                 db->backend->stop(db, db->state);
@@ -984,7 +1002,7 @@ int pxl_db_install(struct pxl_worker *srv)
         if (!srv->conf->database.enabled)
                 return PXL_OK;
         backend = srv->conf->database.postgresql ? &pxl_db_postgresql
-                                                  : &pxl_db_sqlite;
+                                                 : &pxl_db_sqlite;
         if (backend->setup != NULL)
                 backend->setup();
         if (pxl_worker_add_service(srv, &db_service) < 0 ||

@@ -552,6 +552,10 @@ typedef void pxl_db_result_fn(struct pxl_ctx *ctx,
  * bad parameter, "database busy"). params is borrowed. PXL_OK once
  * queued; PXL_ECLOSED without a database, PXL_EINVAL for a NULL sql or
  * a params that is not an array, PXL_ENOMEM (fn never runs on these).
+ * A query outlives the request's client: fn runs even when it has
+ * gone (a pxl_defer reply to it is then dropped and counted).
+ * Transaction statements (BEGIN, COMMIT, ROLLBACK...) and empty SQL
+ * are refused here: use the transaction functions below.
  */
 int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
                  const struct json_object *params, pxl_db_result_fn *fn,
@@ -610,9 +614,15 @@ struct json_object *pxl_db_rows_json(const struct pxl_db_result *res);
  * error the handle must not be used once the callback has returned. At
  * shutdown every transaction is rolled back and freed the same way.
  *
+ * A statement that could not be queued (pxl_db_tx_query failing) fails
+ * the transaction: a commit then rolls back. The error a commit reports
+ * after a failed statement carries that statement's SQLSTATE. A commit
+ * or rollback asked for before the client left still runs.
+ *
  * pxl_db_begin: NULL without a database or memory. The others: PXL_OK,
- * PXL_EINVAL, PXL_ENOMEM as pxl_db_query (commit and rollback consume
- * tx even then).
+ * PXL_EINVAL, PXL_ENOMEM as pxl_db_query. Commit and rollback consume
+ * tx even when they fail: the handle must not be used after either
+ * call (pxl frees it once its last callback has run).
  */
 struct pxl_db_tx *pxl_db_begin(struct pxl_ctx *ctx);
 int pxl_db_tx_query(struct pxl_db_tx *tx, const char *sql,
