@@ -772,15 +772,20 @@ static struct pxl_db_tx *tx_new(struct pxl_db *db, struct pxl_ctx *ctx)
 
 static void tx_free(struct pxl_db_tx *tx)
 {
-        TAILQ_REMOVE(&tx->db->txs, tx, link);
+        if (tx->db != NULL) /* NULL: detached at shutdown */
+                TAILQ_REMOVE(&tx->db->txs, tx, link);
         free(tx->client_id);
         free(tx);
 }
 
-/* Gone once nothing of it remains and nobody may name it again. */
+/*
+ * The plugin owns tx until it commits or rolls back, even after its
+ * client left (that only rolls back and releases the connection): gone
+ * once ended and nothing of it remains.
+ */
 static void tx_maybe_free(struct pxl_db_tx *tx)
 {
-        if (tx->njobs == 0 && tx->conn == NULL && (tx->ended || tx->dropped))
+        if (tx->ended && tx->njobs == 0 && tx->conn == NULL)
                 tx_free(tx);
 }
 
@@ -828,6 +833,8 @@ int pxl_db_tx_query(struct pxl_db_tx *tx, const char *sql,
 
         if (tx == NULL || sql == NULL || tx->ended)
                 return PXL_EINVAL;
+        if (tx->db == NULL)
+                return PXL_ECLOSED;
         rc = tx_add(tx, PXL_DB_QUERY, sql, params, fn, arg, false, false);
         /* A statement left out: the transaction must not commit. */
         if (rc < 0)
@@ -843,6 +850,10 @@ static int tx_end(struct pxl_db_tx *tx, bool commit, pxl_db_result_fn *fn,
         if (tx == NULL || tx->ended)
                 return PXL_EINVAL;
         tx->ended = true;
+        if (tx->db == NULL) { /* the worker stopped: nothing left to end */
+                tx_free(tx);
+                return PXL_ECLOSED;
+        }
         rc = tx_add(tx, commit ? PXL_DB_COMMIT : PXL_DB_ROLLBACK,
                     commit ? "COMMIT" : "ROLLBACK", NULL, fn, arg, false,
                     false);
@@ -980,9 +991,16 @@ static void db_stop(struct pxl_worker *srv)
         db->started = false;
         while (!TAILQ_EMPTY(&db->ready))
                 on_ready(-1, 0, db);
-        /* Ended at shutdown; a plugin still holding one must not use it. */
-        while ((tx = TAILQ_FIRST(&db->txs)) != NULL)
-                tx_free(tx);
+        /*
+         * Those the plugins have not ended stay theirs (fini may end
+         * them), detached: ending one only frees it.
+         */
+        while ((tx = TAILQ_FIRST(&db->txs)) != NULL) {
+                TAILQ_REMOVE(&db->txs, tx, link);
+                tx->db = NULL;
+                if (tx->ended)
+                        tx_free(tx);
+        }
         if (db->ready_ev != NULL)
                 event_free(db->ready_ev);
         pxl_worker_set_service_state(srv, &db_service, NULL);

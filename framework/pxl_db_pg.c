@@ -779,6 +779,20 @@ static void complete(struct pg_conn *c)
                 became_ready(c);
                 return;
         }
+        /*
+         * A cached statement the server no longer runs as prepared (its
+         * table changed: 0A000; deallocated: 26000) has been retired:
+         * outside a transaction, run the job once more, prepared anew,
+         * rather than fail every query pipelined behind the change.
+         */
+        if (job->tx_conn == NULL && !job->retried && job->result.error &&
+            (strcmp(job->result.sqlstate, "0A000") == 0 ||
+             strcmp(job->result.sqlstate, "26000") == 0)) {
+                job->retried = true;
+                pxl_db_result_fini(&job->result); /* the error too */
+                TAILQ_INSERT_HEAD(&c->pg->waiting, job, link);
+                return; /* io_cb pumps it */
+        }
         /* Release the connection before anyone learns the outcome. */
         if (job->tx_conn != NULL && c->tx == job->tx_conn &&
             (job->kind == PXL_DB_COMMIT || job->kind == PXL_DB_ROLLBACK ||

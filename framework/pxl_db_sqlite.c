@@ -352,6 +352,19 @@ static int bind_all(struct thr *t, sqlite3_stmt *st, struct pxl_db_job *job)
                                    used);
                 return PXL_EINVAL;
         }
+        /* A gap ($1 and $3 of three) is a mistake PostgreSQL refuses too. */
+        for (size_t k = 1; (size_t)n < job->nparams && k <= job->nparams; k++) {
+                char name[24];
+
+                snprintf(name, sizeof(name), "$%zu", k);
+                if (sqlite3_bind_parameter_index(st, name) == 0) {
+                        pxl_db_result_fail(&job->result, NULL,
+                                           "parameter %s is given but the "
+                                           "statement does not use it",
+                                           name);
+                        return PXL_EINVAL;
+                }
+        }
         return 0;
 }
 

@@ -26,6 +26,12 @@ struct pxl_router {
 struct pxl_defer {
         struct pxl_worker *srv;
         struct pxl_conn_ref *ref;
+        /*
+         * The request's ctx while its handler runs (NULL after): a
+         * handle ended inside the handler unhooks itself from it, so
+         * the router does not end it again.
+         */
+        struct pxl_ctx *in_handler;
         struct pxl_json_span type_raw, action_raw, request_id; /* into raw */
         char raw[];
 };
@@ -262,6 +268,7 @@ struct pxl_defer *pxl_defer(struct pxl_ctx *ctx)
         copy_span(&at, &d->type_raw, &ctx->type_raw);
         copy_span(&at, &d->action_raw, &ctx->action_raw);
         copy_span(&at, &d->request_id, &ctx->request_id);
+        d->in_handler = ctx;
         ctx->defer = d;
         return d;
 }
@@ -276,6 +283,8 @@ void pxl_defer_cancel(struct pxl_defer *d)
 {
         if (d == NULL)
                 return;
+        if (d->in_handler != NULL)
+                d->in_handler->defer = NULL;
         pxl_conn_ref_put(d->ref);
         free(d);
 }
@@ -374,8 +383,10 @@ static void unknown_route(struct pxl_worker *srv, struct pxl_conn *c,
 static void finish_request(struct pxl_worker *srv, struct pxl_conn *c,
                            struct pxl_ctx *ctx, int rc)
 {
-        if (rc == PXL_DEFERRED && ctx->defer != NULL)
+        if (rc == PXL_DEFERRED && ctx->defer != NULL) {
+                ctx->defer->in_handler = NULL;
                 return; /* the plugin owns ctx->defer now */
+        }
         if (rc == PXL_DEFERRED) {
                 pxl_log(ctx, PXL_LOG_ERR,
                         "handler returned PXL_DEFERRED without pxl_defer()");

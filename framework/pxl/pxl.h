@@ -295,7 +295,10 @@ int pxl_fail(struct pxl_ctx *ctx, const char *fmt, ...) PXL_PRINTF(2, 3);
  * Take a handle to reply later; the handler then returns PXL_DEFERRED.
  * The handle belongs to the plugin until one of pxl_defer_reply,
  * pxl_defer_fail or pxl_defer_cancel consumes it. A reply to a client
- * that has gone is dropped (and counted).
+ * that has gone is dropped (and counted). A handler that takes one and
+ * then returns anything but PXL_DEFERRED has it cancelled for it, and
+ * may also end it itself first (pxl_defer_cancel after a call that
+ * failed, then pxl_fail): either way it is ended once.
  */
 struct pxl_defer *pxl_defer(struct pxl_ctx *ctx);
 int pxl_defer_reply(struct pxl_defer *d,
@@ -608,11 +611,12 @@ struct json_object *pxl_db_rows_json(const struct pxl_db_result *res);
  * pxl_db_rollback end the transaction and consume the handle; their fn
  * (may be NULL) gets the outcome: an error when the commit did not
  * happen. When the client whose request began it disconnects, the
- * transaction is rolled back at once and freed by pxl as soon as no
- * callback of it is pending: those callbacks get the error
- * "transaction rolled back: the client disconnected", and after such an
- * error the handle must not be used once the callback has returned. At
- * shutdown every transaction is rolled back and freed the same way.
+ * transaction is rolled back at once (its connection goes back to the
+ * pool) and every later callback on it says "transaction rolled back:
+ * the client disconnected"; the handle stays the plugin's to end with
+ * pxl_db_commit or pxl_db_rollback, which then only frees it. The same
+ * at shutdown ("database stopped"): after the worker stopped (in fini,
+ * say), ending a handle frees it and returns PXL_ECLOSED, fn unrun.
  *
  * A statement that could not be queued (pxl_db_tx_query failing) fails
  * the transaction: a commit then rolls back. The error a commit reports
