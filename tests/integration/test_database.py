@@ -536,7 +536,8 @@ async def t_numbers(b):
             "numeric values keep every digit, as JSON numbers")
         eqx(await rows(c, "SELECT $1::numeric AS a, $2::numeric * 2 AS b, "
                        "2.50::numeric AS c", [big, dec]),
-            [{"a": big, "b": dec * 2, "c": D("2.50")}],
+            [{"a": big, "b": D("24691357802469135780.246913578"),
+              "c": D("2.50")}],
             "numeric parameters and results keep their digits")
     else:
         await ok(c, "INSERT INTO t_num (id, t) VALUES (3, $1), (4, $2)",
@@ -1060,8 +1061,11 @@ async def t_leave_in_transaction(b):
         eqx(await rows(c, "SELECT k FROM t_hold"), [{"k": "held"}],
             "rows after the late commit")
     finally:
-        if not released:
-            await call(c, "release", {"commit": False}, timeout=60)
+        if not released:  # end the handle; a failure here is not the news
+            try:
+                await call(c, "release", {"commit": False}, timeout=60)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 # ---- PostgreSQL stopped and started ------------------------------------------------------
