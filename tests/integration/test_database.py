@@ -46,6 +46,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import websockets  # noqa: E402
+
 import pxltest  # noqa: E402
 from pxltest import (TAP, Server, app_config, check, eq,  # noqa: E402
                      load_slack, run_serve, tmpdir, wait_until)
@@ -153,6 +155,11 @@ async def call(c, action, data, type_="db", timeout=10):
         except asyncio.TimeoutError:
             raise AssertionError("no reply to %s/%s %r within %ss"
                                  % (type_, action, data, timeout))
+        except websockets.ConnectionClosed as e:
+            raise AssertionError("the connection closed while waiting for "
+                                 "the reply to %s/%s %r (%s): did the server "
+                                 "crash? (its stop case shows the log)"
+                                 % (type_, action, data, e))
         check(isinstance(raw, str), "binary frame %r" % raw[:100])
         try:
             f = loads(raw)
@@ -979,6 +986,10 @@ async def t_loop_never_waits(b):
         await close_all([s])
         b.window = {"read_latency": read_latency, "read_ok": read_ok,
                     "read": r}
+        tap.diag("%s: %d echo replies in %d full rounds while the statement "
+                 "waited %.2f s; slowest %.1f ms; a read took %.1f ms"
+                 % (b.name, n, rounds, took, worst * 1000,
+                    read_latency * 1000))
         check("error" not in slow, "the slow statement failed: %r" % slow)
         check(took >= 1.8, "the slow statement took only %.2f s: the test "
               "did not make it wait" % took)
