@@ -407,7 +407,7 @@ async def t_crud(b):
     b.need()
     c = b.c
     r = await ok(c, "CREATE TABLE t_crud (id integer PRIMARY KEY, "
-                 "name text NOT NULL, qty integer)")
+                 "name text NOT NULL, qty integer)", [])
     eqx([r["rows"], r["rowCount"], r["affected"]], [[], 0, 0],
         "rows, rowCount, affected of CREATE TABLE")
     r = await ok(c, "INSERT INTO t_crud (id, name, qty) VALUES ($1, $2, $3)",
@@ -608,6 +608,88 @@ async def t_json_types(b):
     for k, v in r["rows"][0].items():
         check(v is None or isinstance(v, str),
               "%s: %r is neither a string nor null" % (k, v))
+
+
+async def t_many_rows_and_clients(b):
+    b.need()
+    c = b.c
+    n = 20000
+    sql = ("SELECT g AS i, 'row ' || g AS s FROM generate_series(1, $1) AS g"
+           if b.is_pg else
+           "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g "
+           "WHERE i < $1) SELECT i, 'row ' || i AS s FROM g")
+    r = await ok(c, sql, [n], timeout=30)
+    eq(r["rowCount"], n, "rows of a large result")
+    check(all(same(x, {"i": k + 1, "s": "row %d" % (k + 1)})
+              for k, x in enumerate(r["rows"])), "a large result's rows "
+          "are not 1..%d in order" % n)
+    # Many clients at once, each reply matched to its own request.
+    many = await clients(b.server, 60)
+    try:
+        sql = ("SELECT $1 AS v, $2::int AS k" if b.is_pg else
+               "SELECT $1 AS v, $2 AS k")
+
+        async def three(k, cl):
+            for j in range(3):
+                v = "c%d-%d-%s" % (k, j, "x" * (k % 7))
+                got = await q(cl, sql, [v, k * 10 + j])
+                if not same(got.get("rows"), [{"v": v, "k": k * 10 + j}]):
+                    return (v, k * 10 + j, got)
+            return None
+        res = await asyncio.gather(*(three(k, cl)
+                                     for k, cl in enumerate(many)))
+        bad = [r for r in res if r is not None]
+        check(not bad, "%d of 60 clients got another request's result or "
+              "an error, e.g. for %r: %r" % (len(bad), bad[0][:2], bad[0][2])
+              if bad else "")
+    finally:
+        await close_all(many)
+
+
+async def t_reads_see_writes(b):
+    """A read that starts after a write's reply sees the write, on every
+    connection (SQLite: every reader thread; a cached statement must not
+    keep an old snapshot)."""
+    b.need()
+    c = b.c
+    await ok(c, "CREATE TABLE t_rw (id integer PRIMARY KEY, v integer)")
+    await ok(c, "INSERT INTO t_rw (id, v) VALUES (1, 0)")
+    many = await clients(b.server, 8)
+    try:
+        sql = "SELECT v FROM t_rw WHERE id = 1"
+        for v in range(1, 4):
+            await asyncio.gather(*(q(cl, sql) for cl in many))
+            r = await ok(c, "UPDATE t_rw SET v = $1 WHERE id = 1", [v])
+            eqx(r["affected"], 1, "affected by the UPDATE")
+            got = await asyncio.gather(*(q(cl, sql) for cl in many))
+            stale = [g.get("rows", g) for g in got
+                     if g.get("rows") != [{"v": v}]]
+            check(not stale, "after UPDATE ... SET v = %d returned, %d of 8 "
+                  "reads saw %r" % (v, len(stale), stale[:3]))
+    finally:
+        await close_all(many)
+
+
+async def t_schema_change(b):
+    """Statements are cached per connection by their text: after the
+    table changes, the same text must still work on every connection."""
+    b.need()
+    c = b.c
+    await ok(c, "CREATE TABLE t_alt (a integer)")
+    await ok(c, "INSERT INTO t_alt (a) VALUES (1)")
+    many = await clients(b.server, 8)
+    try:
+        sql = "SELECT * FROM t_alt"
+        got = await asyncio.gather(*(q(cl, sql) for cl in many))
+        eq([g.get("rows") for g in got], [[{"a": 1}]] * 8, "before")
+        await ok(c, "ALTER TABLE t_alt ADD COLUMN b text")
+        await ok(c, "UPDATE t_alt SET b = 'x'")
+        got = await asyncio.gather(*(q(cl, sql) for cl in many))
+        bad = [g for g in got if g.get("rows") != [{"a": 1, "b": "x"}]]
+        check(not bad, "%d of 8 cached %r failed after ALTER TABLE: %r"
+              % (len(bad), sql, bad[:2]))
+    finally:
+        await close_all(many)
 
 
 # ---- errors ----------------------------------------------------------------------
@@ -1171,6 +1253,8 @@ async def t_pg_restart(b, pg):
             t in x[2]["error"] for t in DOWN_TEXTS))]
         check(not bad, "replies while PostgreSQL was down that are not "
               "%s: %r" % (" or ".join(map(repr, DOWN_TEXTS)), bad[:3]))
+        tap.diag("while down: %d replies, texts %r" % (len(down), sorted(
+            set(x[2].get("error", "(success)") for x in down))))
         slowest = max(x[1] - x[0] for x in down)
         lim = 3 + load_slack(5, 3)
         check(slowest < lim, "a query took %.1f s to fail while PostgreSQL "
@@ -1199,6 +1283,25 @@ async def t_pg_required_bad_password(b):
     check(rc != 0, "started with a wrong password and required = true")
     check("password authentication failed" in log, "the server's reason is "
           "not given:\n" + log)
+
+
+async def t_pg_statement_timeout(b):
+    srv = Server(app_config(plugins=PLUGINS, name="stmt_timeout",
+                            extra=b.group(extra="statement_timeout = 300;")),
+                 name="stmt_timeout").start()
+    c = await connect(srv.url())
+    try:
+        t0 = time.monotonic()
+        text, state = await fails(c, "SELECT pg_sleep(5)")
+        took = time.monotonic() - t0
+        eq(state, "57014", "SQLSTATE of a statement past statement_timeout "
+           "(%r)" % text)
+        check(took < 2 + load_slack(5, 2), "the statement ran %.1f s" % took)
+        eqx(await scalar(c, "SELECT $1::int AS v", [7]), 7,
+            "a query after the timeout")
+    finally:
+        await close_all([c])
+        await asyncio.to_thread(srv.stop)
 
 
 # ---- config errors ------------------------------------------------------------------------
@@ -1271,6 +1374,12 @@ CASES = [
     ("numbers keep their digits; NULL and boolean parameters", t_numbers),
     ("rows JSON: numbers, null, booleans, json, text stays text",
      t_json_types),
+    ("20000 rows; 60 clients at once each get their own results",
+     t_many_rows_and_clients),
+    ("a read after a write's reply sees it, on every connection",
+     t_reads_see_writes),
+    ("a cached statement still works after its table changed",
+     t_schema_change),
     ("constraint violations: the server's text and SQLSTATE",
      t_constraint_errors),
     ("parameter count mistakes and two statements are clear errors",
@@ -1315,6 +1424,9 @@ async def amain():
         await tap.acase("postgresql: stopped and started under traffic: "
                         "clear errors, recovery, no fd leaked",
                         t_pg_restart, pgb, pg, timeout=60)
+        await tap.acase("postgresql: statement_timeout ends a long statement "
+                        "with 57014", t_pg_statement_timeout, pgb,
+                        timeout=60)
         await tap.acase("postgresql: required = true and a wrong password "
                         "refuse the start", t_pg_required_bad_password, pgb,
                         timeout=60)
