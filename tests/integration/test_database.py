@@ -4,23 +4,27 @@ every case against both back ends: SQLite in a temp folder, and a real
 PostgreSQL the test starts itself with tests/pg/pgctl (role pxl, password
 from database.password_env, or password_file for --migrate).
 
-Covered: CRUD; parameters ($n out of order and repeated, $1 inside a
-string literal, quotes, Unicode, empty strings, NULL, NUL refused, binary
-through pxl_db_bytes read back as "\\x" and hex); numbers keeping their
-digits; the JSON types of rows; server errors with their text and
-SQLSTATE (23505, 23502, 23514, 23503, syntax, unknown table); parameter
-count mistakes and more than one statement; transactions (commit,
-rollback, a failed statement fails the rest and the commit, order);
-migrations (applied once at the start and logged, a second start applies
-none, a changed applied file or a failing one stops the start naming the
-file and leaves nothing half done, `pxl-serve --migrate`'s output); the
-loop never waits (100 clients get echo replies within 50 ms while a
-statement waits 2 s: pg_sleep, or an SQLite write lock another process
-holds) and reads are not queued behind it; clients leaving with a query
-in flight or a transaction open (rolled back: its locks are gone and its
-commit fails); PostgreSQL stopped and started under traffic (clear errors,
-recovery without a restart, no fd leaked); config errors at -t naming file
-and line. The servers' stops check exit 0 and no sanitizer report.
+Covered: CRUD; 20000-row results; 60 clients at once each getting their
+own results; a read after a write's reply sees it on every connection; a
+cached statement after ALTER TABLE; parameters ($n out of order and
+repeated, $1 inside a string literal, quotes, Unicode, empty strings,
+NULL, NUL refused, binary through pxl_db_bytes read back as "\\x" and
+hex); numbers keeping their digits; the JSON types of rows; server errors
+with their text and SQLSTATE (23505, 23502, 23514, 23503, syntax, unknown
+table); parameter count mistakes and more than one statement; transactions
+(commit, rollback, a failed statement fails the rest and the commit,
+order); migrations (applied once at the start and logged, a second start
+applies none, a changed applied file or a failing one stops the start
+naming the file and leaves nothing half done, `pxl-serve --migrate`'s
+output); the loop never waits (100 clients get echo replies within 50 ms
+while a statement waits 2 s: pg_sleep, or an SQLite write lock another
+process holds) and reads are not queued behind it; clients leaving with a
+query in flight or a transaction open (rolled back: its locks are gone and
+its commit fails); PostgreSQL stopped and started under traffic (clear
+errors, recovery without a restart, no fd leaked); PostgreSQL's
+statement_timeout (57014) and required = true with a wrong password;
+config errors at -t naming file and line, and a misnamed migration file.
+The servers' stops check exit 0 and no sanitizer report.
 
 What SQLite promises for numbers (the tests hold it to that): integers
 that fit 64 bits round-trip as JSON numbers; a number parameter stored in
@@ -73,7 +77,7 @@ os.environ["PGPASSFILE"] = "/nonexistent/pgpass"
 os.environ[PW_ENV] = "pxl"
 
 
-# ---- exact JSON ---------------------------------------------------------------
+# ---- exact JSON -------------------------------------------------------------
 
 def _no_constant(name):
     raise ValueError("non-JSON constant %s" % name)
@@ -120,7 +124,7 @@ def eqx(got, exp, what):
                              % (what, got, exp))
 
 
-# ---- clients --------------------------------------------------------------------
+# ---- clients ----------------------------------------------------------------
 
 class Refused(AssertionError):
     """An error frame: the API refused the call (or the handler failed)."""
@@ -236,7 +240,7 @@ async def clients(srv, n):
     return list(cs)
 
 
-# ---- back ends -----------------------------------------------------------------------
+# ---- back ends --------------------------------------------------------------
 
 class PG:
     """The PostgreSQL server of this test (pgctl), killed with the other
@@ -401,7 +405,7 @@ class PGBackend(Backend):
         return "SELECT count(*) FROM pg_tables WHERE tablename = '%s'" % table
 
 
-# ---- CRUD and parameters -------------------------------------------------------
+# ---- CRUD and parameters ----------------------------------------------------
 
 async def t_crud(b):
     b.need()
@@ -692,7 +696,7 @@ async def t_schema_change(b):
         await close_all(many)
 
 
-# ---- errors ----------------------------------------------------------------------
+# ---- errors -----------------------------------------------------------------
 
 async def t_constraint_errors(b):
     b.need()
@@ -779,7 +783,7 @@ async def t_param_mistakes(b):
         "query")
 
 
-# ---- transactions --------------------------------------------------------------------
+# ---- transactions -----------------------------------------------------------
 
 def ins(k, v=0):
     return {"sql": "INSERT INTO t_tx (k, v) VALUES ($1, $2)",
@@ -834,7 +838,7 @@ async def t_transactions(b):
     check("error" not in r["end"], "empty transaction: %r" % r)
 
 
-# ---- migrations -------------------------------------------------------------------------
+# ---- migrations -------------------------------------------------------------
 
 MIG_1 = ("-- the first table; a comment with a ; in it\n"
          "CREATE TABLE mig_a (id integer PRIMARY KEY, note text);\n"
@@ -989,7 +993,7 @@ async def t_migrations_cli(b):
        "mig_c (made by the failing migration's first statement) exists")
 
 
-# ---- the loop never waits ------------------------------------------------------------
+# ---- the loop never waits ---------------------------------------------------
 
 HOLD_LOCK = ("import sqlite3, sys, time\n"
              "c = sqlite3.connect(sys.argv[1], isolation_level=None, "
@@ -1020,6 +1024,7 @@ class LockHolder:
 async def slow_statement(b, secs):
     """Start a statement that waits secs seconds; returns (client, task,
     holder). PostgreSQL: pg_sleep; SQLite: an INSERT behind a lock."""
+    await ok(b.c, "CREATE TABLE IF NOT EXISTS t_slow (k text)")
     s = await connect(b.server.url())
     holder = None
     if b.is_pg:
@@ -1084,7 +1089,6 @@ async def t_loop_never_waits(b):
     replies in every window. So up to three windows run, and one must be
     clean: all of its replies within 50 ms."""
     b.need()
-    await ok(b.c, "CREATE TABLE t_slow (k text)")
     echo = await clients(b.server, 100)
     reader = await connect(b.server.url())
     try:
@@ -1118,7 +1122,7 @@ async def t_reads_not_queued(b):
           % (w["read_latency"], bound))
 
 
-# ---- clients that leave ------------------------------------------------------------------
+# ---- clients that leave -----------------------------------------------------
 
 async def t_leave_in_flight(b):
     b.need()
@@ -1184,7 +1188,7 @@ async def t_leave_in_transaction(b):
                 pass
 
 
-# ---- PostgreSQL stopped and started ------------------------------------------------------
+# ---- PostgreSQL stopped and started -----------------------------------------
 
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
@@ -1264,7 +1268,8 @@ async def t_pg_restart(b, pg):
               "queries after the recovery: %r" % [x[2] for x in after
                                                   if "error" in x[2]][:3])
         # The pool is whole again and nothing leaked.
-        eq(await warm(srv, many), [[{"v": i}] for i in range(6)], "warm-up after")
+        eq(await warm(srv, many), [[{"v": i}] for i in range(6)],
+           "warm-up after")
         wait_until(lambda: fd_count(srv.proc.pid) == before, 10,
                    "pxl-serve's fd count back to %d (now %d)"
                    % (before, fd_count(srv.proc.pid)))
@@ -1304,7 +1309,7 @@ async def t_pg_statement_timeout(b):
         await asyncio.to_thread(srv.stop)
 
 
-# ---- config errors ------------------------------------------------------------------------
+# ---- config errors ----------------------------------------------------------
 
 CFG_HEAD = ('name = "cfg";\n'
             'listen = { host = "127.0.0.1"; port = 0; };\n'
@@ -1363,7 +1368,7 @@ def t_config_migration_names():
           "stderr should name the misnamed file only: %r" % err)
 
 
-# ---- main ------------------------------------------------------------------------------------
+# ---- main -------------------------------------------------------------------
 
 CASES = [
     ("CRUD: insert, returning, select, update, delete", t_crud),
@@ -1432,7 +1437,8 @@ async def amain():
                         timeout=60)
     tap.case("-t: database config errors name file and line",
              t_config_errors)
-    tap.case("-t: a misnamed migration file is named", t_config_migration_names)
+    tap.case("-t: a misnamed migration file is named",
+             t_config_migration_names)
     await close_all([b.c for b in backends])
     for b in backends:
         if b.server is not None:
