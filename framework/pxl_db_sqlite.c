@@ -113,71 +113,6 @@ struct sq {
         bool stopped;                /* stop has begun: fail at once */
 };
 
-/* ---- text ------------------------------------------------------------ */
-
-/* Past white space, semicolons and comments, as SQLite's tokenizer. */
-static const char *skip_blank(const char *p, const char *end)
-{
-        while (p < end) {
-                if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
-                    *p == '\f' || *p == ';') {
-                        p++;
-                } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
-                        p = memchr(p, '\n', (size_t)(end - p));
-                        if (!p)
-                                return end;
-                } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-                        const char *q = p + 2;
-
-                        /* SQLite ends an open comment at the end. */
-                        while (q < end &&
-                               !(q[0] == '*' && q + 1 < end && q[1] == '/'))
-                                q++;
-                        if (q >= end)
-                                return end;
-                        p = q + 2;
-                } else {
-                        break;
-                }
-        }
-        return p;
-}
-
-/* The keyword at *p (after blanks), advancing *p past it. */
-static bool keyword(const char **p, const char *end, const char *word)
-{
-        const char *q = skip_blank(*p, end);
-        size_t n = strlen(word);
-
-        if ((size_t)(end - q) < n || strncasecmp(q, word, n) != 0)
-                return false;
-        if (q + n < end &&
-            ((q[n] >= 'a' && q[n] <= 'z') || (q[n] >= 'A' && q[n] <= 'Z') ||
-             (q[n] >= '0' && q[n] <= '9') || q[n] == '_'))
-                return false;
-        *p = q + n;
-        return true;
-}
-
-/*
- * BEGIN, COMMIT, END or ROLLBACK (but not ROLLBACK TO, which stays
- * inside the transaction). A plain query must not open or end one: a
- * reader or the writer would be left holding it, or pxl_db.c's
- * transaction would end behind its back.
- */
-static bool is_tx_control(const char *sql, size_t len)
-{
-        const char *p = sql, *end = sql + len;
-
-        if (keyword(&p, end, "BEGIN") || keyword(&p, end, "COMMIT") ||
-            keyword(&p, end, "END"))
-                return true;
-        if (!keyword(&p, end, "ROLLBACK"))
-                return false;
-        keyword(&p, end, "TRANSACTION");
-        return !keyword(&p, end, "TO");
-}
-
 /* k of a "$k" name, or 0 when the name is something else. */
 static size_t param_number(const char *name)
 {
@@ -311,7 +246,7 @@ static int stmt_get(struct thr *t, const char *sql, size_t len,
                 pxl_db_result_fail(r, NULL, "empty statement");
                 return PXL_EINVAL;
         }
-        if (tail && skip_blank(tail, sql + len) != sql + len) {
+        if (tail && pxl_db_sql_skip_blank(tail, sql + len) != sql + len) {
                 sqlite3_finalize(*st);
                 *st = NULL;
                 pxl_db_result_fail(r, NULL, "one statement per query");
@@ -499,13 +434,6 @@ static enum outcome run(struct thr *t, struct pxl_db_job *job)
         if (!t->writer && !readonly) {
                 stmt_put(st, cached);
                 return BOUNCED;
-        }
-        /* Transaction control statements count as read-only. */
-        if (job->kind == PXL_DB_QUERY && readonly && is_tx_control(sql, len)) {
-                stmt_put(st, cached);
-                pxl_db_result_fail(&job->result, NULL,
-                                   TX_HINT " for transactions");
-                return RAN;
         }
         if (bind_all(t, st, job) == 0)
                 exec_stmt(t, st, job, readonly);
@@ -1033,8 +961,18 @@ static void sq_stop(struct pxl_db *db, void *state)
         sq_free(s);
 }
 
+/*
+ * SQLite's memory statistics take a process-wide mutex on every malloc:
+ * the reader threads would contend on it. Off before first use.
+ */
+static void sq_setup(void)
+{
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 const struct pxl_db_backend pxl_db_sqlite = {
         .name = "sqlite",
+        .setup = sq_setup,
         .start = sq_start,
         .submit = sq_submit,
         .stop = sq_stop,
