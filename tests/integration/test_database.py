@@ -1122,6 +1122,52 @@ async def t_reads_not_queued(b):
           % (w["read_latency"], bound))
 
 
+async def t_max_pending(b):
+    """Past database.max_pending queued statements, a query fails at once
+    with "database busy"; the queued ones still complete. SQLite: the
+    database file defaults to NAME.db next to the app file."""
+    if b.is_pg:
+        extra = b.group(extra="max_pending = 2;")
+    else:
+        extra = "database = { max_pending = 2; };"
+    srv = Server(app_config(plugins=PLUGINS, name="busy", extra=extra),
+                 name="busy").start()
+    many = await clients(srv, 6)
+    holder = None
+    try:
+        if b.is_pg:
+            sql = "SELECT $1::int AS v FROM pg_sleep(1)"
+        else:
+            path = os.path.join(srv.dir, "busy.db")
+            check(os.path.exists(path), "no %s: database.path does not "
+                  "default to NAME.db next to the app file" % path)
+            await ok(many[0], "CREATE TABLE t_busy (v integer)")
+            holder = await asyncio.to_thread(LockHolder, path, 1)
+            sql = "INSERT INTO t_busy (v) VALUES ($1) RETURNING v"
+
+        async def one(i, c):
+            t0 = time.monotonic()
+            r = await q(c, sql, [i], timeout=20)
+            return r, time.monotonic() - t0
+        got = await asyncio.gather(*(one(i, c) for i, c in enumerate(many)))
+        busy = [(r, t) for r, t in got if "error" in r]
+        done = [(r, t) for r, t in got if "error" not in r]
+        check(len(done) == 2, "with max_pending = 2, %d "
+              "of 6 statements ran: %r" % (len(done), got))
+        check(all(r["error"] == "database busy" for r, t in busy),
+              "refusals past max_pending: %r" % busy)
+        bound = 0.5 + load_slack(3, 1)
+        check(all(t < bound for r, t in busy), "a refusal took %.2f s: not "
+              "at once" % max(t for r, t in busy))
+        check(all(r["rows"] == [{"v": r["rows"][0]["v"]}] for r, t in done),
+              "the queued statements' results: %r" % done)
+    finally:
+        if holder is not None:
+            await asyncio.to_thread(holder.wait)
+        await close_all(many)
+        await asyncio.to_thread(srv.stop)
+
+
 # ---- clients that leave -----------------------------------------------------
 
 async def t_leave_in_flight(b):
@@ -1395,6 +1441,8 @@ CASES = [
      "while a statement waits 2 s", t_loop_never_waits),
     ("a read is not queued behind the waiting statement",
      t_reads_not_queued),
+    ("past max_pending a query fails at once with \"database busy\"",
+     t_max_pending),
     ("a client leaving with its query in flight", t_leave_in_flight),
     ("a client leaving in a transaction: rolled back, its commit fails",
      t_leave_in_transaction),
