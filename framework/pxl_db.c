@@ -12,11 +12,11 @@
  * inside the pxl_db_* call that queued them.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 #include <json-c/json.h>
@@ -64,6 +64,38 @@ static enum pxl_db_param_kind number_kind(const char *text, int64_t *i)
         return PXL_DB_PARAM_INT;
 }
 
+/* JSON's number grammar: a database's "NaN" or "1e5000" stays a string. */
+static bool json_number_text(const char *s)
+{
+        const char *p = s;
+
+        if (*p == '-')
+                p++;
+        if (*p == '0')
+                p++;
+        else if (*p >= '1' && *p <= '9')
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        else
+                return false;
+        if (*p == '.') {
+                if (*++p < '0' || *p > '9')
+                        return false;
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        }
+        if (*p == 'e' || *p == 'E') {
+                p++;
+                if (*p == '+' || *p == '-')
+                        p++;
+                if (*p < '0' || *p > '9')
+                        return false;
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        }
+        return *p == '\0';
+}
+
 /*
  * One parameter's kind and text (borrowed from v or static). Text of
  * numbers, objects and arrays is json-c's, valid until v prints again.
@@ -83,15 +115,14 @@ static int param_of(struct json_object *v, size_t k, struct pxl_db_param *p,
                 break;
         case json_type_int:
         case json_type_double:
-                if (json_object_is_type(v, json_type_double) &&
-                    !isfinite(json_object_get_double(v))) {
+                /* A parsed number prints as it was written. */
+                p->text = json_object_to_json_string_ext(
+                        v, JSON_C_TO_STRING_PLAIN);
+                if (!json_number_text(p->text)) { /* NaN, Infinity */
                         snprintf(err, errlen,
                                  "parameter $%zu: not a finite number", k);
                         return PXL_EINVAL;
                 }
-                /* A parsed number prints as it was written. */
-                p->text = json_object_to_json_string_ext(
-                        v, JSON_C_TO_STRING_PLAIN);
                 p->kind = number_kind(p->text, &p->i);
                 break;
         case json_type_string:
@@ -172,6 +203,74 @@ int pxl_db_params(const struct json_object *params, struct pxl_db_param **out,
         *out = v;
         *n = count;
         return 0;
+}
+
+/* ---- SQL text ------------------------------------------------------- */
+
+/* Past white space, semicolons and comments, as SQLite's tokenizer. */
+const char *pxl_db_sql_skip_blank(const char *p, const char *end)
+{
+        while (p < end) {
+                if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+                    *p == '\f' || *p == ';') {
+                        p++;
+                } else if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+                        p = memchr(p, '\n', (size_t)(end - p));
+                        if (!p)
+                                return end;
+                } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+                        const char *q = p + 2;
+
+                        /* SQLite ends an open comment at the end. */
+                        while (q < end &&
+                               !(q[0] == '*' && q + 1 < end && q[1] == '/'))
+                                q++;
+                        if (q >= end)
+                                return end;
+                        p = q + 2;
+                } else {
+                        break;
+                }
+        }
+        return p;
+}
+
+/* The keyword at *p (after blanks), advancing *p past it. */
+static bool keyword(const char **p, const char *end, const char *word)
+{
+        const char *q = pxl_db_sql_skip_blank(*p, end);
+        size_t n = strlen(word);
+
+        if ((size_t)(end - q) < n || strncasecmp(q, word, n) != 0)
+                return false;
+        if (q + n < end &&
+            ((q[n] >= 'a' && q[n] <= 'z') || (q[n] >= 'A' && q[n] <= 'Z') ||
+             (q[n] >= '0' && q[n] <= '9') || q[n] == '_'))
+                return false;
+        *p = q + n;
+        return true;
+}
+
+/*
+ * BEGIN, START TRANSACTION, COMMIT, END, ABORT or ROLLBACK (but not
+ * ROLLBACK TO, which stays inside the transaction). A plain query must
+ * not open or end one: the pooled connection (or SQLite's writer or a
+ * reader) would be left holding it, or a pxl_db_begin transaction
+ * would end behind pxl's back.
+ */
+static bool is_tx_control(const char *sql)
+{
+        const char *p = sql, *end = sql + strlen(sql);
+
+        if (keyword(&p, end, "BEGIN") || keyword(&p, end, "COMMIT") ||
+            keyword(&p, end, "END") || keyword(&p, end, "ABORT") ||
+            (keyword(&p, end, "START") && keyword(&p, end, "TRANSACTION")))
+                return true;
+        if (!keyword(&p, end, "ROLLBACK"))
+                return false;
+        if (!keyword(&p, end, "TRANSACTION"))
+                keyword(&p, end, "WORK");
+        return !keyword(&p, end, "TO");
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -309,38 +408,6 @@ static enum pxl_db_kind kind_of(const struct pxl_db_result *res, size_t row,
         if (res->ops != NULL)
                 return res->ops->kind(res, row, col);
         return cell(res, row, col)->kind;
-}
-
-/* JSON's number grammar: a database's "NaN" or "1e5000" stays a string. */
-static bool json_number_text(const char *s)
-{
-        const char *p = s;
-
-        if (*p == '-')
-                p++;
-        if (*p == '0')
-                p++;
-        else if (*p >= '1' && *p <= '9')
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        else
-                return false;
-        if (*p == '.') {
-                if (*++p < '0' || *p > '9')
-                        return false;
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        }
-        if (*p == 'e' || *p == 'E') {
-                p++;
-                if (*p == '+' || *p == '-')
-                        p++;
-                if (*p < '0' || *p > '9')
-                        return false;
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        }
-        return *p == '\0';
 }
 
 static struct json_object *value_json(const struct pxl_db_result *res,
@@ -517,6 +584,16 @@ static struct pxl_db_job *job_new(struct pxl_db *db, enum pxl_db_job_kind kind,
         /* A bad parameter is the query's failure, told through fn. */
         if (*rc < 0) {
                 pxl_db_result_fail(&job->result, NULL, "%s", err);
+                job->priv->refused = true;
+        } else if (kind == PXL_DB_QUERY &&
+                   pxl_db_sql_skip_blank(job->sql, job->sql + len) ==
+                           job->sql + len) {
+                pxl_db_result_fail(&job->result, NULL, "empty statement");
+                job->priv->refused = true;
+        } else if (kind == PXL_DB_QUERY && is_tx_control(job->sql)) {
+                pxl_db_result_fail(&job->result, NULL,
+                                   "use pxl_db_begin, pxl_db_commit and "
+                                   "pxl_db_rollback for transactions");
                 job->priv->refused = true;
         }
         job->params = pv;
@@ -902,8 +979,14 @@ static const struct pxl_service db_service = {
 
 int pxl_db_install(struct pxl_worker *srv)
 {
+        const struct pxl_db_backend *backend;
+
         if (!srv->conf->database.enabled)
                 return PXL_OK;
+        backend = srv->conf->database.postgresql ? &pxl_db_postgresql
+                                                  : &pxl_db_sqlite;
+        if (backend->setup != NULL)
+                backend->setup();
         if (pxl_worker_add_service(srv, &db_service) < 0 ||
             pxl_worker_watch(srv, db_on_change, NULL) < 0)
                 return PXL_ENOMEM;

@@ -51,6 +51,12 @@ struct pxl_db_param {
 int pxl_db_params(const struct json_object *params, struct pxl_db_param **out,
                   size_t *n, char *err, size_t errlen);
 
+/*
+ * Past white space, semicolons and comments (-- and C style), as the
+ * SQL tokenizers do: what is left of a statement's tail.
+ */
+const char *pxl_db_sql_skip_blank(const char *p, const char *end);
+
 /* ---- results --------------------------------------------------------- */
 
 /* How a value reads as JSON (SQL NULL aside). */
@@ -157,6 +163,8 @@ void pxl_db_done(struct pxl_db *db, struct pxl_db_job *job);
 
 struct pxl_db_backend {
         const char *name;
+        /* Once per process, before the library is first used; may be NULL. */
+        void (*setup)(void);
         /*
          * In a serving worker, on its loop: connect, start threads. With
          * database.required, a server that cannot be reached is an error
