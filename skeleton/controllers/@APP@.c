@@ -1,7 +1,8 @@
 /*
  * @APP@ - the app's controller: a shared object pxl-serve loads from
  * app.cfg. Each route is a {type, action} pair and a handler; a handler
- * answers with pxl_reply() or fails with pxl_fail(). See pxl-plugin(3).
+ * answers with pxl_reply() or fails with pxl_fail(), or, for a database
+ * query, answers later through a pxl_defer. See pxl-plugin(3).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,57 @@ static int @APP@_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, reply);
 }
 
+/* The rows of @APP@/notes: the reply, or the database's error. */
+static void @APP@_notes_read(struct pxl_ctx *ctx,
+                             const struct pxl_db_result *res, void *arg)
+{
+        struct pxl_defer *d = arg; /* the request's reply, taken below */
+        struct json_object *rows;
+
+        (void)ctx; /* a callback's ctx has no client: answer through d */
+        if (pxl_db_error(res) != NULL)
+                pxl_defer_fail(d, "%s", pxl_db_error(res));
+        else if ((rows = pxl_db_rows_json(res)) == NULL)
+                pxl_defer_fail(d, "out of memory");
+        else
+                pxl_defer_reply(d, rows);
+}
+
+/*
+ * @APP@/notes {"limit": 10} -> [{"id": 1, "text": "..."}, ...]: the first
+ * notes of the table migrations/001_notes.sql made. The value goes in
+ * params as $1, never into the SQL text; the reply waits for the rows.
+ */
+static int @APP@_notes(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *limit = NULL, *params;
+        struct pxl_defer *d;
+        int rc;
+
+        json_object_object_get_ex(pxl_msg_data(msg), "limit", &limit);
+        if (limit != NULL && (!json_object_is_type(limit, json_type_int) ||
+                              json_object_get_int64(limit) < 1 ||
+                              json_object_get_int64(limit) > 100))
+                return pxl_fail(ctx, "data.limit must be 1 to 100");
+        if ((d = pxl_defer(ctx)) == NULL)
+                return pxl_fail(ctx, "out of memory");
+        params = json_object_new_array();
+        json_object_array_add(params, limit ? json_object_get(limit)
+                                            : json_object_new_int(10));
+        rc = pxl_db_query(ctx,
+                          "SELECT id, text FROM notes ORDER BY id LIMIT $1",
+                          params, @APP@_notes_read, d);
+        json_object_put(params); /* pxl_db_query does not keep it */
+        if (rc < 0) {            /* then @APP@_notes_read never runs */
+                pxl_defer_cancel(d);
+                return pxl_fail(ctx, "%s",
+                                rc == PXL_ECLOSED
+                                        ? "no database group in app.cfg"
+                                        : pxl_strerror(rc));
+        }
+        return PXL_DEFERRED;
+}
+
 /* Runs once per worker, after pxl-serve has checked the settings. */
 static int @APP@_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 {
@@ -91,6 +143,7 @@ static void @APP@_fini(struct pxl_ctx *ctx)
 static const struct pxl_route @APP@_routes[] = {
         {"@APP@", "ping", @APP@_ping},
         {"@APP@", "echo", @APP@_echo},
+        {"@APP@", "notes", @APP@_notes},
         PXL_ROUTE_END,
 };
 

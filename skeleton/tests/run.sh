@@ -32,8 +32,11 @@ trap 'exit 1' HUP INT TERM
 
 # app.cfg, listening on a free port (0) and loading the controller from
 # the build directory (absolute, so builds outside the source tree work).
+# The migrations come from the source tree; the database file is made
+# next to test.cfg, in $tmp, new for every run.
 sed -e 's|port *= *[0-9][0-9]*;|port = 0;|' \
         -e "s|\"controllers/|\"$APP_BUILDDIR/controllers/|g" \
+        -e "s|migrations *= *\"migrations\";|migrations = \"$APP_SRCDIR/migrations\";|" \
         "$APP_SRCDIR/app.cfg" >"$tmp/test.cfg"
 
 if "$PXL_SERVE" -t "$tmp/test.cfg" >"$tmp/check.out" 2>&1; then
@@ -108,6 +111,12 @@ request "@APP@/echo answers with the configured prefix" \
 request "@APP@/echo without text is an error" \
         '{"type":"@APP@","action":"echo"}' \
         '"error":"data.text must be a string"'
+request "@APP@/notes answers with the rows of migrations/001_notes.sql" \
+        '{"type":"@APP@","action":"notes","data":{"limit":5},"requestId":2}' \
+        '{"type":"@APP@","action":"notes","response":[{"id":1,"text":"Welcome to @APP@"}],"requestId":2}'
+request "@APP@/notes refuses a bad limit" \
+        '{"type":"@APP@","action":"notes","data":{"limit":0}}' \
+        '"error":"data.limit must be 1 to 100"'
 
 kill "$pid"
 if wait "$pid"; then

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Docs move with the code: every config key pxl-serve knows (-T) is
-# described in pxl.cfg(5), and every option of -h is in pxl-serve(1).
+# described in pxl.cfg(5), and every option of -h (--migrate too) is in
+# pxl-serve(1).
 # -T itself must list at least as many keys as pxl.cfg(5) documents (one
 # `.It Ic KEY No (...)` entry each): an empty or cut-short -T would make
 # the per-key checks vacuous.
@@ -15,7 +16,7 @@ man_keys=$(sed -n 's/^\.It Ic \(.*\) No .*/\1/p' "$src/man/pxl.cfg.5" |
 nman=$(printf '%s\n' "$man_keys" | grep -c .)
 cfg_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl.cfg.5" 2>/dev/null | col -b)
 serve_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl-serve.1" 2>/dev/null | col -b)
-opts=$("$serve" -h | sed -n 's/^  \(-[A-Za-z]\) .*/\1/p')
+opts=$("$serve" -h | sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\) .*/\1/p')
 n=0
 total=$(( 2 + nkeys + $(printf '%s\n' "$opts" | grep -c .) + 1 ))
 echo "1..$total"

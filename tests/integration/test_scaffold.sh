@@ -88,6 +88,7 @@ for f in "$bindir/pxl-serve" "$bindir/pxl-new" "$includedir/pxl/pxl.h" \
         "$pkgdatadir/skeleton/Makefile.am" "$pkgdatadir/skeleton/app.cfg" \
         "$pkgdatadir/skeleton/README.md" \
         "$pkgdatadir/skeleton/controllers/@APP@.c" \
+        "$pkgdatadir/skeleton/migrations/001_notes.sql" \
         "$pkgdatadir/skeleton/tests/run.sh" \
         "$pkgdatadir/skeleton/web/index.html"; do
         [ -e "$D$f" ] || missing="$missing $f"
@@ -156,6 +157,7 @@ step "pxl-new -h prints the usage" sh -c '"$@" | grep "usage: pxl-new"' sh \
 must "pxl-new demo" pxlnew demo
 left=$(grep -rl '@APP@' demo; find demo -name '*@APP@*')
 if [ -f demo/controllers/demo.c ] && [ -f demo/.gitignore ] &&
+        [ -f demo/migrations/001_notes.sql ] &&
         [ -x demo/tests/run.sh ] && [ -z "$left" ] &&
         grep -F 'AC_INIT([demo]' demo/configure.ac >/dev/null; then
         ok "pxl-new substitutes the name in file names and contents"
@@ -237,6 +239,23 @@ if [ -n "$port" ]; then
                 not_ok "app: demo/ping answers pong"
                 echo "# got:  $got"
                 echo "# want: $want"
+        fi
+        # The skeleton's query: the row its migration made, from demo.db.
+        want='{"type":"demo","action":"notes","response":[{"id":1,"text":"Welcome to demo"}],"requestId":8}'
+        got=$(timeout 20 tests/ws_request 127.0.0.1 "$port" /ws \
+                '{"type":"demo","action":"notes","data":{"limit":3},"requestId":8}' 2>&1)
+        if [ "$got" = "$want" ]; then
+                ok "app: demo/notes answers with the migrated row"
+        else
+                not_ok "app: demo/notes answers with the migrated row"
+                echo "# got:  $got"
+                echo "# want: $want"
+        fi
+        if grep -F 'migration applied: 001_notes.sql' "$tmp/server.log" \
+                >/dev/null; then
+                ok "app: pxl-serve applied the migration before serving"
+        else
+                not_ok "app: pxl-serve applied the migration before serving"
         fi
         kill "$pid"
         if wait "$pid"; then
