@@ -547,11 +547,11 @@ typedef void pxl_db_result_fn(struct pxl_ctx *ctx,
                               const struct pxl_db_result *res, void *arg);
 
 /*
- * Run one statement; fn (may be NULL) gets the result. params is
- * borrowed. PXL_OK once queued (fn will run, perhaps before this
- * returns when the query fails at once), PXL_ECLOSED without a
- * database, PXL_EINVAL for a NULL sql or a params that is not an
- * array, PXL_ENOMEM (fn never runs on these).
+ * Run one statement; fn (may be NULL) gets the result, later, from the
+ * loop: never inside this call, even when the query fails at once (a
+ * bad parameter, "database busy"). params is borrowed. PXL_OK once
+ * queued; PXL_ECLOSED without a database, PXL_EINVAL for a NULL sql or
+ * a params that is not an array, PXL_ENOMEM (fn never runs on these).
  */
 int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
                  const struct json_object *params, pxl_db_result_fn *fn,
@@ -604,9 +604,11 @@ struct json_object *pxl_db_rows_json(const struct pxl_db_result *res);
  * pxl_db_rollback end the transaction and consume the handle; their fn
  * (may be NULL) gets the outcome: an error when the commit did not
  * happen. When the client whose request began it disconnects, the
- * transaction is rolled back at once and every later callback on it
- * says so; the handle stays the plugin's to end. Ended at shutdown:
- * rolled back.
+ * transaction is rolled back at once and freed by pxl as soon as no
+ * callback of it is pending: those callbacks get the error
+ * "transaction rolled back: the client disconnected", and after such an
+ * error the handle must not be used once the callback has returned. At
+ * shutdown every transaction is rolled back and freed the same way.
  *
  * pxl_db_begin: NULL without a database or memory. The others: PXL_OK,
  * PXL_EINVAL, PXL_ENOMEM as pxl_db_query (commit and rollback consume

@@ -1,0 +1,2 @@
+/* placeholder */
+#include "pxl_db.h"
