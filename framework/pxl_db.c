@@ -68,8 +68,8 @@ static enum pxl_db_param_kind number_kind(const char *text, int64_t *i)
  * One parameter's kind and text (borrowed from v or static). Text of
  * numbers, objects and arrays is json-c's, valid until v prints again.
  */
-static int param_of(struct json_object *v, size_t k,
-                    struct pxl_db_param *p, char *err, size_t errlen)
+static int param_of(struct json_object *v, size_t k, struct pxl_db_param *p,
+                    char *err, size_t errlen)
 {
         memset(p, 0, sizeof(*p));
         switch (json_object_get_type(v)) {
@@ -145,8 +145,8 @@ int pxl_db_params(const struct json_object *params, struct pxl_db_param **out,
         for (size_t k = 0; k < count; k++) {
                 struct pxl_db_param p;
 
-                rc = param_of(json_object_array_get_idx(arr, k), k + 1, &p,
-                              err, errlen);
+                rc = param_of(json_object_array_get_idx(arr, k), k + 1, &p, err,
+                              errlen);
                 if (rc < 0)
                         return rc;
                 bytes += p.text ? p.len + 1 : 0;
@@ -156,8 +156,8 @@ int pxl_db_params(const struct json_object *params, struct pxl_db_param **out,
                 return PXL_ENOMEM;
         text = (char *)(v + count);
         for (size_t k = 0; k < count; k++) {
-                rc = param_of(json_object_array_get_idx(arr, k), k + 1,
-                              &v[k], err, errlen);
+                rc = param_of(json_object_array_get_idx(arr, k), k + 1, &v[k],
+                              err, errlen);
                 if (rc < 0) { /* cannot differ from the first pass */
                         free(v);
                         return rc;
@@ -368,8 +368,7 @@ static struct json_object *value_json(const struct pxl_db_result *res,
                 goto done;
         case PXL_DB_JSON:
                 o = json_tokener_parse(v);
-                if (o != NULL ||
-                    (len == 4 && memcmp(v, "null", 4) == 0))
+                if (o != NULL || (len == 4 && memcmp(v, "null", 4) == 0))
                         return o;
                 break;
         case PXL_DB_TEXT:
@@ -382,8 +381,7 @@ done:
         return o;
 }
 
-struct json_object *pxl_db_row_json(const struct pxl_db_result *res,
-                                    size_t row)
+struct json_object *pxl_db_row_json(const struct pxl_db_result *res, size_t row)
 {
         struct json_object *obj;
 
@@ -393,9 +391,9 @@ struct json_object *pxl_db_row_json(const struct pxl_db_result *res,
                 int rc;
                 struct json_object *v = value_json(res, row, col, &rc);
 
-                if (rc < 0 || json_object_object_add(
-                                      obj, pxl_db_column_name(res, col),
-                                      v) < 0) {
+                if (rc < 0 ||
+                    json_object_object_add(obj, pxl_db_column_name(res, col),
+                                           v) < 0) {
                         json_object_put(v);
                         json_object_put(obj);
                         return NULL;
@@ -429,13 +427,13 @@ TAILQ_HEAD(tx_list, pxl_db_tx);
 struct pxl_db {
         struct pxl_worker *srv;
         const struct pxl_db_backend *backend;
-        void *state;            /* the back end's */
-        bool started;           /* the back end runs */
-        bool stopping;          /* new jobs fail at once */
-        size_t pending;         /* jobs not yet delivered */
+        void *state;                  /* the back end's */
+        bool started;                 /* the back end runs */
+        bool stopping;                /* new jobs fail at once */
+        size_t pending;               /* jobs not yet delivered */
         struct pxl_db_job_list ready; /* finished here, to deliver */
         struct event *ready_ev;
-        struct tx_list txs;     /* not yet freed */
+        struct tx_list txs; /* not yet freed */
 };
 
 /* What pxl_db.c keeps of a job; the job and it are one allocation. */
@@ -444,8 +442,8 @@ struct pxl_db_private {
         pxl_db_result_fn *fn;
         void *arg;
         struct pxl_db_tx *tx;
-        bool internal; /* a rollback of ours: no plugin waits on it */
-        bool refused;  /* its parameters were: it fails unsent */
+        bool internal;       /* a rollback of ours: no plugin waits on it */
+        bool refused;        /* its parameters were: it fails unsent */
         bool commit_refused; /* a COMMIT run as ROLLBACK after a failure */
 };
 
@@ -453,14 +451,14 @@ struct pxl_db_tx {
         TAILQ_ENTRY(pxl_db_tx) link;
         struct pxl_db *db;
         struct pxl_plugin_slot *plugin;
-        char *client_id;          /* whose request began it, or NULL */
+        char *client_id;              /* whose request began it, or NULL */
         struct pxl_db_job_list queue; /* waiting for the one running */
-        void *conn;               /* the back end's, while bound */
+        void *conn;                   /* the back end's, while bound */
         struct pxl_db_job *running;
-        unsigned njobs;           /* made and not yet delivered */
-        char *failed;             /* the first error: the rest fail */
-        bool ended;               /* the plugin committed or rolled back */
-        bool dropped;             /* its client left: freed when idle */
+        unsigned njobs; /* made and not yet delivered */
+        char *failed;   /* the first error: the rest fail */
+        bool ended;     /* the plugin committed or rolled back */
+        bool dropped;   /* its client left: freed when idle */
 };
 
 static const struct pxl_service db_service;
@@ -499,8 +497,7 @@ static struct pxl_db_job *job_new(struct pxl_db *db, enum pxl_db_job_kind kind,
         size_t np;
         char err[160];
 
-        job = calloc(1, sizeof(*job) + sizeof(struct pxl_db_private) + len +
-                                1);
+        job = calloc(1, sizeof(*job) + sizeof(struct pxl_db_private) + len + 1);
         if (job == NULL) {
                 *rc = PXL_ENOMEM;
                 return NULL;
@@ -756,7 +753,8 @@ static int tx_end(struct pxl_db_tx *tx, bool commit, pxl_db_result_fn *fn,
         if (rc < 0) {
                 /* Still consumed: roll back without telling anyone. */
                 if (tx_add(tx, PXL_DB_ROLLBACK, "ROLLBACK", NULL, NULL, NULL,
-                           true, false) < 0 && tx->conn == NULL)
+                           true, false) < 0 &&
+                    tx->conn == NULL)
                         tx_maybe_free(tx);
         }
         return rc;
@@ -787,8 +785,8 @@ static void tx_drop(struct pxl_db_tx *tx)
                 finish_here(tx->db, job,
                             job->kind == PXL_DB_ROLLBACK ? NULL : why);
         }
-        if (tx->conn != NULL || (tx->running != NULL &&
-                                 tx->running->kind == PXL_DB_BEGIN))
+        if (tx->conn != NULL ||
+            (tx->running != NULL && tx->running->kind == PXL_DB_BEGIN))
                 tx_add(tx, PXL_DB_ROLLBACK, "ROLLBACK", NULL, NULL, NULL, true,
                        false);
         tx_maybe_free(tx);
@@ -826,10 +824,9 @@ int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
 
         if (db == NULL)
                 return PXL_ECLOSED;
-        if (sql == NULL ||
-            (params != NULL &&
-             !json_object_is_type((struct json_object *)params,
-                                  json_type_array)))
+        if (sql == NULL || (params != NULL &&
+                            !json_object_is_type((struct json_object *)params,
+                                                 json_type_array)))
                 return PXL_EINVAL;
         job = job_new(db, PXL_DB_QUERY, sql, params, ctx->plugin, fn, arg, &rc);
         if (job == NULL)
@@ -850,7 +847,7 @@ static int db_start(struct pxl_worker *srv, struct pxl_str *errors)
         }
         db->srv = srv;
         db->backend = srv->conf->database.postgresql ? &pxl_db_postgresql
-                                                      : &pxl_db_sqlite;
+                                                     : &pxl_db_sqlite;
         TAILQ_INIT(&db->ready);
         TAILQ_INIT(&db->txs);
         pxl_worker_set_service_state(srv, &db_service, db);
@@ -875,7 +872,8 @@ static void db_stop(struct pxl_worker *srv)
                 return;
         db->stopping = true;
         /* What waits in transactions fails; the back end ends the rest. */
-        TAILQ_FOREACH(tx, &db->txs, link) {
+        TAILQ_FOREACH(tx, &db->txs, link)
+        {
                 tx->dropped = true;
                 while ((job = TAILQ_FIRST(&tx->queue)) != NULL) {
                         TAILQ_REMOVE(&tx->queue, job, link);
@@ -922,8 +920,8 @@ int pxl_db_password(const struct pxl_db_conf *conf, char **out,
                 const char *v = getenv(conf->password_env);
 
                 if (v == NULL) {
-                        pxl_str_report(errors, "database.password_env", 0,
-                                       NULL, "the environment has no %s",
+                        pxl_str_report(errors, "database.password_env", 0, NULL,
+                                       "the environment has no %s",
                                        conf->password_env);
                         return PXL_ERR;
                 }

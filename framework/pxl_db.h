@@ -20,12 +20,14 @@ int pxl_db_install(struct pxl_worker *srv);
  * names (-t), or apply what is not applied yet, in name order, each in
  * its own transaction, recording each in pxl_migrations with a
  * checksum. Blocking: for the start, before serving, in one process.
- * 0, or PXL_ERR with every problem in errors ("FILE: TEXT\n").
- * *applied (may be NULL) counts the files applied.
+ * 0, or PXL_ERR with every problem in errors ("FILE: TEXT\n"): a
+ * file that fails is rolled back and the files after it are not tried.
+ * applied gets one "NAME\n" line per file applied now, *before counts
+ * those applied earlier (same checksum).
  */
 int pxl_db_check_migrations(const struct pxl_config *conf,
                             struct pxl_str *errors);
-int pxl_db_migrate(const struct pxl_config *conf, unsigned *applied,
-                   struct pxl_str *errors);
+int pxl_db_migrate(const struct pxl_config *conf, struct pxl_str *applied,
+                   unsigned *before, struct pxl_str *errors);
 
 #endif

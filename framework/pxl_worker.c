@@ -24,7 +24,8 @@ int64_t pxl_worker_now_us(const struct pxl_worker *srv)
 {
         struct timeval tv;
 
-        if (srv->base == NULL || event_base_gettimeofday_cached(srv->base, &tv) < 0)
+        if (srv->base == NULL ||
+            event_base_gettimeofday_cached(srv->base, &tv) < 0)
                 gettimeofday(&tv, NULL);
         return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }

@@ -86,9 +86,9 @@ struct pxl_change {
         size_t room_len;
         /* JOINED, LEFT: the membership's userId; else the client's */
         const struct json_object *user_id;
-        bool room_edge;      /* JOINED: the room's first member here; LEFT: last */
-        bool leaving_all;    /* LEFT: one of the rooms of a LEFT_ALL */
-        int close_code;      /* GONE */
+        bool room_edge;   /* JOINED: the room's first member here; LEFT: last */
+        bool leaving_all; /* LEFT: one of the rooms of a LEFT_ALL */
+        int close_code;   /* GONE */
 };
 
 typedef void pxl_change_fn(struct pxl_worker *srv, const struct pxl_change *ch,
@@ -157,35 +157,36 @@ struct pxl_worker {
         struct event *idle_timer;      /* inactivity.check_interval */
         struct event *heartbeat_timer; /* heartbeat.interval */
         struct event *reaper;          /* frees connections marked done */
-        struct event *flusher;         /* writes corked output, lowest priority */
-        struct pxl_dirty_list dirty;   /* connections with output to write */
-        struct pxl_auth *auth;         /* NULL without auth.jwt */
+        struct event *flusher;       /* writes corked output, lowest priority */
+        struct pxl_dirty_list dirty; /* connections with output to write */
+        struct pxl_auth *auth;       /* NULL without auth.jwt */
         struct pxl_conn_list handshaking; /* upgrading, oldest first */
         struct pxl_conn_list conns;       /* open */
         struct pxl_conn_list closing;     /* closing, oldest first */
-        struct pxl_conn_list dead;     /* closed, waiting for the reaper */
-        struct event *deadline_timer;  /* upgrade and close deadlines */
-        int64_t deadline_at;           /* when it rings (ms), 0 = idle */
-        struct pxl_map addrs;          /* connections per client address */
+        struct pxl_conn_list dead;        /* closed, waiting for the reaper */
+        struct event *deadline_timer;     /* upgrade and close deadlines */
+        int64_t deadline_at;              /* when it rings (ms), 0 = idle */
+        struct pxl_map addrs;             /* connections per client address */
         /* accept(2) failing (out of descriptors): pause, log sparingly */
         struct event *accept_timer;
         unsigned accept_backoff_ms;
-        int reserve_fd;                /* given up to shed a client at EMFILE */
+        int reserve_fd; /* given up to shed a client at EMFILE */
         int64_t accept_logged_ms;
         unsigned accept_unlogged;
         /* presence lists: one frame per presence.interval at most */
         struct event *presence_timer;
         int64_t presence_sent_ms;
-        const char *presence_pending;  /* the latest kind not yet sent */
-        struct pxl_pool client_pool;   /* struct pxl_client records */
-        struct pxl_pool conn_pool;     /* struct pxl_conn */
-        struct pxl_map clients;        /* struct pxl_client by id */
+        const char *presence_pending;        /* the latest kind not yet sent */
+        struct pxl_pool client_pool;         /* struct pxl_client records */
+        struct pxl_pool conn_pool;           /* struct pxl_conn */
+        struct pxl_map clients;              /* struct pxl_client by id */
         struct pxl_client_list client_order; /* the same, oldest first */
-        struct pxl_map users;          /* clients by user id */
-        struct pxl_map rooms;          /* struct pxl_room by name */
+        struct pxl_map users;                /* clients by user id */
+        struct pxl_map rooms;                /* struct pxl_room by name */
         struct pxl_metrics metrics;
         struct pxl_bus bus;
-        struct pxl_mirror *mirror; /* the rest of the cluster; NULL without redis */
+        struct pxl_mirror
+                *mirror; /* the rest of the cluster; NULL without redis */
         struct pxl_redis *redis;   /* its Redis connections; NULL without */
         struct pxl_map redis_subs; /* plugins' channels (pxl_redis_api.c) */
         const struct pxl_remote *remote; /* NULL: this worker is the app */
@@ -197,14 +198,14 @@ struct pxl_worker {
         const struct pxl_service *services[PXL_WORKER_SERVICES];
         void *service_state[PXL_WORKER_SERVICES]; /* each service's own */
         unsigned nservices;
-        unsigned nstarted; /* services started, stopped in reverse */
-        unsigned nconns; /* all accepted, upgrading included */
-        unsigned nopen;  /* upgraded */
-        unsigned nhandshaking; /* on the handshaking list */
+        unsigned nstarted;      /* services started, stopped in reverse */
+        unsigned nconns;        /* all accepted, upgrading included */
+        unsigned nopen;         /* upgraded */
+        unsigned nhandshaking;  /* on the handshaking list */
         struct pxl_str scratch; /* reply building; reused, never shared */
         bool stopping;
         bool heap_trimmed; /* freed heap given back since the last traffic */
-        unsigned port; /* bound port (listen.port may be 0) */
+        unsigned port;     /* bound port (listen.port may be 0) */
         /* Who this process is (pxl_cluster.c); one process: 0, 0, -1. */
         unsigned worker_index; /* slot in the cluster, 0..workers-1 */
         unsigned worker_gen;   /* earlier starts of this slot */

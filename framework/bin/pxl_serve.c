@@ -13,6 +13,7 @@
 #include "pxl/pxl.h"
 #include "pxl_cluster.h"
 #include "pxl_conf.h"
+#include "pxl_db.h"
 #include "pxl_log.h"
 #include "pxl_mirror.h"
 #include "pxl_server.h"
@@ -20,7 +21,7 @@
 static void usage(FILE *f)
 {
         fprintf(f,
-                "usage: pxl-serve [-t] [-T] [-h] [-V] app.cfg\n"
+                "usage: pxl-serve [-t] [-T] [-h] [-V] [--migrate] app.cfg\n"
                 "\n"
                 "Serve the WebSocket app described by app.cfg (libconfig).\n"
                 "\n"
@@ -30,11 +31,14 @@ static void usage(FILE *f)
                 "       meaning, then exit\n"
                 "  -h   show this help\n"
                 "  -V   print the version and plugin ABI, then exit\n"
+                "  --migrate  apply the database migrations not applied yet\n"
+                "       (database.migrations), print each, then exit\n"
                 "\n"
                 "Environment: PXL_PLUGIN_PATH, a colon-separated list of\n"
                 "directories searched for plugins named without a path.\n"
                 "With workers > 1, a master process runs that many workers on\n"
                 "the same port and restarts those that die.\n"
+                "A start applies pending migrations before serving, too.\n"
                 "Signals: SIGTERM or SIGINT close every client with 1001 and\n"
                 "exit 0; a second one stops at once. See pxl-serve(1).\n");
 }
@@ -63,6 +67,47 @@ static void show_warnings(const struct pxl_str *w, bool test_only)
         }
 }
 
+/*
+ * Apply the migrations not applied yet: before serving, once (in a
+ * cluster, the master, before its workers), or alone for --migrate,
+ * which prints what it did.
+ */
+static int migrate(const struct pxl_config *conf, bool report,
+                   struct pxl_str *errors)
+{
+        struct pxl_str applied = {0};
+        unsigned before = 0, n = 0;
+        int rc = pxl_db_migrate(conf, &applied, &before, errors);
+
+        for (char *line = applied.p, *end;
+             line != NULL && (end = strchr(line, '\n')) != NULL;
+             line = end + 1, n++) {
+                if (report)
+                        printf("applied %.*s\n", (int)(end - line), line);
+                else
+                        pxl_logs(PXL_LOG_INFO, "migration applied: %.*s",
+                                 (int)(end - line), line);
+        }
+        if (report && rc == 0)
+                printf("%u applied, %u were applied before\n", n, before);
+        pxl_str_fini(&applied);
+        return rc;
+}
+
+/* pxl-serve --migrate app.cfg */
+static int migrate_only(const struct pxl_config *conf, struct pxl_str *errors)
+{
+        if (conf->nerrors == 0 && !conf->database.enabled)
+                pxl_str_report(errors, conf->file, 0, NULL,
+                               "no database group: nothing to migrate");
+        else if (conf->nerrors == 0 && conf->database.migrations == NULL)
+                pxl_str_report(errors, conf->file, 0, "database.migrations",
+                               "not set: nothing to migrate");
+        if (errors->len > 0 || conf->nerrors > 0)
+                return PXL_ERR;
+        return migrate(conf, true, errors);
+}
+
 /* One process, or a master and its workers (workers > 1). */
 static int serve(struct pxl_worker *srv, struct pxl_str *errors)
 {
@@ -84,7 +129,11 @@ int main(int argc, char **argv)
         struct pxl_str errors = {0};
         struct pxl_config *conf;
         struct pxl_worker srv;
-        bool test_only = false;
+        bool test_only = false, migrate_flag = false;
+        static const struct option longopts[] = {
+                {"migrate", no_argument, NULL, 'M'},
+                {NULL, 0, NULL, 0},
+        };
         int opt, rc;
 
         /*
@@ -94,8 +143,11 @@ int main(int argc, char **argv)
          */
         mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
         mallopt(M_TOP_PAD, 4 * 1024 * 1024);
-        while ((opt = getopt(argc, argv, "tThV")) != -1) {
+        while ((opt = getopt_long(argc, argv, "tThV", longopts, NULL)) != -1) {
                 switch (opt) {
+                case 'M':
+                        migrate_flag = true;
+                        break;
                 case 't':
                         test_only = true;
                         break;
@@ -126,6 +178,12 @@ int main(int argc, char **argv)
         }
         pxl_log_setup(conf->log_level, conf->log_format);
         show_warnings(&conf->warnings, test_only);
+        if (migrate_flag) {
+                rc = migrate_only(conf, &errors) < 0 ? fail(&errors) : 0;
+                pxl_conf_free(conf);
+                pxl_str_fini(&errors);
+                return rc;
+        }
         /* The master's lines say so from the start; workers change it. */
         if (conf->workers > 1 && !test_only)
                 pxl_log_set_worker(PXL_LOG_WORKER_MASTER);
@@ -134,13 +192,18 @@ int main(int argc, char **argv)
         if (conf->nerrors > 0)
                 rc = PXL_ERR;
         /* With a redis section, the worker is one of a cluster. */
-        if (rc == 0 && pxl_mirror_install(&srv) < 0) {
+        if (rc == 0 &&
+            (pxl_mirror_install(&srv) < 0 || pxl_db_install(&srv) < 0)) {
                 pxl_str_puts(&errors, "out of memory\n");
                 rc = PXL_ENOMEM;
         }
+        /* -t checks the migrations' names; a start applies them. */
         if (rc == 0 && test_only)
-                printf("%s: ok (%zu plugins)\n", argv[optind],
-                       srv.plugins.n);
+                rc = pxl_db_check_migrations(conf, &errors);
+        else if (rc == 0)
+                rc = migrate(conf, false, &errors);
+        if (rc == 0 && test_only)
+                printf("%s: ok (%zu plugins)\n", argv[optind], srv.plugins.n);
         if (rc == 0 && !test_only)
                 rc = serve(&srv, &errors);
         /* In a cluster, each worker returns here too and ends the same way. */
