@@ -12,7 +12,6 @@
  * inside the pxl_db_* call that queued them.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +63,38 @@ static enum pxl_db_param_kind number_kind(const char *text, int64_t *i)
         return PXL_DB_PARAM_INT;
 }
 
+/* JSON's number grammar: a database's "NaN" or "1e5000" stays a string. */
+static bool json_number_text(const char *s)
+{
+        const char *p = s;
+
+        if (*p == '-')
+                p++;
+        if (*p == '0')
+                p++;
+        else if (*p >= '1' && *p <= '9')
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        else
+                return false;
+        if (*p == '.') {
+                if (*++p < '0' || *p > '9')
+                        return false;
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        }
+        if (*p == 'e' || *p == 'E') {
+                p++;
+                if (*p == '+' || *p == '-')
+                        p++;
+                if (*p < '0' || *p > '9')
+                        return false;
+                while (*p >= '0' && *p <= '9')
+                        p++;
+        }
+        return *p == '\0';
+}
+
 /*
  * One parameter's kind and text (borrowed from v or static). Text of
  * numbers, objects and arrays is json-c's, valid until v prints again.
@@ -83,15 +114,14 @@ static int param_of(struct json_object *v, size_t k, struct pxl_db_param *p,
                 break;
         case json_type_int:
         case json_type_double:
-                if (json_object_is_type(v, json_type_double) &&
-                    !isfinite(json_object_get_double(v))) {
+                /* A parsed number prints as it was written. */
+                p->text = json_object_to_json_string_ext(
+                        v, JSON_C_TO_STRING_PLAIN);
+                if (!json_number_text(p->text)) { /* NaN, Infinity */
                         snprintf(err, errlen,
                                  "parameter $%zu: not a finite number", k);
                         return PXL_EINVAL;
                 }
-                /* A parsed number prints as it was written. */
-                p->text = json_object_to_json_string_ext(
-                        v, JSON_C_TO_STRING_PLAIN);
                 p->kind = number_kind(p->text, &p->i);
                 break;
         case json_type_string:
@@ -309,38 +339,6 @@ static enum pxl_db_kind kind_of(const struct pxl_db_result *res, size_t row,
         if (res->ops != NULL)
                 return res->ops->kind(res, row, col);
         return cell(res, row, col)->kind;
-}
-
-/* JSON's number grammar: a database's "NaN" or "1e5000" stays a string. */
-static bool json_number_text(const char *s)
-{
-        const char *p = s;
-
-        if (*p == '-')
-                p++;
-        if (*p == '0')
-                p++;
-        else if (*p >= '1' && *p <= '9')
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        else
-                return false;
-        if (*p == '.') {
-                if (*++p < '0' || *p > '9')
-                        return false;
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        }
-        if (*p == 'e' || *p == 'E') {
-                p++;
-                if (*p == '+' || *p == '-')
-                        p++;
-                if (*p < '0' || *p > '9')
-                        return false;
-                while (*p >= '0' && *p <= '9')
-                        p++;
-        }
-        return *p == '\0';
 }
 
 static struct json_object *value_json(const struct pxl_db_result *res,

@@ -354,6 +354,7 @@ class Server:
 
     def launch(self):
         """Run pxl-serve without waiting for it to listen."""
+        self.signalled = False  # a restarted server gets its own SIGTERM
         logf = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen([env("PXL_SERVE"), self.cfg],
