@@ -27,7 +27,6 @@ import process from 'node:process';
 // Loaded with require so NODE_PATH works too (as in tests/integration).
 const require = createRequire(import.meta.url);
 const { WebSocket, WebSocketServer } = require('ws');
-const pg = require('pg');
 
 const PATH = '/ws';
 const MAX_MESSAGE_SIZE = 4 * 1024 * 1024; // pxl's limits.max_message_size
@@ -246,6 +245,8 @@ function onMessage(ws, raw, isBinary) {
 const { host, port, database, pool } = parseArgs(process.argv.slice(2));
 
 if (database) {
+  // Only with a database: a node_modules with ws alone still serves the rest.
+  const pg = require('pg');
   pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (text) => text);
   db = new pg.Pool({ connectionString: database, max: pool });
   db.on('error', (err) => process.stderr.write(`database: ${err.message}\n`));
