@@ -1,6 +1,6 @@
 /*
  * pxl_bench.c - the pxl-bench program: load scenarios (echo, fanout, idle,
- * churn) driven through the outbound client (pxl_wsc.c) on one event
+ * churn, db) driven through the outbound client (pxl_wsc.c) on one event
  * loop, latencies recorded in a histogram (pxl_histogram.c), and the
  * server's CPU time and RSS read from /proc. Frames, the upgrade and JSON
  * grammar are the client's and the codecs' business; this file only
@@ -170,11 +170,12 @@ static long long server_rss(pid_t pid)
 
 /* ---- state --------------------------------------------------------------- */
 
-enum scenario { SC_ECHO, SC_FANOUT, SC_IDLE, SC_CHURN };
-static const char *const scenario_names[] = {"echo", "fanout", "idle", "churn"};
+enum scenario { SC_ECHO, SC_FANOUT, SC_IDLE, SC_CHURN, SC_DB };
+static const char *const scenario_names[] = {"echo", "fanout", "idle", "churn",
+                                             "db"};
 
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_CLOSE };
-enum role { R_ECHO, R_SUB, R_PUB, R_IDLE, R_CHURN };
+enum role { R_ECHO, R_SUB, R_PUB, R_IDLE, R_CHURN, R_DB };
 enum churn_step { CH_CONNECT, CH_JOIN, CH_LEAVE, CH_CLOSE };
 
 /* Which seqs of one publisher a subscriber got: a growable bitmap. */
@@ -214,6 +215,8 @@ struct bench {
         pid_t pid;
         pid_t also[8]; /* --also-pid: more processes to count (e.g. Redis) */
         unsigned nalso;
+        pid_t db_pid;  /* --db-pid: the database server, counted apart */
+        unsigned rows; /* db: ids asked are 1..rows */
         bool json;
         char url[512];
         char room[64];
@@ -229,10 +232,13 @@ struct bench {
         enum phase phase;
         uint64_t t_setup, t0, t1, drain_until, close_until;
         double cpu0, cpu1;
+        double db_cpu0, db_cpu1;
         struct event *end_ev, *tick_ev, *poll_ev, *sig_ev;
         struct pxl_histogram hist;
         uint64_t count, counted; /* unit events; counted = in the window */
         uint64_t errors, bad;
+        uint64_t wrong; /* db: replies without the row asked for */
+        uint64_t rng;   /* db: xorshift64 state for the ids */
         bool aborted;
 
         /* fanout */
@@ -249,6 +255,13 @@ struct bench {
         size_t bufcap;
         char *pad;
 };
+
+/* CPU of the --db-pid tree (a PostgreSQL postmaster and its backends),
+ * or -1. */
+static double db_cpu(const struct bench *b)
+{
+        return b->db_pid ? server_cpu(b->db_pid) : -1;
+}
 
 /* CPU of the server tree plus the --also-pid trees, or -1. */
 static double all_cpu(const struct bench *b)
@@ -298,6 +311,7 @@ static void abort_run(struct bench *b, const char *why)
         if (b->phase == PH_SETUP || b->phase == PH_RUN) {
                 b->t1 = now_ns();
                 b->cpu1 = all_cpu(b);
+                b->db_cpu1 = db_cpu(b);
         }
         finish_run(b);
 }
@@ -342,6 +356,34 @@ static void echo_send(struct bconn *c)
                          "{\"type\":\"bench\",\"action\":\"echo\",\"data\":"
                          "{\"t\":%" PRIu64 ",\"s\":%" PRIu64 "%s}}",
                          now_ns(), c->seq++, b->pad);
+
+        send_built(c, n);
+}
+
+/* xorshift64: the ids asked for, 1..rows, spread over the table. */
+static unsigned next_id(struct bench *b)
+{
+        uint64_t x = b->rng;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b->rng = x;
+        return 1 + (unsigned)(x % b->rows);
+}
+
+/*
+ * bench/user {id}: the requestId "T-ID" carries the send time and the id
+ * asked for, so replies need no table and may come in any order.
+ */
+static void db_send(struct bconn *c)
+{
+        struct bench *b = c->b;
+        unsigned id = next_id(b);
+        int n = snprintf(b->buf, b->bufcap,
+                         "{\"type\":\"bench\",\"action\":\"user\",\"data\":"
+                         "{\"id\":%u%s},\"requestId\":\"%" PRIu64 "-%u\"}",
+                         id, b->pad, now_ns(), id);
 
         send_built(c, n);
 }
@@ -410,6 +452,69 @@ static void on_echo(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
         pxl_histogram_add(&b->hist, now - (uint64_t)t);
         b->count++;
         echo_send(c);
+}
+
+/* "T-ID" (with its quotes) from db_send. */
+static bool parse_db_request_id(const char *p, size_t len, uint64_t *t,
+                                int64_t *id)
+{
+        char tmp[64], *end;
+        unsigned long long v;
+
+        if (p == NULL || len < 5 || len >= sizeof(tmp) || p[0] != '"' ||
+            p[len - 1] != '"')
+                return false;
+        memcpy(tmp, p + 1, len - 2);
+        tmp[len - 2] = '\0';
+        errno = 0;
+        v = strtoull(tmp, &end, 10);
+        if (errno || end == tmp || *end != '-')
+                return false;
+        *t = v;
+        return pxl_json_int64(end + 1, strlen(end + 1), id);
+}
+
+/*
+ * The reply to bench/user: the row asked for, {id, name, email,
+ * created}. A reply for another id, or without the row, is wrong; the
+ * run fails when any is.
+ */
+static void on_user(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        uint64_t now = now_ns(), t;
+        struct pxl_json_span s;
+        int64_t asked, got;
+        const char *rid, *d;
+        size_t rlen, len;
+
+        (void)w;
+        rid = pxl_wsc_msg_request_id(m, &rlen);
+        if (!parse_db_request_id(rid, rlen, &t, &asked)) {
+                b->bad++;
+                return;
+        }
+        if (c->inflight > 0)
+                c->inflight--;
+        d = pxl_wsc_msg_data_json(m, &len);
+        if (!json_int_key(d, len, "id", &got) || got != asked ||
+            !pxl_json_find(d, len, "name", &s) || s.kind != PXL_JSON_STRING ||
+            !pxl_json_find(d, len, "email", &s) || s.kind != PXL_JSON_STRING ||
+            !pxl_json_find(d, len, "created", &s) ||
+            s.kind != PXL_JSON_STRING) {
+                if (b->wrong++ < ERRORS_SHOWN)
+                        fprintf(stderr,
+                                "pxl-bench: wrong reply for id %" PRId64
+                                ": %.*s\n",
+                                asked, (int)(len > 300 ? 300 : len),
+                                d ? d : "(no response)");
+        }
+        if (b->phase != PH_RUN)
+                return;
+        pxl_histogram_add(&b->hist, now - t);
+        b->count++;
+        db_send(c);
 }
 
 static void on_publish_ack(struct pxl_wsc *w, const struct pxl_msg *m,
@@ -571,6 +676,11 @@ static void on_other(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
                         (int)(len > 300 ? 300 : len), (const char *)p);
         if (c->inflight > 0)
                 c->inflight--;
+        if (c->role == R_DB && b->phase == PH_RUN) {
+                /* Counted, and the run fails; the load goes on. */
+                db_send(c);
+                return;
+        }
         if (c->role == R_CHURN && c->step != CH_CLOSE) {
                 c->step = CH_CLOSE;
                 pxl_wsc_close(w, PXL_CLOSE_NORMAL, NULL);
@@ -578,9 +688,13 @@ static void on_other(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
 }
 
 static const struct pxl_wsc_route bench_routes[] = {
-        {"bench", "echo", on_echo},        {"bench", "publish", on_publish_ack},
-        {"bench", "message", on_delivery}, {"system", "joinRoom", on_join},
-        {"system", "leaveRoom", on_leave}, PXL_WSC_ROUTE_END,
+        {"bench", "echo", on_echo},
+        {"bench", "publish", on_publish_ack},
+        {"bench", "message", on_delivery},
+        {"system", "joinRoom", on_join},
+        {"system", "leaveRoom", on_leave},
+        {"bench", "user", on_user},
+        PXL_WSC_ROUTE_END,
 };
 
 /* ---- connections --------------------------------------------------------- */
@@ -772,6 +886,7 @@ static bool drained(const struct bench *b)
 
         switch (b->sc) {
         case SC_ECHO:
+        case SC_DB:
                 return inflight_total(b) == 0;
         case SC_FANOUT:
                 return fanout_pending(b) == 0 &&
@@ -797,6 +912,7 @@ static void end_cb(evutil_socket_t fd, short what, void *arg)
                 return;
         b->t1 = now_ns();
         b->cpu1 = all_cpu(b);
+        b->db_cpu1 = db_cpu(b);
         if (b->sc == SC_IDLE)
                 b->rss1 = server_rss(b->pid);
         b->counted = b->count;
@@ -824,12 +940,18 @@ static void start_run(struct bench *b)
                         b->ready, b->failed, b->seconds);
         b->t0 = now_ns();
         b->cpu0 = all_cpu(b);
+        b->db_cpu0 = db_cpu(b);
         arm(b->end_ev, b->seconds);
         switch (b->sc) {
         case SC_ECHO:
+        case SC_DB:
                 for (i = 0; i < b->n; i++) {
-                        for (k = 0; k < b->inflight; k++)
-                                echo_send(&b->c[i]);
+                        for (k = 0; k < b->inflight; k++) {
+                                if (b->sc == SC_DB)
+                                        db_send(&b->c[i]);
+                                else
+                                        echo_send(&b->c[i]);
+                        }
                 }
                 break;
         case SC_FANOUT:
@@ -1007,6 +1129,7 @@ static void print_results(struct bench *b)
         double rate = secs > 0 ? (double)b->counted / secs : 0;
         double cpu = b->cpu0 >= 0 && b->cpu1 >= 0 ? b->cpu1 - b->cpu0 : -1;
         const char *unit = b->sc == SC_ECHO     ? "requests"
+                           : b->sc == SC_DB     ? "queries"
                            : b->sc == SC_FANOUT ? "deliveries"
                            : b->sc == SC_CHURN  ? "cycles"
                                                 : "connections";
@@ -1022,8 +1145,11 @@ static void print_results(struct bench *b)
                 printf("pxl-bench %s: %s\n", scenario_names[b->sc], b->url);
                 switch (b->sc) {
                 case SC_ECHO:
+                case SC_DB:
                         row(b, "connections", "%u x %u in flight", b->conns,
                             b->inflight);
+                        if (b->sc == SC_DB)
+                                row(b, "ids", "1..%u at random", b->rows);
                         break;
                 case SC_FANOUT:
                         row(b, "subscribers", "%u (room %s)", b->subs, b->room);
@@ -1049,8 +1175,11 @@ static void print_results(struct bench *b)
         jadd(&o, ",\"seconds\":%.3f", secs);
         switch (b->sc) {
         case SC_ECHO:
+        case SC_DB:
                 jadd(&o, ",\"connections\":%u,\"in_flight\":%u", b->conns,
                      b->inflight);
+                if (b->sc == SC_DB)
+                        jadd(&o, ",\"rows\":%u", b->rows);
                 break;
         case SC_FANOUT:
                 jadd(&o, ",\"subscribers\":%u,\"publishers\":%u", b->subs,
@@ -1095,7 +1224,7 @@ static void print_results(struct bench *b)
                      b->dups);
         }
         if (b->sc != SC_IDLE) {
-                const char *what = b->sc == SC_ECHO     ? "rtt"
+                const char *what = b->sc == SC_ECHO || b->sc == SC_DB ? "rtt"
                                    : b->sc == SC_FANOUT ? "latency"
                                                         : "cycle";
 
@@ -1148,6 +1277,21 @@ static void print_results(struct bench *b)
                 row(b, "server cpu", "n/a (give --pid)");
                 jadd(&o, ",\"server_cpu_s\":null,\"server_cpu_per_1m\":null");
         }
+        if (b->db_pid && b->db_cpu0 >= 0 && b->db_cpu1 >= 0) {
+                double dcpu = b->db_cpu1 - b->db_cpu0;
+                double per1m =
+                        b->counted ? dcpu / ((double)b->counted / 1e6) : 0;
+
+                row(b, "database cpu", "%.2f s (%.0f%% of one core)", dcpu,
+                    secs > 0 ? 100 * dcpu / secs : 0);
+                row(b, "database cpu per 1M", "%.3f s per 1M %s", per1m, unit);
+                jadd(&o, ",\"db_cpu_s\":%.3f,\"db_cpu_per_1m\":%.4f", dcpu,
+                     per1m);
+        }
+        if (b->sc == SC_DB) {
+                row(b, "wrong replies", "%" PRIu64, b->wrong);
+                jadd(&o, ",\"wrong\":%" PRIu64, b->wrong);
+        }
         row(b, "errors", "%" PRIu64 " error frames, %u failed, %u dropped",
             b->errors, b->failed, b->dropped);
         if (b->first_err[0] && !b->json)
@@ -1181,7 +1325,7 @@ static void finish_run(struct bench *b)
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: pxl-bench [options] echo|fanout|idle|churn\n"
+        fprintf(f, "usage: pxl-bench [options] echo|fanout|idle|churn|db\n"
                    "\n"
                    "Load a pxl server (plugins system and bench) and report\n"
                    "rates, latencies and the server's CPU per 1M messages.\n"
@@ -1189,9 +1333,10 @@ static void usage(FILE *f)
                    "  -h HOST        server host (127.0.0.1)\n"
                    "  -p PORT        server port (8080)\n"
                    "  -P PATH        WebSocket path (/ws)\n"
-                   "  -c N           echo: connections; churn: workers (50)\n"
-                   "  -k N           echo: requests in flight per connection "
-                   "(1)\n"
+                   "  -c N           echo, db: connections; churn: workers "
+                   "(50)\n"
+                   "  -k N           echo, db: requests in flight per "
+                   "connection (1)\n"
                    "  -t SECONDS     measured window; idle: hold time (10)\n"
                    "  -s N           fanout: subscribers (100)\n"
                    "  -n N           fanout: publishers (1)\n"
@@ -1202,9 +1347,13 @@ static void usage(FILE *f)
                    "  -z BYTES       padding added to each request or payload "
                    "(0)\n"
                    "  -N N           idle: connections (1000)\n"
+                   "  --rows N       db: ids asked for are 1..N, at random "
+                   "(10000)\n"
                    "  --pid PID      the server process, for CPU and RSS\n"
                    "  --also-pid PID another process whose CPU counts as the\n"
                    "                 server's (e.g. redis-server); up to 8\n"
+                   "  --db-pid PID   the database server (e.g. PostgreSQL's\n"
+                   "                 postmaster): its tree's CPU, apart\n"
                    "  --drain SEC    fanout, echo, churn: wait for stragglers "
                    "(5)\n"
                    "  --token JWT    sent as Authorization: Bearer\n"
@@ -1239,6 +1388,8 @@ enum {
         OPT_TOKEN,
         OPT_TLS,
         OPT_ALSO_PID,
+        OPT_DB_PID,
+        OPT_ROWS,
 };
 
 static int parse_args(struct bench *b, int argc, char **argv)
@@ -1246,6 +1397,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
         static const struct option longs[] = {
                 {"pid", required_argument, NULL, OPT_PID},
                 {"also-pid", required_argument, NULL, OPT_ALSO_PID},
+                {"db-pid", required_argument, NULL, OPT_DB_PID},
+                {"rows", required_argument, NULL, OPT_ROWS},
                 {"json", no_argument, NULL, OPT_JSON},
                 {"help", no_argument, NULL, OPT_HELP},
                 {"drain", required_argument, NULL, OPT_DRAIN},
@@ -1313,6 +1466,14 @@ static int parse_args(struct bench *b, int argc, char **argv)
                         if (ok)
                                 b->also[b->nalso++] = (pid_t)v;
                         break;
+                case OPT_DB_PID:
+                        ok = parse_uint(optarg, 1, 1u << 30, &v);
+                        if (ok)
+                                b->db_pid = (pid_t)v;
+                        break;
+                case OPT_ROWS:
+                        ok = parse_uint(optarg, 1, 1u << 30, &b->rows);
+                        break;
                 case OPT_DRAIN:
                         ok = parse_uint(optarg, 0, 3600, &b->drain_s);
                         break;
@@ -1350,7 +1511,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 usage(stderr);
                 return -1;
         }
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < (int)(sizeof(scenario_names) / sizeof(*scenario_names));
+             i++) {
                 if (strcmp(argv[optind], scenario_names[i]) == 0) {
                         b->sc = (enum scenario)i;
                         return 0;
@@ -1358,7 +1520,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         }
         fprintf(stderr,
                 "pxl-bench: unknown scenario \"%s\" (echo, fanout, "
-                "idle or churn)\n",
+                "idle, churn or db)\n",
                 argv[optind]);
         return -1;
 }
@@ -1389,6 +1551,7 @@ static int setup(struct bench *b)
         switch (b->sc) {
         case SC_ECHO:
         case SC_CHURN:
+        case SC_DB:
                 b->n = b->conns;
                 break;
         case SC_FANOUT:
@@ -1460,6 +1623,9 @@ static int setup(struct bench *b)
                 case SC_CHURN:
                         c->role = R_CHURN;
                         break;
+                case SC_DB:
+                        c->role = R_DB;
+                        break;
                 }
         }
         return 0;
@@ -1511,7 +1677,10 @@ int main(int argc, char **argv)
         b->window = 16;
         b->idle_n = 1000;
         b->drain_s = 5;
+        b->rows = 10000;
         b->cpu0 = b->cpu1 = -1;
+        b->db_cpu0 = b->db_cpu1 = -1;
+        b->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
         if (parse_args(b, argc, argv) < 0)
                 return 2;
         signal(SIGPIPE, SIG_IGN);
@@ -1548,6 +1717,13 @@ int main(int argc, char **argv)
                 launch(b);
         event_base_dispatch(b->base);
         rc = b->aborted ? 1 : 0;
+        if (b->sc == SC_DB && !b->aborted && (b->wrong || b->errors)) {
+                fprintf(stderr,
+                        "pxl-bench: %" PRIu64 " wrong replies, %" PRIu64
+                        " error frames: the run fails\n",
+                        b->wrong, b->errors);
+                rc = 1;
+        }
 out:
         cleanup(b);
         return rc;

@@ -1,8 +1,9 @@
 /*
  * bench - the routes the side-by-side benchmark drives (PROTOCOL.md,
- * "Bench routes"): bench/echo replies with the request's data, and
+ * "Bench routes"): bench/echo replies with the request's data,
  * bench/publish delivers a payload to every member of a room, encoded
- * once, then tells the publisher how many local deliveries it made.
+ * once, then tells the publisher how many local deliveries it made, and
+ * bench/user replies with one row of the app database's bench_users.
  */
 #include <pxl/pxl.h>
 
@@ -60,9 +61,71 @@ static int bench_publish(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, reply);
 }
 
+#define USER_SQL                                                               \
+        "SELECT id, name, email, created FROM bench_users WHERE id = $1"
+
+static void user_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
+                      void *arg)
+{
+        struct pxl_defer *d = arg;
+        const char *err = pxl_db_error(res);
+        struct json_object *row;
+
+        (void)ctx;
+        if (err != NULL) {
+                pxl_defer_fail(d, "%s", err);
+                return;
+        }
+        if (pxl_db_rows(res) == 0) {
+                pxl_defer_fail(d, "User not found");
+                return;
+        }
+        row = pxl_db_row_json(res, 0);
+        if (row == NULL) {
+                pxl_defer_fail(d, "Out of memory");
+                return;
+        }
+        pxl_defer_reply(d, row);
+}
+
+/*
+ * bench/user {id} -> the row {id, name, email, created} of bench_users
+ * with that primary key, read through the app's database pool (the
+ * benchmark's "db" scenario creates and fills the table).
+ */
+static int bench_user(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *data = pxl_msg_data(msg), *id = NULL, *params;
+        struct pxl_defer *d;
+        int rc;
+
+        if (json_object_is_type(data, json_type_object))
+                json_object_object_get_ex(data, "id", &id);
+        if (!json_object_is_type(id, json_type_int))
+                return pxl_fail(ctx, "Invalid id");
+        d = pxl_defer(ctx);
+        params = json_object_new_array_ext(1);
+        if (d == NULL || params == NULL ||
+            json_object_array_add(params, json_object_get(id)) < 0) {
+                pxl_defer_cancel(d);
+                json_object_put(params);
+                return pxl_fail(ctx, "Out of memory");
+        }
+        rc = pxl_db_query(ctx, USER_SQL, params, user_done, d);
+        json_object_put(params);
+        if (rc != PXL_OK) {
+                /* user_done will not run: answer here. */
+                pxl_defer_fail(d, "%s",
+                               rc == PXL_ECLOSED ? "database unavailable"
+                                                 : pxl_strerror(rc));
+        }
+        return PXL_DEFERRED;
+}
+
 static const struct pxl_route bench_routes[] = {
         {"bench", "echo", bench_echo},
         {"bench", "publish", bench_publish},
+        {"bench", "user", bench_user},
         PXL_ROUTE_END,
 };
 

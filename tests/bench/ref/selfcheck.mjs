@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // selfcheck.mjs - a quick check of server.mjs: starts it on port 0, talks
 // to it with `ws`, and checks the hello, bench/echo, system/joinRoom,
-// bench/publish to two members, requestId, the error frame and a clean
-// SIGTERM. Prints TAP; exits 0 when every case passes, else 1.
+// bench/publish to two members, bench/user's errors without a database,
+// requestId, the error frame and a clean SIGTERM. Prints TAP; exits 0 when every case passes, else 1.
 //
 //   node selfcheck.mjs              start server.mjs and check it
 //   node selfcheck.mjs --url URL    check a server already running at URL
@@ -273,6 +273,16 @@ async function main() {
     assert.deepEqual((await pub.request({ type: 'bench', action: 'publish', data: { roomName: 'fan', payload: 3 } }))
       .response, { delivered: 1 });
     assert.deepEqual(await m1.next(), { type: 'bench', action: 'message', data: { roomName: 'fan', payload: 3 } });
+  });
+
+  await check('bench/user without a database: Invalid id, then database unavailable', async () => {
+    const c = await connect();
+    const err = (error, requestId) => ({ type: 'error', action: 'message', data: { error }, requestId });
+    assert.deepEqual(await c.request({ type: 'bench', action: 'user', data: { id: 'x' }, requestId: 1 }),
+      err('Invalid id', 1));
+    assert.deepEqual(await c.request({ type: 'bench', action: 'user', requestId: 2 }), err('Invalid id', 2));
+    assert.deepEqual(await c.request({ type: 'bench', action: 'user', data: { id: 1 }, requestId: 'u' }),
+      err('database unavailable', 'u'));
   });
 
   await check('error frames: bad JSON, not an object, missing type/action, unknown route', async () => {

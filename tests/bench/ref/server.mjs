@@ -8,9 +8,13 @@
 // per recipient (a broadcast is serialised once and the same string sent
 // to every member). It speaks the subset of PROTOCOL.md the benchmark
 // drives: the `system/connected` hello, system/joinRoom, bench/echo,
-// bench/publish, requestId echo and the error frame.
+// bench/publish, bench/user, requestId echo and the error frame.
 //
-//   node server.mjs [--port N] [--host H]     (env PORT; default port 0)
+// bench/user reads one row of PostgreSQL's bench_users by primary key
+// with `pg` (node-postgres): a Pool, a named prepared statement, await.
+//
+//   node server.mjs [--port N] [--host H] [--database URL] [--pool N]
+//   (env PORT, DATABASE_URL; default port 0, pool 4)
 //
 // Prints "listening on HOST:PORT/ws" on stdout once listening. SIGTERM or
 // SIGINT closes every client with 1001 and exits 0.
@@ -34,12 +38,18 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 function usage(status) {
   (status ? process.stderr : process.stdout).write(
-    'usage: node server.mjs [--port N] [--host H]   (env PORT; port 0 = any)\n');
+    'usage: node server.mjs [--port N] [--host H] [--database URL] [--pool N]\n' +
+    '       (env PORT, DATABASE_URL; port 0 = any; pool 4)\n');
   process.exit(status);
 }
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: process.env.PORT ?? '0' };
+  const opts = {
+    host: '127.0.0.1',
+    port: process.env.PORT ?? '0',
+    database: process.env.DATABASE_URL,
+    pool: '4',
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -47,6 +57,8 @@ function parseArgs(argv) {
     const value = () => (eq > 0 ? arg.slice(eq + 1) : argv[++i]);
     if (name === '--port' || name === '-p') opts.port = value();
     else if (name === '--host') opts.host = value();
+    else if (name === '--database') opts.database = value();
+    else if (name === '--pool') opts.pool = value();
     else if (name === '--help' || name === '-h') usage(0);
     else {
       process.stderr.write(`server.mjs: unknown option ${arg}\n`);
@@ -58,8 +70,13 @@ function parseArgs(argv) {
     process.stderr.write(`server.mjs: bad port ${opts.port}\n`);
     process.exit(2);
   }
+  const pool = Number(opts.pool);
+  if (!Number.isInteger(pool) || pool < 1 || pool > 256) {
+    process.stderr.write(`server.mjs: bad pool size ${opts.pool}\n`);
+    process.exit(2);
+  }
   if (!opts.host) usage(2);
-  return { host: opts.host, port };
+  return { host: opts.host, port, database: opts.database, pool };
 }
 
 // ---- rooms --------------------------------------------------------------
@@ -141,10 +158,29 @@ function publish(ws, data) {
   return { delivered };
 }
 
+// bench/user {id} -> the row of bench_users with that primary key, as
+// pxl's bench plugin replies it. The pool is made once the options are
+// read; timestamptz stays PostgreSQL's text, as pxl sends it (no Date).
+const USER_QUERY = {
+  name: 'bench-user',
+  text: 'SELECT id, name, email, created FROM bench_users WHERE id = $1',
+};
+let db = null;
+
+async function user(ws, data) {
+  const id = isObject(data) ? data.id : undefined;
+  if (!Number.isInteger(id)) throw new Error('Invalid id');
+  if (db === null) throw new Error('database unavailable');
+  const { rows } = await db.query({ ...USER_QUERY, values: [id] });
+  if (rows.length === 0) throw new Error('User not found');
+  return rows[0];
+}
+
 const routes = new Map([
   ['system:joinRoom', joinRoom],
   ['bench:echo', echo],
   ['bench:publish', publish],
+  ['bench:user', user],
 ]);
 
 // ---- messages -----------------------------------------------------------
@@ -180,21 +216,41 @@ function onMessage(ws, raw, isBinary) {
     return sendError(ws, `Unknown route: ${type}/${action}`, requestId);
   }
 
+  const fail = (err) => sendError(ws, (err instanceof Error && err.message) || 'Unknown error', requestId);
+  const answer = (response) => {
+    // The client may have gone while an async handler ran.
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const reply = { type, action };
+    if (response !== undefined) reply.response = response;
+    if (requestId !== undefined) reply.requestId = requestId;
+    ws.send(JSON.stringify(reply));
+  };
   let response;
   try {
     response = handler(ws, data);
   } catch (err) {
-    return sendError(ws, (err instanceof Error && err.message) || 'Unknown error', requestId);
+    return fail(err);
   }
-  const reply = { type, action };
-  if (response !== undefined) reply.response = response;
-  if (requestId !== undefined) reply.requestId = requestId;
-  ws.send(JSON.stringify(reply));
+  if (response instanceof Promise) {
+    response.then(answer, (err) => {
+      if (ws.readyState === WebSocket.OPEN) fail(err);
+    });
+  } else {
+    answer(response);
+  }
 }
 
 // ---- server -------------------------------------------------------------
 
-const { host, port } = parseArgs(process.argv.slice(2));
+const { host, port, database, pool } = parseArgs(process.argv.slice(2));
+
+if (database) {
+  // Only with a database: a node_modules with ws alone still serves the rest.
+  const pg = require('pg');
+  pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, (text) => text);
+  db = new pg.Pool({ connectionString: database, max: pool });
+  db.on('error', (err) => process.stderr.write(`database: ${err.message}\n`));
+}
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_SIZE });
 
@@ -246,8 +302,9 @@ function shutdown() {
   stopping = true;
   server.close();
   const exit = () => process.exit(0);
-  // wss 'close' fires once every client has gone; bound the wait.
-  wss.close(exit);
+  // wss 'close' fires once every client has gone (then the pool's
+  // connections are closed); bound the wait.
+  wss.close(() => (db === null ? exit() : db.end().finally(exit)));
   setTimeout(() => {
     for (const ws of wss.clients) ws.terminate();
     exit();
