@@ -322,8 +322,8 @@ int pxl_db_result_put(struct pxl_db_result *r, enum pxl_db_kind kind,
         /* Every value NUL-terminated: plugins read them as C strings. */
         if (pxl_str_reserve(&r->text, c->len + 1) < 0)
                 return PXL_ENOMEM;
-        if (c->len > 0)
-                memcpy(r->text.p + r->text.len, p, c->len);
+        if (p != NULL && len > 0)
+                memcpy(r->text.p + r->text.len, p, len);
         r->text.p[r->text.len + c->len] = '\0';
         r->text.len += c->len + 1;
         r->ncells++;

@@ -878,6 +878,12 @@ static int read_results(struct pg_conn *c, char *why, size_t cap)
                                 f->step = S_QUERY;
                                 break;
                         }
+                        if (f->prep == NULL) { /* no Prepare was sent */
+                                PQclear(res);
+                                snprintf(why, cap,
+                                         "unexpected result from the server");
+                                return -1;
+                        }
                         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
                                 f->prep->prepared = true;
                         } else {
