@@ -307,6 +307,34 @@ static const struct conf_key conf_keys[] = {
          .max = 4095, F(database.migrations),
          .help = "folder of NNN_name.sql files, relative to the app file, "
                  "applied in name order at start (and by --migrate)"},
+        {.name = "queue", .type = KEY_GROUP,
+         .help = "background jobs (pxl_job_add), run by the processors "
+                 "plugins declare"},
+        {.name = "queue.path", .type = KEY_STRING, .min = 1, .max = 4095,
+         F(queue.path), .unset = "NAME-jobs.db",
+         .help = "SQLite file for the jobs when the app has no SQLite "
+                 "database (relative to the app file); with one, jobs "
+                 "live in it"},
+        {.name = "queue.stalled_after", .type = KEY_INT, .min = 1,
+         .max = 86400, F(queue.stalled_after), .def.i = 30,
+         .help = "seconds after which a job whose worker stopped renewing "
+                 "it (it died) runs again"},
+        {.name = "queue.timeout", .type = KEY_INT, .min = 1,
+         .max = 86400000, F(queue.timeout), .def.i = 300000,
+         .help = "milliseconds a job may run before it fails (and is "
+                 "retried), unless its processor or options say"},
+        {.name = "queue.max_payload", .type = KEY_INT, .min = 2,
+         .max = 67108864, F(queue.max_payload), .def.i = 65536,
+         .help = "bytes of a job's payload as JSON; pxl_job_add refuses "
+                 "more"},
+        {.name = "queue.keep_completed", .type = KEY_INT, .min = 0,
+         .max = 100000000, F(queue.keep_completed), .def.i = 1000,
+         .help = "completed jobs kept per queue (newest first), unless a "
+                 "job's options say"},
+        {.name = "queue.poll_interval", .type = KEY_INT, .min = 10,
+         .max = 60000, F(queue.poll_interval), .def.i = 100,
+         .help = "milliseconds between a worker's looks for jobs that "
+                 "other processes added"},
         {.name = "redis", .type = KEY_GROUP,
          .help = "coordinate workers and machines through Redis pub/sub"},
         {.name = "redis.host", .type = KEY_STRING, .min = 1, .max = 255,
@@ -1065,6 +1093,13 @@ static struct pxl_config *load(const char *file, const char *text,
         relative_to_app(&ld, &conf->database.path);
         relative_to_app(&ld, &conf->database.password_file);
         relative_to_app(&ld, &conf->database.migrations);
+        if (conf->queue.path == NULL && conf->name != NULL) {
+                char buf[128];
+
+                snprintf(buf, sizeof(buf), "%s-jobs.db", conf->name);
+                conf->queue.path = dup_or_oom(&ld, buf);
+        }
+        relative_to_app(&ld, &conf->queue.path);
         check_auth(&ld);
         check_cluster(&ld);
         if (conf->limits.max_frame_size > conf->limits.max_message_size)
@@ -1127,6 +1162,7 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->database.password_env);
         free(conf->database.password_file);
         free(conf->database.migrations);
+        free(conf->queue.path);
         pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
         free(conf);

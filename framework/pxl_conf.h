@@ -74,6 +74,16 @@ struct pxl_db_conf {
         char *migrations;         /* folder of NNN_name.sql (resolved) */
 };
 
+/* queue: background jobs (pxl_queue.c), run when a plugin processes one. */
+struct pxl_queue_conf {
+        char *path;              /* SQLite file without an SQLite database */
+        unsigned stalled_after;  /* seconds: a dead worker's jobs run again */
+        unsigned timeout;        /* milliseconds a job may run */
+        unsigned max_payload;    /* bytes of a job's JSON payload */
+        unsigned keep_completed; /* completed jobs kept per queue */
+        unsigned poll_interval;  /* milliseconds between looks for jobs */
+};
+
 struct pxl_plugin_conf {
         char *path;                   /* resolved path of the .so */
         const config_setting_t *entry;    /* its entry in the plugins list */
@@ -98,6 +108,7 @@ struct pxl_config {
         unsigned workers; /* worker processes; 0 = "auto" (online CPUs) */
         struct pxl_redis_conf redis;
         struct pxl_db_conf database;
+        struct pxl_queue_conf queue;
         struct pxl_limits limits;
         char **origins; /* listen.origins; NULL = any Origin */
         struct pxl_auth_conf auth;

@@ -27,6 +27,10 @@
  *        results as JSON, transactions) on the app's database group.
  *        The descriptor is unchanged; a host older than 1.3 refuses a
  *        plugin that calls them, naming the symbol.
+ *   1.4  queue: the descriptor's processors table (struct
+ *        pxl_processor), appended (a 1.3 plugin has none), and the
+ *        pxl_job_* functions: background jobs with delays, retries and
+ *        dead letters.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -46,7 +50,7 @@ extern "C" {
 #endif
 
 #define PXL_ABI_MAJOR    1
-#define PXL_ABI_MINOR    3
+#define PXL_ABI_MINOR    4
 #define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
 
 /*
@@ -142,6 +146,23 @@ struct pxl_subscriber {
 };
 #define PXL_SUBSCRIBER_END {NULL, 0, NULL}
 
+struct pxl_job; /* a job being processed; see "queue" below */
+/*
+ * A queue's processor: ends job with pxl_job_complete or pxl_job_fail,
+ * during the call or later. Returning without ending it: PXL_OK
+ * completes it (no result), a negative code fails it, PXL_DEFERRED
+ * leaves it running until one of them is called.
+ */
+typedef int pxl_processor_fn(struct pxl_ctx *ctx, struct pxl_job *job);
+
+struct pxl_processor {
+        const char *queue;   /* [a-z0-9_.-]{1,64}; one plugin per queue */
+        pxl_processor_fn *fn;
+        unsigned concurrency; /* jobs at once per worker; 0 = 1 */
+        unsigned timeout_ms;  /* failed when still running; 0 = queue.timeout */
+};
+#define PXL_PROCESSOR_END {NULL, NULL, 0, 0}
+
 struct pxl_route {
         const char *type;
         const char *action;
@@ -222,6 +243,8 @@ struct pxl_plugin {
          * 1.1 plugins); a table with no rows: the group must be empty.
          */
         const struct pxl_setting *settings;
+        /* ABI 1.4: ended by PXL_PROCESSOR_END; may be NULL. */
+        const struct pxl_processor *processors;
 };
 
 /* The one symbol a plugin defines (with PXL_PLUGIN_EXPORT). */
@@ -634,6 +657,75 @@ int pxl_db_tx_query(struct pxl_db_tx *tx, const char *sql,
                     void *arg);
 int pxl_db_commit(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg);
 int pxl_db_rollback(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg);
+
+/* ---- queue ------------------------------------------------------------ */
+
+/*
+ * Background jobs: a handler (or a subscriber, a processor, init) adds a
+ * job to a named queue; the processor a plugin declares for that queue
+ * runs it later, on some worker, and the bus tells every worker how it
+ * ended (jobCompleted, jobFailed, jobProgress; see pxl-protocol(7)).
+ * A job that fails is retried after its backoff while attempts remain,
+ * then kept as dead until pxl-jobs(1) retries or removes it.
+ *
+ * Delivery is at least once: a job whose worker died while running it
+ * runs again after queue.stalled_after. Processors must be idempotent.
+ * Jobs live in the app's SQLite database, or in a file of their own
+ * (queue.path) without one, so they survive restarts.
+ */
+struct pxl_job_options {
+        /*
+         * The job's id; NULL: a new unique one. Adding an id the queue
+         * already has adds nothing and reports the existing job.
+         */
+        const char *id;
+        uint64_t delay_ms; /* run no sooner than this from now */
+        int64_t run_at_ms; /* or at this time (ms since the epoch); 0 = now */
+        unsigned attempts; /* runs in all before it is dead; 0 = 3 */
+        unsigned backoff_ms;  /* wait before a retry; 0 = 1000 */
+        bool backoff_exponential; /* backoff_ms * 2^(attempt-1) */
+        int priority;         /* higher runs first; then oldest first */
+        unsigned timeout_ms;  /* 0 = the processor's, else queue.timeout */
+        /* completed jobs kept for pxl-jobs; 0 = queue.keep_completed */
+        unsigned keep_completed;
+};
+
+/*
+ * A job's addition: id is the job's (borrowed), existed true when the
+ * id was there already; error NULL, or why the job was not added.
+ */
+typedef void pxl_job_added_fn(struct pxl_ctx *ctx, const char *id,
+                              bool existed, const char *error, void *arg);
+
+/*
+ * Add a job to queue with payload (borrowed; NULL is null), options
+ * (NULL for the defaults). fn (may be NULL) runs later, from the loop,
+ * once the job is stored (or could not be). PXL_OK once queued;
+ * PXL_EINVAL for a queue no plugin processes, a bad option or a payload
+ * over queue.max_payload (the reason logged); PXL_ECLOSED without a
+ * queue (no plugin declares processors); PXL_ENOMEM. fn never runs on
+ * these. A processor runs with a ctx that has no client.
+ */
+int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
+                const struct json_object *payload,
+                const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                void *arg);
+
+/* Borrowed, valid until the job ends. */
+const char *pxl_job_id(const struct pxl_job *job);
+const char *pxl_job_queue(const struct pxl_job *job);
+struct json_object *pxl_job_payload(const struct pxl_job *job);
+/* 1 on the first run, 2 on the first retry... */
+unsigned pxl_job_attempt(const struct pxl_job *job);
+/* Publish jobProgress {queue, id, progress} (borrowed) on the bus. */
+int pxl_job_progress(struct pxl_job *job, const struct json_object *progress);
+/*
+ * End the job: completed, with result (taken; may be NULL), or failed
+ * with a reason. Either consumes job. After the job's timeout it has
+ * already failed: these then only free it, PXL_ECLOSED.
+ */
+int pxl_job_complete(struct pxl_job *job, struct json_object *result);
+int pxl_job_fail(struct pxl_job *job, const char *fmt, ...) PXL_PRINTF(2, 3);
 
 /* ---- metrics ---------------------------------------------------------- */
 

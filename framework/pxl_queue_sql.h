@@ -1,0 +1,47 @@
+/*
+ * pxl_queue_sql.h - where the queue keeps its jobs without Redis: one
+ * table in SQLite (the app's database, or queue.path), shared by the
+ * workers (pxl_queue.c) and the operator's command (pxl-jobs).
+ *
+ * A job's state:
+ *   waiting    stored; runs from run_at on (before then it counts as
+ *              delayed); a failed job waits here for its retry
+ *   active     claimed by owner until lease_until; a lease that runs
+ *              out (the worker died) makes it claimable again
+ *   completed  done, result kept (the newest keep of the queue)
+ *   dead       failed attempts times; kept until retried or removed
+ * attempt counts the runs started. Times are milliseconds since the
+ * epoch.
+ */
+#ifndef PXL_QUEUE_SQL_H
+#define PXL_QUEUE_SQL_H
+
+#define PXL_QUEUE_SCHEMA                                                       \
+        "CREATE TABLE IF NOT EXISTS pxl_jobs ("                                \
+        "queue TEXT NOT NULL, "                                                \
+        "id TEXT NOT NULL, "                                                   \
+        "state TEXT NOT NULL DEFAULT 'waiting', "                              \
+        "payload TEXT NOT NULL, "                                              \
+        "priority INTEGER NOT NULL DEFAULT 0, "                                \
+        "run_at INTEGER NOT NULL, "                                            \
+        "attempt INTEGER NOT NULL DEFAULT 0, "                                 \
+        "attempts INTEGER NOT NULL, "                                          \
+        "backoff_ms INTEGER NOT NULL, "                                        \
+        "backoff_exp INTEGER NOT NULL, "                                       \
+        "timeout_ms INTEGER NOT NULL, "                                        \
+        "keep INTEGER NOT NULL, "                                              \
+        "lease_until INTEGER, "                                                \
+        "owner TEXT, "                                                         \
+        "progress TEXT, "                                                      \
+        "result TEXT, "                                                        \
+        "error TEXT, "                                                         \
+        "created_at INTEGER NOT NULL, "                                        \
+        "started_at INTEGER, "                                                 \
+        "finished_at INTEGER, "                                                \
+        "PRIMARY KEY (queue, id)); "                                           \
+        "CREATE INDEX IF NOT EXISTS pxl_jobs_ready ON pxl_jobs "               \
+        "(queue, state, priority DESC, run_at); "                              \
+        "CREATE INDEX IF NOT EXISTS pxl_jobs_finished ON pxl_jobs "            \
+        "(queue, state, finished_at)"
+
+#endif
