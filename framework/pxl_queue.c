@@ -33,6 +33,7 @@
 #include "pxl_bus.h"
 #include "pxl_db.h"
 #include "pxl_db_int.h"
+#include "pxl_histogram.h"
 #include "pxl_int.h"
 #include "pxl_json.h"
 #include "pxl_log.h"
@@ -64,6 +65,12 @@ struct queue {
         struct event *timer;
         int64_t timer_at; /* when it rings (ms), 0 = not armed */
         int64_t trimmed_ms;
+        /* The table's counts for the queue, as of the last look. */
+        int64_t waiting, delayed, active, completed, dead;
+        /* This worker's, since it started. */
+        uint64_t processed, failed, retried, died;
+        struct pxl_histogram *wait_ms; /* run_at to start */
+        struct pxl_histogram *run_ms;  /* start to end */
 };
 
 struct pxl_job {
@@ -73,6 +80,7 @@ struct pxl_job {
         struct json_object *payload;
         unsigned attempt, attempts, backoff_ms, timeout_ms, keep;
         bool backoff_exp;
+        int64_t started_ms;
         bool in_call; /* inside its processor */
         bool ended;   /* its outcome is decided (ended, or timed out) */
         struct event *timeout_ev;
@@ -87,6 +95,7 @@ struct pxl_queue {
         size_t n;
         LIST_HEAD(, pxl_job) jobs;
         struct event *lease_timer;
+        struct event *count_timer;
         char owner[64];    /* NODE/WORKER/PID: who holds a lease */
         uint64_t seq;      /* for ids made here */
         unsigned inflight; /* our own statements not yet answered */
@@ -298,6 +307,15 @@ static struct pxl_job *job_from_row(struct queue *qu,
         job->timeout_ms =
                 (unsigned)strtoul(pxl_db_value(res, r, 6, NULL), NULL, 10);
         job->keep = (unsigned)strtoul(pxl_db_value(res, r, 7, NULL), NULL, 10);
+        job->started_ms = now_ms(qu->q);
+        {
+                int64_t due = strtoll(pxl_db_value(res, r, 8, NULL), NULL, 10);
+
+                pxl_histogram_add(qu->wait_ms,
+                                  (uint64_t)(job->started_ms > due
+                                                     ? job->started_ms - due
+                                                     : 0));
+        }
         /* Numbers keep their text, as in a client's message. */
         if (job->id == NULL || payload == NULL ||
             pxl_json_build(payload, len, 64, &job->payload) < 0) {
@@ -382,7 +400,7 @@ static void claim(struct queue *qu)
                 "OR (state = 'active' AND lease_until <= $2)) "
                 "ORDER BY priority DESC, run_at, rowid LIMIT $5) "
                 "RETURNING id, payload, attempt, attempts, backoff_ms, "
-                "backoff_exp, timeout_ms, keep",
+                "backoff_exp, timeout_ms, keep, run_at",
                 params("sisii", qu->name, now, q->owner,
                        now + (int64_t)conf->stalled_after * 1000,
                        (int64_t)free_places),
@@ -459,6 +477,15 @@ static void finish(struct pxl_job *job, const char *error,
         job->ended = true;
         if (job->timeout_ev != NULL)
                 evtimer_del(job->timeout_ev);
+        pxl_histogram_add(
+                qu->run_ms,
+                (uint64_t)(now > job->started_ms ? now - job->started_ms : 0));
+        if (error == NULL)
+                qu->processed++;
+        else if (job->attempt < job->attempts)
+                qu->failed++, qu->retried++;
+        else
+                qu->failed++, qu->died++;
         if (o == NULL || (o->event = event_of(job, qu->name)) == NULL) {
                 free(o);
                 o = NULL;
@@ -887,6 +914,117 @@ static void on_lease(evutil_socket_t fd, short what, void *arg)
         evtimer_add(q->lease_timer, &tv);
 }
 
+/* ---- figures ------------------------------------------------------------ */
+
+static void counted(struct pxl_queue *q, const struct pxl_db_result *res,
+                    void *arg)
+{
+        (void)arg;
+        if (pxl_db_error(res) != NULL)
+                return;
+        for (size_t i = 0; i < q->n; i++) {
+                struct queue *qu = &q->v[i];
+
+                qu->waiting = qu->delayed = qu->active = 0;
+                qu->completed = qu->dead = 0;
+        }
+        for (size_t r = 0; r < pxl_db_rows(res); r++) {
+                struct queue *qu = find_queue(q, pxl_db_value(res, r, 0, NULL));
+                const char *v[5];
+
+                if (qu == NULL) /* processed elsewhere: not ours to show */
+                        continue;
+                for (int c = 0; c < 5; c++) {
+                        v[c] = pxl_db_value(res, r, (size_t)c + 1, NULL);
+                        if (v[c] == NULL)
+                                v[c] = "0";
+                }
+                qu->waiting = strtoll(v[0], NULL, 10);
+                qu->delayed = strtoll(v[1], NULL, 10);
+                qu->active = strtoll(v[2], NULL, 10);
+                qu->completed = strtoll(v[3], NULL, 10);
+                qu->dead = strtoll(v[4], NULL, 10);
+        }
+}
+
+/* The table's counts, once a second, for pxl_metrics(). */
+static void on_count(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_queue *q = arg;
+        struct timeval tv = pxl_ms_timeval(1000);
+
+        (void)fd;
+        (void)what;
+        run(q,
+            "SELECT queue, SUM(state = 'waiting' AND run_at <= $1), "
+            "SUM(state = 'waiting' AND run_at > $1), "
+            "SUM(state = 'active'), SUM(state = 'completed'), "
+            "SUM(state = 'dead') FROM pxl_jobs GROUP BY queue",
+            params("i", now_ms(q)), counted, NULL);
+        evtimer_add(q->count_timer, &tv);
+}
+
+static struct json_object *quantiles(const struct pxl_histogram *h)
+{
+        struct json_object *o = json_object_new_object();
+
+        json_object_object_add(
+                o, "p50",
+                json_object_new_int64((int64_t)pxl_histogram_quantile(h, 0.5)));
+        json_object_object_add(
+                o, "p99",
+                json_object_new_int64(
+                        (int64_t)pxl_histogram_quantile(h, 0.99)));
+        json_object_object_add(o, "max",
+                               json_object_new_int64((int64_t)h->max));
+        return o;
+}
+
+/*
+ * "queues": {NAME: {...}} in pxl_metrics(): the table's counts for the
+ * whole queue (as of the last second), this worker's counters and its
+ * wait (due to started) and run (started to ended) times in ms.
+ */
+static void report(const struct pxl_worker *srv, struct json_object *out,
+                   void *arg)
+{
+        struct pxl_queue *q = queue_of(srv);
+        struct json_object *all;
+
+        (void)arg;
+        if (q == NULL || (all = json_object_new_object()) == NULL)
+                return;
+        for (size_t i = 0; i < q->n; i++) {
+                const struct queue *qu = &q->v[i];
+                struct json_object *o = json_object_new_object();
+                const struct {
+                        const char *key;
+                        int64_t v;
+                } f[] = {
+                        {"waiting", qu->waiting},
+                        {"delayed", qu->delayed},
+                        {"active", qu->active},
+                        {"completed", qu->completed},
+                        {"dead", qu->dead},
+                        {"running", qu->running},
+                        {"processed", (int64_t)qu->processed},
+                        {"failed", (int64_t)qu->failed},
+                        {"retried", (int64_t)qu->retried},
+                        {"died", (int64_t)qu->died},
+                };
+
+                if (o == NULL)
+                        break;
+                for (size_t k = 0; k < sizeof(f) / sizeof(*f); k++)
+                        json_object_object_add(o, f[k].key,
+                                               json_object_new_int64(f[k].v));
+                json_object_object_add(o, "waitMs", quantiles(qu->wait_ms));
+                json_object_object_add(o, "runMs", quantiles(qu->run_ms));
+                json_object_object_add(all, qu->name, o);
+        }
+        json_object_object_add(out, "queues", all);
+}
+
 /* ---- the service -------------------------------------------------------- */
 
 /* The file the jobs live in: the app's SQLite database, or our own. */
@@ -939,12 +1077,17 @@ int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
 
 static void stop_queues(struct pxl_queue *q)
 {
-        for (size_t i = 0; i < q->n; i++)
+        for (size_t i = 0; i < q->n; i++) {
                 if (q->v[i].timer != NULL)
                         event_free(q->v[i].timer);
+                free(q->v[i].wait_ms);
+                free(q->v[i].run_ms);
+        }
         free(q->v);
         if (q->lease_timer != NULL)
                 event_free(q->lease_timer);
+        if (q->count_timer != NULL)
+                event_free(q->count_timer);
         if (q->own_db)
                 pxl_db_close(q->db);
         free(q);
@@ -983,7 +1126,9 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                 q->db = pxl_db_open(srv, &q->own_conf, errors);
         }
         q->lease_timer = evtimer_new(srv->base, on_lease, q);
-        if (q->v == NULL || q->db == NULL || q->lease_timer == NULL) {
+        q->count_timer = evtimer_new(srv->base, on_count, q);
+        if (q->v == NULL || q->db == NULL || q->lease_timer == NULL ||
+            q->count_timer == NULL) {
                 if (q->db == NULL)
                         q->own_db = false;
                 pxl_str_puts(errors, q->db ? "out of memory\n" : "");
@@ -1003,7 +1148,10 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         qu->proc = p;
                         qu->capacity = p->concurrency ? p->concurrency : 1;
                         qu->timer = evtimer_new(srv->base, on_timer, qu);
-                        if (qu->timer == NULL) {
+                        qu->wait_ms = calloc(1, sizeof(*qu->wait_ms));
+                        qu->run_ms = calloc(1, sizeof(*qu->run_ms));
+                        if (qu->timer == NULL || qu->wait_ms == NULL ||
+                            qu->run_ms == NULL) {
                                 pxl_str_puts(errors, "out of memory\n");
                                 stop_queues(q);
                                 return PXL_ENOMEM;
@@ -1013,6 +1161,7 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
         pxl_worker_set_service_state(srv, &queue_service, q);
         tv = pxl_ms_timeval(lease_every_ms(q));
         evtimer_add(q->lease_timer, &tv);
+        on_count(-1, 0, q);
         for (size_t i = 0; i < q->n; i++)
                 arm(&q->v[i], now_ms(q));
         return PXL_OK;
@@ -1074,6 +1223,7 @@ static void queue_stop(struct pxl_worker *srv)
         }
         for (size_t i = 0; i < q->n; i++)
                 evtimer_del(q->v[i].timer);
+        evtimer_del(q->count_timer);
         if (q->own_db) {
                 pxl_db_close(q->db);
                 q->own_db = false;
@@ -1150,7 +1300,8 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
         if (pxl_db_sqlite.setup != NULL &&
             (!srv->conf->database.enabled || srv->conf->database.postgresql))
                 pxl_db_sqlite.setup();
-        if (pxl_worker_add_service(srv, &queue_service) < 0) {
+        if (pxl_worker_add_service(srv, &queue_service) < 0 ||
+            pxl_worker_add_reporter(srv, report, NULL) < 0) {
                 pxl_str_puts(errors, "out of memory\n");
                 return PXL_ENOMEM;
         }
