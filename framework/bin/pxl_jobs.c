@@ -467,6 +467,7 @@ static int cmd_show(struct jobs *j, char **args)
 
         if (j->db == NULL)
                 return not_found(args[0], args[1]);
+        /* The columns in the order of job_columns. */
         st = prepare(j, "reading the job",
                      "SELECT queue, id, state, priority, attempt, attempts, "
                      "backoff_ms, backoff_exp, timeout_ms, keep, run_at, "
