@@ -169,10 +169,11 @@ static void call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
  * Run sql with p (taken); done (may be NULL) gets the result. On a
  * failure to queue, done runs never and the reason is logged.
  */
-static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
-               void (*done)(struct pxl_queue *, const struct pxl_db_result *,
-                            void *),
-               void *arg)
+static int run_in(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
+                  struct json_object *p,
+                  void (*done)(struct pxl_queue *, const struct pxl_db_result *,
+                               void *),
+                  void *arg)
 {
         struct call *c = malloc(sizeof(*c));
         int rc = PXL_ENOMEM;
@@ -181,7 +182,8 @@ static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
                 c->q = q;
                 c->done = done;
                 c->arg = arg;
-                rc = pxl_db_run(q->db, NULL, sql, p, call_done, c);
+                rc = tx ? pxl_db_tx_query(tx, sql, p, call_done, c)
+                        : pxl_db_run(q->db, NULL, sql, p, call_done, c);
         }
         json_object_put(p);
         if (rc < 0) {
@@ -192,6 +194,14 @@ static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
         }
         q->inflight++;
         return PXL_OK;
+}
+
+static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
+               void (*done)(struct pxl_queue *, const struct pxl_db_result *,
+                            void *),
+               void *arg)
+{
+        return run_in(q, NULL, sql, p, done, arg);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -715,14 +725,15 @@ static bool good_id(const char *id)
         return true;
 }
 
-int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
-                const struct json_object *payload,
-                const struct pxl_job_options *options, pxl_job_added_fn *fn,
-                void *arg)
+/* pxl_job_add, in tx when it is not NULL. */
+static int add_job(struct pxl_queue *q, struct pxl_ctx *ctx,
+                   struct pxl_db_tx *tx, const char *queue,
+                   const struct json_object *payload,
+                   const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                   void *arg)
 {
         static const struct pxl_job_options defaults;
         const struct pxl_job_options *o = options ? options : &defaults;
-        struct pxl_queue *q = queue_of(ctx ? ctx->srv : NULL);
         const struct pxl_queue_conf *conf;
         struct queue *qu;
         struct adding *a;
@@ -798,18 +809,54 @@ int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
                 for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
                         json_object_array_add(p,
                                               json_object_new_int64(vals[i]));
-                if (run(q,
-                        "INSERT INTO pxl_jobs (queue, id, payload, priority, "
-                        "run_at, attempts, backoff_ms, backoff_exp, "
-                        "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
-                        "$4, $5, $6, $7, $8, $9, $10, $11) "
-                        "ON CONFLICT (queue, id) DO NOTHING",
-                        p, added, a) < 0) {
+                if (run_in(q, tx,
+                           "INSERT INTO pxl_jobs (queue, id, payload, "
+                           "priority, "
+                           "run_at, attempts, backoff_ms, backoff_exp, "
+                           "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
+                           "$4, $5, $6, $7, $8, $9, $10, $11) "
+                           "ON CONFLICT (queue, id) DO NOTHING",
+                           p, added, a) < 0) {
                         free(a);
                         return PXL_ENOMEM;
                 }
         }
         return PXL_OK;
+}
+
+int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
+                const struct json_object *payload,
+                const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                void *arg)
+{
+        return add_job(queue_of(ctx ? ctx->srv : NULL), ctx, NULL, queue,
+                       payload, options, fn, arg);
+}
+
+int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
+                   const struct json_object *payload,
+                   const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                   void *arg)
+{
+        struct pxl_worker *srv = tx ? pxl_db_tx_worker(tx) : NULL;
+        struct pxl_queue *q = queue_of(srv);
+        struct pxl_ctx ctx;
+        int rc;
+
+        if (q == NULL)
+                return PXL_ECLOSED;
+        pxl_ctx_init(&ctx, srv, pxl_db_tx_plugin(tx), NULL);
+        /* One transaction holds both only in one database. */
+        if (q->own_db) {
+                pxl_log(&ctx, PXL_LOG_WARN,
+                        "pxl_job_add_tx: the jobs are not in the app's "
+                        "database (it is not SQLite): use pxl_job_add");
+                rc = PXL_EINVAL;
+        } else {
+                rc = add_job(q, &ctx, tx, queue, payload, options, fn, arg);
+        }
+        pxl_ctx_fini(&ctx);
+        return rc;
 }
 
 /* ---- leases ------------------------------------------------------------- */

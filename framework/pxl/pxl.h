@@ -711,6 +711,19 @@ int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
                 const struct pxl_job_options *options, pxl_job_added_fn *fn,
                 void *arg);
 
+/*
+ * Add a job as part of a database transaction (pxl_db_begin): it exists
+ * if and only if the transaction commits, and runs only after. Where
+ * the jobs live in the app's SQLite database (driver sqlite, no redis
+ * group); elsewhere PXL_EINVAL. fn runs once the job is written in the
+ * transaction (the job is not visible before the commit), with a ctx
+ * of tx's plugin. Otherwise as pxl_job_add.
+ */
+int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
+                   const struct json_object *payload,
+                   const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                   void *arg);
+
 /* Borrowed, valid until the job ends. */
 const char *pxl_job_id(const struct pxl_job *job);
 const char *pxl_job_queue(const struct pxl_job *job);
