@@ -61,6 +61,8 @@ struct queue {
         unsigned capacity; /* the processor's concurrency */
         unsigned running;  /* jobs here, claimed and not ended */
         bool claiming;     /* a claim is in flight */
+        unsigned asked;    /* by the claim in flight */
+        unsigned rate;     /* jobs started a second, cluster-wide; 0 = any */
         bool again;        /* look once more when it is back */
         struct event *timer;
         int64_t timer_at; /* when it rings (ms), 0 = not armed */
@@ -330,7 +332,7 @@ static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
                     void *arg)
 {
         struct queue *qu = arg;
-        size_t n = pxl_db_rows(res), asked = qu->capacity - qu->running;
+        size_t n = pxl_db_rows(res), asked = qu->asked;
 
         qu->claiming = false;
         if (q->stopping)
@@ -375,23 +377,14 @@ static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
             params("s", qu->name), next_due, qu);
 }
 
-/* Take what is due (or whose lease ran out), up to the free places. */
-static void claim(struct queue *qu)
+/* Take n of what is due (or whose lease ran out). */
+static void claim_n(struct queue *qu, unsigned n)
 {
         struct pxl_queue *q = qu->q;
         const struct pxl_queue_conf *conf = &q->srv->conf->queue;
         int64_t now = now_ms(q);
-        unsigned free_places;
 
-        if (q->stopping || qu->running >= qu->capacity)
-                return;
-        if (qu->claiming) {
-                qu->again = true;
-                return;
-        }
-        free_places = qu->capacity - qu->running;
-        if (free_places > MAX_CLAIM)
-                free_places = MAX_CLAIM;
+        qu->asked = n;
         if (run(q,
                 "UPDATE pxl_jobs SET state = 'active', "
                 "attempt = attempt + 1, owner = $3, lease_until = $4, "
@@ -402,12 +395,83 @@ static void claim(struct queue *qu)
                 "RETURNING id, payload, attempt, attempts, backoff_ms, "
                 "backoff_exp, timeout_ms, keep, run_at",
                 params("sisii", qu->name, now, q->owner,
-                       now + (int64_t)conf->stalled_after * 1000,
-                       (int64_t)free_places),
+                       now + (int64_t)conf->stalled_after * 1000, (int64_t)n),
                 claimed, qu) == 0)
-                qu->claiming = true;
-        else
-                arm(qu, now + conf->poll_interval);
+                return;
+        qu->claiming = false;
+        arm(qu, now + conf->poll_interval);
+}
+
+/* How many starts the rate limit grants now; none: when the next is. */
+static void granted(struct pxl_queue *q, const struct pxl_db_result *res,
+                    void *arg)
+{
+        struct queue *qu = arg;
+        const char *n = pxl_db_value(res, 0, 0, NULL);
+        const char *tat = pxl_db_value(res, 0, 1, NULL);
+
+        if (q->stopping) {
+                qu->claiming = false;
+                return;
+        }
+        if (pxl_db_error(res) != NULL || n == NULL || tat == NULL) {
+                if (pxl_db_error(res) != NULL)
+                        pxl_logs(PXL_LOG_WARN,
+                                 "queue %s: rate limit not read: %s", qu->name,
+                                 pxl_db_error(res));
+                qu->claiming = false;
+                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
+                return;
+        }
+        if (strtoll(n, NULL, 10) > 0) {
+                claim_n(qu, (unsigned)strtoll(n, NULL, 10));
+                return;
+        }
+        qu->claiming = false;
+        qu->again = false;
+        arm(qu, strtoll(tat, NULL, 10) / 1000 + 1);
+}
+
+/*
+ * Take what is due, up to the free places. With a rate limit, first
+ * reserve starts in the shared table (GCRA: tat is when the next start
+ * is allowed, in microseconds; one interval of burst), so that every
+ * worker sharing the jobs keeps to it together.
+ */
+static void claim(struct queue *qu)
+{
+        struct pxl_queue *q = qu->q;
+        unsigned free_places;
+        int64_t now_us, interval;
+
+        if (q->stopping || qu->running >= qu->capacity)
+                return;
+        if (qu->claiming) {
+                qu->again = true;
+                return;
+        }
+        free_places = qu->capacity - qu->running;
+        if (free_places > MAX_CLAIM)
+                free_places = MAX_CLAIM;
+        qu->claiming = true;
+        if (qu->rate == 0) {
+                claim_n(qu, free_places);
+                return;
+        }
+        now_us = pxl_worker_now_us(q->srv);
+        interval = 1000000 / qu->rate;
+        if (run(q,
+                "UPDATE pxl_queue_limits SET "
+                "granted = MAX(0, MIN($3, ($2 + $4 - MAX(tat, $2)) / $4)), "
+                "tat = MAX(tat, $2) + "
+                "MAX(0, MIN($3, ($2 + $4 - MAX(tat, $2)) / $4)) * $4 "
+                "WHERE queue = $1 RETURNING granted, tat",
+                params("siii", qu->name, now_us, (int64_t)free_places,
+                       interval),
+                granted, qu) < 0) {
+                qu->claiming = false;
+                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
+        }
 }
 
 /* ---- outcomes ----------------------------------------------------------- */
@@ -1069,6 +1133,25 @@ int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
                                        msg ? msg : sqlite3_errmsg(db));
                         rc = PXL_ERR;
                 }
+                for (char **r = srv->conf->queue.rate_limits;
+                     rc == 0 && r != NULL && *r != NULL; r++) {
+                        sqlite3_stmt *st = NULL;
+
+                        sqlite3_prepare_v2(db,
+                                           "INSERT INTO pxl_queue_limits "
+                                           "(queue) VALUES (?1) ON CONFLICT "
+                                           "DO NOTHING",
+                                           -1, &st, NULL);
+                        sqlite3_bind_text(st, 1, *r, (int)strcspn(*r, "="),
+                                          SQLITE_TRANSIENT);
+                        if (st == NULL || sqlite3_step(st) != SQLITE_DONE) {
+                                pxl_str_report(errors, srv->conf->file, 0,
+                                               "queue", "%s: %s", file,
+                                               sqlite3_errmsg(db));
+                                rc = PXL_ERR;
+                        }
+                        sqlite3_finalize(st);
+                }
         }
         sqlite3_free(msg);
         sqlite3_close(db);
@@ -1091,6 +1174,17 @@ static void stop_queues(struct pxl_queue *q)
         if (q->own_db)
                 pxl_db_close(q->db);
         free(q);
+}
+
+/* N of "QUEUE=N" in queue.rate_limits (checked by the config), or 0. */
+static unsigned rate_of(const struct pxl_config *conf, const char *queue)
+{
+        size_t len = strlen(queue);
+
+        for (char **r = conf->queue.rate_limits; r != NULL && *r != NULL; r++)
+                if (strncmp(*r, queue, len) == 0 && (*r)[len] == '=')
+                        return (unsigned)strtoul(*r + len + 1, NULL, 10);
+        return 0;
 }
 
 static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
@@ -1147,6 +1241,7 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         qu->plugin = &srv->plugins.v[i];
                         qu->proc = p;
                         qu->capacity = p->concurrency ? p->concurrency : 1;
+                        qu->rate = rate_of(srv->conf, p->queue);
                         qu->timer = evtimer_new(srv->base, on_timer, qu);
                         qu->wait_ms = calloc(1, sizeof(*qu->wait_ms));
                         qu->run_ms = calloc(1, sizeof(*qu->run_ms));
@@ -1292,6 +1387,26 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
                                                 rc = PXL_ERR;
                                         }
                         }
+                }
+        }
+        for (char **r = srv->conf->queue.rate_limits; r != NULL && *r != NULL;
+             r++) {
+                bool found = false;
+                size_t len = strcspn(*r, "=");
+
+                for (size_t i = 0; i < srv->plugins.n && !found; i++)
+                        for (const struct pxl_processor *p =
+                                     pxl_plugin_processors(
+                                             srv->plugins.v[i].desc);
+                             p != NULL && p->queue != NULL && !found; p++)
+                                found = strlen(p->queue) == len &&
+                                        strncmp(p->queue, *r, len) == 0;
+                if (!found) {
+                        pxl_str_report(errors, srv->conf->file, 0,
+                                       "queue.rate_limits",
+                                       "no plugin processes queue \"%.*s\"",
+                                       (int)len, *r);
+                        rc = PXL_ERR;
                 }
         }
         if (rc < 0 || n == 0)
