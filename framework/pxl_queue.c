@@ -1266,15 +1266,13 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
 static void released(struct pxl_queue *q, const struct pxl_db_result *res,
                      void *arg)
 {
-        bool *done = arg;
-
         (void)q;
+        (void)arg;
         if (pxl_db_error(res) != NULL)
                 pxl_logs(PXL_LOG_WARN,
                          "queue: running jobs not given back (%s): they "
                          "run again after queue.stalled_after",
                          pxl_db_error(res));
-        *done = true;
 }
 
 static void queue_stop(struct pxl_worker *srv)
@@ -1285,16 +1283,14 @@ static void queue_stop(struct pxl_worker *srv)
         if (q == NULL)
                 return;
         q->stopping = true;
-        if (!LIST_EMPTY(&q->jobs)) {
-                bool done = false;
-
+        /* released has no flag to set: this block's would be gone. */
+        if (!LIST_EMPTY(&q->jobs))
                 run(q,
                     "UPDATE pxl_jobs SET state = 'waiting', "
                     "attempt = attempt - 1, owner = NULL, "
                     "lease_until = NULL WHERE owner = $1 AND "
                     "state = 'active'",
-                    params("s", q->owner), released, &done);
-        }
+                    params("s", q->owner), released, NULL);
         /*
          * Every statement of ours answered before q goes: their
          * callbacks name it (the app's database closes after us).
