@@ -339,6 +339,10 @@ static const struct conf_key conf_keys[] = {
          .max = 60000, F(queue.poll_interval), .def.i = 100,
          .help = "milliseconds between a worker's looks for jobs that "
                  "other processes added"},
+        {.name = "queue.threads", .type = KEY_INT, .min = 1, .max = 64,
+         F(queue.threads), .def.i = 2,
+         .help = "threads per worker that run blocking processors (only "
+                 "when a plugin declares one): jobs of theirs at once"},
         {.name = "redis", .type = KEY_GROUP,
          .help = "coordinate workers and machines through Redis pub/sub"},
         {.name = "redis.host", .type = KEY_STRING, .min = 1, .max = 255,

@@ -83,6 +83,7 @@ struct pxl_queue_conf {
         unsigned keep_completed; /* completed jobs kept per queue */
         unsigned poll_interval;  /* milliseconds between looks for jobs */
         char **rate_limits;      /* "QUEUE=N": N jobs started per second */
+        unsigned threads;        /* for blocking processors, per worker */
 };
 
 struct pxl_plugin_conf {

@@ -19,6 +19,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "pxl_log.h"
 #include "pxl_plugin.h"
 #include "pxl_queue.h"
+#include "pxl_queue_pool.h"
 #include "pxl_queue_sql.h"
 #include "pxl_time.h"
 #include "pxl_worker.h"
@@ -86,6 +88,15 @@ struct pxl_job {
         bool in_call; /* inside its processor */
         bool ended;   /* its outcome is decided (ended, or timed out) */
         struct event *timeout_ev;
+        /* A blocking processor's: set before the pool has the job. */
+        bool blocking;
+        atomic_bool decided; /* ended, for its thread to read */
+        /* Written by its thread, read by the loop after a hand-over. */
+        int t_rc;                     /* what the processor returned */
+        int t_end;                    /* 0, or how the thread ended it */
+        char *t_error;                /* pxl_job_fail's reason, or NULL */
+        struct json_object *t_result; /* pxl_job_complete's */
+        bool t_taken;                 /* the loop's: t_end was applied */
 };
 
 struct pxl_queue {
@@ -102,6 +113,7 @@ struct pxl_queue {
         uint64_t seq;      /* for ids made here */
         unsigned inflight; /* our own statements not yet answered */
         bool stopping;
+        struct pxl_queue_pool *pool; /* for blocking processors, or NULL */
 };
 
 static const struct pxl_service queue_service;
@@ -539,6 +551,7 @@ static void finish(struct pxl_job *job, const char *error,
         const char *result_text = NULL;
 
         job->ended = true;
+        atomic_store(&job->decided, true);
         if (job->timeout_ev != NULL)
                 evtimer_del(job->timeout_ev);
         pxl_histogram_add(
@@ -644,6 +657,36 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         finish(job, why, NULL); /* the plugin still holds job */
 }
 
+static void run_blocking(struct pxl_job *job);
+
+/* The processor returned rc, its call over: the job ends unless it ran on. */
+static void returned(struct pxl_job *job, int rc)
+{
+        char why[96];
+
+        if (job->ended) { /* ended in the call */
+                job_free(job);
+                return;
+        }
+        if (rc == PXL_DEFERRED && !job->blocking)
+                return;
+        if (rc == PXL_DEFERRED) {
+                snprintf(why, sizeof(why),
+                         "a blocking processor returned PXL_DEFERRED "
+                         "without ending its job");
+                pxl_logs(PXL_LOG_WARN, "queue %s: job %s: %s", job->queue->name,
+                         job->id, why);
+                finish(job, why, NULL);
+        } else if (rc < 0) {
+                snprintf(why, sizeof(why), "the processor returned: %s",
+                         pxl_strerror(rc));
+                finish(job, why, NULL);
+        } else {
+                finish(job, NULL, NULL);
+        }
+        job_free(job);
+}
+
 static void start_job(struct queue *qu, struct pxl_job *job)
 {
         struct pxl_queue *q = qu->q;
@@ -664,27 +707,16 @@ static void start_job(struct queue *qu, struct pxl_job *job)
         tv = pxl_ms_timeval(job->timeout_ms);
         if (job->timeout_ev != NULL)
                 evtimer_add(job->timeout_ev, &tv);
+        if (qu->proc->blocking) {
+                run_blocking(job);
+                return;
+        }
         pxl_ctx_init(&ctx, q->srv, qu->plugin, NULL);
         job->in_call = true;
         rc = qu->proc->fn(&ctx, job);
         job->in_call = false;
         pxl_ctx_fini(&ctx);
-        if (job->ended) { /* ended in the call */
-                job_free(job);
-                return;
-        }
-        if (rc == PXL_DEFERRED)
-                return;
-        if (rc < 0) {
-                char why[96];
-
-                snprintf(why, sizeof(why), "the processor returned: %s",
-                         pxl_strerror(rc));
-                finish(job, why, NULL);
-        } else {
-                finish(job, NULL, NULL);
-        }
-        job_free(job);
+        returned(job, rc);
 }
 
 /* ---- the plugin's calls ------------------------------------------------- */
@@ -709,7 +741,10 @@ unsigned pxl_job_attempt(const struct pxl_job *job)
         return job->attempt;
 }
 
-int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
+static int progress_on_thread(struct pxl_job *job,
+                              const struct json_object *progress);
+
+static int job_progress(struct pxl_job *job, const struct json_object *progress)
 {
         struct json_object *ev;
         struct pxl_queue *q;
@@ -733,6 +768,16 @@ int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
         return PXL_OK;
 }
 
+int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
+{
+        if (job != NULL && job->blocking)
+                return progress_on_thread(job, progress);
+        return job_progress(job, progress);
+}
+
+static int end_on_thread(struct pxl_job *job, const char *error,
+                         struct json_object *result);
+
 /* The plugin ends job: recorded unless a timeout (or shutdown) did. */
 static int end_job(struct pxl_job *job, const char *error,
                    struct json_object *result)
@@ -743,6 +788,8 @@ static int end_job(struct pxl_job *job, const char *error,
                 json_object_put(result);
                 return PXL_EINVAL;
         }
+        if (job->blocking)
+                return end_on_thread(job, error, result);
         late = job->ended;
         if (!late)
                 finish(job, error, result);
@@ -768,6 +815,130 @@ int pxl_job_fail(struct pxl_job *job, const char *fmt, ...)
         vsnprintf(why, sizeof(why), fmt ? fmt : "failed", ap);
         va_end(ap);
         return end_job(job, why[0] ? why : "failed", NULL);
+}
+
+/* ---- blocking processors ----------------------------------------------- */
+
+/*
+ * A blocking processor runs on q->pool's threads. Its job stays in
+ * q->jobs and in_call until the loop has the processor's return (the
+ * pool's done), so the loop frees it only then. The thread reads the
+ * job's id, queue, payload and attempt, which nothing changes meanwhile,
+ * and decided; it writes only the t_ fields, which the loop reads after
+ * a hand-over (a post, or the done: both pass the pool's lock).
+ */
+enum { T_COMPLETED = 1, T_FAILED };
+
+/* On the loop: record the end the thread made, once. */
+static void take_end(struct pxl_job *job)
+{
+        struct json_object *result = job->t_result;
+
+        if (job->t_end == 0 || job->t_taken)
+                return;
+        job->t_taken = true;
+        job->t_result = NULL;
+        if (job->ended) /* timed out first: the late end is ignored */
+                json_object_put(result);
+        else if (job->t_end == T_FAILED)
+                finish(job, job->t_error ? job->t_error : "failed", NULL);
+        else
+                finish(job, NULL, result);
+        free(job->t_error);
+        job->t_error = NULL;
+}
+
+static void on_end(void *arg)
+{
+        take_end(arg);
+}
+
+/* pxl_job_complete and pxl_job_fail, on the job's thread. */
+static int end_on_thread(struct pxl_job *job, const char *error,
+                         struct json_object *result)
+{
+        if (job->t_end != 0 || atomic_load(&job->decided)) {
+                json_object_put(result);
+                return PXL_ECLOSED;
+        }
+        job->t_result = result;
+        job->t_error = error ? strdup(error) : NULL; /* NULL: "failed" */
+        job->t_end = error ? T_FAILED : T_COMPLETED;
+        /* Not posted for want of memory: the done records it. */
+        (void)pxl_queue_pool_post(job->queue->q->pool, on_end, job);
+        return PXL_OK;
+}
+
+struct progress_post {
+        struct pxl_job *job;
+        struct json_object *progress; /* a copy, the post's */
+};
+
+static void on_progress(void *arg)
+{
+        struct progress_post *pp = arg;
+
+        (void)job_progress(pp->job, pp->progress); /* nothing once ended */
+        json_object_put(pp->progress);
+        free(pp);
+}
+
+/* pxl_job_progress, on the job's thread. */
+static int progress_on_thread(struct pxl_job *job,
+                              const struct json_object *progress)
+{
+        struct progress_post *pp;
+
+        if (job->t_end != 0 || atomic_load(&job->decided))
+                return PXL_ECLOSED;
+        pp = calloc(1, sizeof(*pp));
+        if (pp == NULL)
+                return PXL_ENOMEM;
+        pp->job = job;
+        /* The plugin's objects stay on its thread: the loop gets a copy. */
+        if ((progress != NULL &&
+             json_object_deep_copy((struct json_object *)progress,
+                                   &pp->progress, NULL) != 0) ||
+            pxl_queue_pool_post(job->queue->q->pool, on_progress, pp) < 0) {
+                json_object_put(pp->progress);
+                free(pp);
+                return PXL_ENOMEM;
+        }
+        return PXL_OK;
+}
+
+/* On a pool thread. */
+static void blocking_work(void *arg)
+{
+        struct pxl_job *job = arg;
+
+        job->t_rc = job->queue->proc->fn(NULL, job);
+}
+
+/* Back on the loop, after every post the processor made. */
+static void blocking_done(void *arg, bool ran)
+{
+        struct pxl_job *job = arg;
+
+        job->in_call = false;
+        take_end(job); /* an end whose post was lost */
+        if (ran)
+                returned(job, job->t_rc);
+        else if (job->ended)
+                job_free(job);
+        /* Else the pool stopped before it ran: queue_stop gives it back. */
+}
+
+static void run_blocking(struct pxl_job *job)
+{
+        job->blocking = true;
+        job->in_call = true;
+        if (pxl_queue_pool_run(job->queue->q->pool, blocking_work,
+                               blocking_done, job) < 0) {
+                job->in_call = false;
+                finish(job, "out of memory", NULL);
+                job_free(job);
+        }
 }
 
 /* ---- adding ------------------------------------------------------------- */
@@ -1160,6 +1331,7 @@ int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
 
 static void stop_queues(struct pxl_queue *q)
 {
+        pxl_queue_pool_free(q->pool);
         for (size_t i = 0; i < q->n; i++) {
                 if (q->v[i].timer != NULL)
                         event_free(q->v[i].timer);
@@ -1253,6 +1425,16 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         }
                 }
         }
+        for (size_t i = 0; i < q->n && q->pool == NULL; i++) {
+                if (!q->v[i].proc->blocking)
+                        continue;
+                q->pool = pxl_queue_pool_new(srv->base,
+                                             srv->conf->queue.threads, errors);
+                if (q->pool == NULL) {
+                        stop_queues(q);
+                        return PXL_ERR;
+                }
+        }
         pxl_worker_set_service_state(srv, &queue_service, q);
         tv = pxl_ms_timeval(lease_every_ms(q));
         evtimer_add(q->lease_timer, &tv);
@@ -1283,6 +1465,9 @@ static void queue_stop(struct pxl_worker *srv)
         if (q == NULL)
                 return;
         q->stopping = true;
+        /* Blocking processors return first; jobs waiting for one stay. */
+        pxl_queue_pool_free(q->pool);
+        q->pool = NULL;
         /* released has no flag to set: this block's would be gone. */
         if (!LIST_EMPTY(&q->jobs))
                 run(q,
