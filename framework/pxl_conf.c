@@ -12,8 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "pxl/pxl.h"
 #include "pxl_conf.h"
+#include "pxl_cron.h"
+#include "pxl_json.h"
 #include "pxl_log.h"
 
 #define MiB (1024 * 1024)
@@ -23,8 +27,8 @@ enum key_type {
         KEY_BOOL,
         KEY_STRING,
         KEY_GROUP,
-        KEY_LIST,    /* plugins */
-        KEY_STRINGS, /* a list or array of strings, stored NULL-terminated */
+        KEY_LIST,     /* plugins */
+        KEY_STRINGS,  /* a list or array of strings, stored NULL-terminated */
         KEY_INT_AUTO, /* an integer, or the string "auto" (stored as 0) */
 };
 
@@ -335,6 +339,11 @@ static const struct conf_key conf_keys[] = {
          .max = 100, F(queue.rate_limits), .unset = "none",
          .help = "[\"QUEUE=N\", ...]: at most N jobs of QUEUE start per "
                  "second, over every worker sharing the jobs"},
+        {.name = "queue.schedules", .type = KEY_LIST,
+         .help = "repeatable jobs: a list of groups { name = \"N\"; queue "
+                 "= \"Q\"; every = SECONDS; or cron = \"M H DOM MON DOW\" "
+                 "(UTC); payload = \"JSON\"; }, each added once per tick "
+                 "for every worker sharing the jobs"},
         {.name = "queue.poll_interval", .type = KEY_INT, .min = 10,
          .max = 60000, F(queue.poll_interval), .def.i = 100,
          .help = "milliseconds between a worker's looks for jobs that "
@@ -382,8 +391,7 @@ static const struct conf_key conf_keys[] = {
 };
 /* clang-format on */
 
-static const char *check_secret_encoding(struct pxl_config *conf,
-                                         const char *v)
+static const char *check_secret_encoding(struct pxl_config *conf, const char *v)
 {
         if (strcmp(v, "raw") == 0)
                 conf->auth.secret_base64url = false;
@@ -709,6 +717,130 @@ static char *resolve_plugin(struct loader *ld, const config_setting_t *s,
         return NULL;
 }
 
+/* One schedule's member: a string, or an integer for every. */
+static const char *schedule_string(struct loader *ld, const config_setting_t *m,
+                                   const char *key)
+{
+        if (config_setting_type(m) == CONFIG_TYPE_STRING)
+                return config_setting_get_string(m);
+        conf_error(ld, m, key, "%s must be a string, not %s",
+                   config_setting_name(m), type_name(config_setting_type(m)));
+        return NULL;
+}
+
+/* queue.schedules: a list of groups, checked member by member. */
+static void load_schedules(struct loader *ld, const config_setting_t *list)
+{
+        struct pxl_queue_conf *qc = &ld->conf->queue;
+        int n = config_setting_length(list);
+
+        qc->schedules = calloc((size_t)n + 1, sizeof(*qc->schedules));
+        if (qc->schedules == NULL) {
+                conf_error(ld, list, "queue.schedules", "out of memory");
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e =
+                        config_setting_get_elem(list, (unsigned)i);
+                struct pxl_schedule_conf *sc = &qc->schedules[qc->nschedules];
+                const char *name = NULL, *queue = NULL, *cron = NULL;
+                const char *payload = NULL;
+                long long every = 0;
+                bool has_every = false;
+                char key[64], err[160];
+
+                snprintf(key, sizeof(key), "queue.schedules[%d]", i);
+                if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+                        conf_error(ld, e, key,
+                                   "expected a group { ... }, got "
+                                   "%s",
+                                   type_name(config_setting_type(e)));
+                        continue;
+                }
+                for (int j = 0; j < config_setting_length(e); j++) {
+                        const config_setting_t *m =
+                                config_setting_get_elem(e, (unsigned)j);
+                        const char *mn = config_setting_name(m);
+
+                        if (strcmp(mn, "name") == 0)
+                                name = schedule_string(ld, m, key);
+                        else if (strcmp(mn, "queue") == 0)
+                                queue = schedule_string(ld, m, key);
+                        else if (strcmp(mn, "cron") == 0)
+                                cron = schedule_string(ld, m, key);
+                        else if (strcmp(mn, "payload") == 0)
+                                payload = schedule_string(ld, m, key);
+                        else if (strcmp(mn, "every") == 0 &&
+                                 (config_setting_type(m) == CONFIG_TYPE_INT ||
+                                  config_setting_type(m) ==
+                                          CONFIG_TYPE_INT64)) {
+                                every = config_setting_get_int64(m);
+                                has_every = true;
+                                if (every < 1 || every > 31536000)
+                                        conf_error(ld, m, key,
+                                                   "every: %lld is out of "
+                                                   "range 1-31536000 seconds",
+                                                   every);
+                        } else if (strcmp(mn, "every") == 0)
+                                conf_error(
+                                        ld, m, key,
+                                        "every must be an integer (seconds)");
+                        else
+                                conf_error(ld, m, key,
+                                           "unknown key \"%s\" (expected "
+                                           "name, queue, every, cron, "
+                                           "payload)",
+                                           mn);
+                }
+                if (name == NULL || name[0] == '\0' || queue == NULL ||
+                    queue[0] == '\0') {
+                        conf_error(ld, e, key, "needs a name and a queue");
+                        continue;
+                }
+                if (has_every == (cron != NULL)) {
+                        conf_error(ld, e, key,
+                                   "give every (seconds) or cron, one of "
+                                   "them");
+                        continue;
+                }
+                if (cron != NULL) {
+                        struct pxl_cron c;
+
+                        if (pxl_cron_parse(cron, &c, err, sizeof(err)) < 0) {
+                                conf_error(ld,
+                                           config_setting_get_member(e, "cron"),
+                                           key, "cron: %s", err);
+                                continue;
+                        }
+                }
+                if (payload != NULL) {
+                        struct json_object *o = NULL;
+
+                        if (pxl_json_build(payload, strlen(payload), 64, &o) <
+                            0) {
+                                conf_error(
+                                        ld,
+                                        config_setting_get_member(e, "payload"),
+                                        key, "payload is not JSON");
+                                continue;
+                        }
+                        json_object_put(o);
+                }
+                for (size_t k = 0; k < qc->nschedules; k++)
+                        if (strcmp(qc->schedules[k].name, name) == 0)
+                                conf_error(ld, e, key,
+                                           "a second schedule named \"%s\"",
+                                           name);
+                sc->name = dup_or_oom(ld, name);
+                sc->queue = dup_or_oom(ld, queue);
+                sc->cron = cron ? dup_or_oom(ld, cron) : NULL;
+                sc->payload = dup_or_oom(ld, payload ? payload : "null");
+                sc->every = (unsigned)every;
+                sc->line = config_setting_source_line(e);
+                qc->nschedules++;
+        }
+}
+
 static void load_plugins(struct loader *ld, const config_setting_t *list)
 {
         struct pxl_config *conf = ld->conf;
@@ -792,9 +924,10 @@ static void load_value(struct loader *ld, const config_setting_t *s,
         case KEY_INT_AUTO:
                 if (t == CONFIG_TYPE_STRING) {
                         if (strcmp(config_setting_get_string(s), "auto") != 0)
-                                conf_error(ld, s, key,
-                                           "\"%s\" must be an integer or \"auto\"",
-                                           config_setting_get_string(s));
+                                conf_error(
+                                        ld, s, key,
+                                        "\"%s\" must be an integer or \"auto\"",
+                                        config_setting_get_string(s));
                         else
                                 store_int(field, k->width, 0);
                         return;
@@ -830,7 +963,9 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                 char **v;
 
                 if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
-                        conf_error(ld, s, key, "expected a list of strings, got %s", type_name(t));
+                        conf_error(ld, s, key,
+                                   "expected a list of strings, got %s",
+                                   type_name(t));
                         return;
                 }
                 v = calloc((size_t)n + 1, sizeof(*v));
@@ -841,11 +976,14 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                 free_strings(*(char ***)field);
                 *(char ***)field = v;
                 for (int i = 0; i < n; i++) {
-                        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+                        const config_setting_t *e =
+                                config_setting_get_elem(s, (unsigned)i);
 
                         if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-                                conf_error(ld, e, key, "element %d: expected a string, got %s",
-                                           i, type_name(config_setting_type(e)));
+                                conf_error(
+                                        ld, e, key,
+                                        "element %d: expected a string, got %s",
+                                        i, type_name(config_setting_type(e)));
                                 continue;
                         }
                         v[i] = dup_or_oom(ld, config_setting_get_string(e));
@@ -861,7 +999,10 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                                    type_name(t));
                         return;
                 }
-                load_plugins(ld, s);
+                if (strcmp(k->name, "plugins") == 0)
+                        load_plugins(ld, s);
+                else
+                        load_schedules(ld, s);
                 return;
         case KEY_GROUP:
                 break;
@@ -967,8 +1108,13 @@ static void check_database(struct loader *ld)
         const config_setting_t *group =
                 config_lookup(&ld->conf->cfg, "database");
         static const char *const pg_only[] = {
-                "url", "password_env", "password_file", "pool_size",
-                "connect_timeout", "statement_timeout", "retry_max_delay",
+                "url",
+                "password_env",
+                "password_file",
+                "pool_size",
+                "connect_timeout",
+                "statement_timeout",
+                "retry_max_delay",
                 "required",
         };
         static const char *const sqlite_only[] = {"path", "busy_timeout",
@@ -997,7 +1143,8 @@ static void check_database(struct loader *ld)
                            "missing (driver postgresql needs a connection "
                            "string or URL)");
         if (db->password_env != NULL && db->password_file != NULL)
-                conf_error(ld, config_setting_get_member(group, "password_file"),
+                conf_error(ld,
+                           config_setting_get_member(group, "password_file"),
                            "database.password_file",
                            "give password_env or password_file, not both");
         if (!db->postgresql && db->path == NULL && ld->conf->name != NULL) {
@@ -1195,6 +1342,13 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->database.migrations);
         free(conf->queue.path);
         free_strings(conf->queue.rate_limits);
+        for (size_t i = 0; i < conf->queue.nschedules; i++) {
+                free(conf->queue.schedules[i].name);
+                free(conf->queue.schedules[i].queue);
+                free(conf->queue.schedules[i].cron);
+                free(conf->queue.schedules[i].payload);
+        }
+        free(conf->queue.schedules);
         pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
         free(conf);

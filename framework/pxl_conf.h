@@ -24,9 +24,9 @@ struct pxl_limits {
         unsigned max_header_size;
         unsigned max_connections;
         uint64_t max_output_bytes;
-        unsigned max_handshakes;          /* upgrading connections per worker */
-        unsigned max_connections_per_ip;  /* 0 = no limit */
-        unsigned rate;                    /* messages/s per client, 0 = off */
+        unsigned max_handshakes;         /* upgrading connections per worker */
+        unsigned max_connections_per_ip; /* 0 = no limit */
+        unsigned rate;                   /* messages/s per client, 0 = off */
         unsigned burst;
         unsigned max_metadata_size;       /* bytes per client */
         unsigned max_metadata_entry_size; /* bytes per key */
@@ -46,32 +46,43 @@ struct pxl_auth_conf {
 };
 
 struct pxl_rooms_conf {
-        bool multiple;           /* a client may be in several rooms */
+        bool multiple; /* a client may be in several rooms */
         unsigned max_name_length;
         unsigned max_per_client;
-        bool notify_members;     /* clientJoined / clientLeft to members */
+        bool notify_members;         /* clientJoined / clientLeft to members */
         bool members_visible_to_all; /* roomMembers for non-members too */
-        unsigned max_member_field_length; /* joinRoom userId, userType, username */
+        unsigned max_member_field_length; /* joinRoom userId, userType, username
+                                           */
 };
 
 /* database: the app's database (pxl_db*.c), when the group is present. */
 struct pxl_db_conf {
-        bool enabled;             /* the database group is present */
-        bool postgresql;          /* driver = "postgresql"; else SQLite */
+        bool enabled;    /* the database group is present */
+        bool postgresql; /* driver = "postgresql"; else SQLite */
         char *driver;
-        char *path;               /* SQLite file (resolved) */
-        char *url;                /* PostgreSQL connection string or URL */
-        char *password_env;       /* environment variable with the password */
-        char *password_file;      /* file with the password (resolved) */
-        unsigned pool_size;       /* PostgreSQL connections per worker */
-        unsigned connect_timeout; /* seconds */
+        char *path;                 /* SQLite file (resolved) */
+        char *url;                  /* PostgreSQL connection string or URL */
+        char *password_env;         /* environment variable with the password */
+        char *password_file;        /* file with the password (resolved) */
+        unsigned pool_size;         /* PostgreSQL connections per worker */
+        unsigned connect_timeout;   /* seconds */
         unsigned statement_timeout; /* milliseconds, 0 = none */
         unsigned retry_max_delay;   /* seconds: cap of the reconnect backoff */
-        bool required;            /* refuse to start while unreachable */
-        unsigned busy_timeout;    /* SQLite: milliseconds to wait for a lock */
-        unsigned readers;         /* SQLite: reader threads per worker */
-        unsigned max_pending;     /* queries queued per worker */
-        char *migrations;         /* folder of NNN_name.sql (resolved) */
+        bool required;              /* refuse to start while unreachable */
+        unsigned busy_timeout; /* SQLite: milliseconds to wait for a lock */
+        unsigned readers;      /* SQLite: reader threads per worker */
+        unsigned max_pending;  /* queries queued per worker */
+        char *migrations;      /* folder of NNN_name.sql (resolved) */
+};
+
+/* One of queue.schedules: a job added to queue every N s or by cron. */
+struct pxl_schedule_conf {
+        char *name;
+        char *queue;
+        unsigned every; /* seconds; 0 with cron */
+        char *cron;     /* a cron expression (UTC), or NULL with every */
+        char *payload;  /* the jobs' payload as JSON text ("null") */
+        int line;
 };
 
 /* queue: background jobs (pxl_queue.c), run when a plugin processes one. */
@@ -84,10 +95,12 @@ struct pxl_queue_conf {
         unsigned poll_interval;  /* milliseconds between looks for jobs */
         char **rate_limits;      /* "QUEUE=N": N jobs started per second */
         unsigned threads;        /* for blocking processors, per worker */
+        struct pxl_schedule_conf *schedules;
+        size_t nschedules;
 };
 
 struct pxl_plugin_conf {
-        char *path;                   /* resolved path of the .so */
+        char *path;                       /* resolved path of the .so */
         const config_setting_t *entry;    /* its entry in the plugins list */
         int index;                        /* N of plugins[N] */
         const config_setting_t *settings; /* the plugin's group, or NULL */
@@ -117,9 +130,9 @@ struct pxl_config {
         struct pxl_rooms_conf rooms;
         bool presence_client_list;
         bool presence_include_payload;
-        unsigned presence_interval; /* ms between clientList frames */
-        unsigned max_idle;       /* inactivity.max_idle, 0 = off */
-        unsigned check_interval; /* inactivity.check_interval */
+        unsigned presence_interval;  /* ms between clientList frames */
+        unsigned max_idle;           /* inactivity.max_idle, 0 = off */
+        unsigned check_interval;     /* inactivity.check_interval */
         unsigned heartbeat_interval; /* 0 = off */
         unsigned heartbeat_timeout;
         unsigned metrics_log_interval; /* 0 = never logged */
@@ -129,7 +142,7 @@ struct pxl_config {
         size_t nplugins;
         unsigned nerrors;
         struct pxl_str warnings; /* "file:line: key: warning: text\n" lines */
-        config_t cfg; /* kept: plugin settings point into it */
+        config_t cfg;            /* kept: plugin settings point into it */
 };
 
 /*

@@ -33,6 +33,7 @@
 #include "pxl/pxl.h"
 #include "pxl_bus.h"
 #include "pxl_db.h"
+#include "pxl_cron.h"
 #include "pxl_db_int.h"
 #include "pxl_histogram.h"
 #include "pxl_int.h"
@@ -51,6 +52,7 @@
 #define MAX_QUEUE_NAME     64
 #define MAX_CLAIM          64 /* jobs claimed by one statement */
 #define TRIM_EVERY_MS      1000
+#define TEN_YEARS_MS       315360000000ULL
 
 struct pxl_queue;
 
@@ -77,8 +79,19 @@ struct queue {
         struct pxl_histogram *run_ms;  /* start to end */
 };
 
+/* One of queue.schedules, ticking in every worker. */
+struct schedule {
+        struct pxl_queue *q;
+        const struct pxl_schedule_conf *conf; /* the app file's */
+        struct queue *qu;
+        struct pxl_cron cron;
+        struct json_object *payload;
+        struct event *timer;
+        int64_t tick; /* the tick it waits for, seconds since the epoch */
+};
+
 struct pxl_job {
-        LIST_ENTRY(pxl_job) link; /* q->jobs */
+        LIST_ENTRY(pxl_job) link; /* q->jobs, or detached */
         struct queue *queue;
         char *id;
         struct json_object *payload;
@@ -106,6 +119,8 @@ struct pxl_queue {
         struct pxl_db_conf own_conf;
         struct queue *v;
         size_t n;
+        struct schedule *sched;
+        size_t nsched;
         LIST_HEAD(, pxl_job) jobs;
         struct event *lease_timer;
         struct event *count_timer;
@@ -117,6 +132,9 @@ struct pxl_queue {
 };
 
 static const struct pxl_service queue_service;
+
+/* Jobs still running when their worker stopped (see queue_stop). */
+static LIST_HEAD(, pxl_job) detached = LIST_HEAD_INITIALIZER(detached);
 
 static struct pxl_queue *queue_of(const struct pxl_worker *srv)
 {
@@ -788,6 +806,14 @@ static int end_job(struct pxl_job *job, const char *error,
                 json_object_put(result);
                 return PXL_EINVAL;
         }
+        if (job->queue == NULL) { /* its worker stopped */
+                json_object_put(result);
+                LIST_REMOVE(job, link);
+                json_object_put(job->payload);
+                free(job->id);
+                free(job);
+                return PXL_ECLOSED;
+        }
         if (job->blocking)
                 return end_on_thread(job, error, result);
         late = job->ended;
@@ -1032,16 +1058,17 @@ static int add_job(struct pxl_queue *q, struct pxl_ctx *ctx,
                 return PXL_EINVAL;
         }
         if (o->id == NULL)
-                snprintf(made, sizeof(made), "%s-%u-%" PRIu64, q->srv->node_id,
-                         q->srv->worker_index, ++q->seq);
+                snprintf(made, sizeof(made), "%s-%u.%u-%" PRIu64,
+                         q->srv->node_id, q->srv->worker_index,
+                         q->srv->worker_gen, ++q->seq);
         id = o->id ? o->id : made;
         a = calloc(1, sizeof(*a) + strlen(id) + 1);
         if (a == NULL)
                 return PXL_ENOMEM;
         now = now_ms(q);
         run_at = o->run_at_ms > 0 ? o->run_at_ms
-                                  : now + (int64_t)(o->delay_ms > INT32_MAX
-                                                            ? INT32_MAX
+                                  : now + (int64_t)(o->delay_ms > TEN_YEARS_MS
+                                                            ? TEN_YEARS_MS
                                                             : o->delay_ms);
         a->q = q;
         a->qu = qu;
@@ -1119,6 +1146,103 @@ int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
         }
         pxl_ctx_fini(&ctx);
         return rc;
+}
+
+/* ---- schedules ---------------------------------------------------------- */
+
+/* The first tick after `after` (seconds), or -1 for none. */
+static int64_t tick_after(const struct schedule *sc, int64_t after)
+{
+        if (sc->conf->cron != NULL)
+                return pxl_cron_next(&sc->cron, after);
+        return (after / sc->conf->every + 1) * sc->conf->every;
+}
+
+static void arm_schedule(struct schedule *sc)
+{
+        int64_t now = now_ms(sc->q);
+        struct timeval tv;
+
+        if (sc->tick < 0) /* a cron date that never comes */
+                return;
+        tv = pxl_ms_timeval(sc->tick * 1000 > now ? sc->tick * 1000 - now : 0);
+        evtimer_add(sc->timer, &tv);
+}
+
+/*
+ * A tick: every worker adds the tick's job under the same id, so the
+ * queue keeps one, whoever comes first. Ticks missed while no worker
+ * ran are not made up for.
+ */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+        struct schedule *sc = arg;
+        struct pxl_queue *q = sc->q;
+        struct pxl_job_options o = {.run_at_ms = sc->tick * 1000};
+        char id[MAX_ID_LEN + 1];
+        struct pxl_ctx ctx;
+
+        (void)fd;
+        (void)what;
+        snprintf(id, sizeof(id), "schedule:%.64s:%" PRId64, sc->conf->name,
+                 sc->tick);
+        o.id = id;
+        pxl_ctx_init(&ctx, q->srv, sc->qu->plugin, NULL);
+        if (add_job(q, &ctx, NULL, sc->qu->name, sc->payload, &o, NULL, NULL) <
+            0)
+                pxl_logs(PXL_LOG_ERR,
+                         "queue: schedule %s: tick %" PRId64 " not added",
+                         sc->conf->name, sc->tick);
+        pxl_ctx_fini(&ctx);
+        sc->tick = tick_after(sc, now_ms(q) / 1000 > sc->tick ? now_ms(q) / 1000
+                                                              : sc->tick);
+        arm_schedule(sc);
+}
+
+static int start_schedules(struct pxl_queue *q, struct pxl_str *errors)
+{
+        const struct pxl_queue_conf *conf = &q->srv->conf->queue;
+        char err[160];
+
+        q->sched = calloc(conf->nschedules ? conf->nschedules : 1,
+                          sizeof(*q->sched));
+        if (q->sched == NULL)
+                return PXL_ENOMEM;
+        for (size_t i = 0; i < conf->nschedules; i++) {
+                struct schedule *sc = &q->sched[q->nsched];
+                const struct pxl_schedule_conf *c = &conf->schedules[i];
+
+                sc->q = q;
+                sc->conf = c;
+                sc->qu = find_queue(q, c->queue); /* install checked it */
+                if (c->cron != NULL &&
+                    pxl_cron_parse(c->cron, &sc->cron, err, sizeof(err)) < 0)
+                        return PXL_EINVAL; /* the config checked it */
+                if (pxl_json_build(c->payload, strlen(c->payload), 64,
+                                   &sc->payload) < 0)
+                        return PXL_EINVAL;
+                q->nsched++;
+                sc->timer = evtimer_new(q->srv->base, on_tick, sc);
+                if (sc->qu == NULL || sc->timer == NULL) {
+                        pxl_str_puts(errors, "out of memory\n");
+                        return PXL_ENOMEM;
+                }
+                sc->tick = tick_after(sc, now_ms(q) / 1000);
+                arm_schedule(sc);
+        }
+        return 0;
+}
+
+static void stop_schedules(struct pxl_queue *q)
+{
+        for (size_t i = 0; i < q->nsched; i++) {
+                if (q->sched[i].timer != NULL)
+                        event_free(q->sched[i].timer);
+                json_object_put(q->sched[i].payload);
+        }
+        free(q->sched);
+        q->sched = NULL;
+        q->nsched = 0;
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -1260,6 +1384,18 @@ static void report(const struct pxl_worker *srv, struct json_object *out,
         json_object_object_add(out, "queues", all);
 }
 
+void pxl_queue_fini(void)
+{
+        struct pxl_job *job;
+
+        while ((job = LIST_FIRST(&detached)) != NULL) {
+                LIST_REMOVE(job, link);
+                json_object_put(job->payload);
+                free(job->id);
+                free(job);
+        }
+}
+
 /* ---- the service -------------------------------------------------------- */
 
 /* The file the jobs live in: the app's SQLite database, or our own. */
@@ -1332,6 +1468,7 @@ int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
 static void stop_queues(struct pxl_queue *q)
 {
         pxl_queue_pool_free(q->pool);
+        stop_schedules(q);
         for (size_t i = 0; i < q->n; i++) {
                 if (q->v[i].timer != NULL)
                         event_free(q->v[i].timer);
@@ -1435,6 +1572,10 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         return PXL_ERR;
                 }
         }
+        if (start_schedules(q, errors) < 0) {
+                stop_queues(q);
+                return PXL_ERR;
+        }
         pxl_worker_set_service_state(srv, &queue_service, q);
         tv = pxl_ms_timeval(lease_every_ms(q));
         evtimer_add(q->lease_timer, &tv);
@@ -1469,6 +1610,8 @@ static void queue_stop(struct pxl_worker *srv)
         pxl_queue_pool_free(q->pool);
         q->pool = NULL;
         /* released has no flag to set: this block's would be gone. */
+        for (size_t i = 0; i < q->nsched; i++)
+                evtimer_del(q->sched[i].timer);
         if (!LIST_EMPTY(&q->jobs))
                 run(q,
                     "UPDATE pxl_jobs SET state = 'waiting', "
@@ -1489,13 +1632,19 @@ static void queue_stop(struct pxl_worker *srv)
                         event_base_loop(srv->base, EVLOOP_ONCE);
                 }
         }
+        /*
+         * Handles still running stay valid, detached: a callback the
+         * database or Redis runs as they stop may still end one (which
+         * then only frees it); pxl_queue_fini frees the rest.
+         */
         while ((job = LIST_FIRST(&q->jobs)) != NULL) {
                 LIST_REMOVE(job, link);
                 if (job->timeout_ev != NULL)
                         event_free(job->timeout_ev);
-                json_object_put(job->payload);
-                free(job->id);
-                free(job);
+                job->timeout_ev = NULL;
+                job->queue = NULL;
+                job->ended = true;
+                LIST_INSERT_HEAD(&detached, job, link);
         }
         for (size_t i = 0; i < q->n; i++)
                 evtimer_del(q->v[i].timer);
@@ -1587,6 +1736,25 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
                                        "queue.rate_limits",
                                        "no plugin processes queue \"%.*s\"",
                                        (int)len, *r);
+                        rc = PXL_ERR;
+                }
+        }
+        for (size_t i = 0; i < srv->conf->queue.nschedules; i++) {
+                const struct pxl_schedule_conf *c =
+                        &srv->conf->queue.schedules[i];
+                bool found = false;
+
+                for (size_t j = 0; j < srv->plugins.n && !found; j++)
+                        for (const struct pxl_processor *p =
+                                     pxl_plugin_processors(
+                                             srv->plugins.v[j].desc);
+                             p != NULL && p->queue != NULL && !found; p++)
+                                found = strcmp(p->queue, c->queue) == 0;
+                if (!found) {
+                        pxl_str_report(errors, srv->conf->file, c->line,
+                                       "queue.schedules",
+                                       "%s: no plugin processes queue \"%s\"",
+                                       c->name, c->queue);
                         rc = PXL_ERR;
                 }
         }

@@ -22,4 +22,10 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors);
  */
 int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors);
 
+/*
+ * Free the handles of jobs that were still running when their worker
+ * stopped and that no plugin ended since (after pxl_server_fini).
+ */
+void pxl_queue_fini(void);
+
 #endif

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
                 rc = serve(&srv, &errors);
         /* In a cluster, each worker returns here too and ends the same way. */
         pxl_server_fini(&srv);
+        pxl_queue_fini();
         rc = rc < 0 ? fail(&errors) : 0;
         pxl_str_fini(&errors);
         return rc;

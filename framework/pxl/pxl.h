@@ -713,7 +713,8 @@ typedef void pxl_job_added_fn(struct pxl_ctx *ctx, const char *id,
  * PXL_EINVAL for a queue no plugin processes, a bad option or a payload
  * over queue.max_payload (the reason logged); PXL_ECLOSED without a
  * queue (no plugin declares processors); PXL_ENOMEM. fn never runs on
- * these. A processor runs with a ctx that has no client.
+ * these. A processor runs with a ctx that has no client. A delay runs
+ * from the call; delays past ten years are cut to ten years.
  */
 int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
                 const struct json_object *payload,
@@ -762,7 +763,7 @@ const char *pxl_job_queue(const struct pxl_job *job);
 struct json_object *pxl_job_payload(const struct pxl_job *job);
 /* 1 on the first run, 2 on the first retry... */
 unsigned pxl_job_attempt(const struct pxl_job *job);
-/* Publish jobProgress {queue, id, progress} (borrowed) on the bus. */
+/* Publish jobProgress {queue, id, attempt, progress} (borrowed) on the bus. */
 int pxl_job_progress(struct pxl_job *job, const struct json_object *progress);
 /*
  * End the job: completed, with result (taken; may be NULL), or failed
