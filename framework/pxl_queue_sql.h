@@ -10,8 +10,8 @@
  *              out (the worker died) makes it claimable again
  *   completed  done, result kept (the newest keep of the queue)
  *   dead       failed attempts times; kept until retried or removed
- * attempt counts the runs started. Times are milliseconds since the
- * epoch.
+ * attempt counts the runs started (a run given back at a graceful
+ * shutdown is not counted). Times are milliseconds since the epoch.
  *
  * pxl_queue_limits holds a rate-limited queue's GCRA state: tat, when
  * the next start is allowed (microseconds since the epoch), and how

@@ -673,7 +673,9 @@ int pxl_db_rollback(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg);
  * Background jobs: a handler (or a subscriber, a processor, init) adds a
  * job to a named queue; the processor a plugin declares for that queue
  * runs it later, on some worker, and the bus tells every worker how it
- * ended (jobCompleted, jobFailed, jobProgress; see pxl-protocol(7)).
+ * ended: jobCompleted {queue, id, attempt, result}, jobFailed {queue,
+ * id, attempt, error, dead, and retryAt (ms) while a retry is left},
+ * jobProgress {queue, id, attempt, progress} (see pxl-protocol(7)).
  * A job that fails is retried after its backoff while attempts remain,
  * then kept as dead until pxl-jobs(1) retries or removes it.
  *
