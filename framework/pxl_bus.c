@@ -14,8 +14,10 @@
 #include "pxl_plugin.h"
 #include "pxl_worker.h"
 
-static const char *const reserved[] = {"clientConnected", "clientDisconnected",
-                                       "clientJoinedRoom", "clientLeftRoom"};
+static const char *const reserved[] = {
+        "clientConnected", "clientDisconnected", "clientJoinedRoom",
+        "clientLeftRoom",  "jobCompleted",       "jobFailed",
+        "jobProgress"};
 
 int pxl_bus_reserved(const char *channel)
 {

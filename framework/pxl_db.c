@@ -493,6 +493,7 @@ TAILQ_HEAD(tx_list, pxl_db_tx);
 
 struct pxl_db {
         struct pxl_worker *srv;
+        const struct pxl_db_conf *conf; /* borrowed: the app file's, or ours */
         const struct pxl_db_backend *backend;
         void *state;                  /* the back end's */
         bool started;                 /* the back end runs */
@@ -546,7 +547,7 @@ struct event_base *pxl_db_base(const struct pxl_db *db)
 
 const struct pxl_db_conf *pxl_db_conf(const struct pxl_db *db)
 {
-        return &db->srv->conf->database;
+        return db->conf;
 }
 
 const char *pxl_db_file(const struct pxl_db *db)
@@ -924,11 +925,10 @@ static void db_on_change(struct pxl_worker *srv, const struct pxl_change *ch,
 
 /* ---- queries ---------------------------------------------------------- */
 
-int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
-                 const struct json_object *params, pxl_db_result_fn *fn,
-                 void *arg)
+int pxl_db_run(struct pxl_db *db, struct pxl_plugin_slot *plugin,
+               const char *sql, const struct json_object *params,
+               pxl_db_result_fn *fn, void *arg)
 {
-        struct pxl_db *db = db_of(ctx);
         struct pxl_db_job *job;
         int rc;
 
@@ -938,43 +938,54 @@ int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
                             !json_object_is_type((struct json_object *)params,
                                                  json_type_array)))
                 return PXL_EINVAL;
-        job = job_new(db, PXL_DB_QUERY, sql, params, ctx->plugin, fn, arg, &rc);
+        job = job_new(db, PXL_DB_QUERY, sql, params, plugin, fn, arg, &rc);
         if (job == NULL)
                 return rc;
         submit(db, job);
         return PXL_OK;
 }
 
+int pxl_db_query(struct pxl_ctx *ctx, const char *sql,
+                 const struct json_object *params, pxl_db_result_fn *fn,
+                 void *arg)
+{
+        return pxl_db_run(db_of(ctx), ctx ? ctx->plugin : NULL, sql, params, fn,
+                          arg);
+}
+
 /* ---- the service ------------------------------------------------------ */
 
-static int db_start(struct pxl_worker *srv, struct pxl_str *errors)
+struct pxl_db *pxl_db_open(struct pxl_worker *srv,
+                           const struct pxl_db_conf *conf,
+                           struct pxl_str *errors)
 {
         struct pxl_db *db = calloc(1, sizeof(*db));
 
         if (db == NULL) {
                 pxl_str_puts(errors, "out of memory\n");
-                return PXL_ENOMEM;
+                return NULL;
         }
         db->srv = srv;
-        db->backend = srv->conf->database.postgresql ? &pxl_db_postgresql
-                                                     : &pxl_db_sqlite;
+        db->conf = conf;
+        db->backend = conf->postgresql ? &pxl_db_postgresql : &pxl_db_sqlite;
         TAILQ_INIT(&db->ready);
         TAILQ_INIT(&db->txs);
-        pxl_worker_set_service_state(srv, &db_service, db);
         db->ready_ev = event_new(srv->base, -1, 0, on_ready, db);
         if (db->ready_ev == NULL) {
                 pxl_str_puts(errors, "out of memory\n");
-                return PXL_ENOMEM;
+                pxl_db_close(db);
+                return NULL;
         }
-        if (db->backend->start(db, &db->state, errors) < 0)
-                return PXL_ERR;
+        if (db->backend->start(db, &db->state, errors) < 0) {
+                pxl_db_close(db);
+                return NULL;
+        }
         db->started = true;
-        return PXL_OK;
+        return db;
 }
 
-static void db_stop(struct pxl_worker *srv)
+void pxl_db_close(struct pxl_db *db)
 {
-        struct pxl_db *db = pxl_worker_service_state(srv, &db_service);
         struct pxl_db_tx *tx, *next;
 
         if (db == NULL)
@@ -1003,8 +1014,30 @@ static void db_stop(struct pxl_worker *srv)
         }
         if (db->ready_ev != NULL)
                 event_free(db->ready_ev);
-        pxl_worker_set_service_state(srv, &db_service, NULL);
         free(db);
+}
+
+struct pxl_db *pxl_db_app(const struct pxl_worker *srv)
+{
+        return pxl_worker_service_state(srv, &db_service);
+}
+
+static int db_start(struct pxl_worker *srv, struct pxl_str *errors)
+{
+        struct pxl_db *db = pxl_db_open(srv, &srv->conf->database, errors);
+
+        if (db == NULL)
+                return PXL_ERR;
+        pxl_worker_set_service_state(srv, &db_service, db);
+        return PXL_OK;
+}
+
+static void db_stop(struct pxl_worker *srv)
+{
+        struct pxl_db *db = pxl_db_app(srv);
+
+        pxl_worker_set_service_state(srv, &db_service, NULL);
+        pxl_db_close(db);
 }
 
 static const struct pxl_service db_service = {

@@ -8,12 +8,34 @@
 
 #include <stdbool.h>
 
+#include "pxl/pxl.h"
+
 struct pxl_worker;
 struct pxl_config;
 struct pxl_str;
 
+struct pxl_db;
+struct pxl_db_conf;
+struct pxl_plugin_slot;
+
 /* With a database group: run the database in srv's workers. */
 int pxl_db_install(struct pxl_worker *srv);
+
+/*
+ * For the subsystems above: the app's database while its worker serves
+ * (NULL without one), or one of their own on conf (borrowed; it must
+ * outlive the database), opened on srv's loop and closed by
+ * pxl_db_close, which ends every query first. pxl_db_run is
+ * pxl_db_query for them: plugin may be NULL.
+ */
+struct pxl_db *pxl_db_app(const struct pxl_worker *srv);
+struct pxl_db *pxl_db_open(struct pxl_worker *srv,
+                           const struct pxl_db_conf *conf,
+                           struct pxl_str *errors);
+void pxl_db_close(struct pxl_db *db);
+int pxl_db_run(struct pxl_db *db, struct pxl_plugin_slot *plugin,
+               const char *sql, const struct json_object *params,
+               pxl_db_result_fn *fn, void *arg);
 
 /*
  * The migrations folder of conf (database.migrations): check its file

@@ -80,6 +80,14 @@ const struct pxl_setting *pxl_plugin_settings(const struct pxl_plugin *d)
         return d->settings;
 }
 
+const struct pxl_processor *pxl_plugin_processors(const struct pxl_plugin *d)
+{
+        if (d->hdr.size < offsetof(struct pxl_plugin, processors) +
+                                  sizeof(d->processors))
+                return NULL;
+        return d->processors;
+}
+
 static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
                            struct pxl_router *router, struct pxl_str *errors)
 {

@@ -49,5 +49,7 @@ void pxl_plugins_unload(struct pxl_plugins *ps);
 const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d);
 /* The settings table of a descriptor, or NULL (none, or ABI 1.0/1.1). */
 const struct pxl_setting *pxl_plugin_settings(const struct pxl_plugin *d);
+/* ABI 1.4's processors table, or NULL for an older plugin. */
+const struct pxl_processor *pxl_plugin_processors(const struct pxl_plugin *d);
 
 #endif

@@ -16,6 +16,7 @@
 #include "pxl_db.h"
 #include "pxl_log.h"
 #include "pxl_mirror.h"
+#include "pxl_queue.h"
 #include "pxl_server.h"
 
 static void usage(FILE *f)
@@ -197,11 +198,15 @@ int main(int argc, char **argv)
                 pxl_str_puts(&errors, "out of memory\n");
                 rc = PXL_ENOMEM;
         }
+        if (rc == 0)
+                rc = pxl_queue_install(&srv, &errors);
         /* -t checks the migrations' names; a start applies them. */
         if (rc == 0 && test_only)
                 rc = pxl_db_check_migrations(conf, &errors);
         else if (rc == 0)
                 rc = migrate(conf, false, &errors);
+        if (rc == 0 && !test_only)
+                rc = pxl_queue_prepare(&srv, &errors);
         if (rc == 0 && test_only)
                 printf("%s: ok (%zu plugins)\n", argv[optind], srv.plugins.n);
         if (rc == 0 && !test_only)

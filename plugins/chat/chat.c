@@ -5,7 +5,8 @@
  * for every member, and the database: with a database group in the app
  * file, messages are stored (table chat_messages, made by
  * migrations/001_chat_messages.sql) and chat/history reads them back;
- * without one, chat works and keeps nothing.
+ * without one, chat works and keeps nothing. And a background job:
+ * chat/remind says something to a room later, through the queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,15 +225,107 @@ static int chat_history(struct pxl_ctx *ctx, const struct pxl_msg *msg)
                                           : pxl_strerror(rc));
 }
 
+/* The reminder's job was stored: the sender hears its id. */
+static void reminder_added(struct pxl_ctx *ctx, const char *id, bool existed,
+                           const char *error, void *arg)
+{
+        struct pxl_defer *d = arg;
+        struct json_object *reply;
+
+        (void)ctx;
+        (void)existed;
+        if (error != NULL) {
+                pxl_defer_fail(d, "reminder not stored: %s", error);
+                return;
+        }
+        reply = json_object_new_object();
+        json_object_object_add(reply, "id", json_object_new_string(id));
+        pxl_defer_reply(d, reply);
+}
+
+/*
+ * chat/remind {"roomName": R, "text": T, "delayMs": N}: in N ms (1 ms to
+ * a day) every member of R then gets {"type":"chat","action":"reminder",
+ * "data":{roomName, text, from}}; the sender gets {"id": JOB}. Members
+ * only. The reminder is a job: it survives a restart of the server.
+ */
+static int chat_remind(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *data = pxl_msg_data(msg), *room, *text = NULL;
+        struct json_object *delay = NULL, *payload;
+        struct pxl_job_options opts = {.attempts = 3, .backoff_ms = 1000};
+        struct pxl_defer *d;
+        const char *bad;
+        int rc;
+
+        if ((bad = joined_room(ctx, data, &room)) != NULL)
+                return pxl_fail(ctx, "%s", bad);
+        json_object_object_get_ex(data, "text", &text);
+        json_object_object_get_ex(data, "delayMs", &delay);
+        if (!json_object_is_type(text, json_type_string) ||
+            json_object_get_string_len(text) == 0 ||
+            json_object_get_string_len(text) > MAX_TEXT)
+                return pxl_fail(ctx, "text is required (at most %d bytes)",
+                                MAX_TEXT);
+        if (!json_object_is_type(delay, json_type_int) ||
+            json_object_get_int64(delay) < 1 ||
+            json_object_get_int64(delay) > 86400000)
+                return pxl_fail(ctx, "delayMs must be an integer from 1 to "
+                                     "86400000");
+        opts.delay_ms = (uint64_t)json_object_get_int64(delay);
+        payload = json_object_new_object();
+        json_object_object_add(payload, "roomName", json_object_get(room));
+        json_object_object_add(payload, "text", json_object_get(text));
+        json_object_object_add(payload, "from",
+                               json_object_new_string(pxl_ctx_client_id(ctx)));
+        if ((d = pxl_defer(ctx)) == NULL) {
+                json_object_put(payload);
+                return pxl_fail(ctx, "out of memory");
+        }
+        rc = pxl_job_add(ctx, "chat.reminders", payload, &opts, reminder_added,
+                         d);
+        json_object_put(payload);
+        if (rc == PXL_OK)
+                return PXL_DEFERRED;
+        pxl_defer_cancel(d);
+        return pxl_fail(ctx, "reminder not stored: %s", pxl_strerror(rc));
+}
+
+/* The chat.reminders processor: the room hears the reminder now. */
+static int remind_room(struct pxl_ctx *ctx, struct pxl_job *job)
+{
+        struct json_object *p = pxl_job_payload(job), *room = NULL, *out, *r;
+        int n;
+
+        json_object_object_get_ex(p, "roomName", &room);
+        if (!json_object_is_type(room, json_type_string))
+                return pxl_job_fail(job, "no roomName in the payload");
+        out = pxl_msg_new("chat", "reminder", json_object_get(p));
+        n = pxl_send_to_room(ctx, json_object_get_string(room), out, NULL);
+        json_object_put(out);
+        if (n < 0)
+                return pxl_job_fail(job, "could not send: %s", pxl_strerror(n));
+        r = json_object_new_object();
+        json_object_object_add(r, "delivered", json_object_new_int(n));
+        return pxl_job_complete(job, r);
+}
+
+static const struct pxl_processor chat_processors[] = {
+        {"chat.reminders", remind_room, 4, 10000},
+        PXL_PROCESSOR_END,
+};
+
 static const struct pxl_route chat_routes[] = {
         {"chat", "say", chat_say},
         {"chat", "history", chat_history},
+        {"chat", "remind", chat_remind},
         PXL_ROUTE_END,
 };
 
 PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .hdr = PXL_PLUGIN_HDR,
         .name = "chat",
-        .version = "1.1.0",
+        .version = "1.2.0",
         .routes = chat_routes,
+        .processors = chat_processors,
 };

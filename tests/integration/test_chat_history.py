@@ -4,13 +4,17 @@ test_chat_history - the example app as the quick start serves it
 chat/say stores every message and replies once it is stored, with its id;
 chat/history gives a room's last N messages oldest first, members only;
 the table comes from the migration applied at the first start and the
-history survives a restart, which applies nothing again.
+history survives a restart, which applies nothing again. chat/remind
+stores a background job that says the reminder to the room after its
+delay, and one still waiting when the server stops is said after the
+restart.
 """
 import asyncio
 import os
 import re
 import shutil
 import sys
+import time
 
 sys.dont_write_bytecode = True
 
@@ -124,6 +128,48 @@ async def say_and_read():
         await close_all([a, b, outsider])
 
 
+async def recv_reminder(c, timeout):
+    """The next chat/reminder frame, skipping room notices."""
+    end = time.monotonic() + timeout
+    while True:
+        r = await c.recv(timeout=max(0.1, end - time.monotonic()))
+        if r.get("type") == "chat" and r.get("action") == "reminder":
+            return r
+
+
+async def remind():
+    a, aid = await connect_id(server.url())
+    b, _ = await connect_id(server.url())
+    try:
+        await join(a, "lobby")
+        await join(b, "lobby")
+        t0 = time.monotonic()
+        r = await request(a, "remind", {"roomName": "lobby", "text": "tea",
+                                        "delayMs": 400})
+        check(set(r) == {"type", "action", "response"}
+              and isinstance(r["response"].get("id"), str),
+              "remind replies with the job's id: %r" % r)
+        got = await recv_reminder(b, 10)
+        waited = time.monotonic() - t0
+        eq(got["data"], {"roomName": "lobby", "text": "tea", "from": aid},
+           "the reminder frame's data")
+        check(waited >= 0.39, "the reminder came after %.3f s, before its "
+              "400 ms delay" % waited)
+        eq((await recv_reminder(a, 5))["data"]["text"], "tea",
+           "the sender, a member, hears it too")
+        eq(await request(a, "remind", {"roomName": "lobby", "text": "x",
+                                       "delayMs": 0}),
+           error_frame("delayMs must be an integer from 1 to 86400000"),
+           "delayMs 0")
+        # One left waiting across the restart (said in 3 s).
+        r = await request(a, "remind", {"roomName": "lobby",
+                                        "text": "after restart",
+                                        "delayMs": 3000})
+        check("id" in r.get("response", {}), "remind: %r" % r)
+    finally:
+        await close_all([a, b])
+
+
 def restart_keeps_history():
     server.stop()
     server.start()  # a new log
@@ -137,6 +183,9 @@ def restart_keeps_history():
             r = await request(c, "history", {"roomName": "lobby"})
             eq(len(r["response"]["messages"]), 5,
                "messages kept across a restart")
+            got = await recv_reminder(c, 15)
+            eq(got["data"]["text"], "after restart",
+               "the reminder left waiting is said after the restart")
         finally:
             await close_all([c])
     asyncio.run(read_back())
@@ -145,7 +194,10 @@ def restart_keeps_history():
 tap.case("the example app starts and applies its migration", first_start)
 tap.case("chat/say stores, chat/history reads back, members only",
          lambda: asyncio.run(say_and_read()))
-tap.case("history survives a restart, which applies no migration",
+tap.case("chat/remind: the room hears it after its delay (a job)",
+         lambda: asyncio.run(remind()))
+tap.case("history and a waiting reminder survive a restart, which applies "
+         "no migration",
          restart_keeps_history)
 tap.case("server exits 0 on SIGTERM with a clean log", server.stop)
 tap.done()

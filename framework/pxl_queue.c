@@ -1,0 +1,1111 @@
+/*
+ * pxl_queue.c - background jobs (pxl.h's pxl_job_*) without Redis: the
+ * jobs live in SQLite (pxl_queue_sql.h), in the app's database or a file
+ * of their own, reached through the database layer's thread pool, so
+ * nothing here blocks the loop. Every worker claims what is due for the
+ * queues its plugins process, up to each processor's concurrency, runs
+ * it, and records the outcome; the bus tells every worker
+ * (jobCompleted, jobFailed, jobProgress).
+ *
+ * At least once: a claim is a lease, renewed while the job runs here;
+ * a worker that dies stops renewing, and once the lease has run out any
+ * worker claims the job again. An outcome is recorded only by the owner
+ * of the attempt it belongs to, so a late one changes nothing.
+ *
+ * Ownership: the service state (struct pxl_queue) owns the queues, the
+ * jobs running here and, without an SQLite app database, its own
+ * database. A struct pxl_job belongs to the plugin from the processor
+ * call until it ends it; pxl frees it then (or at shutdown).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "pxl/pxl.h"
+#include "pxl_bus.h"
+#include "pxl_db.h"
+#include "pxl_db_int.h"
+#include "pxl_int.h"
+#include "pxl_json.h"
+#include "pxl_log.h"
+#include "pxl_plugin.h"
+#include "pxl_queue.h"
+#include "pxl_queue_sql.h"
+#include "pxl_time.h"
+#include "pxl_worker.h"
+
+#define DEFAULT_ATTEMPTS   3
+#define DEFAULT_BACKOFF_MS 1000
+#define MAX_ID_LEN         128
+#define MAX_QUEUE_NAME     64
+#define MAX_CLAIM          64 /* jobs claimed by one statement */
+#define TRIM_EVERY_MS      1000
+
+struct pxl_queue;
+
+/* A queue this worker processes. */
+struct queue {
+        struct pxl_queue *q;
+        const char *name; /* borrowed from the plugin's table */
+        struct pxl_plugin_slot *plugin;
+        const struct pxl_processor *proc;
+        unsigned capacity; /* the processor's concurrency */
+        unsigned running;  /* jobs here, claimed and not ended */
+        bool claiming;     /* a claim is in flight */
+        bool again;        /* look once more when it is back */
+        struct event *timer;
+        int64_t timer_at; /* when it rings (ms), 0 = not armed */
+        int64_t trimmed_ms;
+};
+
+struct pxl_job {
+        LIST_ENTRY(pxl_job) link; /* q->jobs */
+        struct queue *queue;
+        char *id;
+        struct json_object *payload;
+        unsigned attempt, attempts, backoff_ms, timeout_ms, keep;
+        bool backoff_exp;
+        bool in_call; /* inside its processor */
+        bool ended;   /* its outcome is decided (ended, or timed out) */
+        struct event *timeout_ev;
+};
+
+struct pxl_queue {
+        struct pxl_worker *srv;
+        struct pxl_db *db;
+        bool own_db;
+        struct pxl_db_conf own_conf;
+        struct queue *v;
+        size_t n;
+        LIST_HEAD(, pxl_job) jobs;
+        struct event *lease_timer;
+        char owner[64];    /* NODE/WORKER/PID: who holds a lease */
+        uint64_t seq;      /* for ids made here */
+        unsigned inflight; /* our own statements not yet answered */
+        bool stopping;
+};
+
+static const struct pxl_service queue_service;
+
+static struct pxl_queue *queue_of(const struct pxl_worker *srv)
+{
+        return srv ? pxl_worker_service_state(srv, &queue_service) : NULL;
+}
+
+static struct queue *find_queue(struct pxl_queue *q, const char *name)
+{
+        for (size_t i = 0; i < q->n; i++)
+                if (strcmp(q->v[i].name, name) == 0)
+                        return &q->v[i];
+        return NULL;
+}
+
+static int64_t now_ms(const struct pxl_queue *q)
+{
+        return pxl_worker_now_ms(q->srv);
+}
+
+/* ---- statements --------------------------------------------------------- */
+
+/* A params array from a printf-like spec: s string, i int64, n null. */
+static struct json_object *params(const char *spec, ...)
+{
+        struct json_object *a = json_object_new_array();
+        va_list ap;
+
+        va_start(ap, spec);
+        for (const char *p = spec; a != NULL && *p; p++) {
+                struct json_object *v = NULL;
+                const char *str;
+
+                switch (*p) {
+                case 's':
+                        str = va_arg(ap, const char *);
+                        v = str ? json_object_new_string(str) : NULL;
+                        break;
+                case 'i':
+                        v = json_object_new_int64(va_arg(ap, int64_t));
+                        break;
+                }
+                if (json_object_array_add(a, v) < 0) {
+                        json_object_put(v);
+                        json_object_put(a);
+                        a = NULL;
+                }
+        }
+        va_end(ap);
+        return a;
+}
+
+/* What our own statements carry to their callback. */
+struct call {
+        struct pxl_queue *q;
+        void (*done)(struct pxl_queue *q, const struct pxl_db_result *res,
+                     void *arg);
+        void *arg;
+};
+
+static void call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
+                      void *arg)
+{
+        struct call *c = arg;
+
+        (void)ctx;
+        c->q->inflight--;
+        if (c->done != NULL)
+                c->done(c->q, res, c->arg);
+        free(c);
+}
+
+/*
+ * Run sql with p (taken); done (may be NULL) gets the result. On a
+ * failure to queue, done runs never and the reason is logged.
+ */
+static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
+               void (*done)(struct pxl_queue *, const struct pxl_db_result *,
+                            void *),
+               void *arg)
+{
+        struct call *c = malloc(sizeof(*c));
+        int rc = PXL_ENOMEM;
+
+        if (c != NULL && p != NULL) {
+                c->q = q;
+                c->done = done;
+                c->arg = arg;
+                rc = pxl_db_run(q->db, NULL, sql, p, call_done, c);
+        }
+        json_object_put(p);
+        if (rc < 0) {
+                free(c);
+                pxl_logs(PXL_LOG_ERR, "queue: cannot run a statement: %s",
+                         pxl_strerror(rc));
+                return rc;
+        }
+        q->inflight++;
+        return PXL_OK;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+/* Tell every worker's subscribers (obj taken). */
+static void publish(struct pxl_queue *q, const char *name,
+                    struct json_object *obj)
+{
+        if (obj == NULL)
+                return;
+        if (q->srv->remote != NULL)
+                q->srv->remote->publish(q->srv, name, obj);
+        pxl_bus_publish(q->srv, name, obj);
+        json_object_put(obj);
+}
+
+static struct json_object *event_of(const struct pxl_job *job,
+                                    const char *qname)
+{
+        struct json_object *o = json_object_new_object();
+
+        if (o == NULL)
+                return NULL;
+        json_object_object_add(o, "queue", json_object_new_string(qname));
+        json_object_object_add(o, "id", json_object_new_string(job->id));
+        json_object_object_add(o, "attempt",
+                               json_object_new_int64(job->attempt));
+        return o;
+}
+
+/* ---- claiming ----------------------------------------------------------- */
+
+static void claim(struct queue *qu);
+
+static void arm(struct queue *qu, int64_t at)
+{
+        int64_t now = now_ms(qu->q);
+
+        if (qu->timer_at != 0 && qu->timer_at <= at)
+                return;
+        qu->timer_at = at;
+        {
+                struct timeval tv = pxl_ms_timeval(at > now ? at - now : 0);
+
+                evtimer_add(qu->timer, &tv);
+        }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+        struct queue *qu = arg;
+
+        (void)fd;
+        (void)what;
+        qu->timer_at = 0;
+        claim(qu);
+}
+
+/* The next look: when something is due, or at the poll interval. */
+static void next_due(struct pxl_queue *q, const struct pxl_db_result *res,
+                     void *arg)
+{
+        struct queue *qu = arg;
+        const char *v = pxl_db_value(res, 0, 0, NULL);
+        int64_t at = now_ms(q) + q->srv->conf->queue.poll_interval;
+
+        if (pxl_db_error(res) == NULL && v != NULL && strtoll(v, NULL, 10) < at)
+                at = strtoll(v, NULL, 10);
+        if (!q->stopping)
+                arm(qu, at);
+}
+
+static void start_job(struct queue *qu, struct pxl_job *job);
+
+static struct pxl_job *job_from_row(struct queue *qu,
+                                    const struct pxl_db_result *res, size_t r)
+{
+        struct pxl_job *job = calloc(1, sizeof(*job));
+        const char *payload;
+        size_t len;
+
+        if (job == NULL)
+                return NULL;
+        job->queue = qu;
+        job->id = strdup(pxl_db_value(res, r, 0, NULL));
+        payload = pxl_db_value(res, r, 1, &len);
+        job->attempt =
+                (unsigned)strtoul(pxl_db_value(res, r, 2, NULL), NULL, 10);
+        job->attempts =
+                (unsigned)strtoul(pxl_db_value(res, r, 3, NULL), NULL, 10);
+        job->backoff_ms =
+                (unsigned)strtoul(pxl_db_value(res, r, 4, NULL), NULL, 10);
+        job->backoff_exp = strcmp(pxl_db_value(res, r, 5, NULL), "0") != 0;
+        job->timeout_ms =
+                (unsigned)strtoul(pxl_db_value(res, r, 6, NULL), NULL, 10);
+        job->keep = (unsigned)strtoul(pxl_db_value(res, r, 7, NULL), NULL, 10);
+        /* Numbers keep their text, as in a client's message. */
+        if (job->id == NULL || payload == NULL ||
+            pxl_json_build(payload, len, 64, &job->payload) < 0) {
+                free(job->id);
+                free(job);
+                return NULL;
+        }
+        return job;
+}
+
+static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
+                    void *arg)
+{
+        struct queue *qu = arg;
+        size_t n = pxl_db_rows(res), asked = qu->capacity - qu->running;
+
+        qu->claiming = false;
+        if (q->stopping)
+                return;
+        if (pxl_db_error(res) != NULL) {
+                pxl_logs(PXL_LOG_WARN, "queue %s: cannot claim jobs: %s",
+                         qu->name, pxl_db_error(res));
+                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
+                return;
+        }
+        for (size_t r = 0; r < n; r++) {
+                struct pxl_job *job = job_from_row(qu, res, r);
+
+                if (job == NULL) {
+                        /* Renewed with the others, it would never end. */
+                        pxl_logs(PXL_LOG_ERR,
+                                 "queue %s: job %s: payload unreadable: dead",
+                                 qu->name, pxl_db_value(res, r, 0, NULL));
+                        run(q,
+                            "UPDATE pxl_jobs SET state = 'dead', owner = NULL, "
+                            "lease_until = NULL, error = 'payload is not "
+                            "JSON', finished_at = $3 WHERE queue = $1 AND "
+                            "id = $2",
+                            params("ssi", qu->name,
+                                   pxl_db_value(res, r, 0, NULL), now_ms(q)),
+                            NULL, NULL);
+                        continue;
+                }
+                qu->running++;
+                LIST_INSERT_HEAD(&q->jobs, job, link);
+                start_job(qu, job);
+        }
+        if (qu->again || (n > 0 && n >= asked)) {
+                qu->again = false;
+                claim(qu); /* there may be more */
+                return;
+        }
+        run(q,
+            "SELECT MIN(CASE state WHEN 'waiting' THEN run_at "
+            "ELSE lease_until END) FROM pxl_jobs "
+            "WHERE queue = $1 AND state IN ('waiting', 'active')",
+            params("s", qu->name), next_due, qu);
+}
+
+/* Take what is due (or whose lease ran out), up to the free places. */
+static void claim(struct queue *qu)
+{
+        struct pxl_queue *q = qu->q;
+        const struct pxl_queue_conf *conf = &q->srv->conf->queue;
+        int64_t now = now_ms(q);
+        unsigned free_places;
+
+        if (q->stopping || qu->running >= qu->capacity)
+                return;
+        if (qu->claiming) {
+                qu->again = true;
+                return;
+        }
+        free_places = qu->capacity - qu->running;
+        if (free_places > MAX_CLAIM)
+                free_places = MAX_CLAIM;
+        if (run(q,
+                "UPDATE pxl_jobs SET state = 'active', "
+                "attempt = attempt + 1, owner = $3, lease_until = $4, "
+                "started_at = $2 WHERE rowid IN (SELECT rowid FROM pxl_jobs "
+                "WHERE queue = $1 AND ((state = 'waiting' AND run_at <= $2) "
+                "OR (state = 'active' AND lease_until <= $2)) "
+                "ORDER BY priority DESC, run_at, rowid LIMIT $5) "
+                "RETURNING id, payload, attempt, attempts, backoff_ms, "
+                "backoff_exp, timeout_ms, keep",
+                params("sisii", qu->name, now, q->owner,
+                       now + (int64_t)conf->stalled_after * 1000,
+                       (int64_t)free_places),
+                claimed, qu) == 0)
+                qu->claiming = true;
+        else
+                arm(qu, now + conf->poll_interval);
+}
+
+/* ---- outcomes ----------------------------------------------------------- */
+
+static void job_free(struct pxl_job *job)
+{
+        LIST_REMOVE(job, link);
+        if (job->timeout_ev != NULL)
+                event_free(job->timeout_ev);
+        json_object_put(job->payload);
+        free(job->id);
+        free(job);
+}
+
+/* Trim the queue's completed jobs to the newest keep, now and then. */
+static void trim(struct queue *qu, unsigned keep)
+{
+        int64_t now = now_ms(qu->q);
+
+        if (now - qu->trimmed_ms < TRIM_EVERY_MS)
+                return;
+        qu->trimmed_ms = now;
+        run(qu->q,
+            "DELETE FROM pxl_jobs WHERE rowid IN (SELECT rowid FROM pxl_jobs "
+            "WHERE queue = $1 AND state = 'completed' "
+            "ORDER BY finished_at DESC LIMIT -1 OFFSET $2)",
+            params("si", qu->name, (int64_t)keep), NULL, NULL);
+}
+
+/* An outcome recorded: tell everyone, when it was still this attempt's. */
+struct outcome {
+        struct queue *qu;
+        const char *name; /* the event */
+        struct json_object *event;
+};
+
+static void recorded(struct pxl_queue *q, const struct pxl_db_result *res,
+                     void *arg)
+{
+        struct outcome *o = arg;
+
+        if (pxl_db_error(res) != NULL)
+                pxl_logs(PXL_LOG_ERR,
+                         "queue %s: cannot record a job's "
+                         "outcome: %s",
+                         o->qu->name, pxl_db_error(res));
+        else if (pxl_db_affected(res) > 0)
+                publish(q, o->name, json_object_get(o->event));
+        json_object_put(o->event);
+        free(o);
+}
+
+/*
+ * Record how the job ended (error NULL: completed with result, taken)
+ * and free its place; the struct stays while the plugin may still hold
+ * it (a timeout ended it first).
+ */
+static void finish(struct pxl_job *job, const char *error,
+                   struct json_object *result)
+{
+        struct queue *qu = job->queue;
+        struct pxl_queue *q = qu->q;
+        struct outcome *o = calloc(1, sizeof(*o));
+        int64_t now = now_ms(q);
+        const char *result_text = NULL;
+
+        job->ended = true;
+        if (job->timeout_ev != NULL)
+                evtimer_del(job->timeout_ev);
+        if (o == NULL || (o->event = event_of(job, qu->name)) == NULL) {
+                free(o);
+                o = NULL;
+        } else {
+                o->qu = qu;
+        }
+        if (error == NULL) {
+                if (result != NULL)
+                        result_text = json_object_to_json_string_ext(
+                                result, JSON_C_TO_STRING_PLAIN);
+                if (o != NULL) {
+                        o->name = "jobCompleted";
+                        json_object_object_add(o->event, "result",
+                                               json_object_get(result));
+                }
+                if (job->keep == 0)
+                        run(q,
+                            "DELETE FROM pxl_jobs WHERE queue = $1 AND "
+                            "id = $2 AND owner = $3 AND attempt = $4",
+                            params("sssi", qu->name, job->id, q->owner,
+                                   (int64_t)job->attempt),
+                            o ? recorded : NULL, o);
+                else
+                        run(q,
+                            "UPDATE pxl_jobs SET state = 'completed', "
+                            "result = $5, finished_at = $6, owner = NULL, "
+                            "lease_until = NULL, error = NULL WHERE "
+                            "queue = $1 AND id = $2 AND owner = $3 AND "
+                            "attempt = $4",
+                            params("sssisi", qu->name, job->id, q->owner,
+                                   (int64_t)job->attempt, result_text, now),
+                            o ? recorded : NULL, o);
+                if (job->keep > 0)
+                        trim(qu, job->keep);
+        } else if (job->attempt < job->attempts) {
+                uint64_t wait = job->backoff_ms;
+
+                if (job->backoff_exp)
+                        for (unsigned i = 1;
+                             i < job->attempt && wait < 86400000; i++)
+                                wait *= 2;
+                if (o != NULL) {
+                        o->name = "jobFailed";
+                        json_object_object_add(o->event, "error",
+                                               json_object_new_string(error));
+                        json_object_object_add(o->event, "dead",
+                                               json_object_new_boolean(0));
+                        json_object_object_add(
+                                o->event, "retryAt",
+                                json_object_new_int64(now + (int64_t)wait));
+                }
+                run(q,
+                    "UPDATE pxl_jobs SET state = 'waiting', run_at = $5, "
+                    "error = $6, owner = NULL, lease_until = NULL WHERE "
+                    "queue = $1 AND id = $2 AND owner = $3 AND attempt = $4",
+                    params("sssiis", qu->name, job->id, q->owner,
+                           (int64_t)job->attempt, now + (int64_t)wait, error),
+                    o ? recorded : NULL, o);
+                arm(qu, now + (int64_t)wait);
+        } else {
+                if (o != NULL) {
+                        o->name = "jobFailed";
+                        json_object_object_add(o->event, "error",
+                                               json_object_new_string(error));
+                        json_object_object_add(o->event, "dead",
+                                               json_object_new_boolean(1));
+                }
+                run(q,
+                    "UPDATE pxl_jobs SET state = 'dead', error = $5, "
+                    "finished_at = $6, owner = NULL, lease_until = NULL "
+                    "WHERE queue = $1 AND id = $2 AND owner = $3 AND "
+                    "attempt = $4",
+                    params("sssisi", qu->name, job->id, q->owner,
+                           (int64_t)job->attempt, error, now),
+                    o ? recorded : NULL, o);
+        }
+        json_object_put(result);
+        qu->running--;
+        claim(qu);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_job *job = arg;
+        char why[64];
+
+        (void)fd;
+        (void)what;
+        snprintf(why, sizeof(why), "timed out after %u ms", job->timeout_ms);
+        pxl_logs(PXL_LOG_WARN, "queue %s: job %s %s", job->queue->name, job->id,
+                 why);
+        finish(job, why, NULL); /* the plugin still holds job */
+}
+
+static void start_job(struct queue *qu, struct pxl_job *job)
+{
+        struct pxl_queue *q = qu->q;
+        struct pxl_ctx ctx;
+        struct timeval tv;
+        int rc;
+
+        if (job->attempt > job->attempts) { /* its workers kept dying */
+                finish(job, "stalled: the worker running it stopped", NULL);
+                job_free(job);
+                return;
+        }
+        if (job->timeout_ms == 0)
+                job->timeout_ms = qu->proc->timeout_ms
+                                          ? qu->proc->timeout_ms
+                                          : q->srv->conf->queue.timeout;
+        job->timeout_ev = evtimer_new(q->srv->base, on_timeout, job);
+        tv = pxl_ms_timeval(job->timeout_ms);
+        if (job->timeout_ev != NULL)
+                evtimer_add(job->timeout_ev, &tv);
+        pxl_ctx_init(&ctx, q->srv, qu->plugin, NULL);
+        job->in_call = true;
+        rc = qu->proc->fn(&ctx, job);
+        job->in_call = false;
+        pxl_ctx_fini(&ctx);
+        if (job->ended) { /* ended in the call */
+                job_free(job);
+                return;
+        }
+        if (rc == PXL_DEFERRED)
+                return;
+        if (rc < 0) {
+                char why[96];
+
+                snprintf(why, sizeof(why), "the processor returned: %s",
+                         pxl_strerror(rc));
+                finish(job, why, NULL);
+        } else {
+                finish(job, NULL, NULL);
+        }
+        job_free(job);
+}
+
+/* ---- the plugin's calls ------------------------------------------------- */
+
+const char *pxl_job_id(const struct pxl_job *job)
+{
+        return job->id;
+}
+
+const char *pxl_job_queue(const struct pxl_job *job)
+{
+        return job->queue ? job->queue->name : "";
+}
+
+struct json_object *pxl_job_payload(const struct pxl_job *job)
+{
+        return job->payload;
+}
+
+unsigned pxl_job_attempt(const struct pxl_job *job)
+{
+        return job->attempt;
+}
+
+int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
+{
+        struct json_object *ev;
+        struct pxl_queue *q;
+
+        if (job == NULL || job->ended || job->queue == NULL)
+                return PXL_ECLOSED;
+        q = job->queue->q;
+        run(q,
+            "UPDATE pxl_jobs SET progress = $4 WHERE queue = $1 AND id = $2 "
+            "AND owner = $3",
+            params("ssss", job->queue->name, job->id, q->owner,
+                   json_object_to_json_string_ext(
+                           (struct json_object *)progress,
+                           JSON_C_TO_STRING_PLAIN)),
+            NULL, NULL);
+        if ((ev = event_of(job, job->queue->name)) == NULL)
+                return PXL_ENOMEM;
+        json_object_object_add(ev, "progress",
+                               json_object_get((struct json_object *)progress));
+        publish(q, "jobProgress", ev);
+        return PXL_OK;
+}
+
+/* The plugin ends job: recorded unless a timeout (or shutdown) did. */
+static int end_job(struct pxl_job *job, const char *error,
+                   struct json_object *result)
+{
+        bool late;
+
+        if (job == NULL) {
+                json_object_put(result);
+                return PXL_EINVAL;
+        }
+        late = job->ended;
+        if (!late)
+                finish(job, error, result);
+        else
+                json_object_put(result);
+        /* In the call, start_job frees it when the processor returns. */
+        if (!job->in_call)
+                job_free(job);
+        return late ? PXL_ECLOSED : PXL_OK;
+}
+
+int pxl_job_complete(struct pxl_job *job, struct json_object *result)
+{
+        return end_job(job, NULL, result);
+}
+
+int pxl_job_fail(struct pxl_job *job, const char *fmt, ...)
+{
+        char why[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof(why), fmt ? fmt : "failed", ap);
+        va_end(ap);
+        return end_job(job, why[0] ? why : "failed", NULL);
+}
+
+/* ---- adding ------------------------------------------------------------- */
+
+struct adding {
+        struct pxl_queue *q;
+        struct queue *qu;
+        struct pxl_plugin_slot *plugin;
+        pxl_job_added_fn *fn;
+        void *arg;
+        int64_t run_at;
+        char id[];
+};
+
+static void added(struct pxl_queue *q, const struct pxl_db_result *res,
+                  void *arg)
+{
+        struct adding *a = arg;
+        bool existed = pxl_db_error(res) == NULL && pxl_db_affected(res) == 0;
+
+        if (pxl_db_error(res) == NULL && !existed && !q->stopping) {
+                if (a->run_at <= now_ms(q))
+                        claim(a->qu);
+                else
+                        arm(a->qu, a->run_at);
+        }
+        if (a->fn != NULL) {
+                struct pxl_ctx ctx;
+
+                pxl_ctx_init(&ctx, q->srv, a->plugin, NULL);
+                a->fn(&ctx, a->id, existed, pxl_db_error(res), a->arg);
+                pxl_ctx_fini(&ctx);
+        }
+        free(a);
+}
+
+static bool good_id(const char *id)
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n > MAX_ID_LEN)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
+                const struct json_object *payload,
+                const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                void *arg)
+{
+        static const struct pxl_job_options defaults;
+        const struct pxl_job_options *o = options ? options : &defaults;
+        struct pxl_queue *q = queue_of(ctx ? ctx->srv : NULL);
+        const struct pxl_queue_conf *conf;
+        struct queue *qu;
+        struct adding *a;
+        const char *text;
+        char made[64];
+        const char *id;
+        int64_t now, run_at;
+        size_t len;
+
+        if (q == NULL || q->stopping)
+                return PXL_ECLOSED;
+        conf = &q->srv->conf->queue;
+        if (queue == NULL || (qu = find_queue(q, queue)) == NULL) {
+                pxl_log(ctx, PXL_LOG_WARN,
+                        "pxl_job_add: no processor for queue \"%s\"",
+                        queue ? queue : "(null)");
+                return PXL_EINVAL;
+        }
+        text = json_object_to_json_string_ext((struct json_object *)payload,
+                                              JSON_C_TO_STRING_PLAIN);
+        len = strlen(text);
+        if (len > conf->max_payload) {
+                pxl_log(ctx, PXL_LOG_WARN,
+                        "pxl_job_add: queue %s: payload of %zu bytes is over "
+                        "queue.max_payload (%u)",
+                        queue, len, conf->max_payload);
+                return PXL_EINVAL;
+        }
+        if (o->id != NULL && !good_id(o->id)) {
+                pxl_log(ctx, PXL_LOG_WARN,
+                        "pxl_job_add: queue %s: a job id is 1 to %d "
+                        "printable bytes",
+                        queue, MAX_ID_LEN);
+                return PXL_EINVAL;
+        }
+        if (o->id == NULL)
+                snprintf(made, sizeof(made), "%s-%u-%" PRIu64, q->srv->node_id,
+                         q->srv->worker_index, ++q->seq);
+        id = o->id ? o->id : made;
+        a = calloc(1, sizeof(*a) + strlen(id) + 1);
+        if (a == NULL)
+                return PXL_ENOMEM;
+        now = now_ms(q);
+        run_at = o->run_at_ms > 0 ? o->run_at_ms
+                                  : now + (int64_t)(o->delay_ms > INT32_MAX
+                                                            ? INT32_MAX
+                                                            : o->delay_ms);
+        a->q = q;
+        a->qu = qu;
+        a->plugin = ctx->plugin;
+        a->fn = fn;
+        a->arg = arg;
+        a->run_at = run_at;
+        memcpy(a->id, id, strlen(id) + 1);
+        {
+                struct json_object *p = json_object_new_array();
+                int64_t vals[] = {
+                        o->priority,
+                        run_at,
+                        o->attempts ? o->attempts : DEFAULT_ATTEMPTS,
+                        o->backoff_ms ? o->backoff_ms : DEFAULT_BACKOFF_MS,
+                        o->backoff_exponential,
+                        o->timeout_ms,
+                        o->keep_completed ? o->keep_completed
+                                          : conf->keep_completed,
+                        now,
+                };
+
+                json_object_array_add(p, json_object_new_string(queue));
+                json_object_array_add(p, json_object_new_string(id));
+                json_object_array_add(
+                        p, json_object_new_string_len(text, (int)len));
+                for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
+                        json_object_array_add(p,
+                                              json_object_new_int64(vals[i]));
+                if (run(q,
+                        "INSERT INTO pxl_jobs (queue, id, payload, priority, "
+                        "run_at, attempts, backoff_ms, backoff_exp, "
+                        "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
+                        "$4, $5, $6, $7, $8, $9, $10, $11) "
+                        "ON CONFLICT (queue, id) DO NOTHING",
+                        p, added, a) < 0) {
+                        free(a);
+                        return PXL_ENOMEM;
+                }
+        }
+        return PXL_OK;
+}
+
+/* ---- leases ------------------------------------------------------------- */
+
+static unsigned lease_every_ms(const struct pxl_queue *q)
+{
+        unsigned ms = q->srv->conf->queue.stalled_after * 1000 / 3;
+
+        return ms < 100 ? 100 : ms;
+}
+
+static void on_lease(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_queue *q = arg;
+        struct timeval tv = pxl_ms_timeval(lease_every_ms(q));
+
+        (void)fd;
+        (void)what;
+        if (!LIST_EMPTY(&q->jobs))
+                run(q,
+                    "UPDATE pxl_jobs SET lease_until = $2 WHERE owner = $1 "
+                    "AND state = 'active'",
+                    params("si", q->owner,
+                           now_ms(q) +
+                                   (int64_t)q->srv->conf->queue.stalled_after *
+                                           1000),
+                    NULL, NULL);
+        evtimer_add(q->lease_timer, &tv);
+}
+
+/* ---- the service -------------------------------------------------------- */
+
+/* The file the jobs live in: the app's SQLite database, or our own. */
+static const char *jobs_file(const struct pxl_config *conf)
+{
+        if (conf->database.enabled && !conf->database.postgresql)
+                return conf->database.path;
+        return conf->queue.path;
+}
+
+static bool installed(const struct pxl_worker *srv)
+{
+        for (unsigned i = 0; i < srv->nservices; i++)
+                if (srv->services[i] == &queue_service)
+                        return true;
+        return false;
+}
+
+int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
+{
+        const char *file = jobs_file(srv->conf);
+        sqlite3 *db = NULL;
+        char *msg = NULL;
+        int rc = 0;
+
+        if (!installed(srv))
+                return 0;
+        if (sqlite3_open_v2(file, &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                            NULL) != SQLITE_OK) {
+                pxl_str_report(errors, srv->conf->file, 0, "queue",
+                               "cannot open %s: %s", file,
+                               db ? sqlite3_errmsg(db) : "out of memory");
+                rc = PXL_ERR;
+        } else {
+                sqlite3_busy_timeout(db, 5000);
+                if (sqlite3_exec(db,
+                                 "PRAGMA journal_mode = WAL; " PXL_QUEUE_SCHEMA,
+                                 NULL, NULL, &msg) != SQLITE_OK) {
+                        pxl_str_report(errors, srv->conf->file, 0, "queue",
+                                       "%s: %s", file,
+                                       msg ? msg : sqlite3_errmsg(db));
+                        rc = PXL_ERR;
+                }
+        }
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return rc;
+}
+
+static void stop_queues(struct pxl_queue *q)
+{
+        for (size_t i = 0; i < q->n; i++)
+                if (q->v[i].timer != NULL)
+                        event_free(q->v[i].timer);
+        free(q->v);
+        if (q->lease_timer != NULL)
+                event_free(q->lease_timer);
+        if (q->own_db)
+                pxl_db_close(q->db);
+        free(q);
+}
+
+static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
+{
+        struct pxl_queue *q = calloc(1, sizeof(*q));
+        struct timeval tv;
+        size_t n = 0;
+
+        if (q == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        q->srv = srv;
+        LIST_INIT(&q->jobs);
+        snprintf(q->owner, sizeof(q->owner), "%s/%u/%d", srv->node_id,
+                 srv->worker_index, (int)getpid());
+        for (size_t i = 0; i < srv->plugins.n; i++) {
+                const struct pxl_processor *p =
+                        pxl_plugin_processors(srv->plugins.v[i].desc);
+
+                for (; p != NULL && p->queue != NULL; p++)
+                        n++;
+        }
+        q->v = calloc(n ? n : 1, sizeof(*q->v));
+        q->db = pxl_db_app(srv);
+        if (q->db == NULL || srv->conf->database.postgresql) {
+                q->own_conf.enabled = true;
+                q->own_conf.path = srv->conf->queue.path;
+                q->own_conf.busy_timeout = 5000;
+                q->own_conf.readers = 1;
+                q->own_conf.max_pending = 1000000;
+                q->own_db = true;
+                q->db = pxl_db_open(srv, &q->own_conf, errors);
+        }
+        q->lease_timer = evtimer_new(srv->base, on_lease, q);
+        if (q->v == NULL || q->db == NULL || q->lease_timer == NULL) {
+                if (q->db == NULL)
+                        q->own_db = false;
+                pxl_str_puts(errors, q->db ? "out of memory\n" : "");
+                stop_queues(q);
+                return PXL_ERR;
+        }
+        for (size_t i = 0; i < srv->plugins.n; i++) {
+                const struct pxl_processor *p =
+                        pxl_plugin_processors(srv->plugins.v[i].desc);
+
+                for (; p != NULL && p->queue != NULL; p++) {
+                        struct queue *qu = &q->v[q->n++];
+
+                        qu->q = q;
+                        qu->name = p->queue;
+                        qu->plugin = &srv->plugins.v[i];
+                        qu->proc = p;
+                        qu->capacity = p->concurrency ? p->concurrency : 1;
+                        qu->timer = evtimer_new(srv->base, on_timer, qu);
+                        if (qu->timer == NULL) {
+                                pxl_str_puts(errors, "out of memory\n");
+                                stop_queues(q);
+                                return PXL_ENOMEM;
+                        }
+                }
+        }
+        pxl_worker_set_service_state(srv, &queue_service, q);
+        tv = pxl_ms_timeval(lease_every_ms(q));
+        evtimer_add(q->lease_timer, &tv);
+        for (size_t i = 0; i < q->n; i++)
+                arm(&q->v[i], now_ms(q));
+        return PXL_OK;
+}
+
+/* Give back what runs here, so that it runs again at once elsewhere. */
+static void released(struct pxl_queue *q, const struct pxl_db_result *res,
+                     void *arg)
+{
+        bool *done = arg;
+
+        (void)q;
+        if (pxl_db_error(res) != NULL)
+                pxl_logs(PXL_LOG_WARN,
+                         "queue: running jobs not given back (%s): they "
+                         "run again after queue.stalled_after",
+                         pxl_db_error(res));
+        *done = true;
+}
+
+static void queue_stop(struct pxl_worker *srv)
+{
+        struct pxl_queue *q = queue_of(srv);
+        struct pxl_job *job;
+
+        if (q == NULL)
+                return;
+        q->stopping = true;
+        if (!LIST_EMPTY(&q->jobs)) {
+                bool done = false;
+
+                run(q,
+                    "UPDATE pxl_jobs SET state = 'waiting', "
+                    "attempt = attempt - 1, owner = NULL, "
+                    "lease_until = NULL WHERE owner = $1 AND "
+                    "state = 'active'",
+                    params("s", q->owner), released, &done);
+        }
+        /*
+         * Every statement of ours answered before q goes: their
+         * callbacks name it (the app's database closes after us).
+         */
+        {
+                struct timeval tick = pxl_ms_timeval(50);
+                int64_t until = pxl_worker_now_ms(srv) + 5000;
+
+                while (q->inflight > 0 && pxl_worker_now_ms(srv) < until) {
+                        event_base_loopexit(srv->base, &tick);
+                        event_base_loop(srv->base, EVLOOP_ONCE);
+                }
+        }
+        while ((job = LIST_FIRST(&q->jobs)) != NULL) {
+                LIST_REMOVE(job, link);
+                if (job->timeout_ev != NULL)
+                        event_free(job->timeout_ev);
+                json_object_put(job->payload);
+                free(job->id);
+                free(job);
+        }
+        for (size_t i = 0; i < q->n; i++)
+                evtimer_del(q->v[i].timer);
+        if (q->own_db) {
+                pxl_db_close(q->db);
+                q->own_db = false;
+        }
+        pxl_worker_set_service_state(srv, &queue_service, NULL);
+        q->db = NULL;
+        stop_queues(q);
+}
+
+static const struct pxl_service queue_service = {
+        .name = "queue",
+        .start = queue_start,
+        .stop = queue_stop,
+};
+
+static bool good_queue_name(const char *name)
+{
+        size_t n = strlen(name);
+
+        if (n == 0 || n > MAX_QUEUE_NAME)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((name[i] >= 'a' && name[i] <= 'z') ||
+                      (name[i] >= '0' && name[i] <= '9') || name[i] == '_' ||
+                      name[i] == '.' || name[i] == '-'))
+                        return false;
+        return true;
+}
+
+int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
+{
+        size_t n = 0;
+        int rc = 0;
+
+        for (size_t i = 0; i < srv->plugins.n; i++) {
+                const struct pxl_plugin_slot *s = &srv->plugins.v[i];
+                const struct pxl_processor *p = pxl_plugin_processors(s->desc);
+
+                for (; p != NULL && p->queue != NULL; p++, n++) {
+                        if (!good_queue_name(p->queue) || p->fn == NULL) {
+                                pxl_str_report(errors, s->path, 0, NULL,
+                                               "processor for queue \"%s\": "
+                                               "%s",
+                                               p->queue,
+                                               p->fn == NULL
+                                                       ? "no function"
+                                                       : "a queue name is 1 to "
+                                                         "64 of a-z 0-9 _ . -");
+                                rc = PXL_ERR;
+                        }
+                        for (size_t j = 0; j <= i; j++) {
+                                const struct pxl_processor *o =
+                                        pxl_plugin_processors(
+                                                srv->plugins.v[j].desc);
+
+                                for (; o != NULL && o->queue != NULL && o != p;
+                                     o++)
+                                        if (strcmp(o->queue, p->queue) == 0) {
+                                                pxl_str_report(
+                                                        errors, s->path, 0,
+                                                        NULL,
+                                                        "queue \"%s\" already "
+                                                        "has a processor (%s)",
+                                                        p->queue,
+                                                        srv->plugins.v[j].path);
+                                                rc = PXL_ERR;
+                                        }
+                        }
+                }
+        }
+        if (rc < 0 || n == 0)
+                return rc;
+        /* Our own SQLite file: set up as the app's would be. */
+        if (pxl_db_sqlite.setup != NULL &&
+            (!srv->conf->database.enabled || srv->conf->database.postgresql))
+                pxl_db_sqlite.setup();
+        if (pxl_worker_add_service(srv, &queue_service) < 0) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        return PXL_OK;
+}
