@@ -25,7 +25,8 @@ queue.max_payload are refused with the reason logged; kill -9 of pxl-serve
 while a job runs: after a restart the job runs again once
 queue.stalled_after has passed (and not before), and completes once, and
 a job waiting behind it runs; a graceful restart with waiting and delayed
-jobs runs all of them, on time; jobs live in queue.path (NAME-jobs.db)
+jobs runs all of them, on time, and a job running at the stop is given
+back and runs again at once; jobs live in queue.path (NAME-jobs.db)
 without a database, in the app's SQLite database with one. Every server's
 stop checks exit 0 and a log without ERR lines or sanitizer reports.
 """
@@ -310,7 +311,7 @@ async def t_thousand(m):
         added = time.monotonic() - t0
         value_of = {}
         for s, rs in zip(specs, replies):
-            for (q, p, o), r in zip(s, rs):
+            for (q, p), r in zip(s, rs):
                 check(not r["existed"], "a new job existed: %r" % r)
                 check(r["id"] not in value_of, "id %r given twice"
                       % r["id"])
@@ -337,7 +338,9 @@ async def t_thousand(m):
         eq(len(done), 1000, "jobCompleted events")
         eq(len({d["id"] for d in done}), 1000, "distinct ids completed")
         for d in done:
-            eq(set(d), {"queue", "id", "result"}, "jobCompleted keys")
+            eq(set(d), {"queue", "id", "attempt", "result"},
+               "jobCompleted keys")
+            eq(d["attempt"], 1, "jobCompleted attempt")
             v = value_of[d["id"]]
             exp = None if hows[v % 3] == "ok" else {"attempt": 1,
                                                     "value": v}
@@ -414,6 +417,41 @@ async def t_delays(m):
           "after its time" % (len(rounds), DELAY_BOUND))
 
 
+async def t_delay_from_call(m):
+    """A delay counts from the pxl_job_add call: 200 jobs with delayMs 1000
+    added by pipelined requests (many handled in one loop turn) are
+    stored with run_at no sooner than the call's time + 1000 ms
+    (addedAt: the plugin's clock just before the call), and none starts
+    before then. runAtMs is stored as given."""
+    m.need()
+    specs = [("delay", {"value": "b%d" % i}, {"delayMs": 1000})
+             for i in range(200)]
+    specs.append(("delay", {"value": "b-at"}, {"runAtMs": now_ms() + 1000}))
+    rs = await m.c.add_many(specs)
+    short = []
+    stored = {r["id"]: r for r in table(m.db, "WHERE queue = 'delay'")}
+    for (q, p, o), r in zip(specs, rs):
+        row = stored[r["id"]]
+        if "runAtMs" in o:
+            eq(row["run_at"], o["runAtMs"], "run_at of a runAtMs job")
+        elif row["run_at"] < r["addedAt"] + o["delayMs"]:
+            short.append(r["addedAt"] + o["delayMs"] - row["run_at"])
+    ids = {r["id"]: r["addedAt"] + o.get("delayMs", 0)
+           for (q, p, o), r in zip(specs, rs)}
+    ids[rs[-1]["id"]] = specs[-1][2]["runAtMs"]
+    starts = await wait_log(m.log, lambda ls: (
+        lambda s: s if len(s) == len(ids) else None)(
+            [x for x in ls if x["ev"] == "start" and x["id"] in ids]), 15,
+        "the 201 jobs' starts")
+    early = sorted(ids[x["id"]] - x["at"] for x in starts
+                   if x["at"] < ids[x["id"]])
+    check(not short and not early, "of 200 jobs with delayMs 1000, %d were "
+          "stored with run_at before the call's time + 1000 ms (by up to "
+          "%s ms), %d started before it (by up to %s ms)"
+          % (len(short), max(short, default=0), len(early),
+             max(early, default=0)))
+
+
 def gaps(log, queue, id_):
     """[next start - previous end] between a job's runs, in ms."""
     lines = [x for x in log.lines() if x.get("queue") == queue
@@ -466,9 +504,18 @@ async def t_backoff(m):
         eq((row["state"], row["attempt"]), ("dead", n),
            "%s: state and attempt in the table" % name)
         fl = c.job_events(job["id"], "jobFailed")
+        runs = m.log.runs("flaky", job["id"])
         for e in fl:
+            dead = e["data"].get("dead")
             check_event_keys(e, ("queue", "id", "error", "attempt",
-                                 "dead"))
+                                 "dead") + (() if dead else ("retryAt",)))
+            if not dead:  # when the retry is due: it did not start before
+                nxt = runs[e["data"]["attempt"]]["at"]
+                check(isinstance(e["data"]["retryAt"], int)
+                      and nxt >= e["data"]["retryAt"],
+                      "%s: attempt %d started at %d, retryAt said %r"
+                      % (name, e["data"]["attempt"] + 1, nxt,
+                         e["data"]["retryAt"]))
         eq([(e["data"]["attempt"], e["data"]["dead"]) for e in fl],
            [(i, i == n) for i in range(1, n + 1)],
            "%s: jobFailed (attempt, dead) the client got" % name)
@@ -488,10 +535,12 @@ async def t_backoff(m):
     eq((row["state"], row["attempt"]), ("completed", 2), "C in the table")
     eq([(e["action"], e["data"].get("attempt"), e["data"].get("dead"))
         for e in c.job_events(cc["id"])],
-       [("jobFailed", 1, False), ("jobCompleted", None, None)],
+       [("jobFailed", 1, False), ("jobCompleted", 2, None)],
        "C's events")
-    eq(c.job_events(cc["id"], "jobCompleted")[0]["data"]["result"],
-       {"attempt": 2, "value": "C"}, "C's result")
+    done = c.job_events(cc["id"], "jobCompleted")[0]
+    check_event_keys(done, ("queue", "id", "attempt", "result"))
+    eq((done["data"]["attempt"], done["data"]["result"]),
+       (2, {"attempt": 2, "value": "C"}), "C's attempt and result")
 
 
 async def t_duplicate(m):
@@ -570,8 +619,8 @@ async def t_timeout(m):
                         and c.job_events(u["id"], "jobCompleted"), 15,
                         "T and U completed")
     await wait_log(m.log, lambda ls: len([
-        x for x in ls if x["ev"] == "late"
-        and x["id"] in (t["id"], u["id"])]) == 2, 5,
+        x for x in ls if x["ev"] == "rc"
+        and x["id"] in (t["id"], u["id"])]) == 4, 5,
         "the late completions of T's and U's first runs")
     await asyncio.sleep(0.3)
     slack = 300 + load_slack(3, 0.7) * 1000
@@ -590,12 +639,11 @@ async def t_timeout(m):
         took = when[0] - starts[0]["at"]
         check(limit <= took <= limit + slack, "%s: failed %d ms after its "
               "start; timeout %d ms" % (name, took, limit))
-        late = m.log.runs("slow", job["id"], ev="late")
-        eq([(x["attempt"], x["rc"]) for x in late], [(1, PXL_ECLOSED)],
-           "%s: the late pxl_job_complete (attempt, rc)" % name)
-        ends = m.log.runs("slow", job["id"], ev="end")
-        eq([(x["attempt"], x["rc"]) for x in ends], [(2, 0)],
-           "%s: runs that ended in time (attempt, rc)" % name)
+        rcs = m.log.runs("slow", job["id"], ev="rc")
+        eq(sorted((x["attempt"], x["rc"]) for x in rcs),
+           [(1, PXL_ECLOSED), (2, 0)], "%s: pxl_job_complete's return "
+           "(attempt, rc): the late one refused, the second one not"
+           % name)
         done = c.job_events(job["id"], "jobCompleted")
         eq([e["data"]["result"] for e in done],
            [{"attempt": 2, "value": name}], "%s: jobCompleted" % name)
@@ -617,9 +665,10 @@ async def t_progress(m):
                         "jobCompleted")
     ev = c.job_events(r["id"])
     for e in ev:
-        check_event_keys(e, ("queue", "id", "progress")
+        check_event_keys(e, ("queue", "id", "attempt", "progress")
                          if e["action"] == "jobProgress"
-                         else ("queue", "id", "result"))
+                         else ("queue", "id", "attempt", "result"))
+        eq(e["data"]["attempt"], 1, "attempt in %r" % e)
     eq([(e["action"], e["data"]["queue"], e["data"]["id"]) for e in ev],
        [("jobProgress", "progress", r["id"])] * 3 +
        [("jobCompleted", "progress", r["id"])], "events the client got")
@@ -681,6 +730,33 @@ async def t_refused(m):
        "log lines of refused jobs")
 
 
+async def t_keep_completed(m):
+    """keepCompleted 2: of 6 completed jobs of a queue, the newest 2 stay
+    in the table (trimmed now and then: a seventh job's completion more
+    than a second later trims)."""
+    m.need()
+    c = m.c
+    ids = []
+    for i in range(6):
+        ids.append((await c.add("keep", {"value": i},
+                                {"keepCompleted": 2}))["id"])
+    await wait_log(m.log, lambda ls: len([
+        x for x in ls if x["ev"] == "jobCompleted"
+        and x["msg"]["id"] in ids]) == 6, 10, "6 completed")
+    await asyncio.sleep(1.1)
+    ids.append((await c.add("keep", {"value": 6}, {"keepCompleted": 2}))
+               ["id"])
+
+    async def kept():
+        rows = table(m.db, "WHERE queue = 'keep' AND state = 'completed'")
+        return rows if len(rows) <= 2 else None
+    rows = await poll(kept, timeout=5, what=lambda: "at most 2 completed "
+                      "jobs of queue keep; the table has %r" % [
+                          r["id"] for r in table(m.db, "WHERE queue = "
+                                                 "'keep'")])
+    eq(sorted(r["id"] for r in rows), sorted(ids[-2:]), "the jobs kept")
+
+
 async def t_once_overall(m):
     """Across everything the main server ran: no (queue, id, attempt) ran
     twice, attempts count up from 1, and no job completed twice."""
@@ -730,6 +806,10 @@ async def t_kill9(srv, log):
     first = log.runs("work", "k1")[0]["at"]
     row = job_row(db, "work", "k1")
     eq((row["state"], row["attempt"]), ("active", 1), "k1 after the kill")
+    lease = row["lease_until"]
+    check(lease - row["started_at"] >= STALLED_AFTER * 1000,
+          "k1's lease ran %d ms from its claim: shorter than stalled_after"
+          % (lease - row["started_at"]))
     eq(job_row(db, "work", "k2")["state"], "waiting", "k2 after the kill")
     await asyncio.to_thread(srv.start)
     await wait_log(log, lambda ls: any(
@@ -740,9 +820,9 @@ async def t_kill9(srv, log):
     runs = log.runs("work", "k1")
     eq([x["attempt"] for x in runs], [1, 2], "k1's runs")
     again = runs[1]["at"]
-    check(again >= first + STALLED_AFTER * 1000, "k1 ran again %d ms after "
-          "its first start: before stalled_after (%d s)"
-          % (again - first, STALLED_AFTER))
+    check(again >= lease, "k1 ran again %d ms before its lease ran out "
+          "(lease_until %d, %d ms after its claim)"
+          % (lease - again, lease, lease - row["started_at"]))
     bound = STALLED_AFTER * 1000 + 1000 + load_slack(5, 2) * 1000
     check(again - killed <= bound, "k1 ran again %d ms after the kill "
           "(stalled_after %d s, bound %d ms)" % (again - killed,
@@ -771,9 +851,18 @@ async def t_restart(srv, log, appdb):
         specs += [("delay", {"value": "l%d" % i}, {"delayMs": ms})
                   for i, ms in enumerate((3000, 3500, 4000))]
         rs = await c.add_many(specs)
+        g = await c.add("work", {"how": "hold", "hold": "g", "value": "g"},
+                        {"id": "g1"})
+        check(not g["existed"], "g1 existed")
+        await wait_log(log, lambda ls: any(
+            x["ev"] == "start" and x["id"] == "g1" for x in ls), 10,
+            "g1's start")
     finally:
         await c.close()
     await asyncio.to_thread(srv.stop)
+    row = job_row(appdb, "work", "g1")
+    eq((row["state"], row["owner"], row["lease_until"]),
+       ("waiting", None, None), "g1 (running at the stop) given back")
     t_stop = now_ms()
     due = {r["id"]: r["addedAt"] + o["delayMs"]
            for (q, p, o), r in zip(specs, rs)}
@@ -788,12 +877,28 @@ async def t_restart(srv, log, appdb):
         await asyncio.sleep(wait / 1000)
     await asyncio.to_thread(srv.start)
     up = now_ms()
+    g2 = await wait_log(log, lambda ls: (lambda s: s[1] if len(s) > 1
+                                         else None)(
+        [x for x in ls if x["ev"] == "start" and x["id"] == "g1"]), 5,
+        "g1 running again after the restart (stalled_after is 30 s)")
+    c = await JobClient.open(srv.url())
+    try:
+        eq((await c.call("job", "release", {"hold": "g"})).get("response"),
+           1, "held runs released")
+    finally:
+        await c.close()
     await wait_log(log, lambda ls: len([
         x for x in ls if x["ev"] == "jobCompleted"
-        and x["msg"]["id"] in due]) == 7, 15, "the 7 jobs completed")
+        and x["msg"]["id"] in due]) == 7 and any(
+            x["ev"] == "jobCompleted" and x["msg"]["id"] == "g1"
+            for x in ls), 15, "the 7 jobs and g1 completed")
     await asyncio.sleep(0.3)
     starts = log.runs("delay")
     eq(sorted(x["id"] for x in starts), sorted(due), "runs (each once)")
+    check(g2["at"] - up <= 1000 + load_slack(3, 0.5) * 1000, "g1 ran "
+          "again %d ms after the restart" % (g2["at"] - up))
+    eq(len(log.runs("work", "g1")), 2, "g1's runs")
+    eq(len(log.events("jobCompleted", "work", "g1")), 1, "g1 completions")
     slack = load_slack(3, 0.5) * 1000
     for x in starts:
         late = x["at"] - due[x["id"]]
@@ -806,6 +911,8 @@ async def t_restart(srv, log, appdb):
         else:
             check(late <= DELAY_BOUND + slack, "%s started %d ms after its "
                   "time" % (x["payload"]["value"], late))
+    tap.diag("restart: g1's attempts: %s" % [
+        x["attempt"] for x in log.runs("work", "g1")])
     tap.diag("restart: stopped %d ms after adding; started %s" % (
         t_stop - min(r["addedAt"] for r in rs), ", ".join(
             "%s %+d ms" % (x["payload"]["value"], x["at"] - due[x["id"]])
@@ -819,6 +926,8 @@ CASES = [
     ("concurrency 4: four jobs at once, never more", t_concurrency),
     ("delayed jobs never start early, and start within 100 ms of their "
      "time", t_delays),
+    ("a delay counts from the pxl_job_add call (run_at, starts)",
+     t_delay_from_call),
     ("failing processors are retried after a fixed and an exponential "
      "backoff, then dead (table, jobFailed dead true)", t_backoff),
     ("a duplicate job id adds nothing (existed true, one run)",
@@ -830,6 +939,7 @@ CASES = [
     ("a processor adds a job", t_from_processor),
     ("an unknown queue and a payload over queue.max_payload are refused, "
      "the reason logged", t_refused),
+    ("keepCompleted: the newest completed jobs are kept", t_keep_completed),
     ("no run twice, no completion twice, nothing left running",
      t_once_overall),
 ]
@@ -864,7 +974,8 @@ async def amain():
                     "the waiting job runs", t_kill9, crash, crash_log,
                     timeout=40)
     await tap.acase("a restart with waiting and delayed jobs (in the app's "
-                    "database) runs all of them, on time", t_restart,
+                    "database) runs all of them, on time; a job running at "
+                    "the stop is given back and runs again", t_restart,
                     restart, restart_log, appdb, timeout=40)
     await astop_servers(tap, servers, name="%s: server exits 0, clean log")
 

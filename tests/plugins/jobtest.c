@@ -8,12 +8,12 @@
  *
  * Log lines ("at": milliseconds since the epoch, CLOCK_REALTIME):
  *   {"ev":"start","queue","id","attempt","payload","at"}  a run began
- *   {"ev":"end","queue","id","attempt","how","rc","at"}   it ended here:
- *        how is complete, fail, ok (returned PXL_OK), error (returned
- *        PXL_ERR), rc what pxl_job_complete/_fail returned (0 for the
- *        returns)
- *   {"ev":"late","queue","id","attempt","rc","at"}  an ending after the
- *        job's timeout (rc: what pxl_job_complete returned)
+ *   {"ev":"end","queue","id","attempt","how","at"}  the run ends: written
+ *        just before pxl_job_complete or pxl_job_fail is called, or the
+ *        processor returns; how is complete, fail, ok (returns PXL_OK),
+ *        error (returns PXL_ERR), defer (its timer) or release
+ *   {"ev":"rc","queue","id","attempt","rc","at"}  what that call returned
+ *        (PXL_ECLOSED: the job had timed out); not for the returns
  *   {"ev":"progress","queue","id","attempt","rc","at"}
  *   {"ev":"jobCompleted"|"jobFailed"|"jobProgress","msg","at","sent"}
  *        a bus event as the subscriber got it; sent: the clients it was
@@ -25,6 +25,7 @@
  *   work      concurrency 1        many      concurrency 4
  *   flaky     concurrency 4        slow      concurrency 2, timeout 1000 ms
  *   progress  concurrency 1        delay     concurrency 16
+ *   keep      concurrency 1
  * payload keys:
  *   client       a client id: the bus events of the job go to it
  *   failUntil    N: attempts below N fail ("failing attempt A")
@@ -196,22 +197,28 @@ static struct json_object *result_of(const struct run *r)
         return o;
 }
 
+static void log_end(struct run *r, const char *how)
+{
+        struct json_object *o = run_line("end", r);
+
+        json_object_object_add(o, "how", json_object_new_string(how));
+        jt_log(r->jt, o);
+}
+
+static int log_rc(struct run *r, int rc)
+{
+        struct json_object *o = run_line("rc", r);
+
+        json_object_object_add(o, "rc", json_object_new_int(rc));
+        jt_log(r->jt, o);
+        return rc;
+}
+
 /* Complete r's job (a deferred or held run) and forget r. */
 static void run_complete(struct run *r, bool held)
 {
-        int rc = pxl_job_complete(r->job, result_of(r));
-        struct json_object *o;
-
-        if (rc == PXL_ECLOSED) {
-                o = run_line("late", r);
-        } else {
-                o = run_line("end", r);
-                json_object_object_add(
-                        o, "how",
-                        json_object_new_string(held ? "release" : "defer"));
-        }
-        json_object_object_add(o, "rc", json_object_new_int(rc));
-        jt_log(r->jt, o);
+        log_end(r, held ? "release" : "defer");
+        log_rc(r, pxl_job_complete(r->job, result_of(r)));
         run_free(r);
 }
 
@@ -353,14 +360,23 @@ static int job_running(struct pxl_ctx *ctx, const struct pxl_msg *msg)
 
 /* ---- the processor ------------------------------------------------------ */
 
-/* End the run now: log how, free it. */
-static int run_end_now(struct run *r, const char *how, int rc)
+/* End the run now: fail it with "failing attempt A". */
+static int run_fail(struct run *r, const char *why)
 {
-        struct json_object *o = run_line("end", r);
+        log_end(r, "fail");
+        if (why != NULL)
+                log_rc(r, pxl_job_fail(r->job, "%s", why));
+        else
+                log_rc(r,
+                       pxl_job_fail(r->job, "failing attempt %u", r->attempt));
+        run_free(r);
+        return PXL_OK;
+}
 
-        json_object_object_add(o, "how", json_object_new_string(how));
-        json_object_object_add(o, "rc", json_object_new_int(rc));
-        jt_log(r->jt, o);
+/* The processor returns rc without ending the job. */
+static int run_return(struct run *r, const char *how, int rc)
+{
+        log_end(r, how);
         run_free(r);
         return rc;
 }
@@ -417,18 +433,12 @@ static int process(struct pxl_ctx *ctx, struct pxl_job *job)
                 int rc = add_job(ctx, jt, then, NULL);
 
                 if (rc != PXL_OK)
-                        return run_end_now(r, "then-refused",
-                                           pxl_job_fail(job, "then: %s",
-                                                        pxl_strerror(rc)));
+                        return run_fail(r, pxl_strerror(rc));
         }
         if ((int64_t)r->attempt < int_of(p, "failUntil", 0)) {
-                if (fail_how != NULL && strcmp(fail_how, "return") == 0) {
-                        run_end_now(r, "error", 0);
-                        return PXL_ERR;
-                }
-                return run_end_now(
-                        r, "fail",
-                        pxl_job_fail(job, "failing attempt %u", r->attempt));
+                if (fail_how != NULL && strcmp(fail_how, "return") == 0)
+                        return run_return(r, "error", PXL_ERR);
+                return run_fail(r, NULL);
         }
         if (how != NULL && strcmp(how, "hold") == 0 &&
             (int64_t)r->attempt <= int_of(p, "holdUntil", INT64_MAX)) {
@@ -436,8 +446,7 @@ static int process(struct pxl_ctx *ctx, struct pxl_job *job)
 
                 r->hold = strdup(name != NULL ? name : "");
                 if (r->hold == NULL)
-                        return run_end_now(r, "fail",
-                                           pxl_job_fail(job, "no memory"));
+                        return run_fail(r, "no memory");
                 return PXL_DEFERRED;
         }
         if (how != NULL && strcmp(how, "defer") == 0) {
@@ -453,15 +462,14 @@ static int process(struct pxl_ctx *ctx, struct pxl_job *job)
                 tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
                 r->timer = evtimer_new(pxl_ctx_event_base(ctx), run_timer, r);
                 if (r->timer == NULL || evtimer_add(r->timer, &tv) < 0)
-                        return run_end_now(r, "fail",
-                                           pxl_job_fail(job, "no timer"));
+                        return run_fail(r, "no timer");
                 return PXL_DEFERRED;
         }
-        if (how != NULL && strcmp(how, "ok") == 0) {
-                run_end_now(r, "ok", 0);
-                return PXL_OK;
-        }
-        run_end_now(r, "complete", pxl_job_complete(job, result_of(r)));
+        if (how != NULL && strcmp(how, "ok") == 0)
+                return run_return(r, "ok", PXL_OK);
+        log_end(r, "complete");
+        log_rc(r, pxl_job_complete(job, result_of(r)));
+        run_free(r);
         return PXL_OK;
 }
 
@@ -556,7 +564,7 @@ static const struct pxl_processor jt_processors[] = {
         {"work", process, 1, 0},     {"many", process, 4, 0},
         {"flaky", process, 4, 0},    {"slow", process, 2, 1000},
         {"progress", process, 1, 0}, {"delay", process, 16, 0},
-        PXL_PROCESSOR_END,
+        {"keep", process, 1, 0},     PXL_PROCESSOR_END,
 };
 
 PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
