@@ -29,6 +29,13 @@ jobs runs all of them, on time, and a job running at the stop is given
 back and runs again at once; jobs live in queue.path (NAME-jobs.db)
 without a database, in the app's SQLite database with one. Every server's
 stop checks exit 0 and a log without ERR lines or sanitizer reports.
+
+Times: the plugin stamps runs and events with CLOCK_REALTIME in ms, the
+clock a client's runAtMs is in, and addedAt is read just before
+pxl_job_add. "Not early" is exact to the millisecond (a job may start
+late, never before its time); upper bounds allow for load (load_slack)
+or take the best of a few rounds, without loosening a bound the issue
+sets on a quiet run.
 """
 import asyncio
 import itertools
