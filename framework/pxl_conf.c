@@ -331,10 +331,18 @@ static const struct conf_key conf_keys[] = {
          .max = 100000000, F(queue.keep_completed), .def.i = 1000,
          .help = "completed jobs kept per queue (newest first), unless a "
                  "job's options say"},
+        {.name = "queue.rate_limits", .type = KEY_STRINGS, .min = 3,
+         .max = 100, F(queue.rate_limits), .unset = "none",
+         .help = "[\"QUEUE=N\", ...]: at most N jobs of QUEUE start per "
+                 "second, over every worker sharing the jobs"},
         {.name = "queue.poll_interval", .type = KEY_INT, .min = 10,
          .max = 60000, F(queue.poll_interval), .def.i = 100,
          .help = "milliseconds between a worker's looks for jobs that "
                  "other processes added"},
+        {.name = "queue.threads", .type = KEY_INT, .min = 1, .max = 64,
+         F(queue.threads), .def.i = 2,
+         .help = "threads per worker that run blocking processors (only "
+                 "when a plugin declares one): jobs of theirs at once"},
         {.name = "redis", .type = KEY_GROUP,
          .help = "coordinate workers and machines through Redis pub/sub"},
         {.name = "redis.host", .type = KEY_STRING, .min = 1, .max = 255,
@@ -1000,6 +1008,28 @@ static void check_database(struct loader *ld)
         }
 }
 
+/* queue.rate_limits: "QUEUE=N" each, N from 1 to 100000. */
+static void check_queue(struct loader *ld)
+{
+        char **v = ld->conf->queue.rate_limits;
+        const config_setting_t *s =
+                config_lookup(&ld->conf->cfg, "queue.rate_limits");
+
+        for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+                const char *eq = strchr(v[i], '=');
+                char *end;
+                long n = eq ? strtol(eq + 1, &end, 10) : 0;
+
+                if (eq == NULL || eq == v[i] || end == eq + 1 || *end != '\0' ||
+                    n < 1 || n > 100000)
+                        conf_error(ld, config_setting_get_elem(s, (unsigned)i),
+                                   "queue.rate_limits",
+                                   "element %zu: \"%s\" is not QUEUE=N "
+                                   "(N jobs a second, 1 to 100000)",
+                                   i, v[i]);
+        }
+}
+
 /* Files named in the app file are relative to it, like plugins. */
 static void relative_to_app(struct loader *ld, char **path)
 {
@@ -1090,6 +1120,7 @@ static struct pxl_config *load(const char *file, const char *text,
         relative_to_app(&ld, &conf->auth.public_key);
         relative_to_app(&ld, &conf->redis.socket);
         check_database(&ld);
+        check_queue(&ld);
         relative_to_app(&ld, &conf->database.path);
         relative_to_app(&ld, &conf->database.password_file);
         relative_to_app(&ld, &conf->database.migrations);
@@ -1163,6 +1194,7 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->database.password_file);
         free(conf->database.migrations);
         free(conf->queue.path);
+        free_strings(conf->queue.rate_limits);
         pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
         free(conf);

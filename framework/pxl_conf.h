@@ -82,6 +82,8 @@ struct pxl_queue_conf {
         unsigned max_payload;    /* bytes of a job's JSON payload */
         unsigned keep_completed; /* completed jobs kept per queue */
         unsigned poll_interval;  /* milliseconds between looks for jobs */
+        char **rate_limits;      /* "QUEUE=N": N jobs started per second */
+        unsigned threads;        /* for blocking processors, per worker */
 };
 
 struct pxl_plugin_conf {

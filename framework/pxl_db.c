@@ -868,6 +868,16 @@ static int tx_end(struct pxl_db_tx *tx, bool commit, pxl_db_result_fn *fn,
         return rc;
 }
 
+struct pxl_worker *pxl_db_tx_worker(const struct pxl_db_tx *tx)
+{
+        return tx->db && !tx->ended ? tx->db->srv : NULL;
+}
+
+struct pxl_plugin_slot *pxl_db_tx_plugin(const struct pxl_db_tx *tx)
+{
+        return tx->plugin;
+}
+
 int pxl_db_commit(struct pxl_db_tx *tx, pxl_db_result_fn *fn, void *arg)
 {
         return tx_end(tx, true, fn, arg);

@@ -33,6 +33,9 @@ struct pxl_db *pxl_db_open(struct pxl_worker *srv,
                            const struct pxl_db_conf *conf,
                            struct pxl_str *errors);
 void pxl_db_close(struct pxl_db *db);
+/* Whose transaction: its worker (NULL once detached) and its plugin. */
+struct pxl_worker *pxl_db_tx_worker(const struct pxl_db_tx *tx);
+struct pxl_plugin_slot *pxl_db_tx_plugin(const struct pxl_db_tx *tx);
 int pxl_db_run(struct pxl_db *db, struct pxl_plugin_slot *plugin,
                const char *sql, const struct json_object *params,
                pxl_db_result_fn *fn, void *arg);

@@ -70,6 +70,8 @@ struct json_object *pxl_metrics_json(const struct pxl_worker *srv)
         PXL_COUNTERS(PXL_JSON)
 #undef PXL_JSON
         json_object_object_add(o, "perSecond", rates);
+        for (unsigned i = 0; i < srv->nreporters; i++)
+                srv->reporters[i].fn(srv, o, srv->reporters[i].arg);
         return o;
 }
 

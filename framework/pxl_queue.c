@@ -19,6 +19,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,13 @@
 #include "pxl_bus.h"
 #include "pxl_db.h"
 #include "pxl_db_int.h"
+#include "pxl_histogram.h"
 #include "pxl_int.h"
 #include "pxl_json.h"
 #include "pxl_log.h"
 #include "pxl_plugin.h"
 #include "pxl_queue.h"
+#include "pxl_queue_pool.h"
 #include "pxl_queue_sql.h"
 #include "pxl_time.h"
 #include "pxl_worker.h"
@@ -60,10 +63,18 @@ struct queue {
         unsigned capacity; /* the processor's concurrency */
         unsigned running;  /* jobs here, claimed and not ended */
         bool claiming;     /* a claim is in flight */
+        unsigned asked;    /* by the claim in flight */
+        unsigned rate;     /* jobs started a second, cluster-wide; 0 = any */
         bool again;        /* look once more when it is back */
         struct event *timer;
         int64_t timer_at; /* when it rings (ms), 0 = not armed */
         int64_t trimmed_ms;
+        /* The table's counts for the queue, as of the last look. */
+        int64_t waiting, delayed, active, completed, dead;
+        /* This worker's, since it started. */
+        uint64_t processed, failed, retried, died;
+        struct pxl_histogram *wait_ms; /* run_at to start */
+        struct pxl_histogram *run_ms;  /* start to end */
 };
 
 struct pxl_job {
@@ -73,9 +84,19 @@ struct pxl_job {
         struct json_object *payload;
         unsigned attempt, attempts, backoff_ms, timeout_ms, keep;
         bool backoff_exp;
+        int64_t started_ms;
         bool in_call; /* inside its processor */
         bool ended;   /* its outcome is decided (ended, or timed out) */
         struct event *timeout_ev;
+        /* A blocking processor's: set before the pool has the job. */
+        bool blocking;
+        atomic_bool decided; /* ended, for its thread to read */
+        /* Written by its thread, read by the loop after a hand-over. */
+        int t_rc;                     /* what the processor returned */
+        int t_end;                    /* 0, or how the thread ended it */
+        char *t_error;                /* pxl_job_fail's reason, or NULL */
+        struct json_object *t_result; /* pxl_job_complete's */
+        bool t_taken;                 /* the loop's: t_end was applied */
 };
 
 struct pxl_queue {
@@ -87,10 +108,12 @@ struct pxl_queue {
         size_t n;
         LIST_HEAD(, pxl_job) jobs;
         struct event *lease_timer;
+        struct event *count_timer;
         char owner[64];    /* NODE/WORKER/PID: who holds a lease */
         uint64_t seq;      /* for ids made here */
         unsigned inflight; /* our own statements not yet answered */
         bool stopping;
+        struct pxl_queue_pool *pool; /* for blocking processors, or NULL */
 };
 
 static const struct pxl_service queue_service;
@@ -169,10 +192,11 @@ static void call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
  * Run sql with p (taken); done (may be NULL) gets the result. On a
  * failure to queue, done runs never and the reason is logged.
  */
-static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
-               void (*done)(struct pxl_queue *, const struct pxl_db_result *,
-                            void *),
-               void *arg)
+static int run_in(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
+                  struct json_object *p,
+                  void (*done)(struct pxl_queue *, const struct pxl_db_result *,
+                               void *),
+                  void *arg)
 {
         struct call *c = malloc(sizeof(*c));
         int rc = PXL_ENOMEM;
@@ -181,7 +205,8 @@ static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
                 c->q = q;
                 c->done = done;
                 c->arg = arg;
-                rc = pxl_db_run(q->db, NULL, sql, p, call_done, c);
+                rc = tx ? pxl_db_tx_query(tx, sql, p, call_done, c)
+                        : pxl_db_run(q->db, NULL, sql, p, call_done, c);
         }
         json_object_put(p);
         if (rc < 0) {
@@ -192,6 +217,14 @@ static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
         }
         q->inflight++;
         return PXL_OK;
+}
+
+static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
+               void (*done)(struct pxl_queue *, const struct pxl_db_result *,
+                            void *),
+               void *arg)
+{
+        return run_in(q, NULL, sql, p, done, arg);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -288,6 +321,15 @@ static struct pxl_job *job_from_row(struct queue *qu,
         job->timeout_ms =
                 (unsigned)strtoul(pxl_db_value(res, r, 6, NULL), NULL, 10);
         job->keep = (unsigned)strtoul(pxl_db_value(res, r, 7, NULL), NULL, 10);
+        job->started_ms = now_ms(qu->q);
+        {
+                int64_t due = strtoll(pxl_db_value(res, r, 8, NULL), NULL, 10);
+
+                pxl_histogram_add(qu->wait_ms,
+                                  (uint64_t)(job->started_ms > due
+                                                     ? job->started_ms - due
+                                                     : 0));
+        }
         /* Numbers keep their text, as in a client's message. */
         if (job->id == NULL || payload == NULL ||
             pxl_json_build(payload, len, 64, &job->payload) < 0) {
@@ -302,7 +344,7 @@ static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
                     void *arg)
 {
         struct queue *qu = arg;
-        size_t n = pxl_db_rows(res), asked = qu->capacity - qu->running;
+        size_t n = pxl_db_rows(res), asked = qu->asked;
 
         qu->claiming = false;
         if (q->stopping)
@@ -347,13 +389,72 @@ static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
             params("s", qu->name), next_due, qu);
 }
 
-/* Take what is due (or whose lease ran out), up to the free places. */
-static void claim(struct queue *qu)
+/* Take n of what is due (or whose lease ran out). */
+static void claim_n(struct queue *qu, unsigned n)
 {
         struct pxl_queue *q = qu->q;
         const struct pxl_queue_conf *conf = &q->srv->conf->queue;
         int64_t now = now_ms(q);
+
+        qu->asked = n;
+        if (run(q,
+                "UPDATE pxl_jobs SET state = 'active', "
+                "attempt = attempt + 1, owner = $3, lease_until = $4, "
+                "started_at = $2 WHERE rowid IN (SELECT rowid FROM pxl_jobs "
+                "WHERE queue = $1 AND ((state = 'waiting' AND run_at <= $2) "
+                "OR (state = 'active' AND lease_until <= $2)) "
+                "ORDER BY priority DESC, run_at, rowid LIMIT $5) "
+                "RETURNING id, payload, attempt, attempts, backoff_ms, "
+                "backoff_exp, timeout_ms, keep, run_at",
+                params("sisii", qu->name, now, q->owner,
+                       now + (int64_t)conf->stalled_after * 1000, (int64_t)n),
+                claimed, qu) == 0)
+                return;
+        qu->claiming = false;
+        arm(qu, now + conf->poll_interval);
+}
+
+/* How many starts the rate limit grants now; none: when the next is. */
+static void granted(struct pxl_queue *q, const struct pxl_db_result *res,
+                    void *arg)
+{
+        struct queue *qu = arg;
+        const char *n = pxl_db_value(res, 0, 0, NULL);
+        const char *tat = pxl_db_value(res, 0, 1, NULL);
+
+        if (q->stopping) {
+                qu->claiming = false;
+                return;
+        }
+        if (pxl_db_error(res) != NULL || n == NULL || tat == NULL) {
+                if (pxl_db_error(res) != NULL)
+                        pxl_logs(PXL_LOG_WARN,
+                                 "queue %s: rate limit not read: %s", qu->name,
+                                 pxl_db_error(res));
+                qu->claiming = false;
+                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
+                return;
+        }
+        if (strtoll(n, NULL, 10) > 0) {
+                claim_n(qu, (unsigned)strtoll(n, NULL, 10));
+                return;
+        }
+        qu->claiming = false;
+        qu->again = false;
+        arm(qu, strtoll(tat, NULL, 10) / 1000 + 1);
+}
+
+/*
+ * Take what is due, up to the free places. With a rate limit, first
+ * reserve starts in the shared table (GCRA: tat is when the next start
+ * is allowed, in microseconds; one interval of burst), so that every
+ * worker sharing the jobs keeps to it together.
+ */
+static void claim(struct queue *qu)
+{
+        struct pxl_queue *q = qu->q;
         unsigned free_places;
+        int64_t now_us, interval;
 
         if (q->stopping || qu->running >= qu->capacity)
                 return;
@@ -364,22 +465,25 @@ static void claim(struct queue *qu)
         free_places = qu->capacity - qu->running;
         if (free_places > MAX_CLAIM)
                 free_places = MAX_CLAIM;
+        qu->claiming = true;
+        if (qu->rate == 0) {
+                claim_n(qu, free_places);
+                return;
+        }
+        now_us = pxl_worker_now_us(q->srv);
+        interval = 1000000 / qu->rate;
         if (run(q,
-                "UPDATE pxl_jobs SET state = 'active', "
-                "attempt = attempt + 1, owner = $3, lease_until = $4, "
-                "started_at = $2 WHERE rowid IN (SELECT rowid FROM pxl_jobs "
-                "WHERE queue = $1 AND ((state = 'waiting' AND run_at <= $2) "
-                "OR (state = 'active' AND lease_until <= $2)) "
-                "ORDER BY priority DESC, run_at, rowid LIMIT $5) "
-                "RETURNING id, payload, attempt, attempts, backoff_ms, "
-                "backoff_exp, timeout_ms, keep",
-                params("sisii", qu->name, now, q->owner,
-                       now + (int64_t)conf->stalled_after * 1000,
-                       (int64_t)free_places),
-                claimed, qu) == 0)
-                qu->claiming = true;
-        else
-                arm(qu, now + conf->poll_interval);
+                "UPDATE pxl_queue_limits SET "
+                "granted = MAX(0, MIN($3, ($2 + $4 - MAX(tat, $2)) / $4)), "
+                "tat = MAX(tat, $2) + "
+                "MAX(0, MIN($3, ($2 + $4 - MAX(tat, $2)) / $4)) * $4 "
+                "WHERE queue = $1 RETURNING granted, tat",
+                params("siii", qu->name, now_us, (int64_t)free_places,
+                       interval),
+                granted, qu) < 0) {
+                qu->claiming = false;
+                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
+        }
 }
 
 /* ---- outcomes ----------------------------------------------------------- */
@@ -447,8 +551,18 @@ static void finish(struct pxl_job *job, const char *error,
         const char *result_text = NULL;
 
         job->ended = true;
+        atomic_store(&job->decided, true);
         if (job->timeout_ev != NULL)
                 evtimer_del(job->timeout_ev);
+        pxl_histogram_add(
+                qu->run_ms,
+                (uint64_t)(now > job->started_ms ? now - job->started_ms : 0));
+        if (error == NULL)
+                qu->processed++;
+        else if (job->attempt < job->attempts)
+                qu->failed++, qu->retried++;
+        else
+                qu->failed++, qu->died++;
         if (o == NULL || (o->event = event_of(job, qu->name)) == NULL) {
                 free(o);
                 o = NULL;
@@ -543,6 +657,36 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         finish(job, why, NULL); /* the plugin still holds job */
 }
 
+static void run_blocking(struct pxl_job *job);
+
+/* The processor returned rc, its call over: the job ends unless it ran on. */
+static void returned(struct pxl_job *job, int rc)
+{
+        char why[96];
+
+        if (job->ended) { /* ended in the call */
+                job_free(job);
+                return;
+        }
+        if (rc == PXL_DEFERRED && !job->blocking)
+                return;
+        if (rc == PXL_DEFERRED) {
+                snprintf(why, sizeof(why),
+                         "a blocking processor returned PXL_DEFERRED "
+                         "without ending its job");
+                pxl_logs(PXL_LOG_WARN, "queue %s: job %s: %s", job->queue->name,
+                         job->id, why);
+                finish(job, why, NULL);
+        } else if (rc < 0) {
+                snprintf(why, sizeof(why), "the processor returned: %s",
+                         pxl_strerror(rc));
+                finish(job, why, NULL);
+        } else {
+                finish(job, NULL, NULL);
+        }
+        job_free(job);
+}
+
 static void start_job(struct queue *qu, struct pxl_job *job)
 {
         struct pxl_queue *q = qu->q;
@@ -563,27 +707,16 @@ static void start_job(struct queue *qu, struct pxl_job *job)
         tv = pxl_ms_timeval(job->timeout_ms);
         if (job->timeout_ev != NULL)
                 evtimer_add(job->timeout_ev, &tv);
+        if (qu->proc->blocking) {
+                run_blocking(job);
+                return;
+        }
         pxl_ctx_init(&ctx, q->srv, qu->plugin, NULL);
         job->in_call = true;
         rc = qu->proc->fn(&ctx, job);
         job->in_call = false;
         pxl_ctx_fini(&ctx);
-        if (job->ended) { /* ended in the call */
-                job_free(job);
-                return;
-        }
-        if (rc == PXL_DEFERRED)
-                return;
-        if (rc < 0) {
-                char why[96];
-
-                snprintf(why, sizeof(why), "the processor returned: %s",
-                         pxl_strerror(rc));
-                finish(job, why, NULL);
-        } else {
-                finish(job, NULL, NULL);
-        }
-        job_free(job);
+        returned(job, rc);
 }
 
 /* ---- the plugin's calls ------------------------------------------------- */
@@ -608,7 +741,10 @@ unsigned pxl_job_attempt(const struct pxl_job *job)
         return job->attempt;
 }
 
-int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
+static int progress_on_thread(struct pxl_job *job,
+                              const struct json_object *progress);
+
+static int job_progress(struct pxl_job *job, const struct json_object *progress)
 {
         struct json_object *ev;
         struct pxl_queue *q;
@@ -632,6 +768,16 @@ int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
         return PXL_OK;
 }
 
+int pxl_job_progress(struct pxl_job *job, const struct json_object *progress)
+{
+        if (job != NULL && job->blocking)
+                return progress_on_thread(job, progress);
+        return job_progress(job, progress);
+}
+
+static int end_on_thread(struct pxl_job *job, const char *error,
+                         struct json_object *result);
+
 /* The plugin ends job: recorded unless a timeout (or shutdown) did. */
 static int end_job(struct pxl_job *job, const char *error,
                    struct json_object *result)
@@ -642,6 +788,8 @@ static int end_job(struct pxl_job *job, const char *error,
                 json_object_put(result);
                 return PXL_EINVAL;
         }
+        if (job->blocking)
+                return end_on_thread(job, error, result);
         late = job->ended;
         if (!late)
                 finish(job, error, result);
@@ -667,6 +815,130 @@ int pxl_job_fail(struct pxl_job *job, const char *fmt, ...)
         vsnprintf(why, sizeof(why), fmt ? fmt : "failed", ap);
         va_end(ap);
         return end_job(job, why[0] ? why : "failed", NULL);
+}
+
+/* ---- blocking processors ----------------------------------------------- */
+
+/*
+ * A blocking processor runs on q->pool's threads. Its job stays in
+ * q->jobs and in_call until the loop has the processor's return (the
+ * pool's done), so the loop frees it only then. The thread reads the
+ * job's id, queue, payload and attempt, which nothing changes meanwhile,
+ * and decided; it writes only the t_ fields, which the loop reads after
+ * a hand-over (a post, or the done: both pass the pool's lock).
+ */
+enum { T_COMPLETED = 1, T_FAILED };
+
+/* On the loop: record the end the thread made, once. */
+static void take_end(struct pxl_job *job)
+{
+        struct json_object *result = job->t_result;
+
+        if (job->t_end == 0 || job->t_taken)
+                return;
+        job->t_taken = true;
+        job->t_result = NULL;
+        if (job->ended) /* timed out first: the late end is ignored */
+                json_object_put(result);
+        else if (job->t_end == T_FAILED)
+                finish(job, job->t_error ? job->t_error : "failed", NULL);
+        else
+                finish(job, NULL, result);
+        free(job->t_error);
+        job->t_error = NULL;
+}
+
+static void on_end(void *arg)
+{
+        take_end(arg);
+}
+
+/* pxl_job_complete and pxl_job_fail, on the job's thread. */
+static int end_on_thread(struct pxl_job *job, const char *error,
+                         struct json_object *result)
+{
+        if (job->t_end != 0 || atomic_load(&job->decided)) {
+                json_object_put(result);
+                return PXL_ECLOSED;
+        }
+        job->t_result = result;
+        job->t_error = error ? strdup(error) : NULL; /* NULL: "failed" */
+        job->t_end = error ? T_FAILED : T_COMPLETED;
+        /* Not posted for want of memory: the done records it. */
+        (void)pxl_queue_pool_post(job->queue->q->pool, on_end, job);
+        return PXL_OK;
+}
+
+struct progress_post {
+        struct pxl_job *job;
+        struct json_object *progress; /* a copy, the post's */
+};
+
+static void on_progress(void *arg)
+{
+        struct progress_post *pp = arg;
+
+        (void)job_progress(pp->job, pp->progress); /* nothing once ended */
+        json_object_put(pp->progress);
+        free(pp);
+}
+
+/* pxl_job_progress, on the job's thread. */
+static int progress_on_thread(struct pxl_job *job,
+                              const struct json_object *progress)
+{
+        struct progress_post *pp;
+
+        if (job->t_end != 0 || atomic_load(&job->decided))
+                return PXL_ECLOSED;
+        pp = calloc(1, sizeof(*pp));
+        if (pp == NULL)
+                return PXL_ENOMEM;
+        pp->job = job;
+        /* The plugin's objects stay on its thread: the loop gets a copy. */
+        if ((progress != NULL &&
+             json_object_deep_copy((struct json_object *)progress,
+                                   &pp->progress, NULL) != 0) ||
+            pxl_queue_pool_post(job->queue->q->pool, on_progress, pp) < 0) {
+                json_object_put(pp->progress);
+                free(pp);
+                return PXL_ENOMEM;
+        }
+        return PXL_OK;
+}
+
+/* On a pool thread. */
+static void blocking_work(void *arg)
+{
+        struct pxl_job *job = arg;
+
+        job->t_rc = job->queue->proc->fn(NULL, job);
+}
+
+/* Back on the loop, after every post the processor made. */
+static void blocking_done(void *arg, bool ran)
+{
+        struct pxl_job *job = arg;
+
+        job->in_call = false;
+        take_end(job); /* an end whose post was lost */
+        if (ran)
+                returned(job, job->t_rc);
+        else if (job->ended)
+                job_free(job);
+        /* Else the pool stopped before it ran: queue_stop gives it back. */
+}
+
+static void run_blocking(struct pxl_job *job)
+{
+        job->blocking = true;
+        job->in_call = true;
+        if (pxl_queue_pool_run(job->queue->q->pool, blocking_work,
+                               blocking_done, job) < 0) {
+                job->in_call = false;
+                finish(job, "out of memory", NULL);
+                job_free(job);
+        }
 }
 
 /* ---- adding ------------------------------------------------------------- */
@@ -715,14 +987,15 @@ static bool good_id(const char *id)
         return true;
 }
 
-int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
-                const struct json_object *payload,
-                const struct pxl_job_options *options, pxl_job_added_fn *fn,
-                void *arg)
+/* pxl_job_add, in tx when it is not NULL. */
+static int add_job(struct pxl_queue *q, struct pxl_ctx *ctx,
+                   struct pxl_db_tx *tx, const char *queue,
+                   const struct json_object *payload,
+                   const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                   void *arg)
 {
         static const struct pxl_job_options defaults;
         const struct pxl_job_options *o = options ? options : &defaults;
-        struct pxl_queue *q = queue_of(ctx ? ctx->srv : NULL);
         const struct pxl_queue_conf *conf;
         struct queue *qu;
         struct adding *a;
@@ -798,18 +1071,54 @@ int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
                 for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
                         json_object_array_add(p,
                                               json_object_new_int64(vals[i]));
-                if (run(q,
-                        "INSERT INTO pxl_jobs (queue, id, payload, priority, "
-                        "run_at, attempts, backoff_ms, backoff_exp, "
-                        "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
-                        "$4, $5, $6, $7, $8, $9, $10, $11) "
-                        "ON CONFLICT (queue, id) DO NOTHING",
-                        p, added, a) < 0) {
+                if (run_in(q, tx,
+                           "INSERT INTO pxl_jobs (queue, id, payload, "
+                           "priority, "
+                           "run_at, attempts, backoff_ms, backoff_exp, "
+                           "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
+                           "$4, $5, $6, $7, $8, $9, $10, $11) "
+                           "ON CONFLICT (queue, id) DO NOTHING",
+                           p, added, a) < 0) {
                         free(a);
                         return PXL_ENOMEM;
                 }
         }
         return PXL_OK;
+}
+
+int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
+                const struct json_object *payload,
+                const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                void *arg)
+{
+        return add_job(queue_of(ctx ? ctx->srv : NULL), ctx, NULL, queue,
+                       payload, options, fn, arg);
+}
+
+int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
+                   const struct json_object *payload,
+                   const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                   void *arg)
+{
+        struct pxl_worker *srv = tx ? pxl_db_tx_worker(tx) : NULL;
+        struct pxl_queue *q = queue_of(srv);
+        struct pxl_ctx ctx;
+        int rc;
+
+        if (q == NULL)
+                return PXL_ECLOSED;
+        pxl_ctx_init(&ctx, srv, pxl_db_tx_plugin(tx), NULL);
+        /* One transaction holds both only in one database. */
+        if (q->own_db) {
+                pxl_log(&ctx, PXL_LOG_WARN,
+                        "pxl_job_add_tx: the jobs are not in the app's "
+                        "database (it is not SQLite): use pxl_job_add");
+                rc = PXL_EINVAL;
+        } else {
+                rc = add_job(q, &ctx, tx, queue, payload, options, fn, arg);
+        }
+        pxl_ctx_fini(&ctx);
+        return rc;
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -838,6 +1147,117 @@ static void on_lease(evutil_socket_t fd, short what, void *arg)
                                            1000),
                     NULL, NULL);
         evtimer_add(q->lease_timer, &tv);
+}
+
+/* ---- figures ------------------------------------------------------------ */
+
+static void counted(struct pxl_queue *q, const struct pxl_db_result *res,
+                    void *arg)
+{
+        (void)arg;
+        if (pxl_db_error(res) != NULL)
+                return;
+        for (size_t i = 0; i < q->n; i++) {
+                struct queue *qu = &q->v[i];
+
+                qu->waiting = qu->delayed = qu->active = 0;
+                qu->completed = qu->dead = 0;
+        }
+        for (size_t r = 0; r < pxl_db_rows(res); r++) {
+                struct queue *qu = find_queue(q, pxl_db_value(res, r, 0, NULL));
+                const char *v[5];
+
+                if (qu == NULL) /* processed elsewhere: not ours to show */
+                        continue;
+                for (int c = 0; c < 5; c++) {
+                        v[c] = pxl_db_value(res, r, (size_t)c + 1, NULL);
+                        if (v[c] == NULL)
+                                v[c] = "0";
+                }
+                qu->waiting = strtoll(v[0], NULL, 10);
+                qu->delayed = strtoll(v[1], NULL, 10);
+                qu->active = strtoll(v[2], NULL, 10);
+                qu->completed = strtoll(v[3], NULL, 10);
+                qu->dead = strtoll(v[4], NULL, 10);
+        }
+}
+
+/* The table's counts, once a second, for pxl_metrics(). */
+static void on_count(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_queue *q = arg;
+        struct timeval tv = pxl_ms_timeval(1000);
+
+        (void)fd;
+        (void)what;
+        run(q,
+            "SELECT queue, SUM(state = 'waiting' AND run_at <= $1), "
+            "SUM(state = 'waiting' AND run_at > $1), "
+            "SUM(state = 'active'), SUM(state = 'completed'), "
+            "SUM(state = 'dead') FROM pxl_jobs GROUP BY queue",
+            params("i", now_ms(q)), counted, NULL);
+        evtimer_add(q->count_timer, &tv);
+}
+
+static struct json_object *quantiles(const struct pxl_histogram *h)
+{
+        struct json_object *o = json_object_new_object();
+
+        json_object_object_add(
+                o, "p50",
+                json_object_new_int64((int64_t)pxl_histogram_quantile(h, 0.5)));
+        json_object_object_add(
+                o, "p99",
+                json_object_new_int64(
+                        (int64_t)pxl_histogram_quantile(h, 0.99)));
+        json_object_object_add(o, "max",
+                               json_object_new_int64((int64_t)h->max));
+        return o;
+}
+
+/*
+ * "queues": {NAME: {...}} in pxl_metrics(): the table's counts for the
+ * whole queue (as of the last second), this worker's counters and its
+ * wait (due to started) and run (started to ended) times in ms.
+ */
+static void report(const struct pxl_worker *srv, struct json_object *out,
+                   void *arg)
+{
+        struct pxl_queue *q = queue_of(srv);
+        struct json_object *all;
+
+        (void)arg;
+        if (q == NULL || (all = json_object_new_object()) == NULL)
+                return;
+        for (size_t i = 0; i < q->n; i++) {
+                const struct queue *qu = &q->v[i];
+                struct json_object *o = json_object_new_object();
+                const struct {
+                        const char *key;
+                        int64_t v;
+                } f[] = {
+                        {"waiting", qu->waiting},
+                        {"delayed", qu->delayed},
+                        {"active", qu->active},
+                        {"completed", qu->completed},
+                        {"dead", qu->dead},
+                        {"running", qu->running},
+                        {"processed", (int64_t)qu->processed},
+                        {"failed", (int64_t)qu->failed},
+                        {"retried", (int64_t)qu->retried},
+                        {"died", (int64_t)qu->died},
+                };
+
+                if (o == NULL)
+                        break;
+                for (size_t k = 0; k < sizeof(f) / sizeof(*f); k++)
+                        json_object_object_add(o, f[k].key,
+                                               json_object_new_int64(f[k].v));
+                json_object_object_add(o, "waitMs", quantiles(qu->wait_ms));
+                json_object_object_add(o, "runMs", quantiles(qu->run_ms));
+                json_object_object_add(all, qu->name, o);
+        }
+        json_object_object_add(out, "queues", all);
 }
 
 /* ---- the service -------------------------------------------------------- */
@@ -884,6 +1304,25 @@ int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
                                        msg ? msg : sqlite3_errmsg(db));
                         rc = PXL_ERR;
                 }
+                for (char **r = srv->conf->queue.rate_limits;
+                     rc == 0 && r != NULL && *r != NULL; r++) {
+                        sqlite3_stmt *st = NULL;
+
+                        sqlite3_prepare_v2(db,
+                                           "INSERT INTO pxl_queue_limits "
+                                           "(queue) VALUES (?1) ON CONFLICT "
+                                           "DO NOTHING",
+                                           -1, &st, NULL);
+                        sqlite3_bind_text(st, 1, *r, (int)strcspn(*r, "="),
+                                          SQLITE_TRANSIENT);
+                        if (st == NULL || sqlite3_step(st) != SQLITE_DONE) {
+                                pxl_str_report(errors, srv->conf->file, 0,
+                                               "queue", "%s: %s", file,
+                                               sqlite3_errmsg(db));
+                                rc = PXL_ERR;
+                        }
+                        sqlite3_finalize(st);
+                }
         }
         sqlite3_free(msg);
         sqlite3_close(db);
@@ -892,15 +1331,32 @@ int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
 
 static void stop_queues(struct pxl_queue *q)
 {
-        for (size_t i = 0; i < q->n; i++)
+        pxl_queue_pool_free(q->pool);
+        for (size_t i = 0; i < q->n; i++) {
                 if (q->v[i].timer != NULL)
                         event_free(q->v[i].timer);
+                free(q->v[i].wait_ms);
+                free(q->v[i].run_ms);
+        }
         free(q->v);
         if (q->lease_timer != NULL)
                 event_free(q->lease_timer);
+        if (q->count_timer != NULL)
+                event_free(q->count_timer);
         if (q->own_db)
                 pxl_db_close(q->db);
         free(q);
+}
+
+/* N of "QUEUE=N" in queue.rate_limits (checked by the config), or 0. */
+static unsigned rate_of(const struct pxl_config *conf, const char *queue)
+{
+        size_t len = strlen(queue);
+
+        for (char **r = conf->queue.rate_limits; r != NULL && *r != NULL; r++)
+                if (strncmp(*r, queue, len) == 0 && (*r)[len] == '=')
+                        return (unsigned)strtoul(*r + len + 1, NULL, 10);
+        return 0;
 }
 
 static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
@@ -936,7 +1392,9 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                 q->db = pxl_db_open(srv, &q->own_conf, errors);
         }
         q->lease_timer = evtimer_new(srv->base, on_lease, q);
-        if (q->v == NULL || q->db == NULL || q->lease_timer == NULL) {
+        q->count_timer = evtimer_new(srv->base, on_count, q);
+        if (q->v == NULL || q->db == NULL || q->lease_timer == NULL ||
+            q->count_timer == NULL) {
                 if (q->db == NULL)
                         q->own_db = false;
                 pxl_str_puts(errors, q->db ? "out of memory\n" : "");
@@ -955,17 +1413,32 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         qu->plugin = &srv->plugins.v[i];
                         qu->proc = p;
                         qu->capacity = p->concurrency ? p->concurrency : 1;
+                        qu->rate = rate_of(srv->conf, p->queue);
                         qu->timer = evtimer_new(srv->base, on_timer, qu);
-                        if (qu->timer == NULL) {
+                        qu->wait_ms = calloc(1, sizeof(*qu->wait_ms));
+                        qu->run_ms = calloc(1, sizeof(*qu->run_ms));
+                        if (qu->timer == NULL || qu->wait_ms == NULL ||
+                            qu->run_ms == NULL) {
                                 pxl_str_puts(errors, "out of memory\n");
                                 stop_queues(q);
                                 return PXL_ENOMEM;
                         }
                 }
         }
+        for (size_t i = 0; i < q->n && q->pool == NULL; i++) {
+                if (!q->v[i].proc->blocking)
+                        continue;
+                q->pool = pxl_queue_pool_new(srv->base,
+                                             srv->conf->queue.threads, errors);
+                if (q->pool == NULL) {
+                        stop_queues(q);
+                        return PXL_ERR;
+                }
+        }
         pxl_worker_set_service_state(srv, &queue_service, q);
         tv = pxl_ms_timeval(lease_every_ms(q));
         evtimer_add(q->lease_timer, &tv);
+        on_count(-1, 0, q);
         for (size_t i = 0; i < q->n; i++)
                 arm(&q->v[i], now_ms(q));
         return PXL_OK;
@@ -975,15 +1448,13 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
 static void released(struct pxl_queue *q, const struct pxl_db_result *res,
                      void *arg)
 {
-        bool *done = arg;
-
         (void)q;
+        (void)arg;
         if (pxl_db_error(res) != NULL)
                 pxl_logs(PXL_LOG_WARN,
                          "queue: running jobs not given back (%s): they "
                          "run again after queue.stalled_after",
                          pxl_db_error(res));
-        *done = true;
 }
 
 static void queue_stop(struct pxl_worker *srv)
@@ -994,16 +1465,17 @@ static void queue_stop(struct pxl_worker *srv)
         if (q == NULL)
                 return;
         q->stopping = true;
-        if (!LIST_EMPTY(&q->jobs)) {
-                bool done = false;
-
+        /* Blocking processors return first; jobs waiting for one stay. */
+        pxl_queue_pool_free(q->pool);
+        q->pool = NULL;
+        /* released has no flag to set: this block's would be gone. */
+        if (!LIST_EMPTY(&q->jobs))
                 run(q,
                     "UPDATE pxl_jobs SET state = 'waiting', "
                     "attempt = attempt - 1, owner = NULL, "
                     "lease_until = NULL WHERE owner = $1 AND "
                     "state = 'active'",
-                    params("s", q->owner), released, &done);
-        }
+                    params("s", q->owner), released, NULL);
         /*
          * Every statement of ours answered before q goes: their
          * callbacks name it (the app's database closes after us).
@@ -1027,6 +1499,7 @@ static void queue_stop(struct pxl_worker *srv)
         }
         for (size_t i = 0; i < q->n; i++)
                 evtimer_del(q->v[i].timer);
+        evtimer_del(q->count_timer);
         if (q->own_db) {
                 pxl_db_close(q->db);
                 q->own_db = false;
@@ -1097,13 +1570,34 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
                         }
                 }
         }
+        for (char **r = srv->conf->queue.rate_limits; r != NULL && *r != NULL;
+             r++) {
+                bool found = false;
+                size_t len = strcspn(*r, "=");
+
+                for (size_t i = 0; i < srv->plugins.n && !found; i++)
+                        for (const struct pxl_processor *p =
+                                     pxl_plugin_processors(
+                                             srv->plugins.v[i].desc);
+                             p != NULL && p->queue != NULL && !found; p++)
+                                found = strlen(p->queue) == len &&
+                                        strncmp(p->queue, *r, len) == 0;
+                if (!found) {
+                        pxl_str_report(errors, srv->conf->file, 0,
+                                       "queue.rate_limits",
+                                       "no plugin processes queue \"%.*s\"",
+                                       (int)len, *r);
+                        rc = PXL_ERR;
+                }
+        }
         if (rc < 0 || n == 0)
                 return rc;
         /* Our own SQLite file: set up as the app's would be. */
         if (pxl_db_sqlite.setup != NULL &&
             (!srv->conf->database.enabled || srv->conf->database.postgresql))
                 pxl_db_sqlite.setup();
-        if (pxl_worker_add_service(srv, &queue_service) < 0) {
+        if (pxl_worker_add_service(srv, &queue_service) < 0 ||
+            pxl_worker_add_reporter(srv, report, NULL) < 0) {
                 pxl_str_puts(errors, "out of memory\n");
                 return PXL_ENOMEM;
         }

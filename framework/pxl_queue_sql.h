@@ -12,6 +12,10 @@
  *   dead       failed attempts times; kept until retried or removed
  * attempt counts the runs started. Times are milliseconds since the
  * epoch.
+ *
+ * pxl_queue_limits holds a rate-limited queue's GCRA state: tat, when
+ * the next start is allowed (microseconds since the epoch), and how
+ * many starts the last reservation granted.
  */
 #ifndef PXL_QUEUE_SQL_H
 #define PXL_QUEUE_SQL_H
@@ -42,6 +46,10 @@
         "CREATE INDEX IF NOT EXISTS pxl_jobs_ready ON pxl_jobs "               \
         "(queue, state, priority DESC, run_at); "                              \
         "CREATE INDEX IF NOT EXISTS pxl_jobs_finished ON pxl_jobs "            \
-        "(queue, state, finished_at)"
+        "(queue, state, finished_at); "                                        \
+        "CREATE TABLE IF NOT EXISTS pxl_queue_limits ("                        \
+        "queue TEXT PRIMARY KEY, "                                             \
+        "tat INTEGER NOT NULL DEFAULT 0, "                                     \
+        "granted INTEGER NOT NULL DEFAULT 0)"
 
 #endif

@@ -53,6 +53,17 @@ void pxl_worker_announce(struct pxl_worker *srv, const struct pxl_change *ch)
         pxl_bus_on_change(srv, ch);
 }
 
+int pxl_worker_add_reporter(struct pxl_worker *srv, pxl_report_fn *fn,
+                            void *arg)
+{
+        if (srv->nreporters == PXL_WORKER_REPORTERS)
+                return PXL_ENOMEM;
+        srv->reporters[srv->nreporters].fn = fn;
+        srv->reporters[srv->nreporters].arg = arg;
+        srv->nreporters++;
+        return PXL_OK;
+}
+
 int pxl_worker_add_service(struct pxl_worker *srv,
                            const struct pxl_service *svc)
 {

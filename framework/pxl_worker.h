@@ -134,8 +134,13 @@ struct pxl_service {
         void (*stop)(struct pxl_worker *srv);
 };
 
-#define PXL_WORKER_WATCHERS 8
-#define PXL_WORKER_SERVICES 8
+#define PXL_WORKER_WATCHERS  8
+#define PXL_WORKER_SERVICES  8
+#define PXL_WORKER_REPORTERS 4
+
+/* Adds a subsystem's figures to pxl_metrics() (out is the snapshot). */
+typedef void pxl_report_fn(const struct pxl_worker *srv,
+                           struct json_object *out, void *arg);
 
 struct pxl_redis;
 
@@ -199,6 +204,11 @@ struct pxl_worker {
         void *service_state[PXL_WORKER_SERVICES]; /* each service's own */
         unsigned nservices;
         unsigned nstarted;      /* services started, stopped in reverse */
+        struct {
+                pxl_report_fn *fn;
+                void *arg;
+        } reporters[PXL_WORKER_REPORTERS];
+        unsigned nreporters;
         unsigned nconns;        /* all accepted, upgrading included */
         unsigned nopen;         /* upgraded */
         unsigned nhandshaking;  /* on the handshaking list */
@@ -217,6 +227,10 @@ struct pxl_worker {
 int pxl_worker_watch(struct pxl_worker *srv, pxl_change_fn *fn, void *arg);
 /* Tell the presence lists, the watchers and the bus, in that order. */
 void pxl_worker_announce(struct pxl_worker *srv, const struct pxl_change *ch);
+
+/* Have fn add to every metrics snapshot (PXL_ENOMEM past the table). */
+int pxl_worker_add_reporter(struct pxl_worker *srv, pxl_report_fn *fn,
+                            void *arg);
 
 /* Run svc in this worker (before pxl_server_run). */
 int pxl_worker_add_service(struct pxl_worker *srv,

@@ -30,7 +30,8 @@
  *   1.4  queue: the descriptor's processors table (struct
  *        pxl_processor), appended (a 1.3 plugin has none), and the
  *        pxl_job_* functions: background jobs with delays, retries and
- *        dead letters.
+ *        dead letters. A processor may be blocking (it runs on a
+ *        thread pool: pxl_processor.blocking, last of the struct).
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -155,13 +156,21 @@ struct pxl_job; /* a job being processed; see "queue" below */
  */
 typedef int pxl_processor_fn(struct pxl_ctx *ctx, struct pxl_job *job);
 
+/* Write rows with designated initialisers; what a row leaves out is 0. */
 struct pxl_processor {
         const char *queue;   /* [a-z0-9_.-]{1,64}; one plugin per queue */
         pxl_processor_fn *fn;
         unsigned concurrency; /* jobs at once per worker; 0 = 1 */
         unsigned timeout_ms;  /* failed when still running; 0 = queue.timeout */
+        /*
+         * fn blocks (a file, a subprocess, a library without an async
+         * API): it runs on one of the worker's queue.threads threads,
+         * with ctx NULL, and may call only what "Blocking processors"
+         * (the queue section below) lists.
+         */
+        bool blocking;
 };
-#define PXL_PROCESSOR_END {NULL, NULL, 0, 0}
+#define PXL_PROCESSOR_END {NULL, NULL, 0, 0, false}
 
 struct pxl_route {
         const char *type;
@@ -710,6 +719,42 @@ int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
                 const struct json_object *payload,
                 const struct pxl_job_options *options, pxl_job_added_fn *fn,
                 void *arg);
+
+/*
+ * Add a job as part of a database transaction (pxl_db_begin): it exists
+ * if and only if the transaction commits, and runs only after. Where
+ * the jobs live in the app's SQLite database (driver sqlite, no redis
+ * group); elsewhere PXL_EINVAL. fn runs once the job is written in the
+ * transaction (the job is not visible before the commit), with a ctx
+ * of tx's plugin. Otherwise as pxl_job_add.
+ */
+int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
+                   const struct json_object *payload,
+                   const struct pxl_job_options *options, pxl_job_added_fn *fn,
+                   void *arg);
+
+/*
+ * Blocking processors (pxl_processor.blocking) run on a pool thread of
+ * the worker (queue.threads of them), with ctx NULL; pxl owns the loop
+ * and everything on it, and the thread touches none of it. Such a
+ * processor may call, and only for its own job:
+ *   pxl_job_id, pxl_job_queue, pxl_job_payload, pxl_job_attempt (the
+ *     job does not change while it runs; the payload is the thread's);
+ *   pxl_job_progress, pxl_job_complete, pxl_job_fail: they hand over to
+ *     the loop, which publishes and records them in order, and return
+ *     at once (PXL_OK once handed over, PXL_ECLOSED once the job has
+ *     ended, PXL_ENOMEM when progress could not be handed over);
+ *   pxl_log with a NULL ctx;
+ *   json-c on the payload and on objects of its own.
+ * Nothing else of this header: no pxl_job_add, no database, no sending.
+ * A job it has not ended when it returns ends as a loop processor's
+ * does (PXL_OK completes it, a negative code fails it), except that
+ * PXL_DEFERRED is not allowed and fails it too. The job's timeout counts from the claim, waiting for a free
+ * thread included; past it the job has failed and its end is ignored
+ * (PXL_ECLOSED), while the thread runs on until the processor returns.
+ * A worker that stops waits for the processors that run; jobs waiting
+ * for a thread are given back to the queue.
+ */
 
 /* Borrowed, valid until the job ends. */
 const char *pxl_job_id(const struct pxl_job *job);

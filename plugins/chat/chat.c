@@ -311,7 +311,10 @@ static int remind_room(struct pxl_ctx *ctx, struct pxl_job *job)
 }
 
 static const struct pxl_processor chat_processors[] = {
-        {"chat.reminders", remind_room, 4, 10000},
+        {.queue = "chat.reminders",
+         .fn = remind_room,
+         .concurrency = 4,
+         .timeout_ms = 10000},
         PXL_PROCESSOR_END,
 };
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Docs move with the code: every config key pxl-serve knows (-T) is
 # described in pxl.cfg(5), and every option of -h (--migrate too) is in
-# pxl-serve(1).
+# pxl-serve(1); every command and option of `pxl-jobs -h` is in
+# pxl-jobs(1).
 # -T itself must list at least as many keys as pxl.cfg(5) documents (one
 # `.It Ic KEY No (...)` entry each): an empty or cut-short -T would make
 # the per-key checks vacuous.
@@ -17,8 +18,14 @@ nman=$(printf '%s\n' "$man_keys" | grep -c .)
 cfg_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl.cfg.5" 2>/dev/null | col -b)
 serve_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl-serve.1" 2>/dev/null | col -b)
 opts=$("$serve" -h | sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\) .*/\1/p')
+jobs=${PXL_BUILDDIR:?}/framework/pxl-jobs
+jobs_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl-jobs.1" 2>/dev/null | col -b)
+jobs_help=$("$jobs" -h)
+jobs_words=$(printf '%s\n' "$jobs_help" |
+        sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\|[a-z][a-z]*\) .*/\1/p' | sort -u)
+njobs=$(printf '%s\n' "$jobs_words" | grep -c .)
 n=0
-total=$(( 2 + nkeys + $(printf '%s\n' "$opts" | grep -c .) + 1 ))
+total=$(( 2 + nkeys + $(printf '%s\n' "$opts" | grep -c .) + 1 + 1 + njobs + 1 ))
 echo "1..$total"
 echo "# pxl-serve -T listed $nkeys keys (exit $t_rc); pxl.cfg(5) documents $nman"
 n=$((n + 1))
@@ -59,5 +66,25 @@ if "$serve" -V | grep -qE '^pxl-serve [0-9.]+ \(plugin ABI [0-9]+\.[0-9]+\)$'; t
         echo "ok $n - pxl-serve -V prints version and ABI"
 else
         echo "not ok $n - pxl-serve -V prints version and ABI"
+fi
+n=$((n + 1))
+if [ "$njobs" -ge 8 ]; then
+        echo "ok $n - pxl-jobs -h lists $njobs commands and options"
+else
+        echo "not ok $n - pxl-jobs -h lists $njobs commands and options (want 5 commands, 3 options)"
+fi
+for w in $jobs_words; do
+        n=$((n + 1))
+        if printf '%s\n' "$jobs_text" | grep -qE -- "^ +$w([[:space:]]|,|\$)"; then
+                echo "ok $n - pxl-jobs(1) documents $w"
+        else
+                echo "not ok $n - pxl-jobs(1) documents $w"
+        fi
+done
+n=$((n + 1))
+if "$jobs" -V | grep -qE '^pxl-jobs [0-9.]+$'; then
+        echo "ok $n - pxl-jobs -V prints the version"
+else
+        echo "not ok $n - pxl-jobs -V prints the version"
 fi
 echo "# checked $nkeys keys and $(printf '%s\n' "$opts" | grep -c .) options"

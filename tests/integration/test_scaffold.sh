@@ -80,10 +80,11 @@ must "read the install directories" \
 skel=$D$pkgdatadir/skeleton
 
 missing=
-for f in "$bindir/pxl-serve" "$bindir/pxl-new" "$includedir/pxl/pxl.h" \
-        "$libdir/libpxl.so" "$libdir/pkgconfig/pxl.pc" \
+for f in "$bindir/pxl-serve" "$bindir/pxl-new" "$bindir/pxl-jobs" \
+        "$includedir/pxl/pxl.h" "$libdir/libpxl.so" "$libdir/pkgconfig/pxl.pc" \
         "$pkglibdir/plugins/echo.so" "$mandir/man1/pxl-serve.1" \
-        "$mandir/man1/pxl-new.1" "$mandir/man3/pxl-plugin.3" \
+        "$mandir/man1/pxl-new.1" "$mandir/man1/pxl-jobs.1" \
+        "$mandir/man3/pxl-plugin.3" \
         "$mandir/man5/pxl.cfg.5" "$pkgdatadir/skeleton/configure.ac" \
         "$pkgdatadir/skeleton/Makefile.am" "$pkgdatadir/skeleton/app.cfg" \
         "$pkgdatadir/skeleton/README.md" \
@@ -93,7 +94,7 @@ for f in "$bindir/pxl-serve" "$bindir/pxl-new" "$includedir/pxl/pxl.h" \
         "$pkgdatadir/skeleton/web/index.html"; do
         [ -e "$D$f" ] || missing="$missing $f"
 done
-for f in "$bindir/pxl-serve" "$bindir/pxl-new"; do
+for f in "$bindir/pxl-serve" "$bindir/pxl-new" "$bindir/pxl-jobs"; do
         [ -x "$D$f" ] || missing="$missing $f(not executable)"
 done
 if [ -z "$missing" ]; then
