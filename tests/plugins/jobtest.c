@@ -561,10 +561,14 @@ static const struct pxl_subscriber jt_subscribers[] = {
 };
 
 static const struct pxl_processor jt_processors[] = {
-        {"work", process, 1, 0},     {"many", process, 4, 0},
-        {"flaky", process, 4, 0},    {"slow", process, 2, 1000},
-        {"progress", process, 1, 0}, {"delay", process, 16, 0},
-        {"keep", process, 1, 0},     PXL_PROCESSOR_END,
+        {.queue = "work", .fn = process, .concurrency = 1},
+        {.queue = "many", .fn = process, .concurrency = 4},
+        {.queue = "flaky", .fn = process, .concurrency = 4},
+        {.queue = "slow", .fn = process, .concurrency = 2, .timeout_ms = 1000},
+        {.queue = "progress", .fn = process, .concurrency = 1},
+        {.queue = "delay", .fn = process, .concurrency = 16},
+        {.queue = "keep", .fn = process, .concurrency = 1},
+        PXL_PROCESSOR_END,
 };
 
 PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
