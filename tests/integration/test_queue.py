@@ -78,11 +78,12 @@ class JobLog:
     def lines(self):
         try:
             with open(self.path, "rb") as f:
-                data = f.read().decode("utf-8")
+                data = f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return []
         out = []
-        for line in data.splitlines():
+        # A line the plugin is still writing has no newline yet: not read.
+        for line in data.split("\n")[:-1]:
             if line:
                 out.append(json.loads(line))
         return out
