@@ -15,7 +15,8 @@
  * Ownership: the service state (struct pxl_queue) owns the queues, the
  * jobs running here and, without an SQLite app database, its own
  * database. A struct pxl_job belongs to the plugin from the processor
- * call until it ends it; pxl frees it then (or at shutdown).
+ * call until it ends it; pxl frees it then (one still running when the
+ * worker stops stays valid, detached, until ended or pxl_queue_fini).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1118,16 +1119,19 @@ static int add_job(struct pxl_queue *q, struct pxl_ctx *ctx,
                 for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
                         json_object_array_add(p,
                                               json_object_new_int64(vals[i]));
-                if (run_in(q, tx,
-                           "INSERT INTO pxl_jobs (queue, id, payload, "
-                           "priority, "
-                           "run_at, attempts, backoff_ms, backoff_exp, "
-                           "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
-                           "$4, $5, $6, $7, $8, $9, $10, $11) "
-                           "ON CONFLICT (queue, id) DO NOTHING",
-                           p, added, a) < 0) {
+                int rc = run_in(
+                        q, tx,
+                        "INSERT INTO pxl_jobs (queue, id, payload, "
+                        "priority, "
+                        "run_at, attempts, backoff_ms, backoff_exp, "
+                        "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
+                        "$4, $5, $6, $7, $8, $9, $10, $11) "
+                        "ON CONFLICT (queue, id) DO NOTHING",
+                        p, added, a);
+
+                if (rc < 0) {
                         free(a);
-                        return PXL_ENOMEM;
+                        return rc;
                 }
         }
         return PXL_OK;
@@ -1198,7 +1202,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
         struct schedule *sc = arg;
         struct pxl_queue *q = sc->q;
-        struct pxl_job_options o = {.run_at_ms = sc->tick * 1000};
+        /*
+         * Kept after it completed (at least the newest one), so that a
+         * worker whose tick rings late finds it and adds nothing.
+         */
+        struct pxl_job_options o = {
+                .run_at_ms = sc->tick * 1000,
+                .keep_completed = q->srv->conf->queue.keep_completed
+                                          ? q->srv->conf->queue.keep_completed
+                                          : 1,
+        };
         char id[MAX_ID_LEN + 1];
         struct pxl_ctx ctx;
 

@@ -726,10 +726,10 @@ int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
 /*
  * Add a job as part of a database transaction (pxl_db_begin): it exists
  * if and only if the transaction commits, and runs only after. Where
- * the jobs live in the app's SQLite database (driver sqlite, no redis
- * group); elsewhere PXL_EINVAL. fn runs once the job is written in the
- * transaction (the job is not visible before the commit), with a ctx
- * of tx's plugin. Otherwise as pxl_job_add.
+ * the jobs live in the app's SQLite database (driver sqlite); elsewhere
+ * PXL_EINVAL; PXL_ECLOSED for a transaction already ended. fn runs once
+ * the job is written in the transaction (the job is not visible before
+ * the commit), with a ctx of tx's plugin. Otherwise as pxl_job_add.
  */
 int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
                    const struct json_object *payload,
