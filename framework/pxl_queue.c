@@ -1765,7 +1765,18 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
                                 found = strlen(p->queue) == len &&
                                         strncmp(p->queue, *r, len) == 0;
                 if (!found) {
-                        pxl_str_report(errors, srv->conf->file, 0,
+                        const config_setting_t *list = config_lookup(
+                                &srv->conf->cfg, "queue.rate_limits");
+                        const config_setting_t *e =
+                                list ? config_setting_get_elem(
+                                               list,
+                                               (unsigned)(r -
+                                                          srv->conf->queue
+                                                                  .rate_limits))
+                                     : NULL;
+
+                        pxl_str_report(errors, srv->conf->file,
+                                       e ? config_setting_source_line(e) : 0,
                                        "queue.rate_limits",
                                        "no plugin processes queue \"%.*s\"",
                                        (int)len, *r);
