@@ -6,7 +6,8 @@
  * written with one write(2) each: it survives kill -9, so that the test
  * counts runs exactly.
  *
- * Log lines ("at": milliseconds since the epoch, CLOCK_REALTIME):
+ * Log lines ("at": milliseconds since the epoch, CLOCK_REALTIME; "pid":
+ * the process that wrote it, as workers may share one log):
  *   {"ev":"start","queue","id","attempt","payload","at"}  a run began
  *   {"ev":"end","queue","id","attempt","how","at"}  the run ends: written
  *        just before pxl_job_complete or pxl_job_fail is called, or the
@@ -19,13 +20,19 @@
  *        a bus event as the subscriber got it; sent: the clients it was
  *        forwarded to
  *   {"ev":"added","queue","id","existed","error","at"}  a job/add outcome
+ *   {"ev":"tx","queue","id","existed","addError","rowError","commit",
+ *        "error","at"}  a job/addtx transaction ended: commit true when
+ *        it asked for a commit, error NULL when that (or the rollback)
+ *        happened
  *
  * Queues (one processor function; the payload, an object, says what a
  * run does):
  *   work      concurrency 1        many      concurrency 4
  *   flaky     concurrency 4        slow      concurrency 2, timeout 1000 ms
  *   progress  concurrency 1        delay     concurrency 16
- *   keep      concurrency 1
+ *   keep      concurrency 1        rated     concurrency 8
+ *   sched     concurrency 4
+ * (the tests give rated a rate limit and sched a schedule)
  * payload keys:
  *   client       a client id: the bus events of the job go to it
  *   failUntil    N: attempts below N fail ("failing attempt A")
@@ -49,6 +56,15 @@
  *           -> {id, existed, addedAt} once stored, or the error frame
  *           "pxl_job_add: <pxl_strerror>" when pxl_job_add refuses, or the
  *           error the added callback got
+ *   job/addtx {queue, payload, options, row, commit, commitAfterMs}
+ *           pxl_db_begin; INSERT INTO jt_rows (name) VALUES (row) (the
+ *           test makes the table); pxl_job_add_tx; after commitAfterMs
+ *           (0: at once) pxl_db_commit when commit is true, else
+ *           pxl_db_rollback -> once all three ended, the tx log line's
+ *           object (without ev and at). Refused at once: "pxl_db_begin:
+ *           no transaction; pxl_job_add_tx(NULL): <pxl_strerror>" without
+ *           a database, "pxl_job_add_tx: <pxl_strerror>" when it refuses
+ *           the transaction (it is rolled back)
  *   job/release {hold} -> how many held runs it completed
  *   job/running -> runs this worker has not ended (timed-out ones too)
  */
@@ -109,6 +125,7 @@ static void jt_log(struct jobtest *jt, struct json_object *o)
         int fd;
 
         json_object_object_add(o, "at", json_object_new_int64(now_ms()));
+        json_object_object_add(o, "pid", json_object_new_int64(getpid()));
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         len = strlen(text);
         line = malloc(len + 1);
@@ -326,6 +343,168 @@ static int job_add(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         rc = add_job(ctx, jt, pxl_msg_data(msg), d);
         if (rc != PXL_OK) /* the router cancels d */
                 return pxl_fail(ctx, "pxl_job_add: %s", pxl_strerror(rc));
+        return PXL_DEFERRED;
+}
+
+/* ---- adding jobs in a transaction --------------------------------------- */
+
+struct tx_req {
+        struct jobtest *jt;
+        struct pxl_defer *defer;
+        struct pxl_db_tx *tx;
+        struct event *timer; /* commitAfterMs */
+        bool commit;
+        int pending;             /* callbacks still to come: row, added, end */
+        struct json_object *out; /* the tx line */
+};
+
+static void tx_settle(struct tx_req *t)
+{
+        if (--t->pending > 0)
+                return;
+        json_object_object_add(t->out, "ev", json_object_new_string("tx"));
+        jt_log(t->jt, json_object_get(t->out));
+        json_object_object_del(t->out, "ev");
+        json_object_object_del(t->out, "at");
+        json_object_object_del(t->out, "pid");
+        pxl_defer_reply(t->defer, t->out);
+        if (t->timer != NULL)
+                event_free(t->timer);
+        free(t);
+}
+
+static struct json_object *str_or_null(const char *s)
+{
+        return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+static void tx_row(struct pxl_ctx *ctx, const struct pxl_db_result *res,
+                   void *arg)
+{
+        struct tx_req *t = arg;
+
+        (void)ctx;
+        json_object_object_add(t->out, "rowError",
+                               str_or_null(pxl_db_error(res)));
+        tx_settle(t);
+}
+
+static void tx_added(struct pxl_ctx *ctx, const char *id, bool existed,
+                     const char *error, void *arg)
+{
+        struct tx_req *t = arg;
+
+        (void)ctx;
+        json_object_object_add(t->out, "id", str_or_null(id));
+        json_object_object_add(t->out, "existed",
+                               json_object_new_boolean(existed));
+        json_object_object_add(t->out, "addError", str_or_null(error));
+        tx_settle(t);
+}
+
+static void tx_ended(struct pxl_ctx *ctx, const struct pxl_db_result *res,
+                     void *arg)
+{
+        struct tx_req *t = arg;
+
+        (void)ctx;
+        json_object_object_add(t->out, "error", str_or_null(pxl_db_error(res)));
+        tx_settle(t);
+}
+
+static void tx_end(struct tx_req *t)
+{
+        int rc = t->commit ? pxl_db_commit(t->tx, tx_ended, t)
+                           : pxl_db_rollback(t->tx, tx_ended, t);
+
+        t->tx = NULL;
+        if (rc != PXL_OK) {
+                json_object_object_add(
+                        t->out, "error",
+                        json_object_new_string(pxl_strerror(rc)));
+                tx_settle(t);
+        }
+}
+
+static void tx_timer(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        tx_end(arg);
+}
+
+static int job_addtx(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct jobtest *jt = pxl_ctx_plugin_data(ctx);
+        struct json_object *data = pxl_msg_data(msg);
+        struct json_object *opts = key_of(data, "options");
+        struct json_object *params;
+        struct pxl_job_options o = {0};
+        const char *queue = str_of(data, "queue");
+        const char *row = str_of(data, "row");
+        int64_t after = int_of(data, "commitAfterMs", 0);
+        struct pxl_defer *d;
+        struct pxl_db_tx *tx;
+        struct tx_req *t;
+        int rc;
+
+        o.id = str_of(opts, "id");
+        o.delay_ms = (uint64_t)int_of(opts, "delayMs", 0);
+        o.attempts = (unsigned)int_of(opts, "attempts", 0);
+        tx = pxl_db_begin(ctx);
+        if (tx == NULL) {
+                rc = pxl_job_add_tx(NULL, queue, key_of(data, "payload"),
+                                    opts != NULL ? &o : NULL, NULL, NULL);
+                return pxl_fail(ctx,
+                                "pxl_db_begin: no transaction; "
+                                "pxl_job_add_tx(NULL): %s",
+                                pxl_strerror(rc));
+        }
+        d = pxl_defer(ctx);
+        t = calloc(1, sizeof(*t));
+        if (d == NULL || t == NULL) {
+                free(t);
+                pxl_db_rollback(tx, NULL, NULL);
+                return pxl_fail(ctx, "out of memory");
+        }
+        t->jt = jt;
+        t->defer = d;
+        t->tx = tx;
+        t->commit = json_object_get_boolean(key_of(data, "commit"));
+        t->out = json_object_new_object();
+        json_object_object_add(t->out, "queue", str_or_null(queue));
+        json_object_object_add(t->out, "commit",
+                               json_object_new_boolean(t->commit));
+        rc = pxl_job_add_tx(tx, queue, key_of(data, "payload"),
+                            opts != NULL ? &o : NULL, tx_added, t);
+        if (rc != PXL_OK) {
+                pxl_db_rollback(tx, NULL, NULL);
+                json_object_put(t->out);
+                free(t);
+                return pxl_fail(ctx, "pxl_job_add_tx: %s", pxl_strerror(rc));
+        }
+        t->pending = 3;
+        params = json_object_new_array();
+        json_object_array_add(params, str_or_null(row));
+        rc = pxl_db_tx_query(tx, "INSERT INTO jt_rows (name) VALUES ($1)",
+                             params, tx_row, t);
+        json_object_put(params);
+        if (rc != PXL_OK) {
+                json_object_object_add(
+                        t->out, "rowError",
+                        json_object_new_string(pxl_strerror(rc)));
+                t->pending--;
+        }
+        if (after > 0) {
+                struct timeval tv = {
+                        .tv_sec = (time_t)(after / 1000),
+                        .tv_usec = (suseconds_t)(after % 1000 * 1000)};
+
+                t->timer = evtimer_new(pxl_ctx_event_base(ctx), tx_timer, t);
+                if (t->timer != NULL && evtimer_add(t->timer, &tv) == 0)
+                        return PXL_DEFERRED;
+        }
+        tx_end(t);
         return PXL_DEFERRED;
 }
 
@@ -548,6 +727,7 @@ static void jt_fini(struct pxl_ctx *ctx)
 
 static const struct pxl_route jt_routes[] = {
         {"job", "add", job_add},
+        {"job", "addtx", job_addtx},
         {"job", "release", job_release},
         {"job", "running", job_running},
         PXL_ROUTE_END,
@@ -568,6 +748,8 @@ static const struct pxl_processor jt_processors[] = {
         {.queue = "progress", .fn = process, .concurrency = 1},
         {.queue = "delay", .fn = process, .concurrency = 16},
         {.queue = "keep", .fn = process, .concurrency = 1},
+        {.queue = "rated", .fn = process, .concurrency = 8},
+        {.queue = "sched", .fn = process, .concurrency = 4},
         PXL_PROCESSOR_END,
 };
 
