@@ -549,6 +549,14 @@ struct outcome {
         struct json_object *event;
 };
 
+static void outcome_free(struct outcome *o)
+{
+        if (o == NULL)
+                return;
+        json_object_put(o->event);
+        free(o);
+}
+
 static void recorded(struct pxl_queue *q, const struct pxl_db_result *res,
                      void *arg)
 {
@@ -561,8 +569,15 @@ static void recorded(struct pxl_queue *q, const struct pxl_db_result *res,
                          o->qu->name, pxl_db_error(res));
         else if (pxl_db_affected(res) > 0)
                 publish(q, o->name, json_object_get(o->event));
-        json_object_put(o->event);
-        free(o);
+        outcome_free(o);
+}
+
+/* Record an outcome: run sql with p (taken); o (may be NULL) is taken. */
+static void record(struct pxl_queue *q, const char *sql, struct json_object *p,
+                   struct outcome *o)
+{
+        if (run(q, sql, p, o ? recorded : NULL, o) < 0)
+                outcome_free(o);
 }
 
 /*
@@ -608,22 +623,22 @@ static void finish(struct pxl_job *job, const char *error,
                                                json_object_get(result));
                 }
                 if (job->keep == 0)
-                        run(q,
-                            "DELETE FROM pxl_jobs WHERE queue = $1 AND "
-                            "id = $2 AND owner = $3 AND attempt = $4",
-                            params("sssi", qu->name, job->id, q->owner,
-                                   (int64_t)job->attempt),
-                            o ? recorded : NULL, o);
+                        record(q,
+                               "DELETE FROM pxl_jobs WHERE queue = $1 AND "
+                               "id = $2 AND owner = $3 AND attempt = $4",
+                               params("sssi", qu->name, job->id, q->owner,
+                                      (int64_t)job->attempt),
+                               o);
                 else
-                        run(q,
-                            "UPDATE pxl_jobs SET state = 'completed', "
-                            "result = $5, finished_at = $6, owner = NULL, "
-                            "lease_until = NULL, error = NULL WHERE "
-                            "queue = $1 AND id = $2 AND owner = $3 AND "
-                            "attempt = $4",
-                            params("sssisi", qu->name, job->id, q->owner,
-                                   (int64_t)job->attempt, result_text, now),
-                            o ? recorded : NULL, o);
+                        record(q,
+                               "UPDATE pxl_jobs SET state = 'completed', "
+                               "result = $5, finished_at = $6, owner = NULL, "
+                               "lease_until = NULL, error = NULL WHERE "
+                               "queue = $1 AND id = $2 AND owner = $3 AND "
+                               "attempt = $4",
+                               params("sssisi", qu->name, job->id, q->owner,
+                                      (int64_t)job->attempt, result_text, now),
+                               o);
                 if (job->keep > 0)
                         trim(qu, job->keep);
         } else if (job->attempt < job->attempts) {
@@ -643,13 +658,14 @@ static void finish(struct pxl_job *job, const char *error,
                                 o->event, "retryAt",
                                 json_object_new_int64(now + (int64_t)wait));
                 }
-                run(q,
-                    "UPDATE pxl_jobs SET state = 'waiting', run_at = $5, "
-                    "error = $6, owner = NULL, lease_until = NULL WHERE "
-                    "queue = $1 AND id = $2 AND owner = $3 AND attempt = $4",
-                    params("sssiis", qu->name, job->id, q->owner,
-                           (int64_t)job->attempt, now + (int64_t)wait, error),
-                    o ? recorded : NULL, o);
+                record(q,
+                       "UPDATE pxl_jobs SET state = 'waiting', run_at = $5, "
+                       "error = $6, owner = NULL, lease_until = NULL WHERE "
+                       "queue = $1 AND id = $2 AND owner = $3 AND attempt = $4",
+                       params("sssiis", qu->name, job->id, q->owner,
+                              (int64_t)job->attempt, now + (int64_t)wait,
+                              error),
+                       o);
                 arm(qu, now + (int64_t)wait);
         } else {
                 if (o != NULL) {
@@ -659,14 +675,14 @@ static void finish(struct pxl_job *job, const char *error,
                         json_object_object_add(o->event, "dead",
                                                json_object_new_boolean(1));
                 }
-                run(q,
-                    "UPDATE pxl_jobs SET state = 'dead', error = $5, "
-                    "finished_at = $6, owner = NULL, lease_until = NULL "
-                    "WHERE queue = $1 AND id = $2 AND owner = $3 AND "
-                    "attempt = $4",
-                    params("sssisi", qu->name, job->id, q->owner,
-                           (int64_t)job->attempt, error, now),
-                    o ? recorded : NULL, o);
+                record(q,
+                       "UPDATE pxl_jobs SET state = 'dead', error = $5, "
+                       "finished_at = $6, owner = NULL, lease_until = NULL "
+                       "WHERE queue = $1 AND id = $2 AND owner = $3 AND "
+                       "attempt = $4",
+                       params("sssisi", qu->name, job->id, q->owner,
+                              (int64_t)job->attempt, error, now),
+                       o);
         }
         json_object_put(result);
         qu->running--;

@@ -153,15 +153,14 @@ int pxl_queue_pool_run(struct pxl_queue_pool *p, pxl_queue_pool_fn *work,
         t->arg = arg;
         pthread_mutex_lock(&p->lock);
         stopping = p->stopping;
-        if (!stopping) {
-                TAILQ_INSERT_TAIL(&p->todo, t, link);
-                pthread_cond_signal(&p->cond);
-        }
-        pthread_mutex_unlock(&p->lock);
         if (stopping) {
+                pthread_mutex_unlock(&p->lock);
                 free(t);
                 return PXL_ECLOSED;
         }
+        TAILQ_INSERT_TAIL(&p->todo, t, link); /* p->todo owns t */
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
         return PXL_OK;
 }
 
