@@ -495,10 +495,12 @@ struct pxl_db {
         struct pxl_worker *srv;
         const struct pxl_db_conf *conf; /* borrowed: the app file's, or ours */
         const struct pxl_db_backend *backend;
-        void *state;                  /* the back end's */
-        bool started;                 /* the back end runs */
-        bool stopping;                /* new jobs fail at once */
-        size_t pending;               /* jobs not yet delivered */
+        void *state;    /* the back end's */
+        bool started;   /* the back end runs */
+        bool stopping;  /* new jobs fail at once */
+        size_t pending; /* jobs not yet delivered */
+        /* For pxl_metrics(): statements answered, and those that failed. */
+        uint64_t answered, failed;
         struct pxl_db_job_list ready; /* finished here, to deliver */
         struct event *ready_ev;
         struct tx_list txs; /* not yet freed */
@@ -661,6 +663,9 @@ static void deliver(struct pxl_db *db, struct pxl_db_job *job)
         struct pxl_ctx ctx;
 
         db->pending--;
+        db->answered++;
+        if (job->result.error != NULL)
+                db->failed++;
         if (tx != NULL) {
                 if (tx->running == job)
                         tx->running = NULL;
@@ -1056,6 +1061,41 @@ static const struct pxl_service db_service = {
         .stop = db_stop,
 };
 
+/*
+ * "database": {driver, pending, queries, failed, transactions} in
+ * pxl_metrics(): the app's database in this worker (statements waiting
+ * or running, answered since the start, of which failed; transactions
+ * not yet freed).
+ */
+static void report(const struct pxl_worker *srv, struct json_object *out,
+                   void *arg)
+{
+        struct pxl_db *db = pxl_db_app(srv);
+        struct json_object *o;
+        struct pxl_db_tx *tx;
+        int64_t ntx = 0;
+
+        (void)arg;
+        if (db == NULL || (o = json_object_new_object()) == NULL)
+                return;
+        TAILQ_FOREACH(tx, &db->txs, link)
+        {
+                ntx++;
+        }
+        json_object_object_add(o, "driver",
+                               json_object_new_string(db->conf->postgresql
+                                                              ? "postgresql"
+                                                              : "sqlite"));
+        json_object_object_add(o, "pending",
+                               json_object_new_int64((int64_t)db->pending));
+        json_object_object_add(o, "queries",
+                               json_object_new_int64((int64_t)db->answered));
+        json_object_object_add(o, "failed",
+                               json_object_new_int64((int64_t)db->failed));
+        json_object_object_add(o, "transactions", json_object_new_int64(ntx));
+        json_object_object_add(out, "database", o);
+}
+
 int pxl_db_install(struct pxl_worker *srv)
 {
         const struct pxl_db_backend *backend;
@@ -1067,7 +1107,8 @@ int pxl_db_install(struct pxl_worker *srv)
         if (backend->setup != NULL)
                 backend->setup();
         if (pxl_worker_add_service(srv, &db_service) < 0 ||
-            pxl_worker_watch(srv, db_on_change, NULL) < 0)
+            pxl_worker_watch(srv, db_on_change, NULL) < 0 ||
+            pxl_worker_add_reporter(srv, report, NULL) < 0)
                 return PXL_ENOMEM;
         return PXL_OK;
 }

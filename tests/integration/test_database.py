@@ -1168,6 +1168,34 @@ async def t_max_pending(b):
         await asyncio.to_thread(srv.stop)
 
 
+async def t_metrics(b):
+    """pxl_metrics() has the database's figures: its driver, nothing
+    pending once answered, the statements answered and those failed."""
+    srv = Server(app_config(plugins=PLUGINS + ("testkit",), name="dbm",
+                            extra=b.group() if b.is_pg else
+                            "database = { };"),
+                 name="dbm").start()
+    c = (await clients(srv, 1))[0]
+    try:
+        await ok(c, "SELECT 1 AS one")
+        await ok(c, "SELECT $1::text AS t" if b.is_pg else "SELECT $1 AS t",
+                 ["x"])
+        r = await q(c, "SELECT * FROM no_such_table")
+        check("error" in r, "a query of a missing table: %r" % r)
+        await c.send_json({"type": "test", "action": "metrics"})
+        while True:
+            f = await c.recv()
+            if f.get("action") == "metrics":
+                break
+        eq(f["response"].get("database"),
+           {"driver": "postgresql" if b.is_pg else "sqlite", "pending": 0,
+            "queries": 3, "failed": 1, "transactions": 0},
+           "pxl_metrics()'s database object")
+    finally:
+        await close_all([c])
+        await asyncio.to_thread(srv.stop)
+
+
 # ---- clients that leave -----------------------------------------------------
 
 async def t_leave_in_flight(b):
@@ -1443,6 +1471,7 @@ CASES = [
      t_reads_not_queued),
     ("past max_pending a query fails at once with \"database busy\"",
      t_max_pending),
+    ("pxl_metrics(): the database's driver and counts", t_metrics),
     ("a client leaving with its query in flight", t_leave_in_flight),
     ("a client leaving in a transaction: rolled back, its commit fails",
      t_leave_in_transaction),
