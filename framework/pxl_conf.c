@@ -797,6 +797,18 @@ static void load_schedules(struct loader *ld, const config_setting_t *list)
                         conf_error(ld, e, key, "needs a name and a queue");
                         continue;
                 }
+                /* The name goes into the ids of its ticks' jobs. */
+                if (strlen(name) > 64 ||
+                    strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                            strlen(name)) {
+                        conf_error(ld, config_setting_get_member(e, "name"),
+                                   key,
+                                   "name \"%s\": 1 to 64 of A-Z a-z 0-9 "
+                                   "_ . -",
+                                   name);
+                        continue;
+                }
                 if (has_every == (cron != NULL)) {
                         conf_error(ld, e, key,
                                    "give every (seconds) or cron, one of "
@@ -1155,9 +1167,26 @@ static void check_database(struct loader *ld)
         }
 }
 
-/* queue.rate_limits: "QUEUE=N" each, N from 1 to 100000. */
+/*
+ * queue.rate_limits: "QUEUE=N" each, N from 1 to 100000; a schedule's
+ * payload within queue.max_payload (every tick would be refused).
+ */
 static void check_queue(struct loader *ld)
 {
+        const struct pxl_queue_conf *qc = &ld->conf->queue;
+
+        for (size_t i = 0; i < qc->nschedules; i++) {
+                const struct pxl_schedule_conf *sc = &qc->schedules[i];
+
+                if (strlen(sc->payload) <= qc->max_payload)
+                        continue;
+                pxl_str_report(ld->errors, ld->name, sc->line,
+                               "queue.schedules",
+                               "%s: payload of %zu bytes is over "
+                               "queue.max_payload (%u)",
+                               sc->name, strlen(sc->payload), qc->max_payload);
+                ld->nerrors++;
+        }
         char **v = ld->conf->queue.rate_limits;
         const config_setting_t *s =
                 config_lookup(&ld->conf->cfg, "queue.rate_limits");

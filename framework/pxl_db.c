@@ -635,7 +635,13 @@ static void submit(struct pxl_db *db, struct pxl_db_job *job)
                 finish_here(db, job, "database stopped");
                 return;
         }
-        if (db->pending > pxl_db_conf(db)->max_pending) {
+        /*
+         * Past max_pending new work is refused, never a transaction's
+         * next step: its connection stays bound until COMMIT or ROLLBACK
+         * reaches the back end.
+         */
+        if (db->pending > pxl_db_conf(db)->max_pending &&
+            (job->priv->tx == NULL || job->kind == PXL_DB_BEGIN)) {
                 finish_here(db, job, "database busy");
                 return;
         }
@@ -837,10 +843,17 @@ int pxl_db_tx_query(struct pxl_db_tx *tx, const char *sql,
 {
         int rc;
 
-        if (tx == NULL || sql == NULL || tx->ended)
+        if (tx == NULL || tx->ended)
                 return PXL_EINVAL;
         if (tx->db == NULL)
                 return PXL_ECLOSED;
+        /* Refused here, as pxl_db_query does: and the statement is missed. */
+        if (sql == NULL || (params != NULL &&
+                            !json_object_is_type((struct json_object *)params,
+                                                 json_type_array))) {
+                tx_fail(tx, pxl_strerror(PXL_EINVAL), NULL, false);
+                return PXL_EINVAL;
+        }
         rc = tx_add(tx, PXL_DB_QUERY, sql, params, fn, arg, false, false);
         /* A statement left out: the transaction must not commit. */
         if (rc < 0)

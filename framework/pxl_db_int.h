@@ -145,8 +145,8 @@ struct pxl_db_job {
          * transaction are submitted one at a time, in order.
          */
         void **tx_conn;
-        /* The back end's: sent once more (a stale prepared statement). */
-        bool retried;
+        /* The back end's: its cached statement went stale; sent again. */
+        bool stale, retried;
         struct pxl_db_result result;
         /* pxl_db.c's own */
         struct pxl_db_private *priv;

@@ -394,7 +394,10 @@ static int conn_open(const struct pxl_config *conf, struct mig_conn *c,
                                        : "out of memory");
                 return PXL_ERR;
         }
-        sqlite3_busy_timeout(c->lite, (int)db->busy_timeout);
+        /* Another server starting at once waits rather than fails. */
+        sqlite3_busy_timeout(c->lite, db->busy_timeout > 5000
+                                              ? (int)db->busy_timeout
+                                              : 5000);
         if (conn_exec(c, "PRAGMA journal_mode = WAL") < 0 ||
             conn_exec(c, "PRAGMA foreign_keys = ON") < 0 ||
             conn_exec(c, "CREATE TABLE IF NOT EXISTS pxl_migrations ("

@@ -785,9 +785,7 @@ static void complete(struct pg_conn *c)
          * outside a transaction, run the job once more, prepared anew,
          * rather than fail every query pipelined behind the change.
          */
-        if (job->tx_conn == NULL && !job->retried && job->result.error &&
-            (strcmp(job->result.sqlstate, "0A000") == 0 ||
-             strcmp(job->result.sqlstate, "26000") == 0)) {
+        if (job->tx_conn == NULL && job->stale && !job->retried) {
                 job->retried = true;
                 pxl_db_result_fini(&job->result); /* the error too */
                 TAILQ_INSERT_HEAD(&c->pg->waiting, job, link);
@@ -851,8 +849,10 @@ static int on_result(struct pg_conn *c, struct pg_flight *f, PGresult *res,
                 fail_from(job, res);
                 if (f->used != NULL &&
                     (strcmp(job->result.sqlstate, "0A000") == 0 ||
-                     strcmp(job->result.sqlstate, "26000") == 0))
+                     strcmp(job->result.sqlstate, "26000") == 0)) {
                         stmt_retire(c, f->used);
+                        job->stale = true;
+                }
                 break;
         }
         PQclear(res);

@@ -177,7 +177,21 @@ static int put_value(struct thr *t, struct pxl_db_result *r, sqlite3_stmt *st,
                                                  d > 0 ? "Infinity"
                                                        : "-Infinity",
                                                  d > 0 ? 8 : 9);
-                /* fall through */
+                {
+                        /*
+                         * SQLite's own text has 15 digits: the shortest
+                         * that reads back as the same double instead.
+                         */
+                        char buf[32];
+
+                        for (int prec = 15; prec <= 17; prec++) {
+                                snprintf(buf, sizeof(buf), "%.*g", prec, d);
+                                if (strtod(buf, NULL) == d)
+                                        break;
+                        }
+                        return pxl_db_result_put(r, PXL_DB_NUMBER, buf,
+                                                 strlen(buf));
+                }
         case SQLITE_INTEGER:
                 text = (const char *)sqlite3_column_text(st, col);
                 if (!text)
@@ -623,6 +637,19 @@ static void finish(struct sq *s, struct pxl_db_job *job)
         pxl_db_done(s->db, job);
 }
 
+/* ATTACH, DETACH, or PRAGMA name = value: a setting of one connection. */
+static bool connection_setting(const char *sql, size_t len)
+{
+        const char *p = pxl_db_sql_skip_blank(sql, sql + len);
+        size_t left = (size_t)(sql + len - p);
+
+        if ((left >= 6 && strncasecmp(p, "ATTACH", 6) == 0) ||
+            (left >= 6 && strncasecmp(p, "DETACH", 6) == 0))
+                return true;
+        return left >= 6 && strncasecmp(p, "PRAGMA", 6) == 0 &&
+               memchr(p, '=', left) != NULL;
+}
+
 static void sq_submit(struct pxl_db *db, void *state, struct pxl_db_job *job)
 {
         struct sq *s = state;
@@ -657,11 +684,25 @@ static void sq_submit(struct pxl_db *db, void *state, struct pxl_db_job *job)
                 done_later(s, job);
                 return;
         }
+        if (connection_setting(job->sql, job->sql_len)) {
+                pxl_db_result_fail(&job->result, NULL,
+                                   "ATTACH, DETACH and PRAGMA settings "
+                                   "would change one connection of the "
+                                   "pool only: not run");
+                done_later(s, job);
+                return;
+        }
+        /*
+         * Known writes go to the writer; reads, and statements not seen
+         * yet, to a reader, which hands a write back unrun. Statements
+         * not awaited may so run in any order, as on PostgreSQL's pool:
+         * pxl.h promises order only inside a transaction.
+         */
         node = pxl_map_get(&s->rw, job->sql, job->sql_len);
         if (node && pxl_container_of(node, struct rw_entry, node)->write)
                 to_writer_after_tx(s, job);
         else
-                to_thread(s, job, false); /* a read, or to be found out */
+                to_thread(s, job, false);
 }
 
 /* The threads handed jobs back. */

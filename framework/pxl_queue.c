@@ -55,6 +55,11 @@
 #define MAX_CLAIM          64 /* jobs claimed by one statement */
 #define TRIM_EVERY_MS      1000
 #define TEN_YEARS_MS       315360000000ULL
+/*
+ * A schedule's tick stays at least this long after it completed, so that
+ * a worker whose tick rang late finds it (trimming spares it).
+ */
+#define SCHEDULE_KEEP_MS 60000
 
 struct pxl_queue;
 
@@ -129,6 +134,7 @@ struct pxl_queue {
         char owner[64];    /* NODE/WORKER/PID: who holds a lease */
         uint64_t seq;      /* for ids made here */
         unsigned inflight; /* our own statements not yet answered */
+        bool orphaned;     /* stopped with some: freed by the last */
         bool stopping;
         struct pxl_queue_pool *pool; /* for blocking processors, or NULL */
 };
@@ -197,6 +203,8 @@ static struct json_object *params(const char *spec, ...)
         return a;
 }
 
+static void stop_queues(struct pxl_queue *q);
+
 /* What our own statements carry to their callback. */
 struct call {
         struct pxl_queue *q;
@@ -214,6 +222,9 @@ static void call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
         c->q->inflight--;
         if (c->done != NULL)
                 c->done(c->q, res, c->arg);
+        /* The last answer to a queue already stopped: it goes now. */
+        if (c->q->orphaned && c->q->inflight == 0)
+                stop_queues(c->q);
         free(c);
 }
 
@@ -240,8 +251,11 @@ static int run_in(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
         json_object_put(p);
         if (rc < 0) {
                 free(c);
-                pxl_logs(PXL_LOG_ERR, "queue: cannot run a statement: %s",
-                         pxl_strerror(rc));
+                /* The others are the caller's to report (a tx ended...). */
+                if (rc == PXL_ENOMEM)
+                        pxl_logs(PXL_LOG_ERR,
+                                 "queue: cannot run a statement: %s",
+                                 pxl_strerror(rc));
                 return rc;
         }
         q->inflight++;
@@ -375,15 +389,23 @@ static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
         struct queue *qu = arg;
         size_t n = pxl_db_rows(res), asked = qu->asked;
 
-        qu->claiming = false;
-        if (q->stopping)
+        /* Stopping: the give-back, queued after us, returns these rows. */
+        if (q->stopping) {
+                qu->claiming = false;
                 return;
+        }
         if (pxl_db_error(res) != NULL) {
+                qu->claiming = false;
                 pxl_logs(PXL_LOG_WARN, "queue %s: cannot claim jobs: %s",
                          qu->name, pxl_db_error(res));
                 arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
                 return;
         }
+        /*
+         * Still claiming while they start: a job that ends in its call
+         * must not claim more while the rest of this batch is not yet
+         * counted in running (its claim waits in again).
+         */
         for (size_t r = 0; r < n; r++) {
                 struct pxl_job *job = job_from_row(qu, res, r);
 
@@ -406,6 +428,7 @@ static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
                 LIST_INSERT_HEAD(&q->jobs, job, link);
                 start_job(qu, job);
         }
+        qu->claiming = false;
         if (qu->again || (n > 0 && n >= asked)) {
                 qu->again = false;
                 claim(qu); /* there may be more */
@@ -538,8 +561,10 @@ static void trim(struct queue *qu, unsigned keep)
         run(qu->q,
             "DELETE FROM pxl_jobs WHERE rowid IN (SELECT rowid FROM pxl_jobs "
             "WHERE queue = $1 AND state = 'completed' "
+            "AND NOT (id GLOB 'schedule:*' AND finished_at > $3) "
             "ORDER BY finished_at DESC LIMIT -1 OFFSET $2)",
-            params("si", qu->name, (int64_t)keep), NULL, NULL);
+            params("sii", qu->name, (int64_t)keep, now - SCHEDULE_KEEP_MS),
+            NULL, NULL);
 }
 
 /* An outcome recorded: tell everyone, when it was still this attempt's. */
@@ -1248,6 +1273,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         arm_schedule(sc);
 }
 
+static const char *conf_file(const struct pxl_queue *q)
+{
+        return q->srv->conf->file;
+}
+
 static int start_schedules(struct pxl_queue *q, struct pxl_str *errors)
 {
         const struct pxl_queue_conf *conf = &q->srv->conf->queue;
@@ -1265,11 +1295,19 @@ static int start_schedules(struct pxl_queue *q, struct pxl_str *errors)
                 sc->conf = c;
                 sc->qu = find_queue(q, c->queue); /* install checked it */
                 if (c->cron != NULL &&
-                    pxl_cron_parse(c->cron, &sc->cron, err, sizeof(err)) < 0)
-                        return PXL_EINVAL; /* the config checked it */
-                if (pxl_json_build(c->payload, strlen(c->payload), 64,
-                                   &sc->payload) < 0)
+                    pxl_cron_parse(c->cron, &sc->cron, err, sizeof(err)) < 0) {
+                        pxl_str_report(errors, conf_file(q), c->line,
+                                       "queue.schedules", "%s: cron: %s",
+                                       c->name, err);
                         return PXL_EINVAL;
+                }
+                if (pxl_json_build(c->payload, strlen(c->payload), 64,
+                                   &sc->payload) < 0) {
+                        pxl_str_report(errors, conf_file(q), c->line,
+                                       "queue.schedules",
+                                       "%s: payload is not JSON", c->name);
+                        return PXL_EINVAL;
+                }
                 q->nsched++;
                 sc->timer = evtimer_new(q->srv->base, on_tick, sc);
                 if (sc->qu == NULL || sc->timer == NULL) {
@@ -1308,17 +1346,48 @@ static void on_lease(evutil_socket_t fd, short what, void *arg)
         struct pxl_queue *q = arg;
         struct timeval tv = pxl_ms_timeval(lease_every_ms(q));
 
+        struct json_object *live = json_object_new_array();
+        struct pxl_job *job;
+        size_t n = 0;
+
         (void)fd;
         (void)what;
-        if (!LIST_EMPTY(&q->jobs))
+        /*
+         * Only the jobs running here: a row whose outcome could not be
+         * written stays ours in the table, and must not be kept alive
+         * for ever; its lease runs out and it runs again.
+         */
+        LIST_FOREACH(job, &q->jobs, link)
+        {
+                struct json_object *pair = json_object_new_array();
+
+                if (job->ended || pair == NULL) {
+                        json_object_put(pair);
+                        continue;
+                }
+                json_object_array_add(pair,
+                                      json_object_new_string(job->queue->name));
+                json_object_array_add(pair, json_object_new_string(job->id));
+                json_object_array_add(pair,
+                                      json_object_new_int64(job->attempt));
+                json_object_array_add(live, pair);
+                n++;
+        }
+        if (n > 0)
                 run(q,
                     "UPDATE pxl_jobs SET lease_until = $2 WHERE owner = $1 "
-                    "AND state = 'active'",
-                    params("si", q->owner,
+                    "AND state = 'active' AND (queue, id, attempt) IN "
+                    "(SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]'), "
+                    "json_extract(value, '$[2]') FROM json_each($3))",
+                    params("sis", q->owner,
                            now_ms(q) +
                                    (int64_t)q->srv->conf->queue.stalled_after *
-                                           1000),
+                                           1000,
+                           json_object_to_json_string_ext(
+                                   live, JSON_C_TO_STRING_PLAIN)),
                     NULL, NULL);
+        json_object_put(live);
         evtimer_add(q->lease_timer, &tv);
 }
 
@@ -1661,13 +1730,26 @@ static void queue_stop(struct pxl_worker *srv)
         /* released has no flag to set: this block's would be gone. */
         for (size_t i = 0; i < q->nsched; i++)
                 evtimer_del(q->sched[i].timer);
-        if (!LIST_EMPTY(&q->jobs))
-                run(q,
-                    "UPDATE pxl_jobs SET state = 'waiting', "
-                    "attempt = attempt - 1, owner = NULL, "
-                    "lease_until = NULL WHERE owner = $1 AND "
-                    "state = 'active'",
-                    params("s", q->owner), released, NULL);
+        /*
+         * The outcomes already sent are written first (statements not
+         * awaited run in no promised order); then everything still ours
+         * goes back, rows a claim in flight takes included.
+         */
+        {
+                struct timeval tick = pxl_ms_timeval(50);
+                int64_t until = pxl_worker_now_ms(srv) + 5000;
+
+                while (q->inflight > 0 && pxl_worker_now_ms(srv) < until) {
+                        event_base_loopexit(srv->base, &tick);
+                        event_base_loop(srv->base, EVLOOP_ONCE);
+                }
+        }
+        run(q,
+            "UPDATE pxl_jobs SET state = 'waiting', "
+            "attempt = attempt - 1, owner = NULL, "
+            "lease_until = NULL WHERE owner = $1 AND "
+            "state = 'active'",
+            params("s", q->owner), released, NULL);
         /*
          * Every statement of ours answered before q goes: their
          * callbacks name it (the app's database closes after us).
@@ -1703,6 +1785,15 @@ static void queue_stop(struct pxl_worker *srv)
                 q->own_db = false;
         }
         pxl_worker_set_service_state(srv, &queue_service, NULL);
+        /*
+         * Statements still unanswered (a lock held elsewhere longer than
+         * we waited) name q in their callbacks, which the app's database
+         * runs as it closes, after us: the last of them frees q.
+         */
+        if (q->inflight > 0) {
+                q->orphaned = true;
+                return;
+        }
         q->db = NULL;
         stop_queues(q);
 }

@@ -588,7 +588,9 @@ typedef void pxl_db_result_fn(struct pxl_ctx *ctx,
  * queued; PXL_ECLOSED without a database, PXL_EINVAL for a NULL sql or
  * a params that is not an array, PXL_ENOMEM (fn never runs on these).
  * A query outlives the request's client: fn runs even when it has
- * gone (a pxl_defer reply to it is then dropped and counted).
+ * gone (a pxl_defer reply to it is then dropped and counted). Queries
+ * not awaited run in no promised order (a pool runs them side by side):
+ * issue the next from the callback, or use a transaction, for order.
  * Transaction statements (BEGIN, COMMIT, ROLLBACK...) and empty SQL
  * are refused here: use the transaction functions below.
  */
