@@ -714,8 +714,9 @@ typedef void pxl_job_added_fn(struct pxl_ctx *ctx, const char *id,
  * Add a job to queue with payload (borrowed; NULL is null), options
  * (NULL for the defaults). fn (may be NULL) runs later, from the loop,
  * once the job is stored (or could not be). PXL_OK once queued;
- * PXL_EINVAL for a queue no plugin processes, a bad option or a payload
- * over queue.max_payload (the reason logged); PXL_ECLOSED without a
+ * PXL_EINVAL for a queue no plugin processes, an id that is not 1 to
+ * 128 printable bytes or a payload over queue.max_payload (the reason
+ * logged); PXL_ECLOSED without a
  * queue (no plugin declares processors); PXL_ENOMEM. fn never runs on
  * these. A processor runs with a ctx that has no client. A delay runs
  * from the call; delays past ten years are cut to ten years.
@@ -754,9 +755,10 @@ int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
  * Nothing else of this header: no pxl_job_add, no database, no sending.
  * A job it has not ended when it returns ends as a loop processor's
  * does (PXL_OK completes it, a negative code fails it), except that
- * PXL_DEFERRED is not allowed and fails it too. The job's timeout counts from the claim, waiting for a free
- * thread included; past it the job has failed and its end is ignored
- * (PXL_ECLOSED), while the thread runs on until the processor returns.
+ * PXL_DEFERRED is not allowed and fails it too. The job's timeout
+ * counts from the claim, waiting for a free thread included; past it
+ * the job has failed and its end is ignored (PXL_ECLOSED), while the
+ * thread runs on until the processor returns.
  * A worker that stops waits for the processors that run; jobs waiting
  * for a thread are given back to the queue.
  */
@@ -772,7 +774,9 @@ int pxl_job_progress(struct pxl_job *job, const struct json_object *progress);
 /*
  * End the job: completed, with result (taken; may be NULL), or failed
  * with a reason. Either consumes job. After the job's timeout it has
- * already failed: these then only free it, PXL_ECLOSED.
+ * already failed: these then only free it, PXL_ECLOSED; the same for a
+ * job still running when its worker stopped (it was given back to the
+ * queue, and its handle kept until ended, or until after fini).
  */
 int pxl_job_complete(struct pxl_job *job, struct json_object *result);
 int pxl_job_fail(struct pxl_job *job, const char *fmt, ...) PXL_PRINTF(2, 3);
@@ -782,7 +786,9 @@ int pxl_job_fail(struct pxl_job *job, const char *fmt, ...) PXL_PRINTF(2, 3);
 /*
  * A snapshot of this worker's counters as a new JSON object (the caller
  * owns it): connections, rooms, messages and bytes in and out, connects,
- * disconnects, errors by kind, auth failures, and per-second rates.
+ * disconnects, errors by kind, auth failures, and per-second rates;
+ * with a database group "database", with processors "queues" (keys in
+ * pxl-plugin(3)).
  */
 struct json_object *pxl_metrics(const struct pxl_ctx *ctx);
 
