@@ -666,48 +666,47 @@ static void finish(struct pxl_job *job, const char *error,
                                o);
                 if (job->keep > 0)
                         trim(qu, job->keep);
-        } else if (job->attempt < job->attempts) {
+        } else {
+                bool retry = job->attempt < job->attempts;
                 uint64_t wait = job->backoff_ms;
 
-                if (job->backoff_exp)
-                        for (unsigned i = 1;
-                             i < job->attempt && wait < 86400000; i++)
-                                wait *= 2;
                 if (o != NULL) {
                         o->name = "jobFailed";
                         json_object_object_add(o->event, "error",
                                                json_object_new_string(error));
                         json_object_object_add(o->event, "dead",
-                                               json_object_new_boolean(0));
-                        json_object_object_add(
-                                o->event, "retryAt",
-                                json_object_new_int64(now + (int64_t)wait));
+                                               json_object_new_boolean(!retry));
                 }
-                record(q,
-                       "UPDATE pxl_jobs SET state = 'waiting', run_at = $5, "
-                       "error = $6, owner = NULL, lease_until = NULL WHERE "
-                       "queue = $1 AND id = $2 AND owner = $3 AND attempt = $4",
-                       params("sssiis", qu->name, job->id, q->owner,
-                              (int64_t)job->attempt, now + (int64_t)wait,
-                              error),
-                       o);
-                arm(qu, now + (int64_t)wait);
-        } else {
-                if (o != NULL) {
-                        o->name = "jobFailed";
-                        json_object_object_add(o->event, "error",
-                                               json_object_new_string(error));
-                        json_object_object_add(o->event, "dead",
-                                               json_object_new_boolean(1));
+                if (!retry) {
+                        record(q,
+                               "UPDATE pxl_jobs SET state = 'dead', "
+                               "error = $5, finished_at = $6, owner = NULL, "
+                               "lease_until = NULL WHERE queue = $1 AND "
+                               "id = $2 AND owner = $3 AND attempt = $4",
+                               params("sssisi", qu->name, job->id, q->owner,
+                                      (int64_t)job->attempt, error, now),
+                               o);
+                } else {
+                        if (job->backoff_exp)
+                                for (unsigned i = 1;
+                                     i < job->attempt && wait < 86400000; i++)
+                                        wait *= 2;
+                        if (o != NULL)
+                                json_object_object_add(
+                                        o->event, "retryAt",
+                                        json_object_new_int64(now +
+                                                              (int64_t)wait));
+                        record(q,
+                               "UPDATE pxl_jobs SET state = 'waiting', "
+                               "run_at = $5, error = $6, owner = NULL, "
+                               "lease_until = NULL WHERE queue = $1 AND "
+                               "id = $2 AND owner = $3 AND attempt = $4",
+                               params("sssiis", qu->name, job->id, q->owner,
+                                      (int64_t)job->attempt,
+                                      now + (int64_t)wait, error),
+                               o);
+                        arm(qu, now + (int64_t)wait);
                 }
-                record(q,
-                       "UPDATE pxl_jobs SET state = 'dead', error = $5, "
-                       "finished_at = $6, owner = NULL, lease_until = NULL "
-                       "WHERE queue = $1 AND id = $2 AND owner = $3 AND "
-                       "attempt = $4",
-                       params("sssisi", qu->name, job->id, q->owner,
-                              (int64_t)job->attempt, error, now),
-                       o);
         }
         json_object_put(result);
         qu->running--;
@@ -1716,6 +1715,18 @@ static void released(struct pxl_queue *q, const struct pxl_db_result *res,
                          pxl_db_error(res));
 }
 
+/* Run the loop until our statements are answered, 5 s at most. */
+static void drain(struct pxl_queue *q)
+{
+        struct timeval tick = pxl_ms_timeval(50);
+        int64_t until = pxl_worker_now_ms(q->srv) + 5000;
+
+        while (q->inflight > 0 && pxl_worker_now_ms(q->srv) < until) {
+                event_base_loopexit(q->srv->base, &tick);
+                event_base_loop(q->srv->base, EVLOOP_ONCE);
+        }
+}
+
 static void queue_stop(struct pxl_worker *srv)
 {
         struct pxl_queue *q = queue_of(srv);
@@ -1727,7 +1738,6 @@ static void queue_stop(struct pxl_worker *srv)
         /* Blocking processors return first; jobs waiting for one stay. */
         pxl_queue_pool_free(q->pool);
         q->pool = NULL;
-        /* released has no flag to set: this block's would be gone. */
         for (size_t i = 0; i < q->nsched; i++)
                 evtimer_del(q->sched[i].timer);
         /*
@@ -1735,15 +1745,7 @@ static void queue_stop(struct pxl_worker *srv)
          * awaited run in no promised order); then everything still ours
          * goes back, rows a claim in flight takes included.
          */
-        {
-                struct timeval tick = pxl_ms_timeval(50);
-                int64_t until = pxl_worker_now_ms(srv) + 5000;
-
-                while (q->inflight > 0 && pxl_worker_now_ms(srv) < until) {
-                        event_base_loopexit(srv->base, &tick);
-                        event_base_loop(srv->base, EVLOOP_ONCE);
-                }
-        }
+        drain(q);
         run(q,
             "UPDATE pxl_jobs SET state = 'waiting', "
             "attempt = attempt - 1, owner = NULL, "
@@ -1754,15 +1756,7 @@ static void queue_stop(struct pxl_worker *srv)
          * Every statement of ours answered before q goes: their
          * callbacks name it (the app's database closes after us).
          */
-        {
-                struct timeval tick = pxl_ms_timeval(50);
-                int64_t until = pxl_worker_now_ms(srv) + 5000;
-
-                while (q->inflight > 0 && pxl_worker_now_ms(srv) < until) {
-                        event_base_loopexit(srv->base, &tick);
-                        event_base_loop(srv->base, EVLOOP_ONCE);
-                }
-        }
+        drain(q);
         /*
          * Handles still running stay valid, detached: a callback the
          * database or Redis runs as they stop may still end one (which
