@@ -38,20 +38,20 @@ or take the best of a few rounds, without loosening a bound the issue
 sets on a quiet run.
 """
 import asyncio
-import itertools
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, Server, app_config, astop_servers,  # noqa: E402
+from pxltest import (TAP, Server, astop_servers,  # noqa: E402
                      check, eq, load_slack, tmpdir)
-from pxlws import close_all, connect, poll  # noqa: E402
+from pxljobs import (JobLog, PipelinedClient, queue_config,  # noqa: E402
+                     table, wait_log)
+from pxlws import poll  # noqa: E402
 
 tap = TAP()
 tap.deadline(150)
@@ -60,71 +60,10 @@ PXL_ECLOSED = -6  # pxl.h: what pxl_job_complete returns after a timeout
 DELAY_BOUND = 100  # ms: the issue's bound for a delayed job's start
 STALLED_AFTER = 2  # s: queue.stalled_after of the kill -9 server
 MAX_PAYLOAD = 1024
-_rid = itertools.count(1)
 
 
 def now_ms():
     return int(time.time() * 1000)
-
-
-# ---- the plugin's log ---------------------------------------------------------
-
-class JobLog:
-    """jobtest's log file: one JSON object a line (see jobtest.c)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def lines(self):
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return []
-        out = []
-        # A line the plugin is still writing has no newline yet: not read.
-        for line in data.split("\n")[:-1]:
-            if line:
-                out.append(json.loads(line))
-        return out
-
-    def runs(self, queue, id_=None, ev="start"):
-        return [x for x in self.lines() if x["ev"] == ev
-                and x.get("queue") == queue
-                and (id_ is None or x.get("id") == id_)]
-
-    def events(self, channel, queue, id_=None):
-        return [x for x in self.lines() if x["ev"] == channel
-                and x["msg"].get("queue") == queue
-                and (id_ is None or x["msg"].get("id") == id_)]
-
-
-async def wait_log(log, pred, timeout, what):
-    """Poll the log until pred(lines) is true; return its value."""
-    async def once():
-        return pred(log.lines())
-    return await poll(once, timeout=timeout, what=what)
-
-
-def plugin_entry(log_path):
-    return '{ path = "jobtest"; settings = { log = "%s"; }; }' % log_path
-
-
-def queue_config(name, log_path, queue="", extra=""):
-    return app_config(plugins=("echo", "testkit", plugin_entry(log_path)),
-                      name=name, limits={"rate": 0},
-                      extra="queue = { %s };\n%s" % (queue, extra))
-
-
-def table(path, where="", params=()):
-    """The jobs table's rows as dicts (read outside pxl)."""
-    con = sqlite3.connect(path, timeout=10)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(
-            "SELECT * FROM pxl_jobs " + where, params).fetchall()]
-    finally:
-        con.close()
 
 
 def job_row(path, queue, id_):
@@ -143,63 +82,20 @@ class Refused(AssertionError):
         self.frame = frame
 
 
-class JobClient:
+class JobClient(PipelinedClient):
     """A connection whose frames a reader task sorts: replies (by
     requestId) to their callers, pushed job/* frames to self.events."""
 
     def __init__(self, c):
-        self.c = c
         self.events = []
         self.other = []
-        self.waiters = {}
-        self.error = None
-        self.task = asyncio.ensure_future(self._read())
+        super().__init__(c)
 
-    @classmethod
-    async def open(cls, url):
-        c = await connect(url)
-        cid = await c.hello()
-        jc = cls(c)
-        jc.cid = cid
-        return jc
-
-    async def _read(self):
-        try:
-            while True:
-                f = await self.c.recv(timeout=3600)
-                rid = f.get("requestId") if isinstance(f, dict) else None
-                if rid is not None and rid in self.waiters:
-                    self.waiters.pop(rid).set_result(f)
-                elif isinstance(f, dict) and f.get("type") == "job":
-                    self.events.append(f)
-                else:
-                    self.other.append(f)
-        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001
-            self.error = e
-            for fut in self.waiters.values():
-                if not fut.done():
-                    fut.set_exception(AssertionError(
-                        "the connection ended while waiting for a reply "
-                        "(%r): did the server crash?" % (e,)))
-            self.waiters.clear()
-
-    async def send(self, type_, action, data):
-        """Send a request; returns a future of its reply frame."""
-        check(self.error is None, "connection gone: %r" % (self.error,))
-        rid = "q%d" % next(_rid)
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters[rid] = fut
-        await self.c.send_json({"type": type_, "action": action,
-                                "data": data, "requestId": rid})
-        return fut
-
-    async def call(self, type_, action, data, timeout=20):
-        fut = await self.send(type_, action, data)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError("no reply to %s/%s %r within %s s"
-                                 % (type_, action, data, timeout))
+    def on_frame(self, f):
+        if isinstance(f, dict) and f.get("type") == "job":
+            self.events.append(f)
+        else:
+            self.other.append(f)
 
     @staticmethod
     def add_data(queue, payload, options=None):
@@ -244,9 +140,6 @@ class JobClient:
             return pred()
         return await poll(once, timeout=timeout, what=what)
 
-    async def close(self):
-        self.task.cancel()
-        await close_all([self.c])
 
 
 def check_event_keys(e, keys):

@@ -32,7 +32,6 @@ Covered:
   {p50, p99, max}, checked against what the test ran.
 """
 import asyncio
-import itertools
 import json
 import os
 import re
@@ -46,9 +45,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pxltest  # noqa: E402
 from pxlredis import RedisServer  # noqa: E402
-from pxltest import (TAP, Server, app_config, astop_servers,  # noqa: E402
+from pxltest import (TAP, Server, astop_servers,  # noqa: E402
                      check, eq, load_slack, run_serve, tmpdir)
-from pxlws import close_all, connect, poll  # noqa: E402
+from pxljobs import JobLog, PipelinedClient, table, wait_log  # noqa: E402
+from pxljobs import queue_config as config  # noqa: E402
+from pxlws import poll  # noqa: E402
 
 tap = TAP()
 tap.deadline(150)
@@ -57,68 +58,13 @@ RATE = 10  # jobs a second of queue "rated"
 PGCTL = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(
     __file__)), "..", "pg", "pgctl"))
 PG_PW_ENV = "PXLTEST_PG_PASSWORD"
-_rid = itertools.count(1)
 
 
 def now_ms():
     return int(time.time() * 1000)
 
 
-# ---- the plugin's log and the jobs table ------------------------------------
-
-class JobLog:
-    """jobtest's log file: one JSON object a line (see jobtest.c)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def lines(self):
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return []
-        # A line the plugin is still writing has no newline yet: not read.
-        return [json.loads(x) for x in data.split("\n")[:-1] if x]
-
-    def runs(self, queue, id_=None, ev="start"):
-        return [x for x in self.lines() if x["ev"] == ev
-                and x.get("queue") == queue
-                and (id_ is None or x.get("id") == id_)]
-
-
-async def wait_log(logs, pred, timeout, what):
-    """Poll the logs (one JobLog or several) until pred(lines) is true."""
-    if isinstance(logs, JobLog):
-        logs = [logs]
-
-    async def once():
-        return pred([x for g in logs for x in g.lines()])
-    return await poll(once, timeout=timeout, what=what)
-
-
-def table(path, where="", params=(), name="pxl_jobs"):
-    con = sqlite3.connect(path, timeout=10)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(
-            "SELECT * FROM %s %s" % (name, where), params).fetchall()]
-    finally:
-        con.close()
-
-
-def plugin_entry(log_path):
-    return '{ path = "jobtest"; settings = { log = "%s"; }; }' % log_path
-
-
-def config(name, log_path, queue="", extra="", workers=None):
-    out = app_config(plugins=("echo", "testkit", plugin_entry(log_path)),
-                     name=name, limits={"rate": 0},
-                     extra="queue = { %s };\n%s" % (queue, extra))
-    if workers is not None:
-        out += "workers = %d;\n" % workers
-    return out
-
+# ---- servers sharing a directory ---------------------------------------------
 
 def server_in(d, file_name, text, workers=1):
     """A Server whose app file is d/file_name.cfg (several may share d)."""
@@ -143,53 +89,8 @@ def make_rows_table(path):
 
 # ---- a client ---------------------------------------------------------------
 
-class Client:
+class Client(PipelinedClient):
     """One connection; requests may be pipelined (replies by requestId)."""
-
-    def __init__(self, c):
-        self.c = c
-        self.waiters = {}
-        self.error = None
-        self.task = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def open(cls, url):
-        c = await connect(url)
-        await c.hello()
-        return cls(c)
-
-    async def _read(self):
-        try:
-            while True:
-                f = await self.c.recv(timeout=3600)
-                rid = f.get("requestId") if isinstance(f, dict) else None
-                if rid in self.waiters:
-                    self.waiters.pop(rid).set_result(f)
-        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001
-            self.error = e
-            for fut in self.waiters.values():
-                if not fut.done():
-                    fut.set_exception(AssertionError(
-                        "the connection ended while waiting for a reply "
-                        "(%r): did the server crash?" % (e,)))
-            self.waiters.clear()
-
-    async def send(self, type_, action, data):
-        check(self.error is None, "connection gone: %r" % (self.error,))
-        rid = "r%d" % next(_rid)
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters[rid] = fut
-        await self.c.send_json({"type": type_, "action": action,
-                                "data": data, "requestId": rid})
-        return fut
-
-    async def call(self, type_, action, data, timeout=20):
-        fut = await self.send(type_, action, data)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError("no reply to %s/%s %r within %s s"
-                                 % (type_, action, data, timeout))
 
     async def response(self, type_, action, data, timeout=20):
         f = await self.call(type_, action, data, timeout)
@@ -213,9 +114,6 @@ class Client:
             out.append(r)
         return out
 
-    async def close(self):
-        self.task.cancel()
-        await close_all([self.c])
 
 
 # ---- schedules --------------------------------------------------------------
