@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import json
 import os
-import sqlite3
 import sys
 import time
 
@@ -30,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxltest  # noqa: E402,F401
 from pxltest import (TAP, Server, app_config, check, eq,  # noqa: E402
                      load_slack, run_serve, tmpdir)
+from pxljobs import table  # noqa: E402
 from pxlws import close_all, connect  # noqa: E402
 
 tap = TAP()
@@ -62,15 +62,10 @@ class App:
 
     def rows(self, ids):
         """{id: row as a dict} of the jobs table."""
-        con = sqlite3.connect(self.db, timeout=5)
-        con.row_factory = sqlite3.Row
-        try:
-            marks = ",".join("?" * len(ids))
-            return {r["id"]: dict(r) for r in con.execute(
-                "SELECT * FROM pxl_jobs WHERE queue = ? AND id IN (%s)"
-                % marks, [QUEUE] + list(ids))}
-        finally:
-            con.close()
+        marks = ",".join("?" * len(ids))
+        return {r["id"]: r for r in table(
+            self.db, "WHERE queue = ? AND id IN (%s)" % marks,
+            [QUEUE] + list(ids))}
 
 
 app = App()
