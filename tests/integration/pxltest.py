@@ -173,11 +173,13 @@ def _no_constant(name):
     raise ValueError("non-JSON constant %s" % name)
 
 
-def loads(text):
-    """json.loads that refuses duplicate keys, NaN and Infinity."""
+def loads(text, parse_float=None):
+    """json.loads that refuses duplicate keys, NaN and Infinity
+    (parse_float=decimal.Decimal keeps every digit of a decimal)."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")
-    return json.loads(text, object_pairs_hook=_no_dups,
+    return json.loads(text, parse_float=parse_float,
+                      object_pairs_hook=_no_dups,
                       parse_constant=_no_constant)
 
 
