@@ -193,8 +193,13 @@ static int jobs_open(struct jobs *j, const struct pxl_config *conf)
 }
 
 /* Print an object (taken; NULL when out of memory) as one line. */
-static int print_json(struct json_object *o)
+/* Print o (taken) as a line; ok false: building it ran out of memory. */
+static int print_json(struct json_object *o, bool ok)
 {
+        if (!ok) {
+                json_object_put(o);
+                o = NULL;
+        }
         if (o == NULL) {
                 fputs("pxl-jobs: out of memory\n", stderr);
                 return JOBS_ERROR;
@@ -290,11 +295,7 @@ static int cmd_queues(struct jobs *j, char **args)
 
                         for (int i = 0; ok && i < 5; i++)
                                 ok = add_int(o, names[i], n[i]);
-                        if (!ok) {
-                                json_object_put(o);
-                                o = NULL;
-                        }
-                        if (print_json(o) != JOBS_DONE) {
+                        if (print_json(o, ok) != JOBS_DONE) {
                                 sqlite3_finalize(st);
                                 return JOBS_ERROR;
                         }
@@ -484,7 +485,7 @@ static int cmd_show(struct jobs *j, char **args)
         else if (rc != SQLITE_ROW)
                 rc = db_error(j, "reading the job");
         else if (j->json)
-                rc = print_json(job_object(st));
+                rc = print_json(job_object(st), true);
         else
                 rc = print_job(st);
         sqlite3_finalize(st);
@@ -548,12 +549,9 @@ static int cmd_dead(struct jobs *j, char **args)
                                 v = json_object_new_string(iso_time(at, iso));
                                 ok = v != NULL;
                         }
-                        if (!ok || json_object_object_add(o, "finished_at_iso",
-                                                          v) != 0) {
-                                json_object_put(o);
-                                o = NULL;
-                        }
-                        if (print_json(o) != JOBS_DONE) {
+                        ok = ok && json_object_object_add(o, "finished_at_iso",
+                                                          v) == 0;
+                        if (print_json(o, ok) != JOBS_DONE) {
                                 sqlite3_finalize(st);
                                 return JOBS_ERROR;
                         }
