@@ -1812,13 +1812,34 @@ static bool good_queue_name(const char *name)
         return true;
 }
 
+/*
+ * The first processor of queue name (len bytes) among the plugins, and
+ * its plugin in *slot; NULL when no plugin processes it.
+ */
+static const struct pxl_processor *
+find_processor(const struct pxl_worker *srv, const char *name, size_t len,
+               const struct pxl_plugin_slot **slot)
+{
+        for (size_t i = 0; i < srv->plugins.n; i++)
+                for (const struct pxl_processor *p =
+                             pxl_plugin_processors(srv->plugins.v[i].desc);
+                     p != NULL && p->queue != NULL; p++)
+                        if (strlen(p->queue) == len &&
+                            strncmp(p->queue, name, len) == 0) {
+                                if (slot != NULL)
+                                        *slot = &srv->plugins.v[i];
+                                return p;
+                        }
+        return NULL;
+}
+
 int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
 {
         size_t n = 0;
         int rc = 0;
 
         for (size_t i = 0; i < srv->plugins.n; i++) {
-                const struct pxl_plugin_slot *s = &srv->plugins.v[i];
+                const struct pxl_plugin_slot *s = &srv->plugins.v[i], *first;
                 const struct pxl_processor *p = pxl_plugin_processors(s->desc);
 
                 for (; p != NULL && p->queue != NULL; p++, n++) {
@@ -1833,39 +1854,21 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
                                                          "64 of a-z 0-9 _ . -");
                                 rc = PXL_ERR;
                         }
-                        for (size_t j = 0; j <= i; j++) {
-                                const struct pxl_processor *o =
-                                        pxl_plugin_processors(
-                                                srv->plugins.v[j].desc);
-
-                                for (; o != NULL && o->queue != NULL && o != p;
-                                     o++)
-                                        if (strcmp(o->queue, p->queue) == 0) {
-                                                pxl_str_report(
-                                                        errors, s->path, 0,
-                                                        NULL,
-                                                        "queue \"%s\" already "
-                                                        "has a processor (%s)",
-                                                        p->queue,
-                                                        srv->plugins.v[j].path);
-                                                rc = PXL_ERR;
-                                        }
+                        if (find_processor(srv, p->queue, strlen(p->queue),
+                                           &first) != p) {
+                                pxl_str_report(errors, s->path, 0, NULL,
+                                               "queue \"%s\" already has a "
+                                               "processor (%s)",
+                                               p->queue, first->path);
+                                rc = PXL_ERR;
                         }
                 }
         }
         for (char **r = srv->conf->queue.rate_limits; r != NULL && *r != NULL;
              r++) {
-                bool found = false;
                 size_t len = strcspn(*r, "=");
 
-                for (size_t i = 0; i < srv->plugins.n && !found; i++)
-                        for (const struct pxl_processor *p =
-                                     pxl_plugin_processors(
-                                             srv->plugins.v[i].desc);
-                             p != NULL && p->queue != NULL && !found; p++)
-                                found = strlen(p->queue) == len &&
-                                        strncmp(p->queue, *r, len) == 0;
-                if (!found) {
+                if (find_processor(srv, *r, len, NULL) == NULL) {
                         const config_setting_t *list = config_lookup(
                                 &srv->conf->cfg, "queue.rate_limits");
                         const config_setting_t *e =
@@ -1887,15 +1890,9 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
         for (size_t i = 0; i < srv->conf->queue.nschedules; i++) {
                 const struct pxl_schedule_conf *c =
                         &srv->conf->queue.schedules[i];
-                bool found = false;
 
-                for (size_t j = 0; j < srv->plugins.n && !found; j++)
-                        for (const struct pxl_processor *p =
-                                     pxl_plugin_processors(
-                                             srv->plugins.v[j].desc);
-                             p != NULL && p->queue != NULL && !found; p++)
-                                found = strcmp(p->queue, c->queue) == 0;
-                if (!found) {
+                if (find_processor(srv, c->queue, strlen(c->queue), NULL) ==
+                    NULL) {
                         pxl_str_report(errors, srv->conf->file, c->line,
                                        "queue.schedules",
                                        "%s: no plugin processes queue \"%s\"",
