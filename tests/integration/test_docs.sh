@@ -24,67 +24,60 @@ jobs_help=$("$jobs" -h)
 jobs_words=$(printf '%s\n' "$jobs_help" |
         sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\|[a-z][a-z]*\) .*/\1/p' | sort -u)
 njobs=$(printf '%s\n' "$jobs_words" | grep -c .)
-n=0
-total=$(( 2 + nkeys + $(printf '%s\n' "$opts" | grep -c .) + 1 + 1 + njobs + 1 ))
-echo "1..$total"
+. "$src/tests/tap.sh"
 echo "# pxl-serve -T listed $nkeys keys (exit $t_rc); pxl.cfg(5) documents $nman"
-n=$((n + 1))
+# documents TEXT ITEM PAGE AFTER: the rendered PAGE (its TEXT) lists ITEM
+# at a line's start, followed by what the regex AFTER matches.
+documents() {
+        if printf '%s\n' "$1" | grep -qE -- "^ +$2($4)"; then
+                ok "$3 documents $2"
+        else
+                not_ok "$3 documents $2"
+        fi
+}
 if [ "$t_rc" -eq 0 ] && [ "$nman" -gt 0 ] && [ "$nkeys" -ge "$nman" ]; then
-        echo "ok $n - pxl-serve -T lists $nkeys keys, no fewer than the $nman pxl.cfg(5) documents"
+        ok "pxl-serve -T lists $nkeys keys, no fewer than the $nman pxl.cfg(5) documents"
 else
-        echo "not ok $n - pxl-serve -T lists $nkeys keys (exit $t_rc), no fewer than the $nman pxl.cfg(5) documents"
+        not_ok "pxl-serve -T lists $nkeys keys (exit $t_rc), no fewer than the $nman pxl.cfg(5) documents"
 fi
-n=$((n + 1))
 missing=
 for k in $man_keys; do
         printf '%s\n' "$keys" | grep -qxF -- "$k" || missing="$missing $k"
 done
 if [ "$nman" -gt 0 ] && [ -z "$missing" ]; then
-        echo "ok $n - every key pxl.cfg(5) documents is listed by pxl-serve -T"
+        ok "every key pxl.cfg(5) documents is listed by pxl-serve -T"
 else
-        echo "not ok $n - every key pxl.cfg(5) documents is listed by pxl-serve -T"
+        not_ok "every key pxl.cfg(5) documents is listed by pxl-serve -T"
         echo "# not listed:$missing"
 fi
 for k in $keys; do
-        n=$((n + 1))
         if printf '%s\n' "$cfg_text" | grep -qF -- "$k"; then
-                echo "ok $n - pxl.cfg(5) documents $k"
+                ok "pxl.cfg(5) documents $k"
         else
-                echo "not ok $n - pxl.cfg(5) documents $k"
+                not_ok "pxl.cfg(5) documents $k"
         fi
 done
 for o in $opts; do
-        n=$((n + 1))
-        if printf '%s\n' "$serve_text" | grep -qE -- "^ +$o([[:space:]]|\$)"; then
-                echo "ok $n - pxl-serve(1) documents $o"
-        else
-                echo "not ok $n - pxl-serve(1) documents $o"
-        fi
+        documents "$serve_text" "$o" "pxl-serve(1)" '[[:space:]]|$'
 done
-n=$((n + 1))
 if "$serve" -V | grep -qE '^pxl-serve [0-9.]+ \(plugin ABI [0-9]+\.[0-9]+\)$'; then
-        echo "ok $n - pxl-serve -V prints version and ABI"
+        ok "pxl-serve -V prints version and ABI"
 else
-        echo "not ok $n - pxl-serve -V prints version and ABI"
+        not_ok "pxl-serve -V prints version and ABI"
 fi
-n=$((n + 1))
 if [ "$njobs" -ge 8 ]; then
-        echo "ok $n - pxl-jobs -h lists $njobs commands and options"
+        ok "pxl-jobs -h lists $njobs commands and options"
 else
-        echo "not ok $n - pxl-jobs -h lists $njobs commands and options (want 5 commands, 3 options)"
+        not_ok "pxl-jobs -h lists $njobs commands and options (want 5 commands, 3 options)"
 fi
 for w in $jobs_words; do
-        n=$((n + 1))
-        if printf '%s\n' "$jobs_text" | grep -qE -- "^ +$w([[:space:]]|,|\$)"; then
-                echo "ok $n - pxl-jobs(1) documents $w"
-        else
-                echo "not ok $n - pxl-jobs(1) documents $w"
-        fi
+        documents "$jobs_text" "$w" "pxl-jobs(1)" '[[:space:]]|,|$'
 done
-n=$((n + 1))
 if "$jobs" -V | grep -qE '^pxl-jobs [0-9.]+$'; then
-        echo "ok $n - pxl-jobs -V prints the version"
+        ok "pxl-jobs -V prints the version"
 else
-        echo "not ok $n - pxl-jobs -V prints the version"
+        not_ok "pxl-jobs -V prints the version"
 fi
 echo "# checked $nkeys keys and $(printf '%s\n' "$opts" | grep -c .) options"
+echo "1..$n"
+[ "$failed" -eq 0 ]
