@@ -1839,7 +1839,9 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
         int rc = 0;
 
         for (size_t i = 0; i < srv->plugins.n; i++) {
-                const struct pxl_plugin_slot *s = &srv->plugins.v[i], *first;
+                const struct pxl_plugin_slot *s = &srv->plugins.v[i];
+                /* p itself is always found: first is at worst s. */
+                const struct pxl_plugin_slot *first = s;
                 const struct pxl_processor *p = pxl_plugin_processors(s->desc);
 
                 for (; p != NULL && p->queue != NULL; p++, n++) {
