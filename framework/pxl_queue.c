@@ -1,22 +1,23 @@
 /*
- * pxl_queue.c - background jobs (pxl.h's pxl_job_*) without Redis: the
- * jobs live in SQLite (pxl_queue_sql.h), in the app's database or a file
- * of their own, reached through the database layer's thread pool, so
- * nothing here blocks the loop. Every worker claims what is due for the
- * queues its plugins process, up to each processor's concurrency, runs
- * it, and records the outcome; the bus tells every worker
- * (jobCompleted, jobFailed, jobProgress).
+ * pxl_queue.c - background jobs (pxl.h's pxl_job_*): the half common to
+ * both back ends (pxl_queue_int.h). Every worker claims what is due for
+ * the queues its plugins process, up to each processor's concurrency,
+ * runs it, decides the outcome (completed, retried after its backoff,
+ * dead) and has the back end record it; the bus tells every worker
+ * (jobCompleted, jobFailed, jobProgress). The back end is Redis Streams
+ * with a `redis` group (pxl_queue_redis.c), else SQLite
+ * (pxl_queue_sqlite.c).
  *
- * At least once: a claim is a lease, renewed while the job runs here;
- * a worker that dies stops renewing, and once the lease has run out any
- * worker claims the job again. An outcome is recorded only by the owner
- * of the attempt it belongs to, so a late one changes nothing.
+ * At least once: a claim holds the job while it runs here; a worker
+ * that dies stops holding it, and after queue.stalled_after any worker
+ * claims it again. An outcome is recorded only by the owner of the
+ * attempt it belongs to, so a late one changes nothing.
  *
- * Ownership: the service state (struct pxl_queue) owns the queues, the
- * jobs running here and, without an SQLite app database, its own
- * database. A struct pxl_job belongs to the plugin from the processor
- * call until it ends it; pxl frees it then (one still running when the
- * worker stops stays valid, detached, until ended or pxl_queue_fini).
+ * Ownership: the service state (struct pxl_queue) owns the lines, the
+ * jobs running here and the back end's state. A struct pxl_job belongs
+ * to the plugin from the processor call until it ends it; pxl frees it
+ * then (one still running when the worker stops stays valid, detached,
+ * until ended or pxl_queue_fini).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -30,113 +31,35 @@
 
 #include <event2/event.h>
 #include <json-c/json.h>
-#include <sqlite3.h>
 
 #include "pxl/pxl.h"
 #include "pxl_bus.h"
-#include "pxl_db.h"
 #include "pxl_cron.h"
-#include "pxl_db_int.h"
+#include "pxl_db.h"
 #include "pxl_histogram.h"
 #include "pxl_int.h"
 #include "pxl_json.h"
 #include "pxl_log.h"
 #include "pxl_plugin.h"
 #include "pxl_queue.h"
+#include "pxl_queue_int.h"
 #include "pxl_queue_pool.h"
-#include "pxl_queue_sql.h"
 #include "pxl_time.h"
 #include "pxl_worker.h"
 
 #define DEFAULT_ATTEMPTS   3
 #define DEFAULT_BACKOFF_MS 1000
-#define MAX_ID_LEN         128
-#define MAX_QUEUE_NAME     64
-#define MAX_CLAIM          64 /* jobs claimed by one statement */
-#define TRIM_EVERY_MS      1000
 #define TEN_YEARS_MS       315360000000ULL
-/*
- * A schedule's tick stays at least this long after it completed, so that
- * a worker whose tick rang late finds it (trimming spares it).
- */
-#define SCHEDULE_KEEP_MS 60000
-
-struct pxl_queue;
-
-/* A queue this worker processes. */
-struct queue {
-        struct pxl_queue *q;
-        const char *name; /* borrowed from the plugin's table */
-        struct pxl_plugin_slot *plugin;
-        const struct pxl_processor *proc;
-        unsigned capacity; /* the processor's concurrency */
-        unsigned running;  /* jobs here, claimed and not ended */
-        bool claiming;     /* a claim is in flight */
-        unsigned asked;    /* by the claim in flight */
-        unsigned rate;     /* jobs started a second, cluster-wide; 0 = any */
-        bool again;        /* look once more when it is back */
-        struct event *timer;
-        int64_t timer_at; /* when it rings (ms), 0 = not armed */
-        int64_t trimmed_ms;
-        /* The table's counts for the queue, as of the last look. */
-        int64_t waiting, delayed, active, completed, dead;
-        /* This worker's, since it started. */
-        uint64_t processed, failed, retried, died;
-        struct pxl_histogram *wait_ms; /* run_at to start */
-        struct pxl_histogram *run_ms;  /* start to end */
-};
 
 /* One of queue.schedules, ticking in every worker. */
-struct schedule {
+struct pxl_queue_schedule {
         struct pxl_queue *q;
         const struct pxl_schedule_conf *conf; /* the app file's */
-        struct queue *qu;
+        struct pxl_queue_line *qu;
         struct pxl_cron cron;
         struct json_object *payload;
         struct event *timer;
         int64_t tick; /* the tick it waits for, seconds since the epoch */
-};
-
-struct pxl_job {
-        LIST_ENTRY(pxl_job) link; /* q->jobs, or detached */
-        struct queue *queue;
-        char *id;
-        struct json_object *payload;
-        unsigned attempt, attempts, backoff_ms, timeout_ms, keep;
-        bool backoff_exp;
-        int64_t started_ms;
-        bool in_call; /* inside its processor */
-        bool ended;   /* its outcome is decided (ended, or timed out) */
-        struct event *timeout_ev;
-        /* A blocking processor's: set before the pool has the job. */
-        bool blocking;
-        atomic_bool decided; /* ended, for its thread to read */
-        /* Written by its thread, read by the loop after a hand-over. */
-        int t_rc;                     /* what the processor returned */
-        int t_end;                    /* 0, or how the thread ended it */
-        char *t_error;                /* pxl_job_fail's reason, or NULL */
-        struct json_object *t_result; /* pxl_job_complete's */
-        bool t_taken;                 /* the loop's: t_end was applied */
-};
-
-struct pxl_queue {
-        struct pxl_worker *srv;
-        struct pxl_db *db;
-        bool own_db;
-        struct pxl_db_conf own_conf;
-        struct queue *v;
-        size_t n;
-        struct schedule *sched;
-        size_t nsched;
-        LIST_HEAD(, pxl_job) jobs;
-        struct event *lease_timer;
-        struct event *count_timer;
-        char owner[64];    /* NODE/WORKER/PID: who holds a lease */
-        uint64_t seq;      /* for ids made here */
-        unsigned inflight; /* our own statements not yet answered */
-        bool orphaned;     /* stopped with some: freed by the last */
-        bool stopping;
-        struct pxl_queue_pool *pool; /* for blocking processors, or NULL */
 };
 
 static const struct pxl_service queue_service;
@@ -149,9 +72,10 @@ static struct pxl_queue *queue_of(const struct pxl_worker *srv)
         return srv ? pxl_worker_service_state(srv, &queue_service) : NULL;
 }
 
-static struct queue *find_queue(struct pxl_queue *q, const char *name)
+struct pxl_queue_line *pxl_queue_line_find(struct pxl_queue *q,
+                                           const char *name)
 {
-        for (size_t i = 0; i < q->n; i++)
+        for (size_t i = 0; name != NULL && i < q->n; i++)
                 if (strcmp(q->v[i].name, name) == 0)
                         return &q->v[i];
         return NULL;
@@ -162,112 +86,27 @@ static struct queue *find_queue(struct pxl_queue *q, const char *name)
  * "after timeout_ms") that the loop's cached time, up to a turn stale
  * and from a coarse clock, would break by milliseconds.
  */
-static int64_t now_ms(const struct pxl_queue *q)
+int64_t pxl_queue_now_ms(void)
 {
         struct timespec ts;
 
-        (void)q;
         clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- statements --------------------------------------------------------- */
-
-/* A params array from a printf-like spec: s string, i int64, n null. */
-static struct json_object *params(const char *spec, ...)
-{
-        struct json_object *a = json_object_new_array();
-        va_list ap;
-
-        va_start(ap, spec);
-        for (const char *p = spec; a != NULL && *p; p++) {
-                struct json_object *v = NULL;
-                const char *str;
-
-                switch (*p) {
-                case 's':
-                        str = va_arg(ap, const char *);
-                        v = str ? json_object_new_string(str) : NULL;
-                        break;
-                case 'i':
-                        v = json_object_new_int64(va_arg(ap, int64_t));
-                        break;
-                }
-                if (json_object_array_add(a, v) < 0) {
-                        json_object_put(v);
-                        json_object_put(a);
-                        a = NULL;
-                }
-        }
-        va_end(ap);
-        return a;
-}
-
 static void stop_queues(struct pxl_queue *q);
 
-/* What our own statements carry to their callback. */
-struct call {
-        struct pxl_queue *q;
-        void (*done)(struct pxl_queue *q, const struct pxl_db_result *res,
-                     void *arg);
-        void *arg;
-};
-
-static void call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
-                      void *arg)
+void pxl_queue_hold(struct pxl_queue *q)
 {
-        struct call *c = arg;
-
-        (void)ctx;
-        c->q->inflight--;
-        if (c->done != NULL)
-                c->done(c->q, res, c->arg);
-        /* The last answer to a queue already stopped: it goes now. */
-        if (c->q->orphaned && c->q->inflight == 0)
-                stop_queues(c->q);
-        free(c);
-}
-
-/*
- * Run sql with p (taken); done (may be NULL) gets the result. On a
- * failure to queue, done runs never and the reason is logged.
- */
-static int run_in(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
-                  struct json_object *p,
-                  void (*done)(struct pxl_queue *, const struct pxl_db_result *,
-                               void *),
-                  void *arg)
-{
-        struct call *c = malloc(sizeof(*c));
-        int rc = PXL_ENOMEM;
-
-        if (c != NULL && p != NULL) {
-                c->q = q;
-                c->done = done;
-                c->arg = arg;
-                rc = tx ? pxl_db_tx_query(tx, sql, p, call_done, c)
-                        : pxl_db_run(q->db, NULL, sql, p, call_done, c);
-        }
-        json_object_put(p);
-        if (rc < 0) {
-                free(c);
-                /* The others are the caller's to report (a tx ended...). */
-                if (rc == PXL_ENOMEM)
-                        pxl_logs(PXL_LOG_ERR,
-                                 "queue: cannot run a statement: %s",
-                                 pxl_strerror(rc));
-                return rc;
-        }
         q->inflight++;
-        return PXL_OK;
 }
 
-static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
-               void (*done)(struct pxl_queue *, const struct pxl_db_result *,
-                            void *),
-               void *arg)
+void pxl_queue_release(struct pxl_queue *q)
 {
-        return run_in(q, NULL, sql, p, done, arg);
+        q->inflight--;
+        /* The last answer to a queue already stopped: it goes now. */
+        if (q->orphaned && q->inflight == 0)
+                stop_queues(q);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -300,11 +139,11 @@ static struct json_object *event_of(const struct pxl_job *job,
 
 /* ---- claiming ----------------------------------------------------------- */
 
-static void claim(struct queue *qu);
+static void claim(struct pxl_queue_line *qu);
 
-static void arm(struct queue *qu, int64_t at)
+static void arm(struct pxl_queue_line *qu, int64_t at)
 {
-        int64_t now = now_ms(qu->q);
+        int64_t now = pxl_queue_now_ms();
 
         if (qu->timer_at != 0 && qu->timer_at <= at)
                 return;
@@ -318,195 +157,114 @@ static void arm(struct queue *qu, int64_t at)
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-        struct queue *qu = arg;
+        struct pxl_queue_line *qu = arg;
 
         (void)fd;
         (void)what;
         qu->timer_at = 0;
+        /* Something is due: a back end waiting for news looks now. */
+        if (qu->claiming && qu->q->be->wake != NULL)
+                qu->q->be->wake(qu);
         claim(qu);
 }
 
-/* The next look: when something is due, or at the poll interval. */
-static void next_due(struct pxl_queue *q, const struct pxl_db_result *res,
-                     void *arg)
-{
-        struct queue *qu = arg;
-        const char *v = pxl_db_value(res, 0, 0, NULL);
-        int64_t at = now_ms(q) + q->srv->conf->queue.poll_interval;
 
-        if (pxl_db_error(res) == NULL && v != NULL && strtoll(v, NULL, 10) < at)
-                at = strtoll(v, NULL, 10);
-        if (!q->stopping)
-                arm(qu, at);
-}
+static void start_job(struct pxl_queue_line *qu, struct pxl_job *job);
+static void finish(struct pxl_job *job, const char *error,
+                   struct json_object *result);
+static void job_free(struct pxl_job *job);
 
-static void start_job(struct queue *qu, struct pxl_job *job);
-
-static struct pxl_job *job_from_row(struct queue *qu,
-                                    const struct pxl_db_result *res, size_t r)
+static struct pxl_job *job_new(struct pxl_queue_line *qu,
+                               const struct pxl_queue_claim *c)
 {
         struct pxl_job *job = calloc(1, sizeof(*job));
-        const char *payload;
-        size_t len;
 
         if (job == NULL)
                 return NULL;
         job->queue = qu;
-        job->id = strdup(pxl_db_value(res, r, 0, NULL));
-        payload = pxl_db_value(res, r, 1, &len);
-        job->attempt =
-                (unsigned)strtoul(pxl_db_value(res, r, 2, NULL), NULL, 10);
-        job->attempts =
-                (unsigned)strtoul(pxl_db_value(res, r, 3, NULL), NULL, 10);
-        job->backoff_ms =
-                (unsigned)strtoul(pxl_db_value(res, r, 4, NULL), NULL, 10);
-        job->backoff_exp = strcmp(pxl_db_value(res, r, 5, NULL), "0") != 0;
-        job->timeout_ms =
-                (unsigned)strtoul(pxl_db_value(res, r, 6, NULL), NULL, 10);
-        job->keep = (unsigned)strtoul(pxl_db_value(res, r, 7, NULL), NULL, 10);
-        job->started_ms = now_ms(qu->q);
-        {
-                int64_t due = strtoll(pxl_db_value(res, r, 8, NULL), NULL, 10);
-
-                pxl_histogram_add(qu->wait_ms,
-                                  (uint64_t)(job->started_ms > due
-                                                     ? job->started_ms - due
-                                                     : 0));
-        }
-        /* Numbers keep their text, as in a client's message. */
-        if (job->id == NULL || payload == NULL ||
-            pxl_json_build(payload, len, 64, &job->payload) < 0) {
+        job->id = strdup(c->id ? c->id : "");
+        job->token = c->token ? strdup(c->token) : NULL;
+        job->attempt = c->attempt;
+        job->attempts = c->attempts;
+        job->backoff_ms = c->backoff_ms;
+        job->backoff_exp = c->backoff_exp;
+        job->timeout_ms = c->timeout_ms;
+        job->keep = c->keep;
+        job->started_ms = pxl_queue_now_ms();
+        if (job->id == NULL || (c->token != NULL && job->token == NULL)) {
                 free(job->id);
+                free(job->token);
                 free(job);
                 return NULL;
         }
+        pxl_histogram_add(qu->wait_ms,
+                          (uint64_t)(job->started_ms > c->due
+                                             ? job->started_ms - c->due
+                                             : 0));
         return job;
 }
 
-static void claimed(struct pxl_queue *q, const struct pxl_db_result *res,
-                    void *arg)
+void pxl_queue_claimed(struct pxl_queue_line *qu,
+                       const struct pxl_queue_claim *jobs, size_t n,
+                       const char *error, int64_t wake_at, bool limited)
 {
-        struct queue *qu = arg;
-        size_t n = pxl_db_rows(res), asked = qu->asked;
+        struct pxl_queue *q = qu->q;
+        size_t asked = qu->asked;
 
-        /* Stopping: the give-back, queued after us, returns these rows. */
+        /* Stopping: the give-back, queued after us, returns these. */
         if (q->stopping) {
                 qu->claiming = false;
                 return;
         }
-        if (pxl_db_error(res) != NULL) {
-                qu->claiming = false;
+        if (error != NULL)
                 pxl_logs(PXL_LOG_WARN, "queue %s: cannot claim jobs: %s",
-                         qu->name, pxl_db_error(res));
-                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
-                return;
-        }
+                         qu->name, error);
         /*
          * Still claiming while they start: a job that ends in its call
          * must not claim more while the rest of this batch is not yet
          * counted in running (its claim waits in again).
          */
         for (size_t r = 0; r < n; r++) {
-                struct pxl_job *job = job_from_row(qu, res, r);
+                struct pxl_job *job = job_new(qu, &jobs[r]);
 
                 if (job == NULL) {
-                        /* Renewed with the others, it would never end. */
+                        /* Ours now: it runs again after stalled_after. */
                         pxl_logs(PXL_LOG_ERR,
-                                 "queue %s: job %s: payload unreadable: dead",
-                                 qu->name, pxl_db_value(res, r, 0, NULL));
-                        run(q,
-                            "UPDATE pxl_jobs SET state = 'dead', owner = NULL, "
-                            "lease_until = NULL, error = 'payload is not "
-                            "JSON', finished_at = $3 WHERE queue = $1 AND "
-                            "id = $2",
-                            params("ssi", qu->name,
-                                   pxl_db_value(res, r, 0, NULL), now_ms(q)),
-                            NULL, NULL);
+                                 "queue %s: job %s not started: out of memory",
+                                 qu->name, jobs[r].id);
                         continue;
                 }
                 qu->running++;
                 LIST_INSERT_HEAD(&q->jobs, job, link);
+                /* Numbers keep their text, as in a client's message. */
+                if (jobs[r].payload == NULL ||
+                    pxl_json_build(jobs[r].payload, jobs[r].payload_len, 64,
+                                   &job->payload) < 0) {
+                        pxl_logs(PXL_LOG_ERR,
+                                 "queue %s: job %s: payload unreadable: dead",
+                                 qu->name, job->id);
+                        job->attempts = job->attempt;
+                        finish(job, "payload is not JSON", NULL);
+                        job_free(job);
+                        continue;
+                }
                 start_job(qu, job);
         }
         qu->claiming = false;
-        if (qu->again || (n > 0 && n >= asked)) {
+        if (limited) {
+                qu->again = false;
+        } else if (error == NULL && (qu->again || (n > 0 && n >= asked))) {
                 qu->again = false;
                 claim(qu); /* there may be more */
                 return;
         }
-        run(q,
-            "SELECT MIN(CASE state WHEN 'waiting' THEN run_at "
-            "ELSE lease_until END) FROM pxl_jobs "
-            "WHERE queue = $1 AND state IN ('waiting', 'active')",
-            params("s", qu->name), next_due, qu);
+        arm(qu, wake_at);
 }
 
-/* Take n of what is due (or whose lease ran out). */
-static void claim_n(struct queue *qu, unsigned n)
+/* Take what is due, up to the free places. */
+static void claim(struct pxl_queue_line *qu)
 {
         struct pxl_queue *q = qu->q;
-        const struct pxl_queue_conf *conf = &q->srv->conf->queue;
-        int64_t now = now_ms(q);
-
-        qu->asked = n;
-        if (run(q,
-                "UPDATE pxl_jobs SET state = 'active', "
-                "attempt = attempt + 1, owner = $3, lease_until = $4, "
-                "started_at = $2 WHERE rowid IN (SELECT rowid FROM pxl_jobs "
-                "WHERE queue = $1 AND ((state = 'waiting' AND run_at <= $2) "
-                "OR (state = 'active' AND lease_until <= $2)) "
-                "ORDER BY priority DESC, run_at, rowid LIMIT $5) "
-                "RETURNING id, payload, attempt, attempts, backoff_ms, "
-                "backoff_exp, timeout_ms, keep, run_at",
-                params("sisii", qu->name, now, q->owner,
-                       now + (int64_t)conf->stalled_after * 1000, (int64_t)n),
-                claimed, qu) == 0)
-                return;
-        qu->claiming = false;
-        arm(qu, now + conf->poll_interval);
-}
-
-/* How many starts the rate limit grants now; none: when the next is. */
-static void granted(struct pxl_queue *q, const struct pxl_db_result *res,
-                    void *arg)
-{
-        struct queue *qu = arg;
-        const char *n = pxl_db_value(res, 0, 0, NULL);
-        const char *tat = pxl_db_value(res, 0, 1, NULL);
-
-        if (q->stopping) {
-                qu->claiming = false;
-                return;
-        }
-        if (pxl_db_error(res) != NULL || n == NULL || tat == NULL) {
-                if (pxl_db_error(res) != NULL)
-                        pxl_logs(PXL_LOG_WARN,
-                                 "queue %s: rate limit not read: %s", qu->name,
-                                 pxl_db_error(res));
-                qu->claiming = false;
-                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
-                return;
-        }
-        if (strtoll(n, NULL, 10) > 0) {
-                claim_n(qu, (unsigned)strtoll(n, NULL, 10));
-                return;
-        }
-        qu->claiming = false;
-        qu->again = false;
-        arm(qu, strtoll(tat, NULL, 10) / 1000 + 1);
-}
-
-/*
- * Take what is due, up to the free places. With a rate limit, first
- * reserve starts in the shared table (GCRA: tat is when the next start
- * is allowed, in microseconds; one interval of burst), so that every
- * worker sharing the jobs keeps to it together.
- */
-static void claim(struct queue *qu)
-{
-        struct pxl_queue *q = qu->q;
-        unsigned free_places;
-        int64_t now_us, interval;
 
         if (q->stopping || qu->running >= qu->capacity)
                 return;
@@ -514,28 +272,11 @@ static void claim(struct queue *qu)
                 qu->again = true;
                 return;
         }
-        free_places = qu->capacity - qu->running;
-        if (free_places > MAX_CLAIM)
-                free_places = MAX_CLAIM;
         qu->claiming = true;
-        if (qu->rate == 0) {
-                claim_n(qu, free_places);
-                return;
-        }
-        now_us = pxl_worker_now_us(q->srv);
-        interval = 1000000 / qu->rate;
-        if (run(q,
-                "UPDATE pxl_queue_limits SET "
-                "granted = MAX(0, MIN($3, ($2 + $4 - MAX(tat, $2)) / $4)), "
-                "tat = MAX(tat, $2) + "
-                "MAX(0, MIN($3, ($2 + $4 - MAX(tat, $2)) / $4)) * $4 "
-                "WHERE queue = $1 RETURNING granted, tat",
-                params("siii", qu->name, now_us, (int64_t)free_places,
-                       interval),
-                granted, qu) < 0) {
-                qu->claiming = false;
-                arm(qu, now_ms(q) + q->srv->conf->queue.poll_interval);
-        }
+        qu->asked = qu->capacity - qu->running;
+        if (qu->asked > PXL_QUEUE_MAX_CLAIM)
+                qu->asked = PXL_QUEUE_MAX_CLAIM;
+        q->be->claim(qu, qu->asked);
 }
 
 /* ---- outcomes ----------------------------------------------------------- */
@@ -546,168 +287,98 @@ static void job_free(struct pxl_job *job)
         if (job->timeout_ev != NULL)
                 event_free(job->timeout_ev);
         json_object_put(job->payload);
+        free(job->token);
         free(job->id);
         free(job);
 }
 
-/* Trim the queue's completed jobs to the newest keep, now and then. */
-static void trim(struct queue *qu, unsigned keep)
-{
-        int64_t now = now_ms(qu->q);
-
-        if (now - qu->trimmed_ms < TRIM_EVERY_MS)
-                return;
-        qu->trimmed_ms = now;
-        run(qu->q,
-            "DELETE FROM pxl_jobs WHERE rowid IN (SELECT rowid FROM pxl_jobs "
-            "WHERE queue = $1 AND state = 'completed' "
-            "AND NOT (id GLOB 'schedule:*' AND finished_at > $3) "
-            "ORDER BY finished_at DESC LIMIT -1 OFFSET $2)",
-            params("sii", qu->name, (int64_t)keep, now - SCHEDULE_KEEP_MS),
-            NULL, NULL);
-}
-
 /* An outcome recorded: tell everyone, when it was still this attempt's. */
 struct outcome {
-        struct queue *qu;
         const char *name; /* the event */
         struct json_object *event;
 };
 
-static void outcome_free(struct outcome *o)
+static void recorded(struct pxl_queue *q, void *arg, bool ok)
 {
+        struct outcome *o = arg;
+
         if (o == NULL)
                 return;
+        if (ok)
+                publish(q, o->name, json_object_get(o->event));
         json_object_put(o->event);
         free(o);
 }
 
-static void recorded(struct pxl_queue *q, const struct pxl_db_result *res,
-                     void *arg)
-{
-        struct outcome *o = arg;
-
-        if (pxl_db_error(res) != NULL)
-                pxl_logs(PXL_LOG_ERR,
-                         "queue %s: cannot record a job's "
-                         "outcome: %s",
-                         o->qu->name, pxl_db_error(res));
-        else if (pxl_db_affected(res) > 0)
-                publish(q, o->name, json_object_get(o->event));
-        outcome_free(o);
-}
-
-/* Record an outcome: run sql with p (taken); o (may be NULL) is taken. */
-static void record(struct pxl_queue *q, const char *sql, struct json_object *p,
-                   struct outcome *o)
-{
-        if (run(q, sql, p, o ? recorded : NULL, o) < 0)
-                outcome_free(o);
-}
-
 /*
- * Record how the job ended (error NULL: completed with result, taken)
- * and free its place; the struct stays while the plugin may still hold
- * it (a timeout ended it first).
+ * Decide how the job ended (error NULL: completed with result, taken),
+ * have the back end record it and free its place; the struct stays
+ * while the plugin may still hold it (a timeout ended it first).
  */
 static void finish(struct pxl_job *job, const char *error,
                    struct json_object *result)
 {
-        struct queue *qu = job->queue;
+        struct pxl_queue_line *qu = job->queue;
         struct pxl_queue *q = qu->q;
         struct outcome *o = calloc(1, sizeof(*o));
-        int64_t now = now_ms(q);
-        const char *result_text = NULL;
+        struct pxl_queue_outcome oc = {.now = pxl_queue_now_ms()};
 
         job->ended = true;
         atomic_store(&job->decided, true);
         if (job->timeout_ev != NULL)
                 evtimer_del(job->timeout_ev);
-        pxl_histogram_add(
-                qu->run_ms,
-                (uint64_t)(now > job->started_ms ? now - job->started_ms : 0));
-        if (error == NULL)
-                qu->processed++;
-        else if (job->attempt < job->attempts)
-                qu->failed++, qu->retried++;
-        else
-                qu->failed++, qu->died++;
-        if (o == NULL || (o->event = event_of(job, qu->name)) == NULL) {
+        pxl_histogram_add(qu->run_ms,
+                          (uint64_t)(oc.now > job->started_ms
+                                             ? oc.now - job->started_ms
+                                             : 0));
+        if (o != NULL && (o->event = event_of(job, qu->name)) == NULL) {
                 free(o);
                 o = NULL;
-        } else {
-                o->qu = qu;
         }
         if (error == NULL) {
+                qu->processed++;
+                oc.end = PXL_QUEUE_COMPLETED;
                 if (result != NULL)
-                        result_text = json_object_to_json_string_ext(
+                        oc.result = json_object_to_json_string_ext(
                                 result, JSON_C_TO_STRING_PLAIN);
                 if (o != NULL) {
                         o->name = "jobCompleted";
                         json_object_object_add(o->event, "result",
                                                json_object_get(result));
                 }
-                if (job->keep == 0)
-                        record(q,
-                               "DELETE FROM pxl_jobs WHERE queue = $1 AND "
-                               "id = $2 AND owner = $3 AND attempt = $4",
-                               params("sssi", qu->name, job->id, q->owner,
-                                      (int64_t)job->attempt),
-                               o);
-                else
-                        record(q,
-                               "UPDATE pxl_jobs SET state = 'completed', "
-                               "result = $5, finished_at = $6, owner = NULL, "
-                               "lease_until = NULL, error = NULL WHERE "
-                               "queue = $1 AND id = $2 AND owner = $3 AND "
-                               "attempt = $4",
-                               params("sssisi", qu->name, job->id, q->owner,
-                                      (int64_t)job->attempt, result_text, now),
-                               o);
-                if (job->keep > 0)
-                        trim(qu, job->keep);
         } else {
                 bool retry = job->attempt < job->attempts;
                 uint64_t wait = job->backoff_ms;
 
+                qu->failed++;
+                oc.error = error;
+                if (retry) {
+                        qu->retried++;
+                        if (job->backoff_exp)
+                                for (unsigned i = 1;
+                                     i < job->attempt && wait < 86400000; i++)
+                                        wait *= 2;
+                        oc.end = PXL_QUEUE_RETRY;
+                        oc.retry_at = oc.now + (int64_t)wait;
+                } else {
+                        qu->died++;
+                        oc.end = PXL_QUEUE_DEAD;
+                }
                 if (o != NULL) {
                         o->name = "jobFailed";
                         json_object_object_add(o->event, "error",
                                                json_object_new_string(error));
                         json_object_object_add(o->event, "dead",
                                                json_object_new_boolean(!retry));
-                }
-                if (!retry) {
-                        record(q,
-                               "UPDATE pxl_jobs SET state = 'dead', "
-                               "error = $5, finished_at = $6, owner = NULL, "
-                               "lease_until = NULL WHERE queue = $1 AND "
-                               "id = $2 AND owner = $3 AND attempt = $4",
-                               params("sssisi", qu->name, job->id, q->owner,
-                                      (int64_t)job->attempt, error, now),
-                               o);
-                } else {
-                        if (job->backoff_exp)
-                                for (unsigned i = 1;
-                                     i < job->attempt && wait < 86400000; i++)
-                                        wait *= 2;
-                        if (o != NULL)
+                        if (retry)
                                 json_object_object_add(
                                         o->event, "retryAt",
-                                        json_object_new_int64(now +
-                                                              (int64_t)wait));
-                        record(q,
-                               "UPDATE pxl_jobs SET state = 'waiting', "
-                               "run_at = $5, error = $6, owner = NULL, "
-                               "lease_until = NULL WHERE queue = $1 AND "
-                               "id = $2 AND owner = $3 AND attempt = $4",
-                               params("sssiis", qu->name, job->id, q->owner,
-                                      (int64_t)job->attempt,
-                                      now + (int64_t)wait, error),
-                               o);
-                        arm(qu, now + (int64_t)wait);
+                                        json_object_new_int64(oc.retry_at));
                 }
         }
+        q->be->finish(job, &oc, recorded, o);
+        if (oc.end == PXL_QUEUE_RETRY)
+                arm(qu, oc.retry_at);
         json_object_put(result);
         qu->running--;
         claim(qu);
@@ -721,10 +392,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         /* Timers run on a coarse clock: never fail a job early. */
-        if (now_ms(job->queue->q) - job->started_ms < job->timeout_ms) {
+        if (pxl_queue_now_ms() - job->started_ms < job->timeout_ms) {
                 struct timeval tv = pxl_ms_timeval(
                         (uint64_t)(job->timeout_ms -
-                                   (now_ms(job->queue->q) - job->started_ms)) +
+                                   (pxl_queue_now_ms() - job->started_ms)) +
                         1);
 
                 evtimer_add(job->timeout_ev, &tv);
@@ -766,7 +437,7 @@ static void returned(struct pxl_job *job, int rc)
         job_free(job);
 }
 
-static void start_job(struct queue *qu, struct pxl_job *job)
+static void start_job(struct pxl_queue_line *qu, struct pxl_job *job)
 {
         struct pxl_queue *q = qu->q;
         struct pxl_ctx ctx;
@@ -831,14 +502,9 @@ static int job_progress(struct pxl_job *job, const struct json_object *progress)
         if (job == NULL || job->ended || job->queue == NULL)
                 return PXL_ECLOSED;
         q = job->queue->q;
-        run(q,
-            "UPDATE pxl_jobs SET progress = $4 WHERE queue = $1 AND id = $2 "
-            "AND owner = $3",
-            params("ssss", job->queue->name, job->id, q->owner,
-                   json_object_to_json_string_ext(
-                           (struct json_object *)progress,
-                           JSON_C_TO_STRING_PLAIN)),
-            NULL, NULL);
+        q->be->progress(job, json_object_to_json_string_ext(
+                                     (struct json_object *)progress,
+                                     JSON_C_TO_STRING_PLAIN));
         if ((ev = event_of(job, job->queue->name)) == NULL)
                 return PXL_ENOMEM;
         json_object_object_add(ev, "progress",
@@ -871,6 +537,7 @@ static int end_job(struct pxl_job *job, const char *error,
                 json_object_put(result);
                 LIST_REMOVE(job, link);
                 json_object_put(job->payload);
+                free(job->token);
                 free(job->id);
                 free(job);
                 return PXL_ECLOSED;
@@ -1028,11 +695,11 @@ static void run_blocking(struct pxl_job *job)
         }
 }
 
+
 /* ---- adding ------------------------------------------------------------- */
 
 struct adding {
-        struct pxl_queue *q;
-        struct queue *qu;
+        struct pxl_queue_line *qu;
         struct pxl_plugin_slot *plugin;
         pxl_job_added_fn *fn;
         void *arg;
@@ -1040,14 +707,13 @@ struct adding {
         char id[];
 };
 
-static void added(struct pxl_queue *q, const struct pxl_db_result *res,
-                  void *arg)
+static void added(struct pxl_queue *q, void *arg, bool existed,
+                  const char *error)
 {
         struct adding *a = arg;
-        bool existed = pxl_db_error(res) == NULL && pxl_db_affected(res) == 0;
 
-        if (pxl_db_error(res) == NULL && !existed && !q->stopping) {
-                if (a->run_at <= now_ms(q))
+        if (error == NULL && !existed && !q->stopping) {
+                if (a->run_at <= pxl_queue_now_ms())
                         claim(a->qu);
                 else
                         arm(a->qu, a->run_at);
@@ -1056,7 +722,7 @@ static void added(struct pxl_queue *q, const struct pxl_db_result *res,
                 struct pxl_ctx ctx;
 
                 pxl_ctx_init(&ctx, q->srv, a->plugin, NULL);
-                a->fn(&ctx, a->id, existed, pxl_db_error(res), a->arg);
+                a->fn(&ctx, a->id, existed, error, a->arg);
                 pxl_ctx_fini(&ctx);
         }
         free(a);
@@ -1066,7 +732,7 @@ static bool good_id(const char *id)
 {
         size_t n = strlen(id);
 
-        if (n == 0 || n > MAX_ID_LEN)
+        if (n == 0 || n > PXL_QUEUE_MAX_ID)
                 return false;
         for (size_t i = 0; i < n; i++)
                 if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
@@ -1084,97 +750,69 @@ static int add_job(struct pxl_queue *q, struct pxl_ctx *ctx,
         static const struct pxl_job_options defaults;
         const struct pxl_job_options *o = options ? options : &defaults;
         const struct pxl_queue_conf *conf;
-        struct queue *qu;
+        struct pxl_queue_line *qu;
+        struct pxl_queue_new nj;
         struct adding *a;
-        const char *text;
         char made[64];
-        const char *id;
-        int64_t now, run_at;
-        size_t len;
+        int rc;
 
         if (q == NULL || q->stopping)
                 return PXL_ECLOSED;
         conf = &q->srv->conf->queue;
-        if (queue == NULL || (qu = find_queue(q, queue)) == NULL) {
+        if ((qu = pxl_queue_line_find(q, queue)) == NULL) {
                 pxl_log(ctx, PXL_LOG_WARN,
                         "pxl_job_add: no processor for queue \"%s\"",
                         queue ? queue : "(null)");
                 return PXL_EINVAL;
         }
-        text = json_object_to_json_string_ext((struct json_object *)payload,
-                                              JSON_C_TO_STRING_PLAIN);
-        len = strlen(text);
-        if (len > conf->max_payload) {
+        nj.payload = json_object_to_json_string_ext(
+                (struct json_object *)payload, JSON_C_TO_STRING_PLAIN);
+        nj.payload_len = strlen(nj.payload);
+        if (nj.payload_len > conf->max_payload) {
                 pxl_log(ctx, PXL_LOG_WARN,
                         "pxl_job_add: queue %s: payload of %zu bytes is over "
                         "queue.max_payload (%u)",
-                        queue, len, conf->max_payload);
+                        queue, nj.payload_len, conf->max_payload);
                 return PXL_EINVAL;
         }
         if (o->id != NULL && !good_id(o->id)) {
                 pxl_log(ctx, PXL_LOG_WARN,
                         "pxl_job_add: queue %s: a job id is 1 to %d "
                         "printable bytes",
-                        queue, MAX_ID_LEN);
+                        queue, PXL_QUEUE_MAX_ID);
                 return PXL_EINVAL;
         }
         if (o->id == NULL)
                 snprintf(made, sizeof(made), "%s-%u.%u-%" PRIu64,
                          q->srv->node_id, q->srv->worker_index,
                          q->srv->worker_gen, ++q->seq);
-        id = o->id ? o->id : made;
-        a = calloc(1, sizeof(*a) + strlen(id) + 1);
+        nj.queue = qu->name;
+        nj.id = o->id ? o->id : made;
+        nj.now = pxl_queue_now_ms();
+        nj.run_at = o->run_at_ms > 0
+                            ? o->run_at_ms
+                            : nj.now + (int64_t)(o->delay_ms > TEN_YEARS_MS
+                                                         ? TEN_YEARS_MS
+                                                         : o->delay_ms);
+        nj.priority = o->priority;
+        nj.attempts = o->attempts ? o->attempts : DEFAULT_ATTEMPTS;
+        nj.backoff_ms = o->backoff_ms ? o->backoff_ms : DEFAULT_BACKOFF_MS;
+        nj.backoff_exp = o->backoff_exponential;
+        nj.timeout_ms = o->timeout_ms;
+        nj.keep = o->keep_completed ? o->keep_completed : conf->keep_completed;
+        a = calloc(1, sizeof(*a) + strlen(nj.id) + 1);
         if (a == NULL)
                 return PXL_ENOMEM;
-        now = now_ms(q);
-        run_at = o->run_at_ms > 0 ? o->run_at_ms
-                                  : now + (int64_t)(o->delay_ms > TEN_YEARS_MS
-                                                            ? TEN_YEARS_MS
-                                                            : o->delay_ms);
-        a->q = q;
         a->qu = qu;
         a->plugin = ctx->plugin;
         a->fn = fn;
         a->arg = arg;
-        a->run_at = run_at;
-        memcpy(a->id, id, strlen(id) + 1);
-        {
-                struct json_object *p = json_object_new_array();
-                int64_t vals[] = {
-                        o->priority,
-                        run_at,
-                        o->attempts ? o->attempts : DEFAULT_ATTEMPTS,
-                        o->backoff_ms ? o->backoff_ms : DEFAULT_BACKOFF_MS,
-                        o->backoff_exponential,
-                        o->timeout_ms,
-                        o->keep_completed ? o->keep_completed
-                                          : conf->keep_completed,
-                        now,
-                };
-
-                json_object_array_add(p, json_object_new_string(queue));
-                json_object_array_add(p, json_object_new_string(id));
-                json_object_array_add(
-                        p, json_object_new_string_len(text, (int)len));
-                for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
-                        json_object_array_add(p,
-                                              json_object_new_int64(vals[i]));
-                int rc = run_in(
-                        q, tx,
-                        "INSERT INTO pxl_jobs (queue, id, payload, "
-                        "priority, "
-                        "run_at, attempts, backoff_ms, backoff_exp, "
-                        "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
-                        "$4, $5, $6, $7, $8, $9, $10, $11) "
-                        "ON CONFLICT (queue, id) DO NOTHING",
-                        p, added, a);
-
-                if (rc < 0) {
-                        free(a);
-                        return rc;
-                }
-        }
-        return PXL_OK;
+        a->run_at = nj.run_at;
+        memcpy(a->id, nj.id, strlen(nj.id) + 1);
+        rc = q->be->add(q, tx, &nj, added, a);
+        if (rc < 0)
+                free(a);
+        return rc;
 }
 
 int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
@@ -1199,14 +837,13 @@ int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
         if (q == NULL)
                 return PXL_ECLOSED;
         pxl_ctx_init(&ctx, srv, pxl_db_tx_plugin(tx), NULL);
-        /* One transaction holds both only in one database. */
-        if (q->own_db) {
-                pxl_log(&ctx, PXL_LOG_WARN,
-                        "pxl_job_add_tx: the jobs are not in the app's "
-                        "database (it is not SQLite): use pxl_job_add");
-                rc = PXL_EINVAL;
-        } else {
+        if (q->be->in_tx != NULL && q->be->in_tx(q)) {
                 rc = add_job(q, &ctx, tx, queue, payload, options, fn, arg);
+        } else {
+                pxl_log(&ctx, PXL_LOG_WARN,
+                        "pxl_job_add_tx: the jobs cannot be added in the "
+                        "app's database (it is not SQLite): use pxl_job_add");
+                rc = PXL_EINVAL;
         }
         pxl_ctx_fini(&ctx);
         return rc;
@@ -1215,16 +852,16 @@ int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
 /* ---- schedules ---------------------------------------------------------- */
 
 /* The first tick after `after` (seconds), or -1 for none. */
-static int64_t tick_after(const struct schedule *sc, int64_t after)
+static int64_t tick_after(const struct pxl_queue_schedule *sc, int64_t after)
 {
         if (sc->conf->cron != NULL)
                 return pxl_cron_next(&sc->cron, after);
         return (after / sc->conf->every + 1) * sc->conf->every;
 }
 
-static void arm_schedule(struct schedule *sc)
+static void arm_schedule(struct pxl_queue_schedule *sc)
 {
-        int64_t now = now_ms(sc->q);
+        int64_t now = pxl_queue_now_ms();
         struct timeval tv;
 
         if (sc->tick < 0) /* a cron date that never comes */
@@ -1240,7 +877,7 @@ static void arm_schedule(struct schedule *sc)
  */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-        struct schedule *sc = arg;
+        struct pxl_queue_schedule *sc = arg;
         struct pxl_queue *q = sc->q;
         /*
          * Kept after it completed (at least the newest one), so that a
@@ -1252,7 +889,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                                           ? q->srv->conf->queue.keep_completed
                                           : 1,
         };
-        char id[MAX_ID_LEN + 1];
+        char id[PXL_QUEUE_MAX_ID + 1];
         struct pxl_ctx ctx;
 
         (void)fd;
@@ -1267,7 +904,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                          "queue: schedule %s: tick %" PRId64 " not added",
                          sc->conf->name, sc->tick);
         pxl_ctx_fini(&ctx);
-        sc->tick = tick_after(sc, now_ms(q) / 1000 > sc->tick ? now_ms(q) / 1000
+        sc->tick = tick_after(sc, pxl_queue_now_ms() / 1000 > sc->tick ? pxl_queue_now_ms() / 1000
                                                               : sc->tick);
         arm_schedule(sc);
 }
@@ -1287,12 +924,12 @@ static int start_schedules(struct pxl_queue *q, struct pxl_str *errors)
         if (q->sched == NULL)
                 return PXL_ENOMEM;
         for (size_t i = 0; i < conf->nschedules; i++) {
-                struct schedule *sc = &q->sched[q->nsched];
+                struct pxl_queue_schedule *sc = &q->sched[q->nsched];
                 const struct pxl_schedule_conf *c = &conf->schedules[i];
 
                 sc->q = q;
                 sc->conf = c;
-                sc->qu = find_queue(q, c->queue); /* install checked it */
+                sc->qu = pxl_queue_line_find(q, c->queue); /* install checked it */
                 if (c->cron != NULL &&
                     pxl_cron_parse(c->cron, &sc->cron, err, sizeof(err)) < 0) {
                         pxl_str_report(errors, conf_file(q), c->line,
@@ -1313,7 +950,7 @@ static int start_schedules(struct pxl_queue *q, struct pxl_str *errors)
                         pxl_str_puts(errors, "out of memory\n");
                         return PXL_ENOMEM;
                 }
-                sc->tick = tick_after(sc, now_ms(q) / 1000);
+                sc->tick = tick_after(sc, pxl_queue_now_ms() / 1000);
                 arm_schedule(sc);
         }
         return 0;
@@ -1331,7 +968,8 @@ static void stop_schedules(struct pxl_queue *q)
         q->nsched = 0;
 }
 
-/* ---- leases ------------------------------------------------------------- */
+
+/* ---- leases and figures ------------------------------------------------- */
 
 static unsigned lease_every_ms(const struct pxl_queue *q)
 {
@@ -1345,85 +983,14 @@ static void on_lease(evutil_socket_t fd, short what, void *arg)
         struct pxl_queue *q = arg;
         struct timeval tv = pxl_ms_timeval(lease_every_ms(q));
 
-        struct json_object *live = json_object_new_array();
-        struct pxl_job *job;
-        size_t n = 0;
-
         (void)fd;
         (void)what;
-        /*
-         * Only the jobs running here: a row whose outcome could not be
-         * written stays ours in the table, and must not be kept alive
-         * for ever; its lease runs out and it runs again.
-         */
-        LIST_FOREACH(job, &q->jobs, link)
-        {
-                struct json_object *pair = json_object_new_array();
-
-                if (job->ended || pair == NULL) {
-                        json_object_put(pair);
-                        continue;
-                }
-                json_object_array_add(pair,
-                                      json_object_new_string(job->queue->name));
-                json_object_array_add(pair, json_object_new_string(job->id));
-                json_object_array_add(pair,
-                                      json_object_new_int64(job->attempt));
-                json_object_array_add(live, pair);
-                n++;
-        }
-        if (n > 0)
-                run(q,
-                    "UPDATE pxl_jobs SET lease_until = $2 WHERE owner = $1 "
-                    "AND state = 'active' AND (queue, id, attempt) IN "
-                    "(SELECT json_extract(value, '$[0]'), "
-                    "json_extract(value, '$[1]'), "
-                    "json_extract(value, '$[2]') FROM json_each($3))",
-                    params("sis", q->owner,
-                           now_ms(q) +
-                                   (int64_t)q->srv->conf->queue.stalled_after *
-                                           1000,
-                           json_object_to_json_string_ext(
-                                   live, JSON_C_TO_STRING_PLAIN)),
-                    NULL, NULL);
-        json_object_put(live);
+        if (!LIST_EMPTY(&q->jobs))
+                q->be->renew(q);
         evtimer_add(q->lease_timer, &tv);
 }
 
-/* ---- figures ------------------------------------------------------------ */
-
-static void counted(struct pxl_queue *q, const struct pxl_db_result *res,
-                    void *arg)
-{
-        (void)arg;
-        if (pxl_db_error(res) != NULL)
-                return;
-        for (size_t i = 0; i < q->n; i++) {
-                struct queue *qu = &q->v[i];
-
-                qu->waiting = qu->delayed = qu->active = 0;
-                qu->completed = qu->dead = 0;
-        }
-        for (size_t r = 0; r < pxl_db_rows(res); r++) {
-                struct queue *qu = find_queue(q, pxl_db_value(res, r, 0, NULL));
-                const char *v[5];
-
-                if (qu == NULL) /* processed elsewhere: not ours to show */
-                        continue;
-                for (int c = 0; c < 5; c++) {
-                        v[c] = pxl_db_value(res, r, (size_t)c + 1, NULL);
-                        if (v[c] == NULL)
-                                v[c] = "0";
-                }
-                qu->waiting = strtoll(v[0], NULL, 10);
-                qu->delayed = strtoll(v[1], NULL, 10);
-                qu->active = strtoll(v[2], NULL, 10);
-                qu->completed = strtoll(v[3], NULL, 10);
-                qu->dead = strtoll(v[4], NULL, 10);
-        }
-}
-
-/* The table's counts, once a second, for pxl_metrics(). */
+/* The store's counts, once a second, for pxl_metrics(). */
 static void on_count(evutil_socket_t fd, short what, void *arg)
 {
         struct pxl_queue *q = arg;
@@ -1431,12 +998,7 @@ static void on_count(evutil_socket_t fd, short what, void *arg)
 
         (void)fd;
         (void)what;
-        run(q,
-            "SELECT queue, SUM(state = 'waiting' AND run_at <= $1), "
-            "SUM(state = 'waiting' AND run_at > $1), "
-            "SUM(state = 'active'), SUM(state = 'completed'), "
-            "SUM(state = 'dead') FROM pxl_jobs GROUP BY queue",
-            params("i", now_ms(q)), counted, NULL);
+        q->be->count(q);
         evtimer_add(q->count_timer, &tv);
 }
 
@@ -1471,7 +1033,7 @@ static void report(const struct pxl_worker *srv, struct json_object *out,
         if (q == NULL || (all = json_object_new_object()) == NULL)
                 return;
         for (size_t i = 0; i < q->n; i++) {
-                const struct queue *qu = &q->v[i];
+                const struct pxl_queue_line *qu = &q->v[i];
                 struct json_object *o = json_object_new_object();
                 const struct {
                         const char *key;
@@ -1508,20 +1070,14 @@ void pxl_queue_fini(void)
         while ((job = LIST_FIRST(&detached)) != NULL) {
                 LIST_REMOVE(job, link);
                 json_object_put(job->payload);
+                free(job->token);
                 free(job->id);
                 free(job);
         }
 }
 
-/* ---- the service -------------------------------------------------------- */
 
-/* The file the jobs live in: the app's SQLite database, or our own. */
-static const char *jobs_file(const struct pxl_config *conf)
-{
-        if (conf->database.enabled && !conf->database.postgresql)
-                return conf->database.path;
-        return conf->queue.path;
-}
+/* ---- the service -------------------------------------------------------- */
 
 static bool installed(const struct pxl_worker *srv)
 {
@@ -1531,55 +1087,18 @@ static bool installed(const struct pxl_worker *srv)
         return false;
 }
 
+/* The jobs' store. */
+static const struct pxl_queue_backend *backend_of(const struct pxl_config *conf)
+{
+        (void)conf;
+        return &pxl_queue_sqlite;
+}
+
 int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
 {
-        const char *file = jobs_file(srv->conf);
-        sqlite3 *db = NULL;
-        char *msg = NULL;
-        int rc = 0;
-
         if (!installed(srv))
                 return 0;
-        if (sqlite3_open_v2(file, &db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                            NULL) != SQLITE_OK) {
-                pxl_str_report(errors, srv->conf->file, 0, "queue",
-                               "cannot open %s: %s", file,
-                               db ? sqlite3_errmsg(db) : "out of memory");
-                rc = PXL_ERR;
-        } else {
-                sqlite3_busy_timeout(db, 5000);
-                if (sqlite3_exec(db,
-                                 "PRAGMA journal_mode = WAL; " PXL_QUEUE_SCHEMA,
-                                 NULL, NULL, &msg) != SQLITE_OK) {
-                        pxl_str_report(errors, srv->conf->file, 0, "queue",
-                                       "%s: %s", file,
-                                       msg ? msg : sqlite3_errmsg(db));
-                        rc = PXL_ERR;
-                }
-                for (char **r = srv->conf->queue.rate_limits;
-                     rc == 0 && r != NULL && *r != NULL; r++) {
-                        sqlite3_stmt *st = NULL;
-
-                        sqlite3_prepare_v2(db,
-                                           "INSERT INTO pxl_queue_limits "
-                                           "(queue) VALUES (?1) ON CONFLICT "
-                                           "DO NOTHING",
-                                           -1, &st, NULL);
-                        sqlite3_bind_text(st, 1, *r, (int)strcspn(*r, "="),
-                                          SQLITE_TRANSIENT);
-                        if (st == NULL || sqlite3_step(st) != SQLITE_DONE) {
-                                pxl_str_report(errors, srv->conf->file, 0,
-                                               "queue", "%s: %s", file,
-                                               sqlite3_errmsg(db));
-                                rc = PXL_ERR;
-                        }
-                        sqlite3_finalize(st);
-                }
-        }
-        sqlite3_free(msg);
-        sqlite3_close(db);
-        return rc;
+        return pxl_queue_sqlite_prepare(srv, errors);
 }
 
 static void stop_queues(struct pxl_queue *q)
@@ -1597,8 +1116,8 @@ static void stop_queues(struct pxl_queue *q)
                 event_free(q->lease_timer);
         if (q->count_timer != NULL)
                 event_free(q->count_timer);
-        if (q->own_db)
-                pxl_db_close(q->db);
+        if (q->be_state != NULL)
+                q->be->stop(q);
         free(q);
 }
 
@@ -1624,6 +1143,7 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                 return PXL_ENOMEM;
         }
         q->srv = srv;
+        q->be = backend_of(srv->conf);
         LIST_INIT(&q->jobs);
         snprintf(q->owner, sizeof(q->owner), "%s/%u/%d", srv->node_id,
                  srv->worker_index, (int)getpid());
@@ -1635,32 +1155,19 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         n++;
         }
         q->v = calloc(n ? n : 1, sizeof(*q->v));
-        q->db = pxl_db_app(srv);
-        if (q->db == NULL || srv->conf->database.postgresql) {
-                q->own_conf.enabled = true;
-                q->own_conf.path = srv->conf->queue.path;
-                q->own_conf.busy_timeout = 5000;
-                q->own_conf.readers = 1;
-                q->own_conf.max_pending = 1000000;
-                q->own_db = true;
-                q->db = pxl_db_open(srv, &q->own_conf, errors);
-        }
         q->lease_timer = evtimer_new(srv->base, on_lease, q);
         q->count_timer = evtimer_new(srv->base, on_count, q);
-        if (q->v == NULL || q->db == NULL || q->lease_timer == NULL ||
-            q->count_timer == NULL) {
-                if (q->db == NULL)
-                        q->own_db = false;
-                pxl_str_puts(errors, q->db ? "out of memory\n" : "");
+        if (q->v == NULL || q->lease_timer == NULL || q->count_timer == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
                 stop_queues(q);
-                return PXL_ERR;
+                return PXL_ENOMEM;
         }
         for (size_t i = 0; i < srv->plugins.n; i++) {
                 const struct pxl_processor *p =
                         pxl_plugin_processors(srv->plugins.v[i].desc);
 
                 for (; p != NULL && p->queue != NULL; p++) {
-                        struct queue *qu = &q->v[q->n++];
+                        struct pxl_queue_line *qu = &q->v[q->n++];
 
                         qu->q = q;
                         qu->name = p->queue;
@@ -1689,7 +1196,7 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
                         return PXL_ERR;
                 }
         }
-        if (start_schedules(q, errors) < 0) {
+        if (q->be->start(q, errors) < 0 || start_schedules(q, errors) < 0) {
                 stop_queues(q);
                 return PXL_ERR;
         }
@@ -1698,24 +1205,11 @@ static int queue_start(struct pxl_worker *srv, struct pxl_str *errors)
         evtimer_add(q->lease_timer, &tv);
         on_count(-1, 0, q);
         for (size_t i = 0; i < q->n; i++)
-                arm(&q->v[i], now_ms(q));
+                arm(&q->v[i], pxl_queue_now_ms());
         return PXL_OK;
 }
 
-/* Give back what runs here, so that it runs again at once elsewhere. */
-static void released(struct pxl_queue *q, const struct pxl_db_result *res,
-                     void *arg)
-{
-        (void)q;
-        (void)arg;
-        if (pxl_db_error(res) != NULL)
-                pxl_logs(PXL_LOG_WARN,
-                         "queue: running jobs not given back (%s): they "
-                         "run again after queue.stalled_after",
-                         pxl_db_error(res));
-}
-
-/* Run the loop until our statements are answered, 5 s at most. */
+/* Run the loop until the back end has answered, 5 s at most. */
 static void drain(struct pxl_queue *q)
 {
         struct timeval tick = pxl_ms_timeval(50);
@@ -1741,21 +1235,13 @@ static void queue_stop(struct pxl_worker *srv)
         for (size_t i = 0; i < q->nsched; i++)
                 evtimer_del(q->sched[i].timer);
         /*
-         * The outcomes already sent are written first (statements not
-         * awaited run in no promised order); then everything still ours
-         * goes back, rows a claim in flight takes included.
+         * The outcomes already sent are written first (calls not awaited
+         * run in no promised order); then everything still ours goes
+         * back, jobs a claim in flight takes included.
          */
         drain(q);
-        run(q,
-            "UPDATE pxl_jobs SET state = 'waiting', "
-            "attempt = attempt - 1, owner = NULL, "
-            "lease_until = NULL WHERE owner = $1 AND "
-            "state = 'active'",
-            params("s", q->owner), released, NULL);
-        /*
-         * Every statement of ours answered before q goes: their
-         * callbacks name it (the app's database closes after us).
-         */
+        q->be->give_back(q);
+        /* Every call answered before q goes: their callbacks name it. */
         drain(q);
         /*
          * Handles still running stay valid, detached: a callback the
@@ -1774,21 +1260,18 @@ static void queue_stop(struct pxl_worker *srv)
         for (size_t i = 0; i < q->n; i++)
                 evtimer_del(q->v[i].timer);
         evtimer_del(q->count_timer);
-        if (q->own_db) {
-                pxl_db_close(q->db);
-                q->own_db = false;
-        }
+        evtimer_del(q->lease_timer);
+        q->be->stop(q);
         pxl_worker_set_service_state(srv, &queue_service, NULL);
         /*
-         * Statements still unanswered (a lock held elsewhere longer than
-         * we waited) name q in their callbacks, which the app's database
+         * Calls still unanswered (a lock held elsewhere longer than we
+         * waited) name q in their callbacks, which the app's database
          * runs as it closes, after us: the last of them frees q.
          */
         if (q->inflight > 0) {
                 q->orphaned = true;
                 return;
         }
-        q->db = NULL;
         stop_queues(q);
 }
 
@@ -1802,7 +1285,7 @@ static bool good_queue_name(const char *name)
 {
         size_t n = strlen(name);
 
-        if (n == 0 || n > MAX_QUEUE_NAME)
+        if (n == 0 || n > PXL_QUEUE_MAX_NAME)
                 return false;
         for (size_t i = 0; i < n; i++)
                 if (!((name[i] >= 'a' && name[i] <= 'z') ||
@@ -1904,10 +1387,8 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
         }
         if (rc < 0 || n == 0)
                 return rc;
-        /* Our own SQLite file: set up as the app's would be. */
-        if (pxl_db_sqlite.setup != NULL &&
-            (!srv->conf->database.enabled || srv->conf->database.postgresql))
-                pxl_db_sqlite.setup();
+        if (backend_of(srv->conf) == &pxl_queue_sqlite)
+                pxl_queue_sqlite_setup(srv->conf);
         if (pxl_worker_add_service(srv, &queue_service) < 0 ||
             pxl_worker_add_reporter(srv, report, NULL) < 0) {
                 pxl_str_puts(errors, "out of memory\n");
@@ -1915,3 +1396,4 @@ int pxl_queue_install(struct pxl_worker *srv, struct pxl_str *errors)
         }
         return PXL_OK;
 }
+
