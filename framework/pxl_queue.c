@@ -1087,18 +1087,19 @@ static bool installed(const struct pxl_worker *srv)
         return false;
 }
 
-/* The jobs' store. */
+/* Redis when the app file has a redis group; else SQLite. */
 static const struct pxl_queue_backend *backend_of(const struct pxl_config *conf)
 {
-        (void)conf;
-        return &pxl_queue_sqlite;
+        return conf->redis.enabled ? &pxl_queue_redis : &pxl_queue_sqlite;
 }
 
 int pxl_queue_prepare(const struct pxl_worker *srv, struct pxl_str *errors)
 {
         if (!installed(srv))
                 return 0;
-        return pxl_queue_sqlite_prepare(srv, errors);
+        if (backend_of(srv->conf) == &pxl_queue_sqlite)
+                return pxl_queue_sqlite_prepare(srv, errors);
+        return pxl_queue_redis_prepare(srv, errors);
 }
 
 static void stop_queues(struct pxl_queue *q)

@@ -23,11 +23,13 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include "pxl/pxl.h"
 #include "pxl_log.h"
 #include "pxl_map.h"
 #include "pxl_redis.h"
+#include "pxl_str.h"
 #include "pxl_time.h"
 
 enum chan_state { CH_OFF, CH_SUBSCRIBING, CH_ON, CH_UNSUBSCRIBING };
@@ -137,7 +139,7 @@ static void resubscribe(struct pxl_redis *r);
 
 static void became_ready(struct pxl_redis *r)
 {
-        if (!r->cmd_ready || !r->sub_ready || r->up)
+        if (!r->cmd_ready || (!r->sub_ready && !r->owner.blocking) || r->up)
                 return;
         r->up = true;
         r->was_up = true;
@@ -228,9 +230,9 @@ static void connect_both(struct pxl_redis *r)
         char why[256] = "";
 
         r->cmd = open_one(r, false, why, sizeof(why));
-        if (r->cmd != NULL)
+        if (r->cmd != NULL && !r->owner.blocking)
                 r->sub = open_one(r, true, why, sizeof(why));
-        if (r->cmd == NULL || r->sub == NULL) {
+        if (r->cmd == NULL || (r->sub == NULL && !r->owner.blocking)) {
                 fail(r, why);
                 return;
         }
@@ -399,7 +401,7 @@ void pxl_redis_stop(struct pxl_redis *r)
                         redisAsyncDisconnect(r->cmd);
                 if (r->sub != NULL)
                         redisAsyncDisconnect(r->sub);
-                if (r->cmd != NULL || r->sub != NULL) {
+                if ((r->cmd != NULL || r->sub != NULL) && !r->owner.blocking) {
                         event_base_loopexit(r->owner.base, &grace);
                         event_base_dispatch(r->owner.base);
                 }
@@ -464,6 +466,108 @@ int pxl_redis_queue_command(struct pxl_redis *r, pxl_redis_cb *cb, void *arg, in
                 return PXL_ECLOSED;
         }
         return PXL_OK;
+}
+
+/* ---- scripts ------------------------------------------------------------ */
+
+int pxl_redis_script_init(struct pxl_redis_script *s, const char *text)
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+
+        s->text = text;
+        if (EVP_Digest(text, strlen(text), md, &len, EVP_sha1(), NULL) != 1 ||
+            len != 20)
+                return PXL_ERR;
+        pxl_hex(s->sha, md, len);
+        s->sha[40] = '\0';
+        return PXL_OK;
+}
+
+/*
+ * A script call in flight: its arguments are kept (one allocation) for
+ * the EVAL that follows a NOSCRIPT. argv[0] and argv[1] are EVALSHA and
+ * the SHA1, or EVAL and the text; argv[2] the number of keys.
+ */
+struct script_call {
+        struct pxl_redis *r;
+        const struct pxl_redis_script *s;
+        pxl_redis_cb *cb;
+        void *arg;
+        int argc;
+        const char **argv;
+        size_t *lens;
+        char nkeys[16];
+};
+
+static int send_script(struct script_call *sc);
+
+static void on_script_reply(void *owner, struct redisReply *reply, void *arg)
+{
+        struct script_call *sc = arg;
+
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR &&
+            strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+            sc->argv[1] == sc->s->sha) {
+                sc->argv[0] = "EVAL";
+                sc->argv[1] = sc->s->text;
+                sc->lens[0] = 4;
+                sc->lens[1] = strlen(sc->s->text);
+                if (send_script(sc) == PXL_OK)
+                        return;
+                reply = NULL; /* Redis went away meanwhile */
+        }
+        if (sc->cb != NULL)
+                sc->cb(owner, reply, sc->arg);
+        free(sc);
+}
+
+static int send_script(struct script_call *sc)
+{
+        return pxl_redis_queue_command(sc->r, on_script_reply, sc, sc->argc,
+                                       sc->argv, sc->lens);
+}
+
+int pxl_redis_queue_script(struct pxl_redis *r, const struct pxl_redis_script *s,
+                           pxl_redis_cb *cb, void *arg, int nkeys, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+        size_t total = sizeof(struct script_call) +
+                       (size_t)(argc + 3) * (sizeof(char *) + sizeof(size_t));
+        struct script_call *sc;
+        char *data;
+        int rc;
+
+        if (r == NULL || !r->up)
+                return PXL_ECLOSED;
+        for (int i = 0; i < argc; i++)
+                total += argvlen[i];
+        if ((sc = malloc(total)) == NULL)
+                return PXL_ENOMEM;
+        sc->r = r;
+        sc->s = s;
+        sc->cb = cb;
+        sc->arg = arg;
+        sc->argc = argc + 3;
+        sc->argv = (const char **)(sc + 1);
+        sc->lens = (size_t *)(sc->argv + argc + 3);
+        data = (char *)(sc->lens + argc + 3);
+        snprintf(sc->nkeys, sizeof(sc->nkeys), "%d", nkeys);
+        sc->argv[0] = "EVALSHA";
+        sc->argv[1] = s->sha;
+        sc->argv[2] = sc->nkeys;
+        sc->lens[0] = 7;
+        sc->lens[1] = 40;
+        sc->lens[2] = strlen(sc->nkeys);
+        for (int i = 0; i < argc; i++) {
+                memcpy(data, argv[i], argvlen[i]);
+                sc->argv[i + 3] = data;
+                sc->lens[i + 3] = argvlen[i];
+                data += argvlen[i];
+        }
+        if ((rc = send_script(sc)) < 0)
+                free(sc);
+        return rc;
 }
 
 static void on_publish_reply(void *owner, struct redisReply *reply, void *arg)

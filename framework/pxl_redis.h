@@ -57,6 +57,12 @@ struct pxl_redis_owner {
         void *arg;
         /* Counted as they happen (the worker's metrics). */
         uint64_t *published, *received, *dropped;
+        /*
+         * One connection for blocking commands (XREADGROUP BLOCK): no
+         * subscriber, and stopping drops what is pending at once instead
+         * of waiting for replies that may be seconds away.
+         */
+        bool blocking;
 };
 
 /*
@@ -103,6 +109,26 @@ void pxl_redis_chan_unref(struct pxl_redis *r, const char *channel,
                           size_t len);
 /* Unsubscribe the channels nobody uses any more (called once a second). */
 void pxl_redis_sweep(struct pxl_redis *r);
+
+/*
+ * A Lua script run by its SHA1 (EVALSHA), sent whole again (EVAL) when
+ * Redis does not have it (NOSCRIPT: a restarted or flushed Redis).
+ */
+struct pxl_redis_script {
+        const char *text;
+        char sha[41];
+};
+
+/* Compute s's SHA1 from text (kept borrowed); PXL_ERR if it cannot. */
+int pxl_redis_script_init(struct pxl_redis_script *s, const char *text);
+
+/*
+ * Run script s with nkeys keys then the other arguments (argv, binary
+ * safe, copied) on the command connection; as pxl_redis_queue_command.
+ */
+int pxl_redis_queue_script(struct pxl_redis *r, const struct pxl_redis_script *s,
+                           pxl_redis_cb *cb, void *arg, int nkeys, int argc,
+                           const char **argv, const size_t *argvlen);
 
 /* Borrowed: "pxl:" app ":", the app's namespace in Redis. */
 const char *pxl_redis_app_prefix(const struct pxl_redis *r);

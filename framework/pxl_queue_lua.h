@@ -1,0 +1,306 @@
+/*
+ * pxl_queue_lua.h - where the queue keeps its jobs with Redis, and the
+ * Lua scripts that change them, shared by the workers
+ * (pxl_queue_redis.c) and the operator's command (pxl-jobs).
+ *
+ * Keys, P = "pxl:" app ":", Q = P "q:" NAME ":":
+ *   P queues      set of the queue names in use
+ *   Q s:LEVEL     stream of the waiting jobs of one priority level
+ *                 (entries "j" ID), consumer group "pxl": an entry
+ *                 delivered and not acknowledged is a running job, in
+ *                 the pending list of the worker (consumer) running it;
+ *                 its idle time is the lease, renewed by XCLAIM while
+ *                 it runs, taken over by XAUTOCLAIM after
+ *                 queue.stalled_after
+ *   Q levels      sorted set of the levels in use (level 0 always)
+ *   Q delayed     sorted set, run_at -> ID: jobs not yet due (delays,
+ *                 retries after their backoff)
+ *   Q done        sorted set, finished_at -> ID: completed jobs kept
+ *   Q dead        stream of dead jobs (entries "j" ID, "error" text)
+ *   Q limit       GCRA state of a rate-limited queue: when the next
+ *                 start is allowed (microseconds since the epoch)
+ *   Q j:ID        hash of one job: payload, priority, run_at, attempt,
+ *                 attempts, backoff_ms, backoff_exp, timeout_ms, keep,
+ *                 created_at, state (waiting, delayed, active,
+ *                 completed, dead), entry (its stream entry while
+ *                 waiting or active), owner (the consumer running it),
+ *                 started_at, finished_at, progress, result, error,
+ *                 dead_entry (its entry in Q dead)
+ *
+ * A stream entry whose job's hash names another entry (the job moved)
+ * or no job (removed), and a level's wake-up entry ("w" LEVEL, written
+ * to level 0 when a new level appears, so that readers blocked on the
+ * old levels look again), is dropped by whoever reads it.
+ *
+ * Every script takes KEYS[1] = Q (P for COUNT) and starts with the
+ * prelude. Times are milliseconds since the epoch, from the caller.
+ */
+#ifndef PXL_QUEUE_LUA_H
+#define PXL_QUEUE_LUA_H
+
+#define PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local Q = KEYS[1]\n"                                                  \
+        "local function jkey(id) return Q .. 'j:' .. id end\n"                 \
+        "local function skey(lv) return Q .. 's:' .. lv end\n"                 \
+        /* make sure the stream and group of level lv exist; true if new */   \
+        "local function level(lv)\n"                                           \
+        "  if redis.call('ZADD', Q .. 'levels', 'NX', lv, lv) == 0 then\n"     \
+        "    return false end\n"                                               \
+        "  redis.pcall('XGROUP', 'CREATE', skey(lv), 'pxl', '0', "             \
+        "'MKSTREAM')\n"                                                        \
+        "  return true\n"                                                      \
+        "end\n"                                                                \
+        "local function enqueue(id, lv)\n"                                     \
+        "  if level(lv) and lv ~= '0' then\n"                                  \
+        "    level('0')\n"                                                     \
+        "    redis.call('XADD', skey('0'), '*', 'w', lv)\n"                    \
+        "  end\n"                                                              \
+        "  local e = redis.call('XADD', skey(lv), '*', 'j', id)\n"             \
+        "  redis.call('HSET', jkey(id), 'state', 'waiting', 'entry', e)\n"     \
+        "  redis.call('HDEL', jkey(id), 'owner')\n"                            \
+        "end\n"                                                                \
+        "local function drop(s, e)\n"                                          \
+        "  redis.call('XACK', s, 'pxl', e)\n"                                  \
+        "  redis.call('XDEL', s, e)\n"                                         \
+        "end\n"                                                                \
+        /* start the runs of entries es of level lv into out */               \
+        "local function take(lv, es, owner, now, out)\n"                       \
+        "  local s, n = skey(lv), 0\n"                                         \
+        "  for _, en in ipairs(es) do\n"                                       \
+        "    local e, f, h = en[1], en[2], nil\n"                              \
+        "    if type(f) == 'table' and f[1] == 'j' then\n"                     \
+        "      h = redis.call('HMGET', jkey(f[2]), 'entry', 'payload', "       \
+        "'attempts', 'backoff_ms', 'backoff_exp', 'timeout_ms', 'keep', "      \
+        "'run_at')\n"                                                          \
+        "    end\n"                                                            \
+        "    if h == nil or h[1] ~= e then\n"                                  \
+        "      drop(s, e)\n"                                                   \
+        "    else\n"                                                           \
+        "      local a = redis.call('HINCRBY', jkey(f[2]), 'attempt', 1)\n"    \
+        "      redis.call('HSET', jkey(f[2]), 'state', 'active', 'owner', "    \
+        "owner, 'started_at', now)\n"                                          \
+        "      out[#out + 1] = {f[2], lv .. '/' .. e, h[2], a, h[3], h[4], "   \
+        "h[5], h[6], h[7], h[8]}\n"                                            \
+        "      n = n + 1\n"                                                    \
+        "    end\n"                                                            \
+        "  end\n"                                                              \
+        "  return n\n"                                                         \
+        "end\n"
+
+/* The queue's level 0, and its name in P queues (ARGV: P queues, NAME). */
+#define PXL_QUEUE_LUA_SETUP                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "level('0')\n"                                                         \
+        "redis.call('SADD', ARGV[1], ARGV[2])\n"                               \
+        "return 1\n"
+
+/*
+ * Add a job unless its id exists: 1 added, 0 existed. ARGV: id,
+ * payload, priority, run_at, now, attempts, backoff_ms, backoff_exp,
+ * timeout_ms, keep.
+ */
+#define PXL_QUEUE_LUA_ADD                                                      \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local id = ARGV[1]\n"                                                 \
+        "if redis.call('EXISTS', jkey(id)) == 1 then return 0 end\n"           \
+        "redis.call('HSET', jkey(id), 'payload', ARGV[2], 'priority', "        \
+        "ARGV[3], 'run_at', ARGV[4], 'attempt', 0, 'attempts', ARGV[6], "      \
+        "'backoff_ms', ARGV[7], 'backoff_exp', ARGV[8], 'timeout_ms', "        \
+        "ARGV[9], 'keep', ARGV[10], 'created_at', ARGV[5])\n"                  \
+        "if tonumber(ARGV[4]) > tonumber(ARGV[5]) then\n"                      \
+        "  redis.call('HSET', jkey(id), 'state', 'delayed')\n"                 \
+        "  redis.call('ZADD', Q .. 'delayed', ARGV[4], id)\n"                  \
+        "else\n"                                                               \
+        "  enqueue(id, ARGV[3])\n"                                             \
+        "end\n"                                                                \
+        "return 1\n"
+
+/*
+ * Move the due delayed jobs to their streams, then take up to n jobs,
+ * highest level first, stalled ones (idle over stalled ms) before new
+ * ones, within the rate limit when interval (us) is not 0.
+ * ARGV: n, owner, now, stalled ms, interval, now in us.
+ * Returns {wake, limited, {levels}, job...}: wake is when the next
+ * delayed job is due (-1: none), or with limited 1 when the rate limit
+ * allows the next start; a job is {id, token, payload, attempt,
+ * attempts, backoff_ms, backoff_exp, timeout_ms, keep, run_at}.
+ */
+#define PXL_QUEUE_LUA_CLAIM                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local n, owner, now = tonumber(ARGV[1]), ARGV[2], ARGV[3]\n"          \
+        "local interval, now_us = tonumber(ARGV[5]), tonumber(ARGV[6])\n"      \
+        "for _, id in ipairs(redis.call('ZRANGEBYSCORE', Q .. 'delayed', "     \
+        "'-inf', now, 'LIMIT', 0, 1000)) do\n"                                 \
+        "  redis.call('ZREM', Q .. 'delayed', id)\n"                           \
+        "  local pr = redis.call('HGET', jkey(id), 'priority')\n"              \
+        "  if pr then enqueue(id, pr) end\n"                                   \
+        "end\n"                                                                \
+        "local tat = 0\n"                                                      \
+        "if interval > 0 then\n"                                               \
+        "  tat = tonumber(redis.call('GET', Q .. 'limit') or '0')\n"           \
+        "  if tat < now_us then tat = now_us end\n"                            \
+        "  local g = math.floor((now_us + interval - tat) / interval)\n"       \
+        "  if g < n then n = g end\n"                                          \
+        "  if n <= 0 then return {math.floor(tat / 1000) + 1, 1, {}} end\n"    \
+        "end\n"                                                                \
+        "local out, left = {}, n\n"                                            \
+        "local levels = redis.call('ZREVRANGE', Q .. 'levels', 0, -1)\n"       \
+        "for _, lv in ipairs(levels) do\n"                                     \
+        "  if left <= 0 then break end\n"                                      \
+        "  local c = redis.call('XAUTOCLAIM', skey(lv), 'pxl', owner, "        \
+        "ARGV[4], '0-0', 'COUNT', left)\n"                                     \
+        "  left = left - take(lv, c[2], owner, now, out)\n"                    \
+        "  if left > 0 then\n"                                                 \
+        "    local r = redis.call('XREADGROUP', 'GROUP', 'pxl', owner, "       \
+        "'COUNT', left, 'STREAMS', skey(lv), '>')\n"                           \
+        "    if r then left = left - take(lv, r[1][2], owner, now, out) end\n" \
+        "  end\n"                                                              \
+        "end\n"                                                                \
+        "if interval > 0 then\n"                                               \
+        "  redis.call('SET', Q .. 'limit', "                                   \
+        "string.format('%d', tat + (n - left) * interval))\n"                  \
+        "end\n"                                                                \
+        "local wake = -1\n"                                                    \
+        "local nx = redis.call('ZRANGE', Q .. 'delayed', 0, 0, 'WITHSCORES')\n" \
+        "if nx[2] then wake = tonumber(nx[2]) end\n"                           \
+        "return {wake, 0, levels, unpack(out)}\n"
+
+/*
+ * Start the runs of entries a blocking XREADGROUP delivered. ARGV:
+ * owner, now, then LEVEL ENTRY FIELD VALUE for each. As CLAIM returns.
+ */
+#define PXL_QUEUE_LUA_START                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local out = {}\n"                                                     \
+        "for i = 3, #ARGV, 4 do\n"                                             \
+        "  take(ARGV[i], {{ARGV[i + 1], {ARGV[i + 2], ARGV[i + 3]}}}, "        \
+        "ARGV[1], ARGV[2], out)\n"                                   \
+        "end\n"                                                                \
+        "return {-1, 0, redis.call('ZREVRANGE', Q .. 'levels', 0, -1), "       \
+        "unpack(out)}\n"
+
+/*
+ * Record how a run ended, if it is still owner's attempt: 1, else 0.
+ * ARGV: id, owner, attempt, end (c completed, r retry, d dead), result
+ * or error ('' none), now, retry_at, level, entry, keep, and the time
+ * after which a completed schedule tick is spared by trimming.
+ */
+#define PXL_QUEUE_LUA_FINISH                                                   \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local id, now = ARGV[1], ARGV[6]\n"                                   \
+        "local h = redis.call('HMGET', jkey(id), 'owner', 'attempt', "         \
+        "'state')\n"                                                           \
+        "if h[1] ~= ARGV[2] or h[2] ~= ARGV[3] or h[3] ~= 'active' then\n"     \
+        "  return 0 end\n"                                                     \
+        "drop(skey(ARGV[8]), ARGV[9])\n"                                       \
+        "redis.call('HDEL', jkey(id), 'owner', 'entry')\n"                     \
+        "if ARGV[4] == 'c' then\n"                                             \
+        "  local keep = tonumber(ARGV[10])\n"                                  \
+        "  if keep == 0 then redis.call('DEL', jkey(id)) return 1 end\n"       \
+        "  redis.call('HSET', jkey(id), 'state', 'completed', "                \
+        "'finished_at', now)\n"                                                \
+        "  redis.call('HDEL', jkey(id), 'error')\n"                            \
+        "  if ARGV[5] ~= '' then\n"                                            \
+        "    redis.call('HSET', jkey(id), 'result', ARGV[5]) end\n"            \
+        "  redis.call('ZADD', Q .. 'done', now, id)\n"                         \
+        "  local over = redis.call('ZCARD', Q .. 'done') - keep\n"             \
+        "  if over > 0 then\n"                                                 \
+        "    local old = redis.call('ZRANGE', Q .. 'done', 0, over - 1, "      \
+        "'WITHSCORES')\n"                                                      \
+        "    for i = 1, #old, 2 do\n"                                          \
+        "      if string.sub(old[i], 1, 9) ~= 'schedule:' or "                 \
+        "tonumber(old[i + 1]) <= tonumber(ARGV[11]) then\n"                    \
+        "        redis.call('DEL', jkey(old[i]))\n"                            \
+        "        redis.call('ZREM', Q .. 'done', old[i])\n"                    \
+        "      end\n"                                                          \
+        "    end\n"                                                            \
+        "  end\n"                                                              \
+        "elseif ARGV[4] == 'r' then\n"                                         \
+        "  redis.call('HSET', jkey(id), 'state', 'delayed', 'run_at', "        \
+        "ARGV[7], 'error', ARGV[5])\n"                                         \
+        "  redis.call('ZADD', Q .. 'delayed', ARGV[7], id)\n"                  \
+        "else\n"                                                               \
+        "  local e = redis.call('XADD', Q .. 'dead', '*', 'j', id, "           \
+        "'error', ARGV[5])\n"                                                  \
+        "  redis.call('HSET', jkey(id), 'state', 'dead', 'error', ARGV[5], "   \
+        "'finished_at', now, 'dead_entry', e)\n"                               \
+        "end\n"                                                                \
+        "return 1\n"
+
+/*
+ * Keep owner's runs: reset the idle time of each entry still its own.
+ * ARGV: owner, then LEVEL ENTRY ID for each.
+ */
+#define PXL_QUEUE_LUA_RENEW                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "for i = 2, #ARGV, 3 do\n"                                             \
+        "  local h = redis.call('HMGET', jkey(ARGV[i + 2]), 'owner', "         \
+        "'entry')\n"                                                           \
+        "  if h[1] == ARGV[1] and h[2] == ARGV[i + 1] then\n"                  \
+        "    redis.call('XCLAIM', skey(ARGV[i]), 'pxl', ARGV[1], 0, "          \
+        "ARGV[i + 1], 'JUSTID')\n"                                             \
+        "  end\n"                                                              \
+        "end\n"                                                                \
+        "return 1\n"
+
+/* ARGV: id, owner, progress JSON. */
+#define PXL_QUEUE_LUA_PROGRESS                                                 \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "if redis.call('HGET', jkey(ARGV[1]), 'owner') == ARGV[2] then\n"      \
+        "  redis.call('HSET', jkey(ARGV[1]), 'progress', ARGV[3])\n"           \
+        "end\n"                                                                \
+        "return 1\n"
+
+/*
+ * Stopping: every run owner has goes back to its stream, to run at
+ * once elsewhere (its attempt not counted), and owner leaves the
+ * groups. ARGV: owner. Returns how many went back.
+ */
+#define PXL_QUEUE_LUA_GIVE_BACK                                                \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local n = 0\n"                                                        \
+        "for _, lv in ipairs(redis.call('ZRANGE', Q .. 'levels', 0, -1)) do\n" \
+        "  local s = skey(lv)\n"                                               \
+        "  for _, p in ipairs(redis.call('XPENDING', s, 'pxl', '-', '+', "     \
+        "100000, ARGV[1])) do\n"                                               \
+        "    local en = redis.call('XRANGE', s, p[1], p[1])\n"                 \
+        "    local f = en[1] and en[1][2]\n"                                   \
+        "    drop(s, p[1])\n"                                                  \
+        "    if f and f[1] == 'j' then\n"                                      \
+        "      local h = redis.call('HMGET', jkey(f[2]), 'owner', 'entry', "   \
+        "'state')\n"                                                           \
+        "      if h[1] == ARGV[1] and h[2] == p[1] and h[3] == 'active' then\n" \
+        "        redis.call('HINCRBY', jkey(f[2]), 'attempt', -1)\n"           \
+        "        enqueue(f[2], lv)\n"                                          \
+        "        n = n + 1\n"                                                  \
+        "      end\n"                                                          \
+        "    end\n"                                                            \
+        "  end\n"                                                              \
+        "  redis.pcall('XGROUP', 'DELCONSUMER', s, 'pxl', ARGV[1])\n"          \
+        "end\n"                                                                \
+        "return n\n"
+
+/*
+ * The counts of queues. KEYS[1] = P; ARGV: now, then the names.
+ * Returns {NAME, waiting, delayed, active, completed, dead} for each.
+ */
+#define PXL_QUEUE_LUA_COUNT                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local P, out = Q, {}\n"                                               \
+        "for i = 2, #ARGV do\n"                                                \
+        "  Q = P .. 'q:' .. ARGV[i] .. ':'\n"                                  \
+        "  local waiting, active = 0, 0\n"                                     \
+        "  for _, lv in ipairs(redis.call('ZRANGE', Q .. 'levels', 0, -1)) "   \
+        "do\n"                                                                 \
+        "    local p = redis.call('XPENDING', skey(lv), 'pxl')\n"              \
+        "    waiting = waiting + redis.call('XLEN', skey(lv)) - p[1]\n"        \
+        "    active = active + p[1]\n"                                         \
+        "  end\n"                                                              \
+        "  local due = redis.call('ZCOUNT', Q .. 'delayed', '-inf', ARGV[1])\n" \
+        "  out[#out + 1] = {ARGV[i], waiting + due, "                          \
+        "redis.call('ZCARD', Q .. 'delayed') - due, active, "                  \
+        "redis.call('ZCARD', Q .. 'done'), redis.call('XLEN', Q .. 'dead')}\n" \
+        "end\n"                                                                \
+        "return out\n"
+
+#endif

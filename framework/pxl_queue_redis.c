@@ -1,0 +1,840 @@
+/*
+ * pxl_queue_redis.c - the queue's jobs in Redis (with a `redis` group):
+ * Redis Streams, one consumer group per queue and priority level, the
+ * keys and scripts of pxl_queue_lua.h. Every worker on every machine
+ * shares the queues.
+ *
+ * Commands go on the worker's command connection (srv->redis, the
+ * cluster view's); each queue has a connection of its own for the
+ * blocking XREADGROUP that waits for new jobs when a claim found none,
+ * so that a job added anywhere starts at once without polling fast.
+ * A timer of the common half (a delayed job due, a retry) interrupts
+ * that wait with CLIENT UNBLOCK. A rate-limited queue never waits
+ * there: a blocking read would bypass the limit.
+ *
+ * At least once: a delivered entry stays in this worker's pending list
+ * until its outcome is recorded; its idle time is reset while it runs
+ * (renew) and another worker takes it over (XAUTOCLAIM) once it has
+ * been idle for queue.stalled_after.
+ *
+ * Ownership: struct redis_queue (q->be_state) owns the lines' state and
+ * their blocking connections.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "pxl/pxl.h"
+#include "pxl_conf.h"
+#include "pxl_log.h"
+#include "pxl_queue_int.h"
+#include "pxl_queue_lua.h"
+#include "pxl_redis.h"
+#include "pxl_str.h"
+#include "pxl_worker.h"
+
+enum script {
+        S_SETUP,
+        S_ADD,
+        S_CLAIM,
+        S_START,
+        S_FINISH,
+        S_RENEW,
+        S_PROGRESS,
+        S_GIVE_BACK,
+        S_COUNT,
+        S_N
+};
+
+static const char *const script_text[S_N] = {
+        [S_SETUP] = PXL_QUEUE_LUA_SETUP,
+        [S_ADD] = PXL_QUEUE_LUA_ADD,
+        [S_CLAIM] = PXL_QUEUE_LUA_CLAIM,
+        [S_START] = PXL_QUEUE_LUA_START,
+        [S_FINISH] = PXL_QUEUE_LUA_FINISH,
+        [S_RENEW] = PXL_QUEUE_LUA_RENEW,
+        [S_PROGRESS] = PXL_QUEUE_LUA_PROGRESS,
+        [S_GIVE_BACK] = PXL_QUEUE_LUA_GIVE_BACK,
+        [S_COUNT] = PXL_QUEUE_LUA_COUNT,
+};
+
+/* Computed once per process, read-only after. */
+static struct pxl_redis_script scripts[S_N];
+static bool scripts_ready;
+
+#define UNAVAILABLE "queue unavailable"
+#define MAX_ARGS    (4 + 4 * PXL_QUEUE_MAX_CLAIM)
+
+struct redis_queue;
+
+/* One queue's state here (qu->be). */
+struct redis_line {
+        struct pxl_queue_line *qu;
+        struct redis_queue *rq;
+        struct pxl_redis *blocking; /* for XREADGROUP BLOCK only */
+        long long client_id;        /* blocking's, for CLIENT UNBLOCK; 0 */
+        bool blocked;               /* a blocking read is in flight */
+        bool set_up;                /* SETUP answered since the start */
+        char **levels;              /* in use, highest first */
+        size_t nlevels;
+        uint64_t unused_counts[3]; /* blocking's publish counters */
+        size_t key_len;
+        char key[]; /* Q: P "q:" NAME ":" */
+};
+
+struct redis_queue {
+        struct pxl_queue *q;
+        struct pxl_redis *redis; /* srv->redis: borrowed */
+        char prefix[96];         /* P */
+        char queues_key[112];    /* P "queues" */
+};
+
+static struct redis_line *line_of(const struct pxl_queue_line *qu)
+{
+        return qu->be;
+}
+
+static int64_t poll_at(const struct pxl_queue *q)
+{
+        return pxl_queue_now_ms() + q->srv->conf->queue.poll_interval;
+}
+
+/* ---- calls -------------------------------------------------------------- */
+
+typedef void reply_fn(struct pxl_queue *q, struct redisReply *reply,
+                      void *arg);
+
+struct call {
+        struct pxl_queue *q;
+        reply_fn *done;
+        void *arg;
+};
+
+static void call_done(void *owner, struct redisReply *reply, void *arg)
+{
+        struct call *c = arg;
+        struct pxl_queue *q = c->q;
+
+        (void)owner;
+        if (c->done != NULL)
+                c->done(q, reply, c->arg);
+        free(c);
+        pxl_queue_release(q);
+}
+
+/*
+ * Run script s with key and args on the command connection; done (may
+ * be NULL) gets the reply, NULL when Redis went away. PXL_ECLOSED while
+ * Redis is down, and done runs never.
+ */
+static int run(struct pxl_queue *q, enum script s, const char *key,
+               int argc, const char **argv, const size_t *lens, reply_fn *done,
+               void *arg)
+{
+        struct redis_queue *rq = q->be_state;
+        const char *av[MAX_ARGS + 1];
+        size_t al[MAX_ARGS + 1];
+        struct call *c;
+        int rc;
+
+        if (argc > MAX_ARGS)
+                return PXL_EINVAL;
+        if ((c = malloc(sizeof(*c))) == NULL)
+                return PXL_ENOMEM;
+        c->q = q;
+        c->done = done;
+        c->arg = arg;
+        av[0] = key;
+        al[0] = strlen(key);
+        for (int i = 0; i < argc; i++) {
+                av[i + 1] = argv[i];
+                al[i + 1] = lens ? lens[i] : strlen(argv[i]);
+        }
+        rc = pxl_redis_queue_script(rq->redis, &scripts[s], call_done, c, 1,
+                                    argc + 1, av, al);
+        if (rc < 0) {
+                free(c);
+                return rc;
+        }
+        pxl_queue_hold(q);
+        return PXL_OK;
+}
+
+static const char *reply_error(const struct redisReply *r)
+{
+        if (r == NULL)
+                return UNAVAILABLE;
+        return r->type == REDIS_REPLY_ERROR ? r->str : NULL;
+}
+
+static long long num_of(const struct redisReply *e)
+{
+        if (e == NULL)
+                return 0;
+        if (e->type == REDIS_REPLY_INTEGER)
+                return e->integer;
+        if (e->type == REDIS_REPLY_STRING)
+                return strtoll(e->str, NULL, 10);
+        return 0;
+}
+
+static const char *str_of(const struct redisReply *e, size_t *len)
+{
+        if (e == NULL || e->type != REDIS_REPLY_STRING) {
+                if (len != NULL)
+                        *len = 0;
+                return NULL;
+        }
+        if (len != NULL)
+                *len = e->len;
+        return e->str;
+}
+
+/* ---- claiming ----------------------------------------------------------- */
+
+static void set_levels(struct redis_line *rl, const struct redisReply *lv)
+{
+        bool same = lv->elements == rl->nlevels;
+        char **v;
+
+        for (size_t i = 0; same && i < lv->elements; i++)
+                same = str_of(lv->element[i], NULL) != NULL &&
+                       strcmp(rl->levels[i], lv->element[i]->str) == 0;
+        if (same || (v = calloc(lv->elements + 1, sizeof(*v))) == NULL)
+                return;
+        for (size_t i = 0; i < lv->elements; i++)
+                if ((v[i] = strdup(str_of(lv->element[i], NULL)
+                                           ? lv->element[i]->str
+                                           : "0")) == NULL) {
+                        for (size_t k = 0; k < i; k++)
+                                free(v[k]);
+                        free(v);
+                        return;
+                }
+        for (size_t i = 0; i < rl->nlevels; i++)
+                free(rl->levels[i]);
+        free(rl->levels);
+        rl->levels = v;
+        rl->nlevels = lv->elements;
+}
+
+static void block(struct redis_line *rl, int64_t wake_at);
+
+/* CLAIM's and START's answer: {wake, limited, {levels}, job...}. */
+static void claimed(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct redis_line *rl = arg;
+        struct pxl_queue_line *qu = rl->qu;
+        struct pxl_queue_claim jobs[PXL_QUEUE_MAX_CLAIM];
+        int64_t wake_at = poll_at(q), wake;
+        size_t n = 0;
+
+        if (reply_error(r) != NULL || r->type != REDIS_REPLY_ARRAY ||
+            r->elements < 3 || r->element[2]->type != REDIS_REPLY_ARRAY) {
+                if (r != NULL && r->type == REDIS_REPLY_ERROR)
+                        rl->set_up = false; /* a flushed Redis, say */
+                pxl_queue_claimed(qu, NULL, 0,
+                                  reply_error(r) ? reply_error(r)
+                                                 : "unexpected reply",
+                                  wake_at, false);
+                return;
+        }
+        wake = num_of(r->element[0]);
+        if (num_of(r->element[1]) != 0) {
+                pxl_queue_claimed(qu, NULL, 0, NULL, wake, true);
+                return;
+        }
+        set_levels(rl, r->element[2]);
+        if (wake >= 0 && wake < wake_at)
+                wake_at = wake;
+        for (size_t i = 3; i < r->elements && n < PXL_QUEUE_MAX_CLAIM; i++) {
+                const struct redisReply *e = r->element[i];
+                struct pxl_queue_claim *j = &jobs[n];
+
+                if (e->type != REDIS_REPLY_ARRAY || e->elements < 10)
+                        continue;
+                j->id = str_of(e->element[0], NULL);
+                j->token = str_of(e->element[1], NULL);
+                j->payload = str_of(e->element[2], &j->payload_len);
+                j->attempt = (unsigned)num_of(e->element[3]);
+                j->attempts = (unsigned)num_of(e->element[4]);
+                j->backoff_ms = (unsigned)num_of(e->element[5]);
+                j->backoff_exp = num_of(e->element[6]) != 0;
+                j->timeout_ms = (unsigned)num_of(e->element[7]);
+                j->keep = (unsigned)num_of(e->element[8]);
+                j->due = num_of(e->element[9]);
+                if (j->id != NULL && j->token != NULL)
+                        n++;
+        }
+        /* None: wait for news on the blocking connection. */
+        if (n == 0 && qu->rate == 0 && !q->stopping &&
+            pxl_redis_up(rl->blocking) && rl->client_id > 0) {
+                block(rl, wake_at);
+                return;
+        }
+        pxl_queue_claimed(qu, jobs, n, NULL, wake_at, false);
+}
+
+static void set_up_done(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct redis_line *rl = arg;
+
+        (void)q;
+        if (reply_error(r) == NULL)
+                rl->set_up = true;
+}
+
+static void redis_claim(struct pxl_queue_line *qu, unsigned n)
+{
+        struct pxl_queue *q = qu->q;
+        struct redis_line *rl = line_of(qu);
+        const struct pxl_queue_conf *conf = &q->srv->conf->queue;
+        char sn[16], now[24], stalled[24], interval[24], now_us[24];
+        const char *argv[6] = {sn, q->owner, now, stalled, interval, now_us};
+        int64_t t = pxl_queue_now_ms();
+
+        snprintf(sn, sizeof(sn), "%u", n);
+        snprintf(now, sizeof(now), "%" PRId64, t);
+        snprintf(stalled, sizeof(stalled), "%u", conf->stalled_after * 1000);
+        snprintf(interval, sizeof(interval), "%u",
+                 qu->rate ? 1000000 / qu->rate : 0);
+        snprintf(now_us, sizeof(now_us), "%" PRId64, t * 1000);
+        if (!rl->set_up) {
+                const char *sa[2] = {rl->rq->queues_key, qu->name};
+
+                run(q, S_SETUP, rl->key, 2, sa, NULL, set_up_done, rl);
+        }
+        if (run(q, S_CLAIM, rl->key, 6, argv, NULL, claimed, rl) < 0)
+                pxl_queue_claimed(qu, NULL, 0, UNAVAILABLE, poll_at(q), false);
+}
+
+/* What a blocking read delivered: start those runs. */
+static void delivered(void *owner, struct redisReply *r, void *arg)
+{
+        struct redis_line *rl = arg;
+        struct pxl_queue_line *qu = rl->qu;
+        struct pxl_queue *q = qu->q;
+        const char *argv[MAX_ARGS];
+        size_t lens[MAX_ARGS];
+        char now[24];
+        int argc = 2;
+
+        (void)owner;
+        rl->blocked = false;
+        if (q->stopping)
+                return; /* the give-back returns what it took */
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+                if (r != NULL)
+                        rl->set_up = false; /* NOGROUP: a flushed Redis */
+                pxl_queue_claimed(qu, NULL, 0, reply_error(r), poll_at(q),
+                                  false);
+                return;
+        }
+        if (r->type != REDIS_REPLY_ARRAY) { /* timed out, or woken */
+                qu->again = true;
+                pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
+                return;
+        }
+        snprintf(now, sizeof(now), "%" PRId64, pxl_queue_now_ms());
+        argv[0] = q->owner;
+        argv[1] = now;
+        lens[0] = strlen(q->owner);
+        lens[1] = strlen(now);
+        for (size_t s = 0; s < r->elements; s++) {
+                const struct redisReply *st = r->element[s];
+                const char *key;
+                size_t klen;
+
+                if (st->type != REDIS_REPLY_ARRAY || st->elements < 2 ||
+                    (key = str_of(st->element[0], &klen)) == NULL ||
+                    klen < rl->key_len + 2 ||
+                    st->element[1]->type != REDIS_REPLY_ARRAY)
+                        continue;
+                for (size_t i = 0; i < st->element[1]->elements; i++) {
+                        const struct redisReply *en =
+                                st->element[1]->element[i];
+                        const struct redisReply *f =
+                                en->elements > 1 ? en->element[1] : NULL;
+                        bool pair = f != NULL &&
+                                    f->type == REDIS_REPLY_ARRAY &&
+                                    f->elements >= 2;
+
+                        if (en->type != REDIS_REPLY_ARRAY ||
+                            str_of(en->element[0], NULL) == NULL ||
+                            argc + 4 > MAX_ARGS)
+                                continue;
+                        argv[argc] = key + rl->key_len + 2; /* LEVEL */
+                        lens[argc++] = klen - rl->key_len - 2;
+                        argv[argc] = str_of(en->element[0], &lens[argc]);
+                        argc++;
+                        argv[argc] = pair ? str_of(f->element[0], &lens[argc])
+                                          : "";
+                        if (argv[argc] == NULL)
+                                argv[argc] = "", lens[argc] = 0;
+                        else if (!pair)
+                                lens[argc] = 0;
+                        argc++;
+                        argv[argc] = pair ? str_of(f->element[1], &lens[argc])
+                                          : "";
+                        if (argv[argc] == NULL)
+                                argv[argc] = "", lens[argc] = 0;
+                        else if (!pair)
+                                lens[argc] = 0;
+                        argc++;
+                }
+        }
+        if (run(q, S_START, rl->key, argc, argv, lens, claimed, rl) < 0)
+                pxl_queue_claimed(qu, NULL, 0, UNAVAILABLE, poll_at(q), false);
+}
+
+/*
+ * Wait on the blocking connection, until wake_at at most, for new
+ * entries in the queue's streams (every level), taking up to what the
+ * claim asked for.
+ */
+static void block(struct redis_line *rl, int64_t wake_at)
+{
+        struct pxl_queue_line *qu = rl->qu;
+        struct pxl_queue *q = qu->q;
+        size_t nl = rl->nlevels ? rl->nlevels : 1;
+        const char **argv = calloc(9 + 2 * nl, sizeof(*argv));
+        size_t *lens = calloc(9 + 2 * nl, sizeof(*lens));
+        char **keys = calloc(nl, sizeof(*keys));
+        char count[16], ms[24];
+        int64_t wait = wake_at - pxl_queue_now_ms();
+        int argc = 0, rc = PXL_ENOMEM;
+
+        snprintf(count, sizeof(count), "%u", qu->asked);
+        snprintf(ms, sizeof(ms), "%" PRId64, wait > 1 ? wait : 1);
+        if (argv != NULL && lens != NULL && keys != NULL) {
+                const char *head[] = {"XREADGROUP", "GROUP", "pxl", q->owner,
+                                      "COUNT", count, "BLOCK", ms, "STREAMS"};
+
+                for (size_t i = 0; i < sizeof(head) / sizeof(*head); i++)
+                        argv[argc++] = head[i];
+                rc = PXL_OK;
+                for (size_t i = 0; i < nl && rc == PXL_OK; i++) {
+                        const char *lv = rl->nlevels ? rl->levels[i] : "0";
+                        size_t len = rl->key_len + 2 + strlen(lv) + 1;
+
+                        if ((keys[i] = malloc(len)) == NULL)
+                                rc = PXL_ENOMEM;
+                        else
+                                snprintf(keys[i], len, "%ss:%s", rl->key, lv);
+                        argv[argc++] = keys[i] ? keys[i] : "";
+                }
+                for (size_t i = 0; i < nl; i++)
+                        argv[argc++] = ">";
+                for (int i = 0; i < argc; i++)
+                        lens[i] = strlen(argv[i]);
+        }
+        if (rc == PXL_OK)
+                rc = pxl_redis_queue_command(rl->blocking, delivered, rl, argc,
+                                             argv, lens);
+        for (size_t i = 0; keys != NULL && i < nl; i++)
+                free(keys[i]);
+        free(keys);
+        free(argv);
+        free(lens);
+        if (rc < 0) {
+                pxl_queue_claimed(qu, NULL, 0, NULL, wake_at, false);
+                return;
+        }
+        rl->blocked = true;
+}
+
+/* A timer rang (something due): the blocking read returns now. */
+static void redis_wake(struct pxl_queue_line *qu)
+{
+        struct redis_line *rl = line_of(qu);
+        char id[24];
+        const char *argv[3] = {"CLIENT", "UNBLOCK", id};
+        size_t lens[3] = {6, 7, 0};
+
+        if (!rl->blocked || rl->client_id <= 0)
+                return;
+        lens[2] = (size_t)snprintf(id, sizeof(id), "%lld", rl->client_id);
+        pxl_redis_queue_command(rl->rq->redis, NULL, NULL, 3, argv, lens);
+}
+
+/* ---- outcomes and the rest --------------------------------------------- */
+
+struct recording {
+        pxl_queue_recorded_fn *done;
+        void *arg;
+        const char *queue; /* for the log */
+};
+
+static void recorded(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct recording *rec = arg;
+
+        if (reply_error(r) != NULL)
+                pxl_logs(PXL_LOG_ERR,
+                         "queue %s: cannot record a job's outcome: %s",
+                         rec->queue, reply_error(r));
+        rec->done(q, rec->arg, reply_error(r) == NULL && num_of(r) == 1);
+        free(rec);
+}
+
+static void redis_finish(struct pxl_job *job, const struct pxl_queue_outcome *o,
+                         pxl_queue_recorded_fn *done, void *arg)
+{
+        struct pxl_queue_line *qu = job->queue;
+        struct pxl_queue *q = qu->q;
+        struct recording *rec = malloc(sizeof(*rec));
+        const char *slash = job->token ? strchr(job->token, '/') : NULL;
+        char attempt[16], now[24], retry_at[24], keep[16], spare[24];
+        char level[32];
+        const char *argv[11] = {job->id,
+                                q->owner,
+                                attempt,
+                                o->end == PXL_QUEUE_COMPLETED ? "c"
+                                : o->end == PXL_QUEUE_RETRY   ? "r"
+                                                              : "d",
+                                o->end == PXL_QUEUE_COMPLETED
+                                        ? (o->result ? o->result : "")
+                                        : o->error,
+                                now,
+                                retry_at,
+                                level,
+                                slash ? slash + 1 : "",
+                                keep,
+                                spare};
+
+        if (rec == NULL || slash == NULL) {
+                free(rec);
+                done(q, arg, false);
+                return;
+        }
+        snprintf(attempt, sizeof(attempt), "%u", job->attempt);
+        snprintf(now, sizeof(now), "%" PRId64, o->now);
+        snprintf(retry_at, sizeof(retry_at), "%" PRId64, o->retry_at);
+        snprintf(level, sizeof(level), "%.*s", (int)(slash - job->token),
+                 job->token);
+        snprintf(keep, sizeof(keep), "%u", job->keep);
+        snprintf(spare, sizeof(spare), "%" PRId64,
+                 o->now - PXL_QUEUE_SCHEDULE_KEEP_MS);
+        rec->done = done;
+        rec->arg = arg;
+        rec->queue = qu->name;
+        if (run(q, S_FINISH, line_of(qu)->key, 11, argv, NULL, recorded,
+                rec) < 0) {
+                pxl_logs(PXL_LOG_ERR,
+                         "queue %s: job %s: outcome not recorded (%s): it "
+                         "runs again after queue.stalled_after",
+                         qu->name, job->id, UNAVAILABLE);
+                free(rec);
+                done(q, arg, false);
+        }
+}
+
+static void redis_progress(struct pxl_job *job, const char *json)
+{
+        const char *argv[3] = {job->id, job->queue->q->owner, json};
+
+        run(job->queue->q, S_PROGRESS, line_of(job->queue)->key, 3, argv, NULL,
+            NULL, NULL);
+}
+
+struct adding {
+        pxl_queue_added_fn *done;
+        void *arg;
+};
+
+static void added(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct adding *a = arg;
+
+        a->done(q, a->arg, reply_error(r) == NULL && num_of(r) == 0,
+                reply_error(r));
+        free(a);
+}
+
+static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
+                     const struct pxl_queue_new *nj, pxl_queue_added_fn *done,
+                     void *arg)
+{
+        struct pxl_queue_line *qu = pxl_queue_line_find(q, nj->queue);
+        char prio[24], run_at[24], now[24], attempts[16], backoff[16];
+        char timeout[16], keep[16];
+        const char *argv[10] = {nj->id,  nj->payload, prio,    run_at,
+                                now,     attempts,    backoff, nj->backoff_exp ? "1" : "0",
+                                timeout, keep};
+        size_t lens[10];
+        struct adding *a;
+        int rc;
+
+        if (tx != NULL || qu == NULL)
+                return PXL_EINVAL;
+        snprintf(prio, sizeof(prio), "%" PRId64, nj->priority);
+        snprintf(run_at, sizeof(run_at), "%" PRId64, nj->run_at);
+        snprintf(now, sizeof(now), "%" PRId64, nj->now);
+        snprintf(attempts, sizeof(attempts), "%u", nj->attempts);
+        snprintf(backoff, sizeof(backoff), "%u", nj->backoff_ms);
+        snprintf(timeout, sizeof(timeout), "%u", nj->timeout_ms);
+        snprintf(keep, sizeof(keep), "%u", nj->keep);
+        for (int i = 0; i < 10; i++)
+                lens[i] = strlen(argv[i]);
+        lens[1] = nj->payload_len;
+        if ((a = malloc(sizeof(*a))) == NULL)
+                return PXL_ENOMEM;
+        a->done = done;
+        a->arg = arg;
+        rc = run(q, S_ADD, line_of(qu)->key, 10, argv, lens, added, a);
+        if (rc < 0) {
+                free(a);
+                if (rc == PXL_ECLOSED)
+                        pxl_logs(PXL_LOG_WARN,
+                                 "pxl_job_add: queue %s: %s (Redis is down): "
+                                 "job %s not added",
+                                 nj->queue, UNAVAILABLE, nj->id);
+        }
+        return rc;
+}
+
+static void redis_renew(struct pxl_queue *q)
+{
+        for (size_t i = 0; i < q->n; i++) {
+                struct pxl_queue_line *qu = &q->v[i];
+                const char *argv[1 + 3 * PXL_QUEUE_MAX_CLAIM];
+                size_t lens[1 + 3 * PXL_QUEUE_MAX_CLAIM];
+                struct pxl_job *job;
+                int argc = 1;
+
+                argv[0] = q->owner;
+                lens[0] = strlen(q->owner);
+                LIST_FOREACH(job, &q->jobs, link)
+                {
+                        const char *slash;
+
+                        if (job->queue != qu || job->ended ||
+                            job->token == NULL ||
+                            (slash = strchr(job->token, '/')) == NULL)
+                                continue;
+                        argv[argc] = job->token;
+                        lens[argc++] = (size_t)(slash - job->token);
+                        argv[argc] = slash + 1;
+                        lens[argc++] = strlen(slash + 1);
+                        argv[argc] = job->id;
+                        lens[argc++] = strlen(job->id);
+                        if (argc + 3 > (int)(sizeof(argv) / sizeof(*argv))) {
+                                run(q, S_RENEW, line_of(qu)->key, argc, argv,
+                                    lens, NULL, NULL);
+                                argc = 1;
+                        }
+                }
+                if (argc > 1)
+                        run(q, S_RENEW, line_of(qu)->key, argc, argv, lens,
+                            NULL, NULL);
+        }
+}
+
+static void counted(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        (void)arg;
+        if (reply_error(r) != NULL || r->type != REDIS_REPLY_ARRAY)
+                return;
+        for (size_t i = 0; i < r->elements; i++) {
+                const struct redisReply *e = r->element[i];
+                struct pxl_queue_line *qu;
+
+                if (e->type != REDIS_REPLY_ARRAY || e->elements < 6 ||
+                    (qu = pxl_queue_line_find(q, str_of(e->element[0],
+                                                        NULL))) == NULL)
+                        continue;
+                qu->waiting = num_of(e->element[1]);
+                qu->delayed = num_of(e->element[2]);
+                qu->active = num_of(e->element[3]);
+                qu->completed = num_of(e->element[4]);
+                qu->dead = num_of(e->element[5]);
+        }
+}
+
+static void redis_count(struct pxl_queue *q)
+{
+        struct redis_queue *rq = q->be_state;
+        const char **argv = calloc(q->n + 1, sizeof(*argv));
+        char now[24];
+
+        if (argv == NULL)
+                return;
+        snprintf(now, sizeof(now), "%" PRId64, pxl_queue_now_ms());
+        argv[0] = now;
+        for (size_t i = 0; i < q->n; i++)
+                argv[i + 1] = q->v[i].name;
+        if ((int)q->n < MAX_ARGS)
+                run(q, S_COUNT, rq->prefix, (int)q->n + 1, argv, NULL, counted,
+                    NULL);
+        free(argv);
+}
+
+static void given_back(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct pxl_queue_line *qu = arg;
+
+        (void)q;
+        if (reply_error(r) != NULL)
+                pxl_logs(PXL_LOG_WARN,
+                         "queue %s: running jobs not given back (%s): they "
+                         "run again after queue.stalled_after",
+                         qu->name, reply_error(r));
+}
+
+static void redis_give_back(struct pxl_queue *q)
+{
+        for (size_t i = 0; i < q->n; i++) {
+                struct pxl_queue_line *qu = &q->v[i];
+                const char *argv[1] = {q->owner};
+
+                /* What the blocking read takes before this is given too. */
+                redis_wake(qu);
+                if (run(q, S_GIVE_BACK, line_of(qu)->key, 1, argv, NULL,
+                        given_back, qu) < 0)
+                        given_back(q, NULL, qu);
+        }
+}
+
+/* ---- the back end ------------------------------------------------------- */
+
+static void on_client_id(void *owner, struct redisReply *r, void *arg)
+{
+        struct redis_line *rl = arg;
+
+        (void)owner;
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+                rl->client_id = r->integer;
+}
+
+static void blocking_up(void *arg)
+{
+        struct redis_line *rl = arg;
+        const char *argv[2] = {"CLIENT", "ID"};
+        size_t lens[2] = {6, 2};
+
+        rl->client_id = 0;
+        pxl_redis_queue_command(rl->blocking, on_client_id, rl, 2, argv, lens);
+}
+
+static void blocking_down(void *arg)
+{
+        struct redis_line *rl = arg;
+
+        rl->client_id = 0;
+}
+
+int pxl_queue_redis_prepare(const struct pxl_worker *srv,
+                            struct pxl_str *errors)
+{
+        (void)srv;
+        (void)errors;
+        return 0;
+}
+
+static void line_free(struct redis_line *rl)
+{
+        if (rl == NULL)
+                return;
+        pxl_redis_stop(rl->blocking); /* its pending read answers NULL */
+        for (size_t i = 0; i < rl->nlevels; i++)
+                free(rl->levels[i]);
+        free(rl->levels);
+        free(rl);
+}
+
+static void redis_stop(struct pxl_queue *q)
+{
+        struct redis_queue *rq = q->be_state;
+
+        if (rq == NULL)
+                return;
+        for (size_t i = 0; i < q->n; i++) {
+                line_free(q->v[i].be);
+                q->v[i].be = NULL;
+        }
+        q->be_state = NULL;
+        free(rq);
+}
+
+static int redis_start(struct pxl_queue *q, struct pxl_str *errors)
+{
+        struct pxl_worker *srv = q->srv;
+        struct redis_queue *rq;
+
+        if (!scripts_ready) {
+                for (int s = 0; s < S_N; s++)
+                        if (pxl_redis_script_init(&scripts[s],
+                                                  script_text[s]) < 0) {
+                                pxl_str_puts(errors, "queue: cannot hash the "
+                                                     "Lua scripts\n");
+                                return PXL_ERR;
+                        }
+                scripts_ready = true;
+        }
+        if (srv->redis == NULL) {
+                pxl_str_puts(errors, "queue: no Redis connection\n");
+                return PXL_ERR;
+        }
+        if ((rq = calloc(1, sizeof(*rq))) == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        q->be_state = rq;
+        rq->q = q;
+        rq->redis = srv->redis;
+        snprintf(rq->prefix, sizeof(rq->prefix), "%s",
+                 pxl_redis_app_prefix(srv->redis));
+        snprintf(rq->queues_key, sizeof(rq->queues_key), "%squeues",
+                 rq->prefix);
+        for (size_t i = 0; i < q->n; i++) {
+                struct pxl_queue_line *qu = &q->v[i];
+                size_t klen = strlen(rq->prefix) + strlen(qu->name) + 3;
+                struct redis_line *rl = calloc(1, sizeof(*rl) + klen + 1);
+
+                if (rl == NULL) {
+                        pxl_str_puts(errors, "out of memory\n");
+                        return PXL_ENOMEM;
+                }
+                qu->be = rl;
+                rl->qu = qu;
+                rl->rq = rq;
+                rl->key_len = (size_t)snprintf(rl->key, klen + 1, "%sq:%s:",
+                                               rq->prefix, qu->name);
+                if (qu->rate != 0)
+                        continue; /* never waits on a blocking read */
+                rl->blocking = pxl_redis_start(
+                        &(struct pxl_redis_owner){
+                                .base = srv->base,
+                                .conf = &srv->conf->redis,
+                                .app = srv->conf->name,
+                                .file = srv->conf->file,
+                                .up = blocking_up,
+                                .down = blocking_down,
+                                .arg = rl,
+                                .published = &rl->unused_counts[0],
+                                .received = &rl->unused_counts[1],
+                                .dropped = &rl->unused_counts[2],
+                                .blocking = true},
+                        errors);
+                if (rl->blocking == NULL)
+                        return PXL_ERR;
+        }
+        return PXL_OK;
+}
+
+const struct pxl_queue_backend pxl_queue_redis = {
+        .name = "redis",
+        .start = redis_start,
+        .stop = redis_stop,
+        .add = redis_add,
+        .claim = redis_claim,
+        .wake = redis_wake,
+        .finish = redis_finish,
+        .progress = redis_progress,
+        .renew = redis_renew,
+        .give_back = redis_give_back,
+        .count = redis_count,
+};
