@@ -531,6 +531,13 @@ struct pxl_db_tx {
         /* the first error ("" none): what follows fails with it */
         char failed[512];
         char failed_state[6]; /* and its SQLSTATE */
+        struct commit_hook *on_commit; /* pxl_db_tx_on_commit's, newest first */
+};
+
+struct commit_hook {
+        struct commit_hook *next;
+        void (*fn)(void *arg);
+        void *arg;
 };
 
 static const struct pxl_service db_service;
@@ -689,6 +696,12 @@ static void deliver(struct pxl_db *db, struct pxl_db_job *job)
                                            "transaction rolled back: %s",
                                            tx->failed);
         }
+        if (tx != NULL && job->kind == PXL_DB_COMMIT &&
+            job->result.error == NULL) {
+                for (struct commit_hook *h = tx->on_commit; h != NULL;
+                     h = h->next)
+                        h->fn(h->arg);
+        }
         if (priv->fn != NULL && !priv->internal) {
                 pxl_ctx_init(&ctx, db->srv, priv->plugin, NULL);
                 priv->fn(&ctx, &job->result, priv->arg);
@@ -784,6 +797,12 @@ static struct pxl_db_tx *tx_new(struct pxl_db *db, struct pxl_ctx *ctx)
 
 static void tx_free(struct pxl_db_tx *tx)
 {
+        while (tx->on_commit != NULL) {
+                struct commit_hook *h = tx->on_commit;
+
+                tx->on_commit = h->next;
+                free(h);
+        }
         if (tx->db != NULL) /* NULL: detached at shutdown */
                 TAILQ_REMOVE(&tx->db->txs, tx, link);
         free(tx->client_id);
@@ -884,6 +903,22 @@ static int tx_end(struct pxl_db_tx *tx, bool commit, pxl_db_result_fn *fn,
                         tx_maybe_free(tx);
         }
         return rc;
+}
+
+int pxl_db_tx_on_commit(struct pxl_db_tx *tx, void (*fn)(void *arg),
+                        void *arg)
+{
+        struct commit_hook *h;
+
+        if (tx == NULL || tx->ended || tx->db == NULL)
+                return PXL_EINVAL;
+        if ((h = malloc(sizeof(*h))) == NULL)
+                return PXL_ENOMEM;
+        h->fn = fn;
+        h->arg = arg;
+        h->next = tx->on_commit;
+        tx->on_commit = h;
+        return PXL_OK;
 }
 
 struct pxl_worker *pxl_db_tx_worker(const struct pxl_db_tx *tx)

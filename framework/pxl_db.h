@@ -39,6 +39,12 @@ struct pxl_plugin_slot *pxl_db_tx_plugin(const struct pxl_db_tx *tx);
 int pxl_db_run(struct pxl_db *db, struct pxl_plugin_slot *plugin,
                const char *sql, const struct json_object *params,
                pxl_db_result_fn *fn, void *arg);
+/*
+ * Have fn(arg) run, from the loop, once tx has committed (never when it
+ * rolls back or fails). PXL_ENOMEM, PXL_EINVAL for an ended tx.
+ */
+int pxl_db_tx_on_commit(struct pxl_db_tx *tx, void (*fn)(void *arg),
+                        void *arg);
 
 /*
  * The migrations folder of conf (database.migrations): check its file
@@ -54,5 +60,13 @@ int pxl_db_check_migrations(const struct pxl_config *conf,
                             struct pxl_str *errors);
 int pxl_db_migrate(const struct pxl_config *conf, struct pxl_str *applied,
                    unsigned *before, struct pxl_str *errors);
+
+/*
+ * Run sql (statements without results) on conf's database, blocking:
+ * for what a subsystem makes once before serving. 0 or PXL_ERR with the
+ * reason in errors.
+ */
+int pxl_db_exec(const struct pxl_config *conf, const char *sql,
+                struct pxl_str *errors);
 
 #endif

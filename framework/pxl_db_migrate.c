@@ -493,3 +493,18 @@ int pxl_db_migrate(const struct pxl_config *conf, struct pxl_str *applied,
         migrations_free(&m);
         return rc < 0 ? PXL_ERR : 0;
 }
+
+int pxl_db_exec(const struct pxl_config *conf, const char *sql,
+                struct pxl_str *errors)
+{
+        struct mig_conn c = {0};
+        int rc = conn_open(conf, &c, errors);
+
+        if (rc == 0 && conn_exec(&c, sql) < 0) {
+                pxl_str_report(errors, conf->file, 0, "database", "%s",
+                               c.error);
+                rc = PXL_ERR;
+        }
+        conn_close(&c);
+        return rc;
+}

@@ -72,6 +72,11 @@ static struct pxl_queue *queue_of(const struct pxl_worker *srv)
         return srv ? pxl_worker_service_state(srv, &queue_service) : NULL;
 }
 
+struct pxl_queue *pxl_queue_of(const struct pxl_worker *srv)
+{
+        return queue_of(srv);
+}
+
 struct pxl_queue_line *pxl_queue_line_find(struct pxl_queue *q,
                                            const char *name)
 {

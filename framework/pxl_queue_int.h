@@ -218,6 +218,9 @@ void pxl_queue_claimed(struct pxl_queue_line *qu,
 void pxl_queue_hold(struct pxl_queue *q);
 void pxl_queue_release(struct pxl_queue *q);
 
+/* srv's queue while it runs, else NULL. */
+struct pxl_queue *pxl_queue_of(const struct pxl_worker *srv);
+
 /* The wall clock now, in ms since the epoch. */
 int64_t pxl_queue_now_ms(void);
 

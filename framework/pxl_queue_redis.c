@@ -25,15 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <json-c/json.h>
 
 #include "pxl/pxl.h"
 #include "pxl_conf.h"
+#include "pxl_db.h"
 #include "pxl_log.h"
 #include "pxl_queue_int.h"
 #include "pxl_queue_lua.h"
+#include "pxl_queue_sql.h"
 #include "pxl_redis.h"
 #include "pxl_str.h"
+#include "pxl_time.h"
 #include "pxl_worker.h"
 
 enum script {
@@ -67,6 +72,9 @@ static bool scripts_ready;
 
 #define UNAVAILABLE "queue unavailable"
 #define MAX_ARGS    (4 + 4 * PXL_QUEUE_MAX_CLAIM)
+#define OUTBOX_BATCH    100
+#define OUTBOX_LEASE_MS 10000 /* a row being moved, for others to leave */
+#define OUTBOX_SWEEP_MS 1000  /* rows whose mover died, or missed */
 
 struct redis_queue;
 
@@ -88,8 +96,12 @@ struct redis_line {
 struct redis_queue {
         struct pxl_queue *q;
         struct pxl_redis *redis; /* srv->redis: borrowed */
-        char prefix[96];         /* P */
-        char queues_key[112];    /* P "queues" */
+        struct pxl_db *db;       /* the app's, for the outbox; or NULL */
+        struct event *sweep_timer;
+        bool sweeping; /* an outbox sweep is in flight */
+        bool sweep_again;
+        char prefix[96];      /* P */
+        char queues_key[112]; /* P "queues" */
 };
 
 static struct redis_line *line_of(const struct pxl_queue_line *qu)
@@ -554,6 +566,10 @@ static void added(struct pxl_queue *q, struct redisReply *r, void *arg)
         free(a);
 }
 
+static int outbox_add(struct pxl_queue *q, struct pxl_db_tx *tx,
+                      const struct pxl_queue_new *nj, pxl_queue_added_fn *done,
+                      void *arg);
+
 static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
                      const struct pxl_queue_new *nj, pxl_queue_added_fn *done,
                      void *arg)
@@ -568,8 +584,10 @@ static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
         struct adding *a;
         int rc;
 
-        if (tx != NULL || qu == NULL)
+        if (qu == NULL)
                 return PXL_EINVAL;
+        if (tx != NULL)
+                return outbox_add(q, tx, nj, done, arg);
         snprintf(prio, sizeof(prio), "%" PRId64, nj->priority);
         snprintf(run_at, sizeof(run_at), "%" PRId64, nj->run_at);
         snprintf(now, sizeof(now), "%" PRId64, nj->now);
@@ -594,6 +612,240 @@ static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
                                  nj->queue, UNAVAILABLE, nj->id);
         }
         return rc;
+}
+
+/* ---- the outbox --------------------------------------------------------- */
+
+struct db_call {
+        struct pxl_queue *q;
+        void (*done)(struct pxl_queue *q, const struct pxl_db_result *res,
+                     void *arg);
+        void *arg;
+};
+
+static void db_call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
+                         void *arg)
+{
+        struct db_call *c = arg;
+        struct pxl_queue *q = c->q;
+
+        (void)ctx;
+        if (c->done != NULL)
+                c->done(q, res, c->arg);
+        free(c);
+        pxl_queue_release(q);
+}
+
+/* Run sql with p (taken) on the app's database, or in tx. */
+static int db_run(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
+                  struct json_object *p,
+                  void (*done)(struct pxl_queue *, const struct pxl_db_result *,
+                               void *),
+                  void *arg)
+{
+        struct redis_queue *rq = q->be_state;
+        struct db_call *c = malloc(sizeof(*c));
+        int rc = PXL_ENOMEM;
+
+        if (c != NULL && p != NULL) {
+                c->q = q;
+                c->done = done;
+                c->arg = arg;
+                rc = tx ? pxl_db_tx_query(tx, sql, p, db_call_done, c)
+                        : pxl_db_run(rq->db, NULL, sql, p, db_call_done, c);
+        }
+        json_object_put(p);
+        if (rc < 0) {
+                free(c);
+                return rc;
+        }
+        pxl_queue_hold(q);
+        return PXL_OK;
+}
+
+static void sweep(struct pxl_queue *q);
+
+/* A transaction with jobs committed: move them now. */
+static void committed(void *arg)
+{
+        struct pxl_queue *q = pxl_queue_of(arg);
+
+        if (q != NULL && q->be == &pxl_queue_redis && !q->stopping)
+                sweep(q);
+}
+
+static void outbox_added(struct pxl_queue *q, const struct pxl_db_result *res,
+                         void *arg)
+{
+        struct adding *a = arg;
+
+        a->done(q, a->arg,
+                pxl_db_error(res) == NULL && pxl_db_affected(res) == 0,
+                pxl_db_error(res));
+        free(a);
+}
+
+/* pxl_job_add_tx: a row of the outbox, in tx; moved after the commit. */
+static int outbox_add(struct pxl_queue *q, struct pxl_db_tx *tx,
+                      const struct pxl_queue_new *nj, pxl_queue_added_fn *done,
+                      void *arg)
+{
+        const int64_t vals[] = {nj->priority,   nj->run_at,      nj->attempts,
+                                nj->backoff_ms, nj->backoff_exp, nj->timeout_ms,
+                                nj->keep,       nj->now};
+        struct json_object *p = json_object_new_array();
+        struct adding *a;
+        int rc;
+
+        if (((struct redis_queue *)q->be_state)->db == NULL) {
+                json_object_put(p);
+                return PXL_EINVAL;
+        }
+        if (p == NULL || (a = malloc(sizeof(*a))) == NULL) {
+                json_object_put(p);
+                return PXL_ENOMEM;
+        }
+        a->done = done;
+        a->arg = arg;
+        json_object_array_add(p, json_object_new_string(nj->queue));
+        json_object_array_add(p, json_object_new_string(nj->id));
+        json_object_array_add(p, json_object_new_string_len(
+                                         nj->payload, (int)nj->payload_len));
+        for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
+                json_object_array_add(p, json_object_new_int64(vals[i]));
+        rc = db_run(q, tx,
+                    "INSERT INTO pxl_job_outbox (queue, id, payload, "
+                    "priority, run_at, attempts, backoff_ms, backoff_exp, "
+                    "timeout_ms, keep, created_at) VALUES ($1, $2, $3, $4, "
+                    "$5, $6, $7, $8, $9, $10, $11) "
+                    "ON CONFLICT (queue, id) DO NOTHING",
+                    p, outbox_added, a);
+        if (rc < 0) {
+                free(a);
+                return rc;
+        }
+        /* Not told of the commit: the sweep moves it within a second. */
+        (void)pxl_db_tx_on_commit(tx, committed, q->srv);
+        return PXL_OK;
+}
+
+/* A row moved to Redis (or there already): it leaves the outbox. */
+static void moved(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct json_object *key = arg;
+
+        if (reply_error(r) == NULL && !q->stopping)
+                db_run(q, NULL,
+                       "DELETE FROM pxl_job_outbox WHERE queue = $1 AND "
+                       "id = $2",
+                       json_object_get(key), NULL, NULL);
+        else if (reply_error(r) != NULL)
+                pxl_logs(PXL_LOG_WARN,
+                         "queue: a committed job stays in the outbox (%s); "
+                         "moved later",
+                         reply_error(r));
+        json_object_put(key);
+}
+
+/* Rows leased to this worker: add each to Redis, then delete it. */
+static void swept(struct pxl_queue *q, const struct pxl_db_result *res,
+                  void *arg)
+{
+        struct redis_queue *rq = q->be_state;
+        size_t n = pxl_db_rows(res);
+        char now[24];
+
+        (void)arg;
+        rq->sweeping = false;
+        if (pxl_db_error(res) != NULL) {
+                pxl_logs(PXL_LOG_WARN, "queue: cannot read the outbox: %s",
+                         pxl_db_error(res));
+                return;
+        }
+        snprintf(now, sizeof(now), "%" PRId64, pxl_queue_now_ms());
+        for (size_t r = 0; r < n; r++) {
+                const char *argv[10];
+                size_t lens[10];
+                struct pxl_queue_line *qu =
+                        pxl_queue_line_find(q, pxl_db_value(res, r, 0, NULL));
+                struct json_object *key = json_object_new_array();
+
+                for (int c = 0; c < 10; c++) {
+                        argv[c] = pxl_db_value(res, r, (size_t)c + 1,
+                                               &lens[c]);
+                        if (argv[c] == NULL)
+                                argv[c] = "", lens[c] = 0;
+                }
+                argv[4] = now; /* the column is created_at */
+                lens[4] = strlen(now);
+                if (key == NULL || qu == NULL) {
+                        json_object_put(key); /* not ours: its lease ends */
+                        continue;
+                }
+                json_object_array_add(key, json_object_new_string(qu->name));
+                json_object_array_add(key, json_object_new_string(argv[0]));
+                if (run(q, S_ADD, line_of(qu)->key, 10, argv, lens, moved,
+                        key) < 0)
+                        json_object_put(key);
+        }
+        if (n >= OUTBOX_BATCH || rq->sweep_again) {
+                rq->sweep_again = false;
+                sweep(q);
+        }
+}
+
+/*
+ * Lease a batch of the outbox's rows nobody is moving (the outer
+ * condition again, so that PostgreSQL rechecks it on a row another
+ * worker leased meanwhile) and move them.
+ */
+static void sweep(struct pxl_queue *q)
+{
+        struct redis_queue *rq = q->be_state;
+        int64_t now = pxl_queue_now_ms();
+        struct json_object *p;
+
+        if (rq == NULL || rq->db == NULL || q->stopping ||
+            !pxl_redis_up(rq->redis))
+                return;
+        if (rq->sweeping) {
+                rq->sweep_again = true;
+                return;
+        }
+        p = json_object_new_array();
+        if (p != NULL) {
+                json_object_array_add(p, json_object_new_int64(now));
+                json_object_array_add(
+                        p, json_object_new_int64(now + OUTBOX_LEASE_MS));
+                json_object_array_add(p, json_object_new_int64(OUTBOX_BATCH));
+        }
+        if (db_run(q, NULL,
+                   "UPDATE pxl_job_outbox SET lease_until = $2 "
+                   "WHERE lease_until < $1 AND (queue, id) IN "
+                   "(SELECT queue, id FROM pxl_job_outbox "
+                   "WHERE lease_until < $1 ORDER BY created_at LIMIT $3) "
+                   "RETURNING queue, id, payload, priority, run_at, "
+                   "created_at, attempts, backoff_ms, backoff_exp, "
+                   "timeout_ms, keep",
+                   p, swept, NULL) == 0)
+                rq->sweeping = true;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_queue *q = arg;
+        struct redis_queue *rq = q->be_state;
+        struct timeval tv = pxl_ms_timeval(OUTBOX_SWEEP_MS);
+
+        (void)fd;
+        (void)what;
+        sweep(q);
+        evtimer_add(rq->sweep_timer, &tv);
+}
+
+static bool redis_in_tx(const struct pxl_queue *q)
+{
+        return ((const struct redis_queue *)q->be_state)->db != NULL;
 }
 
 static void redis_renew(struct pxl_queue *q)
@@ -726,12 +978,13 @@ static void blocking_down(void *arg)
         rl->client_id = 0;
 }
 
+/* With an app database: the outbox of pxl_job_add_tx. */
 int pxl_queue_redis_prepare(const struct pxl_worker *srv,
                             struct pxl_str *errors)
 {
-        (void)srv;
-        (void)errors;
-        return 0;
+        if (!srv->conf->database.enabled)
+                return 0;
+        return pxl_db_exec(srv->conf, PXL_QUEUE_OUTBOX_SCHEMA, errors);
 }
 
 static void line_free(struct redis_line *rl)
@@ -755,6 +1008,8 @@ static void redis_stop(struct pxl_queue *q)
                 line_free(q->v[i].be);
                 q->v[i].be = NULL;
         }
+        if (rq->sweep_timer != NULL)
+                event_free(rq->sweep_timer);
         q->be_state = NULL;
         free(rq);
 }
@@ -789,6 +1044,17 @@ static int redis_start(struct pxl_queue *q, struct pxl_str *errors)
                  pxl_redis_app_prefix(srv->redis));
         snprintf(rq->queues_key, sizeof(rq->queues_key), "%squeues",
                  rq->prefix);
+        rq->db = pxl_db_app(srv);
+        if (rq->db != NULL) {
+                struct timeval tv = pxl_ms_timeval(OUTBOX_SWEEP_MS / 10);
+
+                if ((rq->sweep_timer = evtimer_new(srv->base, on_sweep, q)) ==
+                    NULL) {
+                        pxl_str_puts(errors, "out of memory\n");
+                        return PXL_ENOMEM;
+                }
+                evtimer_add(rq->sweep_timer, &tv); /* first soon */
+        }
         for (size_t i = 0; i < q->n; i++) {
                 struct pxl_queue_line *qu = &q->v[i];
                 size_t klen = strlen(rq->prefix) + strlen(qu->name) + 3;
@@ -837,4 +1103,5 @@ const struct pxl_queue_backend pxl_queue_redis = {
         .renew = redis_renew,
         .give_back = redis_give_back,
         .count = redis_count,
+        .in_tx = redis_in_tx,
 };

@@ -52,4 +52,28 @@
         "tat INTEGER NOT NULL DEFAULT 0, "                                     \
         "granted INTEGER NOT NULL DEFAULT 0)"
 
+/*
+ * With Redis, pxl_job_add_tx writes the job to pxl_job_outbox in the
+ * app's database (PostgreSQL or SQLite: the same text serves both), in
+ * the transaction; after the commit a worker moves it to Redis (an add
+ * by id, so moving twice adds once) and deletes the row. lease_until
+ * (ms) keeps two workers from moving a row at once; a worker that died
+ * mid-move leaves it to the others once the lease is over.
+ */
+#define PXL_QUEUE_OUTBOX_SCHEMA                                                \
+        "CREATE TABLE IF NOT EXISTS pxl_job_outbox ("                          \
+        "queue TEXT NOT NULL, "                                                \
+        "id TEXT NOT NULL, "                                                   \
+        "payload TEXT NOT NULL, "                                              \
+        "priority BIGINT NOT NULL, "                                           \
+        "run_at BIGINT NOT NULL, "                                             \
+        "attempts INTEGER NOT NULL, "                                          \
+        "backoff_ms INTEGER NOT NULL, "                                        \
+        "backoff_exp INTEGER NOT NULL, "                                       \
+        "timeout_ms INTEGER NOT NULL, "                                        \
+        "keep INTEGER NOT NULL, "                                              \
+        "created_at BIGINT NOT NULL, "                                         \
+        "lease_until BIGINT NOT NULL DEFAULT 0, "                              \
+        "PRIMARY KEY (queue, id))"
+
 #endif
