@@ -73,7 +73,7 @@ static bool scripts_ready;
 #define UNAVAILABLE "queue unavailable"
 #define MAX_ARGS    (4 + 4 * PXL_QUEUE_MAX_CLAIM)
 #define OUTBOX_BATCH    100
-#define OUTBOX_LEASE_MS 10000 /* a row being moved, for others to leave */
+#define OUTBOX_LEASE_MS 2000 /* a row being moved, for others to leave */
 #define OUTBOX_SWEEP_MS 1000  /* rows whose mover died, or missed */
 
 struct redis_queue;
