@@ -729,10 +729,14 @@ int pxl_job_add(struct pxl_ctx *ctx, const char *queue,
 /*
  * Add a job as part of a database transaction (pxl_db_begin): it exists
  * if and only if the transaction commits, and runs only after. Where
- * the jobs live in the app's SQLite database (driver sqlite); elsewhere
- * PXL_EINVAL; PXL_ECLOSED for a transaction already ended. fn runs once
- * the job is written in the transaction (the job is not visible before
- * the commit), with a ctx of tx's plugin. Otherwise as pxl_job_add.
+ * the jobs live in the app's SQLite database it is a row of the jobs
+ * table; with Redis it is a row of the outbox table pxl_job_outbox in
+ * the app's database (PostgreSQL or SQLite), moved to Redis after the
+ * commit. PXL_EINVAL where the jobs are in a SQLite file of their own
+ * (PostgreSQL without Redis); PXL_ECLOSED for a transaction already
+ * ended. fn runs once the job is written in the transaction (it is not
+ * visible before the commit), with a ctx of tx's plugin; with Redis,
+ * existed tells only of the outbox. Otherwise as pxl_job_add.
  */
 int pxl_job_add_tx(struct pxl_db_tx *tx, const char *queue,
                    const struct json_object *payload,
