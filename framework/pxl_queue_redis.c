@@ -319,8 +319,9 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
 
                 run(q, S_SETUP, rl->key, 2, sa, NULL, set_up_done, rl);
         }
+        /* Redis down: pxl_redis logs the outage once; look again later. */
         if (run(q, S_CLAIM, rl->key, 6, argv, NULL, claimed, rl) < 0)
-                pxl_queue_claimed(qu, NULL, 0, UNAVAILABLE, poll_at(q), false);
+                pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
 }
 
 /* What a blocking read delivered: start those runs. */
@@ -339,9 +340,10 @@ static void delivered(void *owner, struct redisReply *r, void *arg)
         if (q->stopping)
                 return; /* the give-back returns what it took */
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+                /* NULL: the connection went (pxl_redis says so once). */
                 if (r != NULL)
                         rl->set_up = false; /* NOGROUP: a flushed Redis */
-                pxl_queue_claimed(qu, NULL, 0, reply_error(r), poll_at(q),
+                pxl_queue_claimed(qu, NULL, 0, r ? r->str : NULL, poll_at(q),
                                   false);
                 return;
         }
@@ -398,8 +400,9 @@ static void delivered(void *owner, struct redisReply *r, void *arg)
                         argc++;
                 }
         }
+        /* Down: what it took runs again after queue.stalled_after. */
         if (run(q, S_START, rl->key, argc, argv, lens, claimed, rl) < 0)
-                pxl_queue_claimed(qu, NULL, 0, UNAVAILABLE, poll_at(q), false);
+                pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
 }
 
 /*
@@ -484,8 +487,9 @@ static void recorded(struct pxl_queue *q, struct redisReply *r, void *arg)
 {
         struct recording *rec = arg;
 
+        /* Lost with the connection, it runs again: not an error here. */
         if (reply_error(r) != NULL)
-                pxl_logs(PXL_LOG_ERR,
+                pxl_logs(r ? PXL_LOG_ERR : PXL_LOG_WARN,
                          "queue %s: cannot record a job's outcome: %s",
                          rec->queue, reply_error(r));
         rec->done(q, rec->arg, reply_error(r) == NULL && num_of(r) == 1);
@@ -535,7 +539,7 @@ static void redis_finish(struct pxl_job *job, const struct pxl_queue_outcome *o,
         rec->queue = qu->name;
         if (run(q, S_FINISH, line_of(qu)->key, 11, argv, NULL, recorded,
                 rec) < 0) {
-                pxl_logs(PXL_LOG_ERR,
+                pxl_logs(PXL_LOG_WARN,
                          "queue %s: job %s: outcome not recorded (%s): it "
                          "runs again after queue.stalled_after",
                          qu->name, job->id, UNAVAILABLE);
