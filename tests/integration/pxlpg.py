@@ -24,6 +24,7 @@ class PG:
         self.port = None
         self.proc = self  # for pxltest.kill_all_servers
         self.up = False
+        self.ndb = 0
 
     def ctl(self, *args, timeout=90):
         p = subprocess.run([sys.executable, PGCTL] + list(args) + [self.dir],
@@ -46,6 +47,10 @@ class PG:
         self.port = int(out)
         self.up = True
         os.environ[PASSWORD_ENV] = "pxl"
+
+    def stop(self):
+        self.ctl("stop")
+        self.up = False
 
     def destroy(self):
         self.ctl("destroy")
@@ -74,6 +79,13 @@ class PG:
                            timeout=30)
         check(p.returncode == 0, "psql %r: %s" % (sql, p.stderr.decode()))
         return p.stdout.decode().strip()
+
+    def new_db(self):
+        """A new empty database owned by pxl: its name."""
+        self.ndb += 1
+        name = "pxl_t%d" % self.ndb
+        self.psql("CREATE DATABASE %s OWNER pxl" % name)
+        return name
 
     def database_group(self):
         """The app file's database group for role pxl on database pxl."""
