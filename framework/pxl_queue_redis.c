@@ -238,12 +238,17 @@ static void block(struct redis_line *rl, int64_t wake_at);
 /* CLAIM's and START's answer: {wake, limited, {levels}, job...}. */
 static void claimed(struct pxl_queue *q, struct redisReply *r, void *arg)
 {
-        struct redis_line *rl = arg;
-        struct pxl_queue_line *qu = rl->qu;
+        struct pxl_queue_line *qu = arg;
+        struct redis_line *rl = line_of(qu);
         struct pxl_queue_claim jobs[PXL_QUEUE_MAX_CLAIM];
         int64_t wake_at = poll_at(q), wake;
         size_t n = 0;
 
+        /* Stopping (rl may be gone): the give-back returns these. */
+        if (q->stopping || rl == NULL) {
+                pxl_queue_claimed(qu, NULL, 0, NULL, wake_at, false);
+                return;
+        }
         if (reply_error(r) != NULL || r->type != REDIS_REPLY_ARRAY ||
             r->elements < 3 || r->element[2]->type != REDIS_REPLY_ARRAY) {
                 if (r != NULL && r->type == REDIS_REPLY_ERROR)
@@ -292,10 +297,10 @@ static void claimed(struct pxl_queue *q, struct redisReply *r, void *arg)
 
 static void set_up_done(struct pxl_queue *q, struct redisReply *r, void *arg)
 {
-        struct redis_line *rl = arg;
+        struct redis_line *rl = line_of(arg);
 
         (void)q;
-        if (reply_error(r) == NULL)
+        if (rl != NULL && reply_error(r) == NULL)
                 rl->set_up = true;
 }
 
@@ -317,10 +322,10 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
         if (!rl->set_up) {
                 const char *sa[2] = {rl->rq->queues_key, qu->name};
 
-                run(q, S_SETUP, rl->key, 2, sa, NULL, set_up_done, rl);
+                run(q, S_SETUP, rl->key, 2, sa, NULL, set_up_done, qu);
         }
         /* Redis down: pxl_redis logs the outage once; look again later. */
-        if (run(q, S_CLAIM, rl->key, 6, argv, NULL, claimed, rl) < 0)
+        if (run(q, S_CLAIM, rl->key, 6, argv, NULL, claimed, qu) < 0)
                 pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
 }
 
@@ -401,7 +406,7 @@ static void delivered(void *owner, struct redisReply *r, void *arg)
                 }
         }
         /* Down: what it took runs again after queue.stalled_after. */
-        if (run(q, S_START, rl->key, argc, argv, lens, claimed, rl) < 0)
+        if (run(q, S_START, rl->key, argc, argv, lens, claimed, qu) < 0)
                 pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
 }
 
@@ -760,6 +765,8 @@ static void swept(struct pxl_queue *q, const struct pxl_db_result *res,
         char now[24];
 
         (void)arg;
+        if (rq == NULL) /* answered as the app's database closed */
+                return;
         rq->sweeping = false;
         if (pxl_db_error(res) != NULL) {
                 pxl_logs(PXL_LOG_WARN, "queue: cannot read the outbox: %s",
