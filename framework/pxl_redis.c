@@ -293,27 +293,41 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         fail(r, ac->errstr[0] ? ac->errstr : "closed by the server");
 }
 
-/* Checked before serving: a required Redis must answer now. */
-static int check_reachable(const struct pxl_redis_conf *rc, char *why,
-                           size_t cap)
+void pxl_redis_where(const struct pxl_redis_conf *rc, char *out, size_t cap)
+{
+        if (rc->socket)
+                snprintf(out, cap, "%s", rc->socket);
+        else
+                snprintf(out, cap, "%s:%u", rc->host, rc->port);
+}
+
+redisContext *pxl_redis_connect_blocking(const struct pxl_redis_conf *rc,
+                                         char *why, size_t cap)
 {
         struct timeval tv = {(time_t)rc->connect_timeout, 0};
-        redisContext *c = rc->socket ? redisConnectUnixWithTimeout(rc->socket, tv)
-                                     : redisConnectWithTimeout(rc->host, (int)rc->port, tv);
+        redisContext *c =
+                rc->socket
+                        ? redisConnectUnixWithTimeout(rc->socket, tv)
+                        : redisConnectWithTimeout(rc->host, (int)rc->port, tv);
         redisReply *rep = NULL;
-        int rc_ok = PXL_ERR;
 
         if (c == NULL || c->err) {
                 snprintf(why, cap, "%s", c ? c->errstr : "out of memory");
-                goto out;
+                goto fail;
+        }
+        /* A Redis that accepts and never answers does not hang us. */
+        if (redisSetTimeout(c, tv) != REDIS_OK) {
+                snprintf(why, cap, "cannot set a timeout: %s", c->errstr);
+                goto fail;
         }
         if (rc->password != NULL) {
-                rep = rc->user ? redisCommand(c, "AUTH %s %s", rc->user, rc->password)
+                rep = rc->user ? redisCommand(c, "AUTH %s %s", rc->user,
+                                              rc->password)
                                : redisCommand(c, "AUTH %s", rc->password);
                 if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
                         snprintf(why, cap, "AUTH refused: %s",
                                  rep ? rep->str : c->errstr);
-                        goto out;
+                        goto fail;
                 }
                 freeReplyObject(rep);
         }
@@ -321,15 +335,16 @@ static int check_reachable(const struct pxl_redis_conf *rc, char *why,
         if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
                 snprintf(why, cap, "SELECT %u refused: %s", rc->database,
                          rep ? rep->str : c->errstr);
-                goto out;
+                goto fail;
         }
-        rc_ok = PXL_OK;
-out:
+        freeReplyObject(rep);
+        return c;
+fail:
         if (rep != NULL)
                 freeReplyObject(rep);
         if (c != NULL)
                 redisFree(c);
-        return rc_ok;
+        return NULL;
 }
 
 struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
@@ -337,6 +352,7 @@ struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
 {
         const struct pxl_redis_conf *rc = owner->conf;
         struct pxl_redis *r;
+        redisContext *c = NULL;
         char why[512], line[1024];
 
         r = calloc(1, sizeof(*r));
@@ -347,11 +363,7 @@ struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
         r->owner = *owner;
         r->conf = rc;
         snprintf(r->prefix, sizeof(r->prefix), "pxl:%s:", owner->app);
-        if (rc->socket)
-                snprintf(r->where, sizeof(r->where), "%s", rc->socket);
-        else
-                snprintf(r->where, sizeof(r->where), "%s:%u", rc->host,
-                         rc->port);
+        pxl_redis_where(rc, r->where, sizeof(r->where));
         r->retry_timer = evtimer_new(owner->base, retry_cb, r);
         r->connect_timer = evtimer_new(owner->base, connect_timeout_cb, r);
         if (r->retry_timer == NULL || r->connect_timer == NULL) {
@@ -359,7 +371,9 @@ struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
                 pxl_redis_stop(r);
                 return NULL;
         }
-        if (rc->required && check_reachable(rc, why, sizeof(why)) < 0) {
+        /* Checked before serving: a required Redis must answer now. */
+        if (rc->required &&
+            (c = pxl_redis_connect_blocking(rc, why, sizeof(why))) == NULL) {
                 snprintf(line, sizeof(line),
                          "%s: redis.required is true and Redis at %s cannot "
                          "be used: %s\n",
@@ -368,6 +382,8 @@ struct pxl_redis *pxl_redis_start(const struct pxl_redis_owner *owner,
                 pxl_redis_stop(r);
                 return NULL;
         }
+        if (c != NULL)
+                redisFree(c); /* it answered: connect as usual */
         connect_both(r);
         return r;
 }

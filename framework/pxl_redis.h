@@ -130,6 +130,21 @@ int pxl_redis_queue_script(struct pxl_redis *r, const struct pxl_redis_script *s
                            pxl_redis_cb *cb, void *arg, int nkeys, int argc,
                            const char **argv, const size_t *argvlen);
 
+/* Where conf connects, for messages: "host:port" or the socket path. */
+void pxl_redis_where(const struct pxl_redis_conf *conf, char *out, size_t cap);
+
+/*
+ * A blocking connection for a command (pxl-jobs) or a check before
+ * serving (redis.required): connected, and every later command
+ * answered, within conf->connect_timeout; AUTH (user and password, or
+ * the password) and SELECT done. The caller frees it with redisFree.
+ * NULL with why filled in ("AUTH refused: ...") when it cannot be had.
+ */
+struct redisContext;
+struct redisContext *
+pxl_redis_connect_blocking(const struct pxl_redis_conf *conf, char *why,
+                           size_t cap);
+
 /* Borrowed: "pxl:" app ":", the app's namespace in Redis. */
 const char *pxl_redis_app_prefix(const struct pxl_redis *r);
 
