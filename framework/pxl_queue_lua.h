@@ -303,4 +303,112 @@
         "end\n"                                                                \
         "return out\n"
 
+/*
+ * The scripts of pxl-jobs (framework/bin/pxl_jobs_redis.c), each on one
+ * queue (KEYS[1] = Q). Those that look at many jobs take at most a
+ * batch of them per call, so that Redis, shared with the workers, is
+ * never held long; the command calls again until a batch comes back
+ * short.
+ */
+
+/*
+ * One job as it is: {its hash as HGETALL gives it, the idle time (ms)
+ * of its stream entry in the pending list while it is active, else -1}.
+ * ARGV: id.
+ */
+#define PXL_QUEUE_LUA_SHOW                                                     \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local h = redis.call('HGETALL', jkey(ARGV[1]))\n"                     \
+        "local f, idle = {}, -1\n"                                             \
+        "for i = 1, #h, 2 do f[h[i]] = h[i + 1] end\n"                         \
+        "if f.state == 'active' and f.entry and f.priority then\n"             \
+        "  local p = redis.pcall('XPENDING', skey(f.priority), 'pxl', "        \
+        "f.entry, f.entry, 1)\n"                                               \
+        "  if type(p) == 'table' and p[1] then idle = p[1][3] end\n"           \
+        "end\n"                                                                \
+        "return {h, idle}\n"
+
+/*
+ * The dead jobs, the oldest death first: up to ARGV[2] entries of
+ * Q dead after entry ARGV[1] ('' from the first). Returns {entries
+ * looked at, the last of them, {id, attempt, attempts, error,
+ * finished_at}...}; an entry whose job is not dead with that entry is
+ * left out.
+ */
+#define PXL_QUEUE_LUA_DEAD                                                     \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local from = '-'\n"                                                   \
+        "if ARGV[1] ~= '' then from = '(' .. ARGV[1] end\n"                    \
+        "local es = redis.call('XRANGE', Q .. 'dead', from, '+', 'COUNT', "    \
+        "ARGV[2])\n"                                                           \
+        "local out = {#es, es[#es] and es[#es][1] or ''}\n"                    \
+        "for _, en in ipairs(es) do\n"                                         \
+        "  local f = en[2]\n"                                                  \
+        "  if f[1] == 'j' then\n"                                              \
+        "    local h = redis.call('HMGET', jkey(f[2]), 'state', "              \
+        "'dead_entry', 'attempt', 'attempts', 'error', 'finished_at')\n"       \
+        "    if h[1] == 'dead' and h[2] == en[1] then\n"                       \
+        "      out[#out + 1] = {f[2], h[3], h[4], h[5], h[6]}\n"               \
+        "    end\n"                                                            \
+        "  end\n"                                                              \
+        "end\n"                                                                \
+        "return out\n"
+
+/*
+ * Dead jobs back to waiting, to run now at their priority with their
+ * attempts anew; the error stays until they run. ARGV: now, then an id,
+ * or '', the last entry of Q dead to look at and how many entries at
+ * most (each one looked at leaves Q dead). Returns {retried, entries
+ * looked at, state}: state is the job's when the id given is not dead
+ * (none: no such job).
+ */
+#define PXL_QUEUE_LUA_RETRY                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local function revive(id)\n"                                          \
+        "  local h = redis.call('HMGET', jkey(id), 'state', 'dead_entry', "    \
+        "'priority')\n"                                                        \
+        "  if h[1] ~= 'dead' then return h[1] end\n"                           \
+        "  if h[2] then redis.call('XDEL', Q .. 'dead', h[2]) end\n"           \
+        "  redis.call('HSET', jkey(id), 'attempt', 0, 'run_at', ARGV[1])\n"    \
+        "  redis.call('HDEL', jkey(id), 'finished_at', 'dead_entry')\n"        \
+        "  enqueue(id, h[3] or '0')\n"                                         \
+        "  return true\n"                                                      \
+        "end\n"                                                                \
+        "if ARGV[2] ~= '' then\n"                                              \
+        "  local s = revive(ARGV[2])\n"                                        \
+        "  if s == true then return {1, 1} end\n"                              \
+        "  return {0, 1, s}\n"                                                 \
+        "end\n"                                                                \
+        "local n = 0\n"                                                        \
+        "local es = redis.call('XRANGE', Q .. 'dead', '-', ARGV[3], "          \
+        "'COUNT', ARGV[4])\n"                                                  \
+        "for _, en in ipairs(es) do\n"                                         \
+        "  local f = en[2]\n"                                                  \
+        "  redis.call('XDEL', Q .. 'dead', en[1])\n"                           \
+        "  if f[1] == 'j' and redis.call('HGET', jkey(f[2]), 'dead_entry') "   \
+        "== en[1] and revive(f[2]) == true then\n"                             \
+        "    n = n + 1\n"                                                      \
+        "  end\n"                                                              \
+        "end\n"                                                                \
+        "return {n, #es}\n"
+
+/*
+ * Remove completed jobs, the oldest first: up to ARGV[2] of Q done whose
+ * score (finished_at) is ARGV[1] at most ('(' T: before T; '+inf': all).
+ * A job of another state is never removed. Returns {removed, looked at}.
+ */
+#define PXL_QUEUE_LUA_CLEAN                                                    \
+        PXL_QUEUE_LUA_PRELUDE                                                  \
+        "local n = 0\n"                                                        \
+        "local ids = redis.call('ZRANGEBYSCORE', Q .. 'done', '-inf', "        \
+        "ARGV[1], 'LIMIT', 0, ARGV[2])\n"                                      \
+        "for _, id in ipairs(ids) do\n"                                        \
+        "  if redis.call('HGET', jkey(id), 'state') == 'completed' then\n"     \
+        "    redis.call('DEL', jkey(id))\n"                                    \
+        "    n = n + 1\n"                                                      \
+        "  end\n"                                                              \
+        "  redis.call('ZREM', Q .. 'done', id)\n"                              \
+        "end\n"                                                                \
+        "return {n, #ids}\n"
+
 #endif

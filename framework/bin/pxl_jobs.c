@@ -1,9 +1,11 @@
 /*
  * pxl_jobs.c - the pxl-jobs program: what an operator sees of an app's
  * jobs (counts per queue, one job, the dead ones) and the changes an
- * operator makes (retry dead jobs, remove completed ones). The store
- * (pxl_jobs_sqlite.c) answers in the rows of pxl_jobs.h, and only this
- * file prints. Blocking on purpose: a command, never the server's loop.
+ * operator makes (retry dead jobs, remove completed ones). The store is
+ * chosen as pxl-serve chooses it: Redis with a `redis` group
+ * (pxl_jobs_redis.c), else SQLite (pxl_jobs_sqlite.c); both answer in
+ * the rows of pxl_jobs.h, and only this file prints. Blocking on
+ * purpose: a command, never the server's loop.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -84,8 +86,8 @@ static void usage(FILE *f)
                 "usage: pxl-jobs [-h] [-V] app.cfg COMMAND [ARGS]\n"
                 "\n"
                 "Look at and repair the background jobs of the app described\n"
-                "by app.cfg, kept in its SQLite database (database.path) or\n"
-                "else in queue.path.\n"
+                "by app.cfg: in Redis when it has a redis group, else in its\n"
+                "SQLite database (database.path) or else in queue.path.\n"
                 "\n"
                 "  queues [--json]       counts per queue: waiting, delayed,\n"
                 "                        active, completed, dead\n"
@@ -104,9 +106,9 @@ static void usage(FILE *f)
                 "  --json  one JSON object per line, for scripts\n"
                 "  --   end of options (for an id that starts with '-')\n"
                 "\n"
-                "Exit status: 0 done, 1 error (config, database), 2 usage,\n"
-                "3 no such job (or retry of a job that is not dead).\n"
-                "See pxl-jobs(1).\n");
+                "Exit status: 0 done, 1 error (config, database, Redis),\n"
+                "2 usage, 3 no such job (or retry of a job that is not\n"
+                "dead). See pxl-jobs(1).\n");
 }
 
 int64_t pxl_jobs_now_ms(void)
@@ -597,7 +599,8 @@ int main(int argc, char **argv)
                 return JOBS_ERROR;
         }
         j.now = pxl_jobs_now_ms();
-        j.store = &pxl_jobs_sqlite;
+        /* Where pxl-serve keeps them (pxl_queue.c's backend_of). */
+        j.store = conf->redis.enabled ? &pxl_jobs_redis : &pxl_jobs_sqlite;
         rc = j.store->open(&j, conf);
         if (rc == JOBS_DONE)
                 rc = cmd->run(&j, argv + optind + 2);

@@ -1,8 +1,8 @@
 /*
  * pxl_jobs.h - inside pxl-jobs: what a store of jobs (SQLite,
- * pxl_jobs_sqlite.c) answers each command with, as rows of text values,
- * which pxl_jobs.c alone prints. The columns are named and typed here
- * once, so that every store prints alike.
+ * pxl_jobs_sqlite.c; Redis, pxl_jobs_redis.c) answers each command
+ * with, as rows of text values, which pxl_jobs.c alone prints. The
+ * columns are named and typed here once, so both stores print alike.
  */
 #ifndef PXL_JOBS_H
 #define PXL_JOBS_H
@@ -16,7 +16,7 @@ struct pxl_config;
 /* Exit statuses, as pxl-jobs(1) lists them. */
 enum {
         JOBS_DONE = 0,
-        JOBS_ERROR = 1,     /* config, database */
+        JOBS_ERROR = 1,     /* config, database, Redis */
         JOBS_USAGE = 2,     /* the command line */
         JOBS_NOT_FOUND = 3, /* no such job, or retry of one not dead */
 };
@@ -140,5 +140,6 @@ struct pxl_jobs_store {
 };
 
 extern const struct pxl_jobs_store pxl_jobs_sqlite;
+extern const struct pxl_jobs_store pxl_jobs_redis;
 
 #endif
