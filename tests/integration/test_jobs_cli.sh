@@ -4,7 +4,8 @@
 # job in every state: each command's output and exit status, jobs that
 # are not there, usage errors, a bad app file, no jobs file at all, the
 # app's SQLite database holding the jobs, a lock held by another writer,
-# and a queue name that is SQL. TAP output.
+# and a queue name that is SQL. TAP output. test_jobs_cli_live.py runs
+# pxl-jobs on the jobs a real pxl-serve made, with SQLite and with Redis.
 set -u
 
 . "${PXL_SRCDIR:?}/tests/tap.sh"

@@ -36,6 +36,8 @@
  * payload keys:
  *   client       a client id: the bus events of the job go to it
  *   failUntil    N: attempts below N fail ("failing attempt A")
+ *   failWhile    a path: attempts fail likewise while that file exists
+ *                (a bug the test "fixes" by removing it)
  *   failHow      "fail" (pxl_job_fail, the default) or "return" (the
  *                processor returns PXL_ERR without ending the job)
  *   progress     [values]: pxl_job_progress with each before ending
@@ -567,6 +569,7 @@ static int process(struct pxl_ctx *ctx, struct pxl_job *job)
         struct run *r = calloc(1, sizeof(*r));
         const char *client = str_of(p, "client"), *how = str_of(p, "how");
         const char *fail_how = str_of(p, "failHow");
+        const char *fail_while = str_of(p, "failWhile");
         int64_t ms;
 
         if (r == NULL)
@@ -614,7 +617,8 @@ static int process(struct pxl_ctx *ctx, struct pxl_job *job)
                 if (rc != PXL_OK)
                         return run_fail(r, pxl_strerror(rc));
         }
-        if ((int64_t)r->attempt < int_of(p, "failUntil", 0)) {
+        if ((int64_t)r->attempt < int_of(p, "failUntil", 0) ||
+            (fail_while != NULL && access(fail_while, F_OK) == 0)) {
                 if (fail_how != NULL && strcmp(fail_how, "return") == 0)
                         return run_return(r, "error", PXL_ERR);
                 return run_fail(r, NULL);
