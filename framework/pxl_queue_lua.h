@@ -394,21 +394,28 @@
 
 /*
  * Remove completed jobs, the oldest first: up to ARGV[2] of Q done whose
- * score (finished_at) is ARGV[1] at most ('(' T: before T; '+inf': all).
- * A job of another state is never removed. Returns {removed, looked at}.
+ * score (finished_at) is ARGV[1] at most ('(' T: before T; '+inf': all),
+ * but not a schedule's tick that completed after ARGV[3] (ms), which a
+ * worker whose tick rings late must still find (the workers' trimming
+ * spares it too). A job of another state is never removed. Returns
+ * {removed, looked at}.
  */
 #define PXL_QUEUE_LUA_CLEAN                                                    \
         PXL_QUEUE_LUA_PRELUDE                                                  \
         "local n = 0\n"                                                        \
         "local ids = redis.call('ZRANGEBYSCORE', Q .. 'done', '-inf', "        \
-        "ARGV[1], 'LIMIT', 0, ARGV[2])\n"                                      \
-        "for _, id in ipairs(ids) do\n"                                        \
-        "  if redis.call('HGET', jkey(id), 'state') == 'completed' then\n"     \
-        "    redis.call('DEL', jkey(id))\n"                                    \
-        "    n = n + 1\n"                                                      \
+        "ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])\n"                        \
+        "for i = 1, #ids, 2 do\n"                                              \
+        "  local id = ids[i]\n"                                                \
+        "  if string.sub(id, 1, 9) ~= 'schedule:' or "                         \
+        "tonumber(ids[i + 1]) <= tonumber(ARGV[3]) then\n"                     \
+        "    if redis.call('HGET', jkey(id), 'state') == 'completed' then\n"   \
+        "      redis.call('DEL', jkey(id))\n"                                  \
+        "      n = n + 1\n"                                                    \
+        "    end\n"                                                            \
+        "    redis.call('ZREM', Q .. 'done', id)\n"                            \
         "  end\n"                                                              \
-        "  redis.call('ZREM', Q .. 'done', id)\n"                              \
         "end\n"                                                                \
-        "return {n, #ids}\n"
+        "return {n, #ids / 2}\n"
 
 #endif

@@ -335,17 +335,23 @@ static int redis_dead(struct pxl_jobs *j, const char *queue,
  * Run a script that changes up to a batch of jobs a call and answers
  * {changed, looked at}, until a batch comes back short; *n: changed.
  */
+/*
+ * Run a batch script until a batch is not full ({done, looked at});
+ * until_idle: or until one does nothing (what it looked at stays).
+ */
 static int batches(const struct pxl_jobs *j, const char *what, const char *text,
-                   const char *key, int argc, const char **args, int64_t *n)
+                   const char *key, int argc, const char **args, int64_t *n,
+                   bool until_idle)
 {
-        int64_t seen = BATCH;
+        int64_t seen = BATCH, done = 1;
 
-        while (seen == BATCH) {
+        while (seen == BATCH && (done > 0 || !until_idle)) {
                 redisReply *rep = script(j, what, text, key, argc, args);
 
                 if (rep == NULL)
                         return JOBS_ERROR;
-                *n += num(elem(rep, 0));
+                done = num(elem(rep, 0));
+                *n += done;
                 seen = num(elem(rep, 1));
                 freeReplyObject(rep);
         }
@@ -387,21 +393,24 @@ static int redis_retry(struct pxl_jobs *j, const char *queue, const char *id,
         freeReplyObject(rep);
         if (last[0] == '\0')
                 return JOBS_DONE;
-        return batches(j, "retrying", PXL_QUEUE_LUA_RETRY, q, 4, args, n);
+        return batches(j, "retrying", PXL_QUEUE_LUA_RETRY, q, 4, args, n,
+                       false);
 }
 
 static int redis_clean(struct pxl_jobs *j, const char *queue, int64_t before,
                        int64_t *n)
 {
-        char q[160], max[32] = "+inf";
-        const char *args[] = {max, BATCH_TXT};
+        char q[160], max[32] = "+inf", spare[24];
+        const char *args[] = {max, BATCH_TXT, spare};
 
         if (!queue_key(j, queue, q, sizeof(q)))
                 return JOBS_DONE;
         if (before >= 0)
                 snprintf(max, sizeof(max), "(%" PRId64, before);
-        return batches(j, "removing completed jobs", PXL_QUEUE_LUA_CLEAN, q, 2,
-                       args, n);
+        snprintf(spare, sizeof(spare), "%" PRId64,
+                 j->now - PXL_QUEUE_SCHEDULE_KEEP_MS);
+        return batches(j, "removing completed jobs", PXL_QUEUE_LUA_CLEAN, q, 3,
+                       args, n, true);
 }
 
 const struct pxl_jobs_store pxl_jobs_redis = {

@@ -15,6 +15,7 @@
 
 #include "pxl_conf.h"
 #include "pxl_jobs.h"
+#include "pxl_queue_int.h"
 #include "pxl_queue_sql.h"
 #include "pxl_str.h"
 
@@ -310,12 +311,15 @@ static int sqlite_clean(struct pxl_jobs *j, const char *queue, int64_t before,
         st = prepare(j, "removing completed jobs",
                      "DELETE FROM pxl_jobs "
                      "WHERE queue = ?1 AND state = 'completed' "
-                     "AND (?2 IS NULL OR finished_at < ?2)",
+                     "AND (?2 IS NULL OR finished_at < ?2) "
+                     "AND NOT (id GLOB 'schedule:*' AND finished_at > ?3)",
                      queue);
         if (st == NULL)
                 return JOBS_ERROR;
         if (before >= 0)
                 sqlite3_bind_int64(st, 2, before);
+        /* A tick a late worker must still find: see PXL_QUEUE_LUA_CLEAN. */
+        sqlite3_bind_int64(st, 3, j->now - PXL_QUEUE_SCHEDULE_KEEP_MS);
         return change(j, st, "removing completed jobs", n);
 }
 

@@ -240,9 +240,21 @@ check "clean --older-than: only jobs finished before then" 0 "1 removed" \
         app.cfg clean mail --older-than 3600
 same "clean --older-than: the newer ones stay" "c2 c3" "$(sql "$db" \
         "SELECT group_concat(id, ' ') FROM pxl_jobs WHERE state = 'completed'")"
-check "clean: every completed job of the queue" 0 "2 removed" \
+# Two schedule ticks: one completed just now, which a late worker must
+# still find, and one two minutes ago.
+sql "$db" "INSERT INTO pxl_jobs ($cols) VALUES
+ ('mail', 'schedule:s:1', 'completed', 'null', 0, $now - 1000, 1, 3, 1000, 0,
+  30000, 1, NULL, NULL, NULL, NULL, NULL, $now - 1000, $now - 1000,
+  $now - 500),
+ ('mail', 'schedule:s:2', 'completed', 'null', 0, $now - 121000, 1, 3, 1000,
+  0, 30000, 1, NULL, NULL, NULL, NULL, NULL, $now - 121000, $now - 121000,
+  $now - 120000)"
+check "clean: every completed job of the queue" 0 "3 removed" \
         app.cfg clean mail
-same "clean: the other states stay" 7 \
+same "clean: a schedule's tick completed in the last minute stays" \
+        "schedule:s:1" "$(sql "$db" \
+        "SELECT group_concat(id, ' ') FROM pxl_jobs WHERE state = 'completed'")"
+same "clean: the other states stay" 8 \
         "$(sql "$db" "SELECT count(*) FROM pxl_jobs")"
 
 # Usage errors: 2, before the app file is read.
