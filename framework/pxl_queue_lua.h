@@ -17,6 +17,7 @@
  *                 retries after their backoff)
  *   Q done        sorted set, finished_at -> ID: completed jobs kept
  *   Q dead        stream of dead jobs (entries "j" ID, "error" text)
+ *   Q wakes       how many wake-up entries level 0 holds (not jobs)
  *   Q limit       GCRA state of a rate-limited queue: when the next
  *                 start is allowed (microseconds since the epoch)
  *   Q j:ID        hash of one job: payload, priority, run_at, attempt,
@@ -54,6 +55,7 @@
         "  if level(lv) and lv ~= '0' then\n"                                  \
         "    level('0')\n"                                                     \
         "    redis.call('XADD', skey('0'), '*', 'w', lv)\n"                    \
+        "    redis.call('INCR', Q .. 'wakes')\n"                               \
         "  end\n"                                                              \
         "  local e = redis.call('XADD', skey(lv), '*', 'j', id)\n"             \
         "  redis.call('HSET', jkey(id), 'state', 'waiting', 'entry', e)\n"     \
@@ -75,6 +77,8 @@
         "    end\n"                                                            \
         "    if h == nil or h[1] ~= e then\n"                                  \
         "      drop(s, e)\n"                                                   \
+        "      if type(f) == 'table' and f[1] == 'w' then\n"                   \
+        "        redis.call('DECR', Q .. 'wakes') end\n"                       \
         "    else\n"                                                           \
         "      local a = redis.call('HINCRBY', jkey(f[2]), 'attempt', 1)\n"    \
         "      redis.call('HSET', jkey(f[2]), 'state', 'active', 'owner', "    \
@@ -266,6 +270,7 @@
         "    local en = redis.call('XRANGE', s, p[1], p[1])\n"                 \
         "    local f = en[1] and en[1][2]\n"                                   \
         "    drop(s, p[1])\n"                                                  \
+        "    if f and f[1] == 'w' then redis.call('DECR', Q .. 'wakes') end\n" \
         "    if f and f[1] == 'j' then\n"                                      \
         "      local h = redis.call('HMGET', jkey(f[2]), 'owner', 'entry', "   \
         "'state')\n"                                                           \
@@ -296,6 +301,8 @@
         "    waiting = waiting + redis.call('XLEN', skey(lv)) - p[1]\n"        \
         "    active = active + p[1]\n"                                         \
         "  end\n"                                                              \
+        "  waiting = math.max(0, waiting - "                                   \
+        "tonumber(redis.call('GET', Q .. 'wakes') or '0'))\n"                  \
         "  local due = redis.call('ZCOUNT', Q .. 'delayed', '-inf', ARGV[1])\n" \
         "  out[#out + 1] = {ARGV[i], waiting + due, "                          \
         "redis.call('ZCARD', Q .. 'delayed') - due, active, "                  \
