@@ -154,10 +154,12 @@
         "  local c = redis.call('XAUTOCLAIM', skey(lv), 'pxl', owner, "        \
         "ARGV[4], '0-0', 'COUNT', left)\n"                                     \
         "  left = left - take(lv, c[2], owner, now, out)\n"                    \
-        "  if left > 0 then\n"                                                 \
+        /* entries dropped (wake-ups, moved jobs) took none: read on */       \
+        "  while left > 0 do\n"                                                \
         "    local r = redis.call('XREADGROUP', 'GROUP', 'pxl', owner, "       \
         "'COUNT', left, 'STREAMS', skey(lv), '>')\n"                           \
-        "    if r then left = left - take(lv, r[1][2], owner, now, out) end\n" \
+        "    if not r then break end\n"                                        \
+        "    left = left - take(lv, r[1][2], owner, now, out)\n"               \
         "  end\n"                                                              \
         "end\n"                                                                \
         "if interval > 0 then\n"                                               \
