@@ -1,12 +1,19 @@
 """
-test_queue - the queue manager without Redis (jobs in SQLite), through the
-jobtest plugin (tests/plugins/jobtest.c) and real clients: jobs are added
-with job/add from handlers, the plugin's processors run them, and its
+test_queue - the queue manager on one back end, through the jobtest
+plugin (tests/plugins/jobtest.c) and real clients: jobs are added with
+job/add from handlers, the plugin's processors run them, and its
 subscriber forwards the bus events (jobCompleted, jobFailed, jobProgress)
 to the client named in the payload. Every run and every bus event the
 plugin sees is a line of its log file, which survives kill -9: the test
-counts runs from it, and reads the jobs table (pxl_queue_sql.h) with
-sqlite3.
+counts runs from it, and reads the stored jobs outside pxl
+(pxljobs.JobStore: the SQLite table, or the Redis hashes).
+
+This file runs the cases with the jobs in SQLite (no redis group);
+test_queue_redis.py runs the same cases with the jobs in Redis (a real
+redis-server; run("redis") below), and the Redis-only ones. Case names
+start with the back end. Where the jobs live differs by nature:
+NAME-jobs.db or the app's SQLite database with SQLite, the Redis keys
+(and no jobs file, no jobs table) with Redis (t_where, t_restart).
 
 Covered: 1,000 jobs added from handlers each run and complete exactly once
 (three ways of completing, concurrency 4 never exceeded); concurrency 4
@@ -27,8 +34,9 @@ queue.stalled_after has passed (and not before), and completes once, and
 a job waiting behind it runs; a graceful restart with waiting and delayed
 jobs runs all of them, on time, and a job running at the stop is given
 back and runs again at once; jobs live in queue.path (NAME-jobs.db)
-without a database, in the app's SQLite database with one. Every server's
-stop checks exit 0 and a log without ERR lines or sanitizer reports.
+without a database, in the app's SQLite database with one (SQLite), in
+Redis and nowhere else (Redis). Every server's stop checks exit 0 and a
+log without ERR lines or sanitizer reports.
 
 Times: the plugin stamps runs and events with CLOCK_REALTIME in ms, the
 clock a client's runAtMs is in, and addedAt is read just before
@@ -49,12 +57,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, Server, astop_servers,  # noqa: E402
                      check, eq, load_slack, tmpdir)
-from pxljobs import (JobLog, PipelinedClient, queue_config,  # noqa: E402
-                     table, wait_log)
+from pxljobs import (JobLog, PipelinedClient, backend,  # noqa: E402
+                     queue_config, table, wait_log)
 from pxlws import poll  # noqa: E402
 
 tap = TAP()
-tap.deadline(150)
 
 PXL_ECLOSED = -6  # pxl.h: what pxl_job_complete returns after a timeout
 DELAY_BOUND = 100  # ms: the issue's bound for a delayed job's start
@@ -64,12 +71,6 @@ MAX_PAYLOAD = 1024
 
 def now_ms():
     return int(time.time() * 1000)
-
-
-def job_row(path, queue, id_):
-    rows = table(path, "WHERE queue = ? AND id = ?", (queue, id_))
-    eq(len(rows), 1, "rows of job %s/%s" % (queue, id_))
-    return rows[0]
 
 
 # ---- a client that adds jobs and hears their events --------------------------------
@@ -151,16 +152,19 @@ def check_event_keys(e, keys):
 # ---- the main server's cases ----------------------------------------------------------------
 
 class Main:
-    """The server most cases share, its log and jobs file."""
+    """The server most cases share, its log and its jobs (self.store;
+    self.db: NAME-jobs.db, where the SQLite back end keeps them)."""
 
-    def __init__(self):
+    def __init__(self, be):
         d = tmpdir()
+        self.be = be
         self.log = JobLog(os.path.join(d, "jobtest.log"))
         self.server = Server(queue_config(
             "jobs", self.log.path,
-            queue="keep_completed = 5000; max_payload = %d;" % MAX_PAYLOAD),
-            name="jobs")
-        self.db = None
+            queue="keep_completed = 5000; max_payload = %d;" % MAX_PAYLOAD,
+            extra=be.config()), name="jobs")
+        self.db = os.path.join(self.server.dir, "jobs-jobs.db")
+        self.store = be.store("jobs", self.db)
         self.c = None
 
     def need(self):
@@ -181,17 +185,25 @@ def max_running(lines, queue):
     return best
 
 
-async def t_queue_file(m):
-    """Without a database, jobs live in queue.path's default NAME-jobs.db
-    next to the app file."""
+async def t_where(m):
+    """Where the jobs live. SQLite, without a database: in queue.path's
+    default NAME-jobs.db next to the app file. Redis: in Redis (the
+    job's hash, the queue in pxl:NAME:queues), and no jobs file is
+    made."""
     m.need()
     r = await m.c.add("work", {"value": "first"})
     await wait_log(m.log, lambda ls: any(
         x["ev"] == "jobCompleted" and x["msg"]["id"] == r["id"]
         for x in ls), 10, "the first job's jobCompleted")
-    check(os.path.exists(m.db), "no %s: queue.path does not default to "
-          "NAME-jobs.db next to the app file" % m.db)
-    row = job_row(m.db, "work", r["id"])
+    if m.be.name == "sqlite":
+        check(os.path.exists(m.db), "no %s: queue.path does not default "
+              "to NAME-jobs.db next to the app file" % m.db)
+    else:
+        eq([f for f in os.listdir(m.server.dir) if ".db" in f], [],
+           "SQLite files next to the app file (jobs in Redis)")
+        check("work" in m.be.redis.command("SMEMBERS", "pxl:jobs:queues"),
+              "queue work is not in pxl:jobs:queues")
+    row = m.store.job("work", r["id"])
     eq((row["state"], row["attempt"]), ("completed", 1), "state, attempt")
     eq(json.loads(row["payload"]), {"value": "first"}, "stored payload")
 
@@ -248,7 +260,7 @@ async def t_thousand(m):
             eq(d["result"], exp, "result of job %d (%s)" % (v, hows[v % 3]))
         failed = m.log.events("jobFailed", "many")
         eq(failed, [], "jobFailed events of queue many")
-        rows = table(m.db, "WHERE queue = 'many'")
+        rows = m.store.jobs("many")
         eq(len(rows), 1000, "rows of queue many")
         bad = [r for r in rows if (r["state"], r["attempt"])
                != ("completed", 1)]
@@ -330,7 +342,7 @@ async def t_delay_from_call(m):
     specs.append(("delay", {"value": "b-at"}, {"runAtMs": now_ms() + 1000}))
     rs = await m.c.add_many(specs)
     short = []
-    stored = {r["id"]: r for r in table(m.db, "WHERE queue = 'delay'")}
+    stored = {r["id"]: r for r in m.store.jobs("delay")}
     for (q, p, o), r in zip(specs, rs):
         row = stored[r["id"]]
         if "runAtMs" in o:
@@ -401,7 +413,7 @@ async def t_backoff(m):
                   "failure, backoff %d ms (gaps %r, slack %d ms)"
                   % (name, got, exp, g, slack))
     for job, name, n in ((a, "A", 3), (b, "B", 3), (d, "D", 2)):
-        row = job_row(m.db, "flaky", job["id"])
+        row = m.store.job("flaky", job["id"])
         eq((row["state"], row["attempt"]), ("dead", n),
            "%s: state and attempt in the table" % name)
         fl = c.job_events(job["id"], "jobFailed")
@@ -432,7 +444,7 @@ async def t_backoff(m):
                "%s: the errors pxl_job_fail gave" % name)
             eq(row["error"], "failing attempt %d" % n, "%s: error in the "
                "table" % name)
-    row = job_row(m.db, "flaky", cc["id"])
+    row = m.store.job("flaky", cc["id"])
     eq((row["state"], row["attempt"]), ("completed", 2), "C in the table")
     eq([(e["action"], e["data"].get("attempt"), e["data"].get("dead"))
         for e in c.job_events(cc["id"])],
@@ -474,7 +486,7 @@ async def t_duplicate(m):
        "runs of many/dup-1")
     eq([x["payload"]["value"] for x in m.log.runs("work", "dup-2")],
        [first], "runs of work/dup-2: the add that did not exist")
-    eq(len(table(m.db, "WHERE id IN ('dup-1', 'dup-2')")), 3, "rows")
+    eq(len(m.store.jobs(ids=("dup-1", "dup-2"))), 3, "stored jobs")
 
 
 async def t_priority(m):
@@ -548,7 +560,7 @@ async def t_timeout(m):
         done = c.job_events(job["id"], "jobCompleted")
         eq([e["data"]["result"] for e in done],
            [{"attempt": 2, "value": name}], "%s: jobCompleted" % name)
-        row = job_row(m.db, "slow", job["id"])
+        row = m.store.job("slow", job["id"])
         eq((row["state"], row["attempt"], json.loads(row["result"])),
            ("completed", 2, {"attempt": 2, "value": name}),
            "%s in the table" % name)
@@ -624,8 +636,8 @@ async def t_refused(m):
     await wait_log(m.log, lambda ls: any(
         x["ev"] == "jobCompleted" and x["msg"]["id"] == r["id"]
         for x in ls), 10, "the job within max_payload completed")
-    eq(table(m.db, "WHERE queue = 'nope' OR length(payload) > ?",
-             (MAX_PAYLOAD,)), [], "rows of refused jobs")
+    eq([r for r in m.store.jobs() if r["queue"] == "nope"
+        or len(r["payload"]) > MAX_PAYLOAD], [], "stored refused jobs")
     eq([x for x in m.log.lines() if x.get("queue") == "nope"
         or (x["ev"] == "start" and x["payload"] == big)], [],
        "log lines of refused jobs")
@@ -649,12 +661,12 @@ async def t_keep_completed(m):
                ["id"])
 
     async def kept():
-        rows = table(m.db, "WHERE queue = 'keep' AND state = 'completed'")
+        rows = [r for r in m.store.jobs("keep")
+                if r["state"] == "completed"]
         return rows if len(rows) <= 2 else None
     rows = await poll(kept, timeout=5, what=lambda: "at most 2 completed "
-                      "jobs of queue keep; the table has %r" % [
-                          r["id"] for r in table(m.db, "WHERE queue = "
-                                                 "'keep'")])
+                      "jobs of queue keep; stored: %r" % [
+                          r["id"] for r in m.store.jobs("keep")])
     eq(sorted(r["id"] for r in rows), sorted(ids[-2:]), "the jobs kept")
 
 
@@ -680,12 +692,11 @@ async def t_once_overall(m):
 
 # ---- kill -9 and restarts --------------------------------------------------------------------
 
-async def t_kill9(srv, log):
+async def t_kill9(srv, log, store):
     """kill -9 of pxl-serve while job k1 runs (held), with k2 waiting
     behind it (queue work, concurrency 1); restart: k2 runs, k1 runs
     again once queue.stalled_after (2 s) has passed since its lease, and
     completes once."""
-    db = os.path.join(srv.dir, "crash-jobs.db")
     await asyncio.to_thread(srv.start)
     c = await JobClient.open(srv.url())
     try:
@@ -705,13 +716,13 @@ async def t_kill9(srv, log):
     finally:
         await c.close()
     first = log.runs("work", "k1")[0]["at"]
-    row = job_row(db, "work", "k1")
+    row = store.job("work", "k1")
     eq((row["state"], row["attempt"]), ("active", 1), "k1 after the kill")
     lease = row["lease_until"]
     check(lease - row["started_at"] >= STALLED_AFTER * 1000,
           "k1's lease ran %d ms from its claim: shorter than stalled_after"
           % (lease - row["started_at"]))
-    eq(job_row(db, "work", "k2")["state"], "waiting", "k2 after the kill")
+    eq(store.job("work", "k2")["state"], "waiting", "k2 after the kill")
     await asyncio.to_thread(srv.start)
     await wait_log(log, lambda ls: any(
         x["ev"] == "jobCompleted" and x["msg"]["id"] == "k1" for x in ls)
@@ -732,18 +743,19 @@ async def t_kill9(srv, log):
     eq(len(log.events("jobCompleted", "work", "k1")), 1, "k1 completions")
     eq(log.events("jobCompleted", "work", "k1")[0]["msg"]["result"],
        {"attempt": 2, "value": "k1"}, "k1's result")
-    row = job_row(db, "work", "k1")
-    eq((row["state"], row["attempt"]), ("completed", 2), "k1 in the table")
+    row = store.job("work", "k1")
+    eq((row["state"], row["attempt"]), ("completed", 2), "k1 stored")
     tap.diag("kill -9: k1 ran again %d ms after its first start, %d ms "
              "after the kill" % (again - first, again - killed))
 
 
-async def t_restart(srv, log, appdb):
+async def t_restart(srv, log, appdb, store, be):
     """A graceful restart with waiting and delayed jobs, the jobs in the
-    app's SQLite database: 4 jobs due 1.2 s after adding (waiting by the
-    restart) and 3 due at 3, 3.5 and 4 s (delayed then). The server stops
-    at once, restarts at 1.5 s: all 7 run once, none early, the delayed
-    ones on time."""
+    app's SQLite database (SQLite) or in Redis, not in that database
+    (Redis): 4 jobs due 1.2 s after adding (waiting by the restart) and 3
+    due at 3, 3.5 and 4 s (delayed then). The server stops at once,
+    restarts at 1.5 s: all 7 run once, none early, the delayed ones on
+    time."""
     await asyncio.to_thread(srv.start)
     c = await JobClient.open(srv.url())
     try:
@@ -761,7 +773,7 @@ async def t_restart(srv, log, appdb):
     finally:
         await c.close()
     await asyncio.to_thread(srv.stop)
-    row = job_row(appdb, "work", "g1")
+    row = store.job("work", "g1")
     eq((row["state"], row["owner"], row["lease_until"]),
        ("waiting", None, None), "g1 (running at the stop) given back")
     t_stop = now_ms()
@@ -769,10 +781,14 @@ async def t_restart(srv, log, appdb):
            for (q, p, o), r in zip(specs, rs)}
     eq(log.runs("delay"), [], "runs before the restart")
     check(not os.path.exists(os.path.join(srv.dir, "restart-jobs.db")),
-          "restart-jobs.db exists: with a database, jobs live in it")
-    rows = table(appdb, "WHERE queue = 'delay'")
+          "restart-jobs.db exists: with a database (or Redis) jobs are "
+          "not there")
+    if be.name == "redis":
+        eq(table(appdb, "WHERE name = 'pxl_jobs'", name="sqlite_master"),
+           [], "a jobs table in the app's database (jobs in Redis)")
+    rows = store.jobs("delay")
     eq(sorted((r["id"], r["state"]) for r in rows),
-       sorted((i, "waiting") for i in due), "jobs in the app's database")
+       sorted((i, "waiting") for i in due), "stored jobs (%s)" % store)
     wait = max(due[r["id"]] for r in rs[:4]) + 300 - now_ms()
     if wait > 0:
         await asyncio.sleep(wait / 1000)
@@ -821,7 +837,8 @@ async def t_restart(srv, log, appdb):
 
 
 CASES = [
-    ("without a database, jobs live in NAME-jobs.db", t_queue_file),
+    ("where the jobs live: NAME-jobs.db without a database (SQLite), "
+     "Redis and no file (Redis)", t_where),
     ("1,000 jobs added from handlers each run and complete exactly once",
      t_thousand),
     ("concurrency 4: four jobs at once, never more", t_concurrency),
@@ -846,39 +863,57 @@ CASES = [
 ]
 
 
-async def amain():
-    m = Main()
+async def amain(be, more=()):
+    """The cases on back end be, then more: [(title, coroutine function
+    of (be, tap), timeout)]."""
+    say = (be.name + ": %s").__mod__
+    if be.redis is not None:
+        tap.case(say("redis-server starts"), be.start)
+    m = Main(be)
     servers = [m.server]
-
-    def start():
-        m.server.start()
-        m.db = os.path.join(m.server.dir, "jobs-jobs.db")
-    if tap.case("pxl-serve starts with jobtest's processors", start):
+    if tap.case(say("pxl-serve starts with jobtest's processors"),
+                m.server.start):
         m.c = await JobClient.open(m.server.url())
     for title, fn in CASES:
-        await tap.acase(title, fn, m, timeout=60)
+        await tap.acase(say(title), fn, m, timeout=60)
     if m.c is not None:
         await m.c.close()
     d = tmpdir()
     crash_log = JobLog(os.path.join(d, "crash.log"))
     crash = Server(queue_config("crash", crash_log.path,
-                                queue="stalled_after = %d;" % STALLED_AFTER),
-                   name="crash")
+                                queue="stalled_after = %d;" % STALLED_AFTER,
+                                extra=be.config()), name="crash")
     restart_log = JobLog(os.path.join(d, "restart.log"))
     appdb = os.path.join(d, "app.db")
     restart = Server(queue_config("restart", restart_log.path,
-                                  extra='database = { path = "%s"; };'
-                                  % appdb), name="restart")
+                                  extra='database = { path = "%s"; };\n%s'
+                                  % (appdb, be.config())), name="restart")
     servers += [crash, restart]
-    await tap.acase("kill -9 while a job runs: after a restart it runs "
-                    "again once stalled_after has passed, completes once; "
-                    "the waiting job runs", t_kill9, crash, crash_log,
+    await tap.acase(say("kill -9 while a job runs: after a restart it runs "
+                        "again once stalled_after has passed, completes "
+                        "once; the waiting job runs"), t_kill9, crash,
+                    crash_log, be.store("crash", os.path.join(
+                        crash.dir, "crash-jobs.db"), STALLED_AFTER),
                     timeout=40)
-    await tap.acase("a restart with waiting and delayed jobs (in the app's "
-                    "database) runs all of them, on time; a job running at "
-                    "the stop is given back and runs again", t_restart,
-                    restart, restart_log, appdb, timeout=40)
-    await astop_servers(tap, servers, name="%s: server exits 0, clean log")
+    await tap.acase(say("a restart with waiting and delayed jobs (in the "
+                        "app's database, or Redis) runs all of them, on "
+                        "time; a job running at the stop is given back and "
+                        "runs again"), t_restart, restart, restart_log, appdb,
+                    be.store("restart", appdb), be, timeout=40)
+    await astop_servers(tap, servers, name=say("%s: server exits 0, clean "
+                                               "log"))
+    for title, fn, timeout in more:
+        await tap.acase(say(title), fn, be, tap, timeout=timeout)
+    if be.redis is not None:
+        tap.case(say("redis-server stops"), be.stop)
 
 
-tap.run(amain)
+def run(name, more=(), deadline=150):
+    """Run the file's cases with the jobs in back end name ("sqlite",
+    "redis"), then more (see amain)."""
+    tap.deadline(deadline)
+    tap.run(lambda: amain(backend(name), more))
+
+
+if __name__ == "__main__":
+    run("sqlite")

@@ -2,8 +2,11 @@
 test_queue_pool - blocking processors on the queue's thread pool
 (queue.threads), through the jobpool plugin (tests/plugins/jobpool.c): a
 route adds jobs to its blocking processor, which sleeps on a pool thread
-and ends as the payload says. Outcomes are read from the jobs table
-(framework/pxl_queue_sql.h) with python's sqlite3.
+and ends as the payload says. Outcomes are read from the stored jobs
+outside pxl (pxljobs.JobStore: the SQLite table, or the Redis hashes).
+This file runs with the jobs in SQLite; test_queue_pool_redis.py runs
+the same cases with the jobs in Redis (run("redis")). Case names start
+with the back end.
 
 Covered: the loop never waits (while 4 jobs of 1 s run with queue.threads
 = 2, 100 clients get echo replies within 50 ms), the jobs complete, 2 at
@@ -29,11 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxltest  # noqa: E402,F401
 from pxltest import (TAP, Server, app_config, check, eq,  # noqa: E402
                      load_slack, run_serve, tmpdir)
-from pxljobs import table  # noqa: E402
+from pxljobs import backend  # noqa: E402
 from pxlws import close_all, connect  # noqa: E402
 
 tap = TAP()
-tap.deadline(170)
 
 ECHO_BOUND = 0.050  # the issue's bound for an echo while jobs run
 THREADS = 2
@@ -47,6 +49,8 @@ class App:
     def __init__(self):
         self.dir = tmpdir()
         self.db = os.path.join(self.dir, "jobs.db")
+        self.be = None
+        self.store = None
         self.server = None
         self.c = None
 
@@ -54,18 +58,15 @@ class App:
         return app_config(
             plugins=("echo", "jobpool"), name="pool",
             extra='queue = { path = "%s"; threads = %d; poll_interval = 50; '
-                  '};' % (self.db, THREADS))
+                  '};\n%s' % (self.db, THREADS, self.be.config()))
 
     def need(self):
         check(self.server is not None and self.c is not None,
               "no server (its start failed: see above)")
 
     def rows(self, ids):
-        """{id: row as a dict} of the jobs table."""
-        marks = ",".join("?" * len(ids))
-        return {r["id"]: r for r in table(
-            self.db, "WHERE queue = ? AND id IN (%s)" % marks,
-            [QUEUE] + list(ids))}
+        """{id: stored job as a dict} of queue pool.sleep."""
+        return {r["id"]: r for r in self.store.jobs(QUEUE, ids)}
 
 
 app = App()
@@ -317,28 +318,43 @@ def t_config():
        "pxl-serve -t with queue.threads = 0")
 
 
-async def amain():
-    tap.case("-t: queue.threads out of range names file and line",
+async def amain(be):
+    say = (be.name + ": %s").__mod__
+    app.be = be
+    app.store = be.store("pool", app.db)
+    if be.redis is not None:
+        tap.case(say("redis-server starts"), be.start)
+    tap.case(say("-t: queue.threads out of range names file and line"),
              t_config)
+
     def start():
         app.server = Server(app.config(), name="pool").start()
-    if tap.case("pxl-serve starts with a blocking processor", start):
+    if tap.case(say("pxl-serve starts with a blocking processor"), start):
         app.c = await connect(app.server.url())
-    await tap.acase("the loop never waits: 100 clients get echo replies "
-                    "within 50 ms while 4 jobs of 1 s run, 2 at a time",
-                    t_loop_never_waits, timeout=60)
-    await tap.acase("a blocking processor's ends: progress, fail, complete, "
-                    "return codes", t_ends)
-    await tap.acase("a blocking processor returning PXL_DEFERRED fails its "
-                    "job", t_deferred)
-    await tap.acase("the timeout fails a blocking job; its late end is "
-                    "ignored", t_timeout)
-    await tap.acase("a stop waits for running jobs, gives back the rest; "
-                    "exit 0, clean log", t_stop, timeout=40)
+    await tap.acase(say("the loop never waits: 100 clients get echo replies "
+                        "within 50 ms while 4 jobs of 1 s run, 2 at a "
+                        "time"), t_loop_never_waits, timeout=60)
+    await tap.acase(say("a blocking processor's ends: progress, fail, "
+                        "complete, return codes"), t_ends)
+    await tap.acase(say("a blocking processor returning PXL_DEFERRED fails "
+                        "its job"), t_deferred)
+    await tap.acase(say("the timeout fails a blocking job; its late end is "
+                        "ignored"), t_timeout)
+    await tap.acase(say("a stop waits for running jobs, gives back the "
+                        "rest; exit 0, clean log"), t_stop, timeout=40)
     if app.server is not None:
         await close_all([app.c])
         await asyncio.to_thread(app.server.stop_case, tap,
-                                "server exits 0, clean log")
+                                say("server exits 0, clean log"))
+    if be.redis is not None:
+        tap.case(say("redis-server stops"), be.stop)
 
 
-tap.run(amain)
+def run(name, deadline=170):
+    """Run the file's cases with the jobs in back end name."""
+    tap.deadline(deadline)
+    tap.run(lambda: amain(backend(name)))
+
+
+if __name__ == "__main__":
+    run("sqlite")
