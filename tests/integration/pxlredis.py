@@ -7,8 +7,10 @@ only, no redis-py).
   port with --save "" --appendonly no in a private temp dir and waits
   until it answers PING; stop() ends it (SHUTDOWN NOSAVE, then SIGTERM,
   then SIGKILL) and waits; start() again restarts it on the same port
-  (and socket path), empty. Every RedisServer is killed when the test
-  ends or its deadline expires (it is registered with pxltest's servers).
+  (and socket path), empty, unless stop(save=True) ended it (SHUTDOWN
+  SAVE): then it starts with what it held (dump.rdb in its dir). Every
+  RedisServer is killed when the test ends or its deadline expires (it
+  is registered with pxltest's servers).
 - user=NAME makes NAME an ACL user with every permission and turns the
   default user off: only AUTH NAME PASSWORD gets in.
 - client() / command(*args): a tiny RESP2 client on a plain socket.
@@ -185,13 +187,14 @@ class RedisServer:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout=10):
-        """SHUTDOWN NOSAVE (SIGTERM if that fails), wait for the exit."""
+    def stop(self, timeout=10, save=False):
+        """SHUTDOWN NOSAVE (SIGTERM if that fails), wait for the exit.
+        save: SHUTDOWN SAVE, so that the next start() loads the data."""
         if not self.running():
             return
         try:
             with self.client(timeout=2) as c:
-                c.send("SHUTDOWN", "NOSAVE")
+                c.send("SHUTDOWN", "SAVE" if save else "NOSAVE")
                 try:
                     c.read_reply()
                 except (OSError, EOFError):
@@ -206,6 +209,12 @@ class RedisServer:
                                  % timeout)
         if self in pxltest._servers:
             pxltest._servers.remove(self)
+        dump = os.path.join(self.dir, "dump.rdb")
+        if save:
+            pxltest.check(os.path.exists(dump), "SHUTDOWN SAVE left no "
+                          "dump.rdb; log:\n%s" % self.log())
+        elif os.path.exists(dump):
+            os.remove(dump)  # the next start() is empty
 
     def kill(self):
         if self.running():

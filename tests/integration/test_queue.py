@@ -864,8 +864,8 @@ CASES = [
 
 
 async def amain(be, more=()):
-    """The cases on back end be, then more: [(title, coroutine function
-    of (be, tap), timeout)]."""
+    """The cases on back end be, then more: coroutine functions of (be,
+    say), which run cases of their own (named say(title))."""
     say = (be.name + ": %s").__mod__
     if be.redis is not None:
         tap.case(say("redis-server starts"), be.start)
@@ -902,8 +902,8 @@ async def amain(be, more=()):
                     be.store("restart", appdb), be, timeout=40)
     await astop_servers(tap, servers, name=say("%s: server exits 0, clean "
                                                "log"))
-    for title, fn, timeout in more:
-        await tap.acase(say(title), fn, be, tap, timeout=timeout)
+    for fn in more:
+        await fn(be, say)
     if be.redis is not None:
         tap.case(say("redis-server stops"), be.stop)
 

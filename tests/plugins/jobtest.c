@@ -34,7 +34,13 @@
  *   sched     concurrency 4
  * (the tests give rated a rate limit and sched a schedule)
  * payload keys:
- *   client       a client id: the bus events of the job go to it
+ *   client       a client id: the bus events of the job go to it (sent
+ *                by the worker that ran the job, which noted it: its
+ *                sends reach its own clients only)
+ *   resultClient true: the result carries client too ("client"), and
+ *                every worker's subscriber sends jobCompleted to it, so
+ *                that it reaches the client wherever it is connected
+ *                (pxl-plugin(3), Events)
  *   failUntil    N: attempts below N fail ("failing attempt A")
  *   failWhile    a path: attempts fail likewise while that file exists
  *                (a bug the test "fixes" by removing it)
@@ -50,7 +56,8 @@
  *   value        copied into the result
  *   then         {queue, payload, options}: add this job from the
  *                processor before ending
- * A result is {"attempt": A, "value": value}.
+ * A result is {"attempt": A, "value": value} (and "client" with
+ * resultClient).
  *
  * Routes (type "job"):
  *   job/add {queue, payload, options:{id, delayMs, runAtMs, attempts,
@@ -101,6 +108,7 @@ struct run {
         char *queue, *id;    /* copies, for the log after a timeout */
         unsigned attempt;
         struct json_object *value; /* payload.value */
+        char *client;              /* payload.client with resultClient */
 };
 
 struct jobtest {
@@ -201,6 +209,7 @@ static void run_free(struct run *r)
         if (r->timer != NULL)
                 event_free(r->timer);
         json_object_put(r->value);
+        free(r->client);
         free(r->hold);
         free(r->queue);
         free(r->id);
@@ -213,6 +222,9 @@ static struct json_object *result_of(const struct run *r)
 
         json_object_object_add(o, "attempt", json_object_new_int64(r->attempt));
         json_object_object_add(o, "value", json_object_get(r->value));
+        if (r->client != NULL)
+                json_object_object_add(o, "client",
+                                       json_object_new_string(r->client));
         return o;
 }
 
@@ -580,6 +592,9 @@ static int process(struct pxl_ctx *ctx, struct pxl_job *job)
         r->id = strdup(pxl_job_id(job));
         r->attempt = pxl_job_attempt(job);
         r->value = json_object_get(key_of(p, "value"));
+        if (client != NULL &&
+            json_object_get_boolean(key_of(p, "resultClient")))
+                r->client = strdup(client);
         r->next = jt->runs.next;
         r->prev = &jt->runs;
         r->next->prev = r;
@@ -672,7 +687,12 @@ static int on_job_event(struct pxl_ctx *ctx, const char *channel,
                 return PXL_EINVAL;
         if (queue != NULL && id != NULL)
                 k = client_key(queue, id);
-        if (k != NULL && json_object_object_get_ex(jt->clients, k, &c)) {
+        /* Not ours: a completion may name its client (resultClient). */
+        if (k != NULL && !json_object_object_get_ex(jt->clients, k, &c) &&
+            strcmp(channel, "jobCompleted") == 0 &&
+            str_of(key_of(m, "result"), "client") != NULL)
+                c = key_of(key_of(m, "result"), "client");
+        if (c != NULL) {
                 struct json_object *out =
                         pxl_msg_new("job", channel, json_object_get(m));
 
