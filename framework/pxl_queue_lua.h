@@ -151,9 +151,15 @@
         "local levels = redis.call('ZREVRANGE', Q .. 'levels', 0, -1)\n"       \
         "for _, lv in ipairs(levels) do\n"                                     \
         "  if left <= 0 then break end\n"                                      \
-        "  local c = redis.call('XAUTOCLAIM', skey(lv), 'pxl', owner, "        \
-        "ARGV[4], '0-0', 'COUNT', left)\n"                                     \
-        "  left = left - take(lv, c[2], owner, now, out)\n"                    \
+        /* one call looks at COUNT x 10 pending entries: go on from its */    \
+        /* cursor, or a stalled entry behind running ones is never found */   \
+        "  local cur = '0-0'\n"                                                \
+        "  repeat\n"                                                           \
+        "    local c = redis.call('XAUTOCLAIM', skey(lv), 'pxl', owner, "      \
+        "ARGV[4], cur, 'COUNT', left)\n"                                       \
+        "    left = left - take(lv, c[2], owner, now, out)\n"                  \
+        "    cur = c[1]\n"                                                     \
+        "  until left <= 0 or cur == '0-0'\n"                                  \
         /* entries dropped (wake-ups, moved jobs) took none: read on */       \
         "  while left > 0 do\n"                                                \
         "    local r = redis.call('XREADGROUP', 'GROUP', 'pxl', owner, "       \
