@@ -9,8 +9,11 @@
  * blocking XREADGROUP that waits for new jobs when a claim found none,
  * so that a job added anywhere starts at once without polling fast.
  * A timer of the common half (a delayed job due, a retry) interrupts
- * that wait with CLIENT UNBLOCK. A rate-limited queue never waits
- * there: a blocking read would bypass the limit.
+ * that wait with CLIENT UNBLOCK, and so does the line's own timer when
+ * the next delayed job the claim saw is due: Redis ends a BLOCK only at
+ * its own timer (every 1/hz s, 100 ms by default), too late for a
+ * delayed job's start. A rate-limited queue never waits there: a
+ * blocking read would bypass the limit.
  *
  * At least once: a delivered entry stays in this worker's pending list
  * until its outcome is recorded; its idle time is reset while it runs
@@ -85,6 +88,7 @@ struct redis_line {
         struct pxl_redis *blocking; /* for XREADGROUP BLOCK only */
         long long client_id;        /* blocking's, for CLIENT UNBLOCK; 0 */
         bool blocked;               /* a blocking read is in flight */
+        struct event *due_timer;    /* the next delayed job is due */
         bool set_up;                /* SETUP answered since the start */
         char **levels;              /* in use, highest first */
         size_t nlevels;
@@ -234,6 +238,16 @@ static void set_levels(struct redis_line *rl, const struct redisReply *lv)
 }
 
 static void block(struct redis_line *rl, int64_t wake_at);
+static void redis_wake(struct pxl_queue_line *qu);
+
+static void on_due(evutil_socket_t fd, short what, void *arg)
+{
+        struct redis_line *rl = arg;
+
+        (void)fd;
+        (void)what;
+        redis_wake(rl->qu);
+}
 
 /* CLAIM's and START's answer: {wake, limited, {levels}, job...}. */
 static void claimed(struct pxl_queue *q, struct redisReply *r, void *arg)
@@ -290,6 +304,13 @@ static void claimed(struct pxl_queue *q, struct redisReply *r, void *arg)
         if (n == 0 && qu->rate == 0 && !q->stopping &&
             pxl_redis_up(rl->blocking) && rl->client_id > 0) {
                 block(rl, wake_at);
+                if (rl->blocked && wake >= 0) {
+                        int64_t now = pxl_queue_now_ms();
+                        struct timeval tv = pxl_ms_timeval(
+                                (uint64_t)(wake > now ? wake - now : 0));
+
+                        evtimer_add(rl->due_timer, &tv);
+                }
                 return;
         }
         pxl_queue_claimed(qu, jobs, n, NULL, wake_at, false);
@@ -342,6 +363,7 @@ static void delivered(void *owner, struct redisReply *r, void *arg)
 
         (void)owner;
         rl->blocked = false;
+        evtimer_del(rl->due_timer);
         if (q->stopping)
                 return; /* the give-back returns what it took */
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
@@ -1003,6 +1025,8 @@ static void line_free(struct redis_line *rl)
         if (rl == NULL)
                 return;
         pxl_redis_stop(rl->blocking); /* its pending read answers NULL */
+        if (rl->due_timer != NULL)
+                event_free(rl->due_timer);
         for (size_t i = 0; i < rl->nlevels; i++)
                 free(rl->levels[i]);
         free(rl->levels);
@@ -1082,6 +1106,11 @@ static int redis_start(struct pxl_queue *q, struct pxl_str *errors)
                                                rq->prefix, qu->name);
                 if (qu->rate != 0)
                         continue; /* never waits on a blocking read */
+                rl->due_timer = evtimer_new(srv->base, on_due, rl);
+                if (rl->due_timer == NULL) {
+                        pxl_str_puts(errors, "out of memory\n");
+                        return PXL_ENOMEM;
+                }
                 rl->blocking = pxl_redis_start(
                         &(struct pxl_redis_owner){
                                 .base = srv->base,
