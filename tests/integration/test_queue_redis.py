@@ -18,6 +18,12 @@ servers:
   jobCompleted once: for the jobs A ran, the event crossed to B through
   Redis and B's subscriber sent it (A's could not: a subscriber's sends
   reach its own worker's clients only);
+- kill -9 of the instance running a job: the other instance runs it
+  again once queue.stalled_after (2 s) has passed since its lease, and
+  it completes once;
+- the same when the stalled job's stream entry comes after more than ten
+  entries of jobs still running (a claim asking for one job must still
+  find it: XAUTOCLAIM looks at COUNT x 10 pending entries per call);
 - while Redis is down (SHUTDOWN SAVE, on a redis-server of the case's
   own), job/add fails at once: pxl_job_add returns PXL_ECLOSED and the
   log says "queue unavailable", naming the job; nothing of it is stored
@@ -47,6 +53,9 @@ N_SHARED = 10000
 PXL_ECLOSED_TEXT = "connection closed"  # pxl_strerror(PXL_ECLOSED)
 
 
+STALLED_AFTER = 2  # s, the pair's queue.stalled_after
+
+
 class Pair:
     """Two pxl-serve instances of app "share" on the test's Redis, each
     with its own jobtest log."""
@@ -56,10 +65,11 @@ class Pair:
         self.be = be
         self.logs = [JobLog(os.path.join(d, "%s.log" % n)) for n in "AB"]
         self.servers = [Server(queue_config(
-            "share", log.path, queue="keep_completed = 20000;",
-            extra=be.config()), name="share" + n)
-            for n, log in zip("AB", self.logs)]
-        self.store = be.store("share")
+            "share", log.path, queue="keep_completed = 20000; "
+            "stalled_after = %d;" % STALLED_AFTER, extra=be.config()),
+            name="share" + n) for n, log in zip("AB", self.logs)]
+        self.store = be.store("share", stalled_after=STALLED_AFTER)
+        self.killed = set()  # the servers a case killed (kill -9)
 
     def start(self):
         for s in self.servers:
@@ -68,6 +78,11 @@ class Pair:
     def need(self):
         check(all(s.running() for s in self.servers),
               "the two instances did not start (above)")
+
+    def need_one(self):
+        check(len(self.killed) == 1 and all(
+            s.running() for s in self.servers if s not in self.killed),
+            "no instance killed by the case above, and one running")
 
 
 async def t_shared(pair):
@@ -196,6 +211,141 @@ async def t_cross(pair):
         await cb.close()
 
 
+def kill9(srv):
+    """kill -9 and reap; the time of the kill (ms)."""
+    srv.proc.kill()
+    at = now_ms()
+    srv.proc.wait(10)
+    return at
+
+
+async def t_takeover(pair):
+    """Queue work: t1 held on its first attempt, added through A, runs
+    on one instance; that instance is killed (kill -9); the other runs
+    it again (attempt 2) once its lease (last delivery + stalled_after)
+    has run out, not before, and it completes once."""
+    pair.need()
+    c = await JobClient.open(pair.servers[0].url())
+    try:
+        await c.add("work", {"how": "hold", "hold": "t", "holdUntil": 1,
+                             "value": "t1"}, {"id": "t1"})
+        await wait_log(pair.logs, lambda ls: any(
+            x["ev"] == "start" and x["id"] == "t1" for x in ls), 10,
+            "t1's start")
+    finally:
+        await c.close()
+    k = 0 if pair.logs[0].runs("work", "t1") else 1
+    dead, live = pair.servers[k], pair.servers[1 - k]
+    dlog, llog = pair.logs[k], pair.logs[1 - k]
+    await asyncio.sleep(0.5)  # a renewal or two
+    killed = kill9(dead)
+    pair.killed.add(dead)
+    row = await asyncio.to_thread(pair.store.job, "work", "t1")
+    eq((row["state"], row["attempt"], row["owner"].split("/")[-1]),
+       ("active", 1, str(dead.proc.pid)), "t1 after the kill (owner's pid)")
+    lease = row["lease_until"]
+    check(lease >= row["started_at"] + STALLED_AFTER * 1000, "t1's lease "
+          "(%d) ends less than stalled_after after its start (%d)"
+          % (lease, row["started_at"]))
+    again = await wait_log(llog, lambda ls: (lambda s: s[0] if s else None)(
+        [x for x in ls if x["ev"] == "start" and x["id"] == "t1"]),
+        STALLED_AFTER + 5 + load_slack(5, 5), "t1 running again on %s"
+        % live.name)
+    await wait_log(llog, lambda ls: any(
+        x["ev"] == "jobCompleted" and x["msg"]["id"] == "t1" for x in ls),
+        10, "t1 completed")
+    await asyncio.sleep(0.3)
+    eq(again["attempt"], 2, "the attempt of t1's second run")
+    check(again["at"] >= lease, "t1 ran again %d ms before its lease ran "
+          "out" % (lease - again["at"]))
+    bound = STALLED_AFTER * 1000 + 1000 + load_slack(5, 2) * 1000
+    check(again["at"] - killed <= bound, "t1 ran again %d ms after the "
+          "kill (stalled_after %d s, bound %d ms)"
+          % (again["at"] - killed, STALLED_AFTER, bound))
+    eq([x["attempt"] for x in dlog.runs("work", "t1")], [1],
+       "t1's runs on the killed instance")
+    eq([x["attempt"] for x in llog.runs("work", "t1")], [2],
+       "t1's runs on the other one")
+    eq([x["msg"]["result"] for x in llog.events("jobCompleted", "work",
+                                                 "t1")],
+       [{"attempt": 2, "value": "t1"}], "t1's jobCompleted")
+    row = await asyncio.to_thread(pair.store.job, "work", "t1")
+    eq((row["state"], row["attempt"]), ("completed", 2), "t1 stored")
+    tap.diag("kill -9 of %s: t1 ran again on %s %d ms after the kill"
+             % (dead.name, live.name, again["at"] - killed))
+
+
+async def t_takeover_behind(pair):
+    """Queue delay (concurrency 16): the surviving instance S holds 16
+    jobs (o0..o15, added while it is alone); the killed one, started
+    again (K), takes s1 (S is full) and is killed again. o0 is
+    released: S runs 15, and its claims ask for one job. s1's entry
+    comes after 15 pending entries of running jobs; S must still run
+    it again once stalled_after has passed, while o1..o15 still run."""
+    pair.need_one()
+    k = next(iter(pair.killed))
+    kn = pair.servers.index(k)
+    srv, log = pair.servers[1 - kn], pair.logs[1 - kn]
+    klog = pair.logs[kn]
+    c = await JobClient.open(srv.url())
+    try:
+        await c.add_many([("delay", {"how": "hold", "hold": "o%d" % min(i, 1),
+                                     "value": "o%d" % i}, {"id": "o%d" % i})
+                          for i in range(16)])
+        await wait_log(log, lambda ls: len([
+            x for x in ls if x["ev"] == "start" and x["queue"] == "delay"])
+            == 16, 10, "16 held jobs running on %s" % srv.name)
+        await asyncio.to_thread(k.start)
+        ck = await JobClient.open(k.url())
+        try:
+            await ck.add("delay", {"how": "hold", "hold": "s",
+                                   "holdUntil": 1, "value": "s1"},
+                         {"id": "s1"})
+        finally:
+            await ck.close()
+        await wait_log(klog, lambda ls: any(
+            x["ev"] == "start" and x["id"] == "s1" for x in ls), 10,
+            "s1's start on %s" % k.name)
+        await asyncio.sleep(0.3)
+        killed = kill9(k)
+        eq((await c.call("job", "release", {"hold": "o0"})).get("response"),
+           1, "o0 released")
+        row = await asyncio.to_thread(pair.store.job, "delay", "s1")
+        eq((row["state"], row["attempt"]), ("active", 1), "s1 after the "
+           "kill")
+        try:
+            again = await wait_log(log, lambda ls: (
+                lambda s: s[0] if s else None)(
+                    [x for x in ls if x["ev"] == "start"
+                     and x["id"] == "s1"]),
+                STALLED_AFTER + 4 + load_slack(5, 5), "s1 running again "
+                "on %s while it runs 15 other jobs of the queue" % srv.name)
+        except AssertionError as e:
+            q = "pxl:share:q:delay:"
+            raise AssertionError("%s\nRedis: XPENDING %ss:0 pxl: %r; "
+                                 "HGETALL %sj:s1: %r" % (
+                                     e, q, pair.be.redis.command(
+                                         "XPENDING", q + "s:0", "pxl"),
+                                     q, pair.be.redis.command(
+                                         "HGETALL", q + "j:s1")))
+        eq(again["attempt"], 2, "s1's second run")
+        check(again["at"] >= row["lease_until"], "s1 ran again before its "
+              "lease ran out")
+        tap.diag("s1 ran again %d ms after the kill, behind 15 running jobs"
+                 % (again["at"] - killed))
+        await wait_log(log, lambda ls: any(
+            x["ev"] == "jobCompleted" and x["msg"]["id"] == "s1"
+            for x in ls), 10, "s1 completed")
+    finally:
+        eq((await c.call("job", "release", {"hold": "o1"})).get("response"),
+           15, "o1..o15 released")
+        await c.close()
+    await wait_log(log, lambda ls: len({
+        x["msg"]["id"] for x in ls if x["ev"] == "jobCompleted"
+        and x["msg"]["queue"] == "delay"}) == 17, 10, "17 jobs completed")
+    eq(len(log.events("jobCompleted", "delay", "s1")), 1, "s1 completions")
+
+
 class Down:
     """A server of app "down" on a redis-server of its own."""
 
@@ -322,8 +472,16 @@ async def pair_cases(be, say):
                         % N_SHARED), t_shared, pair, timeout=150)
     await tap.acase(say("jobCompleted reaches a client connected to the "
                         "other instance"), t_cross, pair, timeout=30)
-    await astop_servers(tap, pair.servers, name=say("%s: server exits 0, "
-                                                    "clean log"))
+    await tap.acase(say("kill -9 of the instance running a job: the other "
+                        "runs it again after stalled_after, once"),
+                    t_takeover, pair, timeout=30)
+    await tap.acase(say("kill -9 of the instance running a job whose entry "
+                        "comes after 15 running ones: the other still runs "
+                        "it again after stalled_after"), t_takeover_behind,
+                    pair, timeout=40)
+    await astop_servers(tap, [s for s in pair.servers
+                              if s not in pair.killed],
+                        name=say("%s: server exits 0, clean log"))
 
 
 if __name__ == "__main__":
