@@ -367,6 +367,7 @@ struct tx_req {
         struct pxl_defer *defer;
         struct pxl_db_tx *tx;
         struct event *timer; /* commitAfterMs */
+        int64_t end_at;      /* when it may end (ms since the epoch) */
         bool commit;
         int pending;             /* callbacks still to come: row, added, end */
         struct json_object *out; /* the tx line */
@@ -442,9 +443,21 @@ static void tx_end(struct tx_req *t)
 
 static void tx_timer(evutil_socket_t fd, short what, void *arg)
 {
+        struct tx_req *t = arg;
+        int64_t left = t->end_at - now_ms();
+
         (void)fd;
         (void)what;
-        tx_end(arg);
+        /* A timer armed from the loop's cached time may ring early. */
+        if (left > 0) {
+                struct timeval tv = {.tv_sec = (time_t)(left / 1000),
+                                     .tv_usec =
+                                             (suseconds_t)(left % 1000 * 1000)};
+
+                if (evtimer_add(t->timer, &tv) == 0)
+                        return;
+        }
+        tx_end(t);
 }
 
 static int job_addtx(struct pxl_ctx *ctx, const struct pxl_msg *msg)
@@ -514,6 +527,7 @@ static int job_addtx(struct pxl_ctx *ctx, const struct pxl_msg *msg)
                         .tv_sec = (time_t)(after / 1000),
                         .tv_usec = (suseconds_t)(after % 1000 * 1000)};
 
+                t->end_at = now_ms() + after;
                 t->timer = evtimer_new(pxl_ctx_event_base(ctx), tx_timer, t);
                 if (t->timer != NULL && evtimer_add(t->timer, &tv) == 0)
                         return PXL_DEFERRED;
