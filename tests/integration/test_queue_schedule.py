@@ -27,14 +27,17 @@ Covered:
   started_at), on one process, and on two processes sharing the limit
   (together); a rate limit naming a queue no plugin processes is refused
   at start.
-- pxl_job_add_tx (SQLite only: the job shares the app's SQLite
-  database; with Redis it goes through an outbox, not covered here): a
-  rolled back transaction leaves neither the row nor the job, and the
-  job never runs; a committed one both, and the job runs once, after the
-  commit (not while the transaction is open); committed, then kill -9 at
-  once: after a restart the job runs once. With PostgreSQL (the jobs
-  then in a file of their own) pxl_job_add_tx refuses: PXL_EINVAL.
-  Without a database there is no transaction to add to (both).
+- pxl_job_add_tx, the app's database SQLite (with SQLite the job is a
+  row of that database; with Redis a row of its outbox, moved to Redis
+  after the commit): a rolled back transaction leaves neither the row
+  nor the job (nor an outbox row), and the job never runs; a committed
+  one both, and the job runs once, after the commit (not while the
+  transaction is open); committed, then kill -9 at once: after a
+  restart the job runs once (with Redis it was in Redis or still in the
+  outbox, once). Without a database there is no transaction to add to.
+  SQLite only: with PostgreSQL and no redis group (the jobs then in a
+  file of their own) pxl_job_add_tx refuses, PXL_EINVAL
+  (test_queue_outbox covers PostgreSQL with Redis).
 - pxl_metrics() "queues": each processed queue with its documented keys,
   the store's counts (waiting, delayed, active, completed, dead), this
   worker's counters (running, processed, failed, retried, died) and
@@ -55,8 +58,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pxltest  # noqa: E402
 from pxltest import (TAP, Server, astop_servers,  # noqa: E402
                      check, eq, load_slack, run_serve, tmpdir)
-from pxljobs import (JobLog, PipelinedClient, backend,  # noqa: E402
-                     table, wait_log)
+from pxljobs import (JobLog, PipelinedClient, RedisStore,  # noqa: E402
+                     backend, table, wait_log)
 from pxljobs import queue_config as config  # noqa: E402
 from pxlws import poll  # noqa: E402
 
@@ -405,7 +408,8 @@ async def t_rate_two(rp):
 
 class Main:
     """The server with an SQLite database (jt_rows in it, and the jobs
-    with SQLite), the rate limit and testkit's metrics route."""
+    with SQLite, the outbox with Redis), the rate limit and testkit's
+    metrics route."""
 
     def __init__(self, be):
         d = tmpdir()
@@ -429,9 +433,14 @@ def rows_named(db, name):
                                      name="jt_rows")]
 
 
-def jobs_with(db, value):
-    return [r for r in table(db, "WHERE queue = 'work'")
+def jobs_with(store, value):
+    return [r for r in store.jobs("work")
             if json.loads(r["payload"]).get("value") == value]
+
+
+def outbox(db, id_):
+    """With Redis: the rows of job id_ in the app database's outbox."""
+    return table(db, "WHERE id = ?", (id_,), name="pxl_job_outbox")
 
 
 def check_tx_reply(r, commit, what):
@@ -452,11 +461,13 @@ async def t_tx_rollback(m):
     check_tx_reply(r, False, "rollback")
     eq(r["id"], "tx-rolled", "id")
     eq(rows_named(m.db, "rolled"), [], "the row after the rollback")
-    eq(table(m.db, "WHERE id = 'tx-rolled'"), [], "the job after the "
+    eq(m.store.jobs("work", ["tx-rolled"]), [], "the job after the "
        "rollback")
     await asyncio.sleep(1.0)
     eq(m.log.runs("work", "tx-rolled"), [], "runs of the rolled back job")
-    eq(table(m.db, "WHERE id = 'tx-rolled'"), [], "the job 1 s later")
+    eq(m.store.jobs("work", ["tx-rolled"]), [], "the job 1 s later")
+    if m.be.redis is not None:
+        eq(outbox(m.db, "tx-rolled"), [], "the outbox after the rollback")
     # The id is free: a committed job under it runs.
     r = await m.c.response("job", "addtx", {
         "queue": "work", "payload": {"value": "rolled2"}, "row": "rolled",
@@ -480,7 +491,7 @@ async def t_tx_commit(m):
         "row": "committed", "commit": True, "commitAfterMs": 800})
     await asyncio.sleep(0.5)
     eq(rows_named(m.db, "committed"), [], "the row before the commit")
-    eq(jobs_with(m.db, "committed"), [], "the job before the commit")
+    eq(jobs_with(m.store, "committed"), [], "the job before the commit")
     eq([x for x in m.log.lines() if x["ev"] == "start"
         and x["payload"] == {"value": "committed"}], [], "runs before the "
        "commit")
@@ -492,7 +503,11 @@ async def t_tx_commit(m):
     check(tx[0]["at"] - t0 >= 800, "committed %d ms after the request"
           % (tx[0]["at"] - t0))
     eq(rows_named(m.db, "committed"), ["committed"], "the row")
-    eq([j["id"] for j in jobs_with(m.db, "committed")], [r["id"]], "the job")
+    # With Redis the outbox moves it after the commit: a moment later.
+    found = await poll(lambda: asyncio.to_thread(jobs_with, m.store,
+                                                 "committed"),
+                       timeout=5, what="the committed job stored")
+    eq([j["id"] for j in found], [r["id"]], "the job")
     await wait_log(m.log, lambda ls: any(
         x["ev"] == "jobCompleted" and x["msg"]["id"] == r["id"] for x in ls),
         10, "the committed job completed")
@@ -503,13 +518,16 @@ async def t_tx_commit(m):
     # log before tx, never before the transaction could have committed.
     check(runs[0]["at"] >= t0 + 800, "the job ran %d ms after the request, "
           "before its transaction committed (800 ms)" % (runs[0]["at"] - t0))
-    row = table(m.db, "WHERE id = ?", (r["id"],))[0]
-    eq((row["state"], row["attempt"]), ("completed", 1), "in the table")
+    row = m.store.job("work", r["id"])
+    eq((row["state"], row["attempt"]), ("completed", 1), "stored")
+    if m.be.redis is not None:
+        eq(outbox(m.db, r["id"]), [], "the outbox after the move")
 
 
-async def t_tx_kill(srv, log, db):
+async def t_tx_kill(srv, log, db, store):
     """A job committed with its row (due 500 ms later), kill -9 right
     after the reply: after a restart both are there and the job runs
+    once. With Redis the job is then in Redis or still in the outbox,
     once."""
     make_rows_table(db)
     await asyncio.to_thread(srv.start)
@@ -527,9 +545,13 @@ async def t_tx_kill(srv, log, db):
     check_tx_reply(r, True, "commit before the kill")
     eq(log.runs("work", "tx-k"), [], "runs before the kill")
     eq(rows_named(db, "k"), ["k"], "the row after the kill")
-    rows = table(db, "WHERE id = 'tx-k'")
-    eq([(x["state"], x["attempt"]) for x in rows], [("waiting", 0)],
-       "the job after the kill")
+    rows = [(x["state"], x["attempt"]) for x in store.jobs("work", ["tx-k"])]
+    if isinstance(store, RedisStore):
+        rows += [("outbox", 0)] * len(outbox(db, "tx-k"))
+        check(rows in ([("waiting", 0)], [("outbox", 0)]), "tx-k after the "
+              "kill, in Redis or in the outbox, once: %r" % rows)
+    else:
+        eq(rows, [("waiting", 0)], "the job after the kill")
     await asyncio.to_thread(srv.start)
     await wait_log(log, lambda ls: any(
         x["ev"] == "jobCompleted" and x["msg"]["id"] == "tx-k" for x in ls),
@@ -538,10 +560,10 @@ async def t_tx_kill(srv, log, db):
     runs = log.runs("work", "tx-k")
     eq([x["attempt"] for x in runs], [1], "runs of tx-k")
     check(runs[0]["pid"] != pid, "ran on the killed server")
-    eq([(x["state"], x["attempt"]) for x in table(db, "WHERE id = 'tx-k'")],
-       [("completed", 1)], "tx-k in the table")
-    tap.diag("kill -9 after the commit: ran %d ms after the kill"
-             % (runs[0]["at"] - killed))
+    eq([(x["state"], x["attempt"]) for x in store.jobs("work", ["tx-k"])],
+       [("completed", 1)], "tx-k stored")
+    tap.diag("kill -9 after the commit: ran %d ms after the kill (%s)"
+             % (runs[0]["at"] - killed, rows))
 
 
 async def t_tx_no_database(srv):
@@ -654,13 +676,12 @@ async def t_metrics(m):
     """pxl_metrics() "queues" (testkit's test/metrics) after: queue flaky
     2 jobs completing, 1 completing on its 2nd attempt, 1 dead after 2;
     work 1 held (active) and 1 behind it (waiting), with the jobs the
-    transaction cases completed (tx-rolled, the committed one; none with
-    Redis); delay 1 due
+    transaction cases completed (tx-rolled, the committed one); delay 1 due
     in a minute (delayed); rated the 100 rate-limited jobs, which waited
     up to ~10 s."""
     m.need()
     c = m.c
-    # What the transaction cases completed in queue work (none with Redis).
+    # What the transaction cases completed in queue work.
     tx_done = len({x["msg"]["id"] for x in m.log.lines()
                    if x["ev"] == "jobCompleted"
                    and x["msg"]["queue"] == "work"})
@@ -780,13 +801,13 @@ async def amain(be):
     kill_log = JobLog(os.path.join(d, "kill.log"))
     kill_db = os.path.join(d, "kill.db")
     kill = Server(config("kill", kill_log.path,
-                         extra='database = { path = "%s"; };' % kill_db),
-                  name="kill")
+                         extra='database = { path = "%s"; };\n%s'
+                         % (kill_db, be.config())), name="kill")
     pg = PG()
     pg_srv = Server(config("pg", os.path.join(d, "pg.log")), name="pg")
-    servers = sc.pair + [m.server] + rp.servers
+    servers = sc.pair + [m.server] + rp.servers + [kill]
     if sqlite:
-        servers += [kill, pg_srv]
+        servers += [pg_srv]
 
     tap.case(say("schedule servers start: two processes on one directory"
                  + ("" if sqlite else ", a cluster of 2 workers")), sc.start)
@@ -806,12 +827,11 @@ async def amain(be):
     await tap.acase(say("no database: pxl_job_add_tx has no transaction"),
                     t_tx_no_database, sc.pair[0]
                     if sc.pair[0].running() else m.server)
-    if sqlite:
-        await tap.acase(say("a transaction that rolls back: no row, no job, "
-                            "no run"), t_tx_rollback, m)
-        await tap.acase(say("a transaction that commits: row and job appear "
-                            "together, the job runs once after the commit"),
-                        t_tx_commit, m)
+    await tap.acase(say("a transaction that rolls back: no row, no job, "
+                        "no run"), t_tx_rollback, m)
+    await tap.acase(say("a transaction that commits: row and job appear "
+                        "together, the job runs once after the commit"),
+                    t_tx_commit, m)
     await tap.acase(say("schedule every 1 s, two processes sharing the "
                         "jobs: each tick's job once, run once, consecutive "
                         "seconds; cron ticks only on whole minutes"),
@@ -842,10 +862,10 @@ async def amain(be):
                         "and run times"), t_metrics, m)
     if m.c is not None:
         await m.c.close()
+    await tap.acase(say("kill -9 right after a commit: after a restart the "
+                        "job runs once"), t_tx_kill, kill, kill_log, kill_db,
+                    be.store("kill", kill_db), timeout=30)
     if sqlite:
-        await tap.acase(say("kill -9 right after a commit: after a restart "
-                            "the job runs once"), t_tx_kill, kill, kill_log,
-                        kill_db, timeout=30)
         await tap.acase(say("PostgreSQL: pxl_job_add_tx refuses "
                             "(PXL_EINVAL)"), t_tx_postgresql, pg, pg_srv,
                         timeout=60)

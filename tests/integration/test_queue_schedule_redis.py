@@ -2,8 +2,8 @@
 test_queue_schedule_redis - test_queue_schedule's cases with the jobs in
 Redis (a redis group in the app files, a real redis-server of the
 test's own): schedules on two processes and on a cluster of workers = 2,
-rate limits on one process and shared by two, metrics. The transaction
-cases stay with SQLite (see test_queue_schedule).
+rate limits on one process and shared by two, jobs added in a
+transaction of the app's SQLite database (through the outbox), metrics.
 """
 import os
 import sys
