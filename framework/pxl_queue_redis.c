@@ -634,13 +634,15 @@ static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
         a->done = done;
         a->arg = arg;
         rc = run(q, S_ADD, line_of(qu)->key, 10, argv, lens, added, a);
-        if (rc < 0) {
+        if (rc < 0)
                 free(a);
-                if (rc == PXL_ECLOSED)
-                        pxl_logs(PXL_LOG_WARN,
-                                 "pxl_job_add: queue %s: %s (Redis is down): "
-                                 "job %s not added",
-                                 nj->queue, UNAVAILABLE, nj->id);
+        /* Down: not lost, refused; the plugin may add it again later. */
+        if (rc == PXL_ECLOSED) {
+                pxl_logs(PXL_LOG_WARN,
+                         "pxl_job_add: queue %s: %s (Redis is down): "
+                         "job %s not added",
+                         nj->queue, UNAVAILABLE, nj->id);
+                rc = PXL_EAGAIN;
         }
         return rc;
 }

@@ -717,7 +717,9 @@ typedef void pxl_job_added_fn(struct pxl_ctx *ctx, const char *id,
  * PXL_EINVAL for a queue no plugin processes, an id that is not 1 to
  * 128 printable bytes or a payload over queue.max_payload (the reason
  * logged); PXL_ECLOSED without a
- * queue (no plugin declares processors); PXL_ENOMEM. fn never runs on
+ * queue (no plugin declares processors, or the worker is stopping);
+ * PXL_EAGAIN while the jobs' Redis is down ("queue unavailable" logged:
+ * nothing is stored, add it again later); PXL_ENOMEM. fn never runs on
  * these. A processor runs with a ctx that has no client. A delay runs
  * from the call; delays past ten years are cut to ten years.
  */

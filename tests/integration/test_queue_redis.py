@@ -25,7 +25,7 @@ servers:
   entries of jobs still running (a claim asking for one job must still
   find it: XAUTOCLAIM looks at COUNT x 10 pending entries per call);
 - while Redis is down (SHUTDOWN SAVE, on a redis-server of the case's
-  own), job/add fails at once: pxl_job_add returns PXL_ECLOSED and the
+  own), job/add fails at once: pxl_job_add returns PXL_EAGAIN and the
   log says "queue unavailable", naming the job; nothing of it is stored
   or run later. The jobs Redis held (one running, one waiting behind
   it, one delayed and due during the outage) are not lost: with Redis
@@ -50,7 +50,7 @@ from pxlws import poll  # noqa: E402
 from test_queue import JobClient, max_running, now_ms, tap  # noqa: E402
 
 N_SHARED = 10000
-PXL_ECLOSED_TEXT = "connection closed"  # pxl_strerror(PXL_ECLOSED)
+PXL_EAGAIN_TEXT = "try again"  # pxl_strerror(PXL_EAGAIN)
 
 
 STALLED_AFTER = 2  # s, the pair's queue.stalled_after
@@ -400,7 +400,7 @@ async def t_redis_down(dn):
                                             "options": {"id": "x%d" % i}})
             took = time.monotonic() - t0
             eq(f.get("type"), "error", "job/add while Redis is down: %r" % f)
-            eq(f["data"]["error"], "pxl_job_add: " + PXL_ECLOSED_TEXT,
+            eq(f["data"]["error"], "pxl_job_add: " + PXL_EAGAIN_TEXT,
                "the refusal")
             check(took <= 0.2 + load_slack(1, 0.3), "job/add took %.3f s to "
                   "fail while Redis is down" % took)
