@@ -122,8 +122,11 @@
 /*
  * Move the due delayed jobs to their streams, then take up to n jobs,
  * highest level first, stalled ones (idle over stalled ms) before new
- * ones, within the rate limit when interval (us) is not 0.
- * ARGV: n, owner, now, stalled ms, interval, now in us.
+ * ones, within the rate limit when interval (us) is not 0. Looking for
+ * stalled jobs walks the pending entries, so the caller asks for it
+ * only now and then (ARGV[7] '1').
+ * ARGV: n, owner, now, stalled ms, interval, now in us, look for
+ * stalled ones.
  * Returns {wake, limited, {levels}, job...}: wake is when the next
  * delayed job is due (-1: none), or with limited 1 when the rate limit
  * allows the next start; a job is {id, token, payload, attempt,
@@ -154,12 +157,14 @@
         /* one call looks at COUNT x 10 pending entries: go on from its */    \
         /* cursor, or a stalled entry behind running ones is never found */   \
         "  local cur = '0-0'\n"                                                \
-        "  repeat\n"                                                           \
+        "  if ARGV[7] ~= '1' then cur = nil end\n"                             \
+        "  while cur do\n"                                                     \
         "    local c = redis.call('XAUTOCLAIM', skey(lv), 'pxl', owner, "      \
         "ARGV[4], cur, 'COUNT', left)\n"                                       \
         "    left = left - take(lv, c[2], owner, now, out)\n"                  \
         "    cur = c[1]\n"                                                     \
-        "  until left <= 0 or cur == '0-0'\n"                                  \
+        "    if left <= 0 or cur == '0-0' then cur = nil end\n"                \
+        "  end\n"                                                              \
         /* entries dropped (wake-ups, moved jobs) took none: read on */       \
         "  while left > 0 do\n"                                                \
         "    local r = redis.call('XREADGROUP', 'GROUP', 'pxl', owner, "       \

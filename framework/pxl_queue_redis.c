@@ -90,6 +90,7 @@ struct redis_line {
         bool blocked;               /* a blocking read is in flight */
         struct event *due_timer;    /* the next delayed job is due */
         bool set_up;                /* SETUP answered since the start */
+        int64_t stalled_looked_ms;  /* the last claim that looked (ms) */
         char **levels;              /* in use, highest first */
         size_t nlevels;
         uint64_t unused_counts[3]; /* blocking's publish counters */
@@ -331,8 +332,18 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
         struct redis_line *rl = line_of(qu);
         const struct pxl_queue_conf *conf = &q->srv->conf->queue;
         char sn[16], now[24], stalled[24], interval[24], now_us[24];
-        const char *argv[6] = {sn, q->owner, now, stalled, interval, now_us};
+        const char *argv[7] = {sn,       q->owner, now, stalled,
+                               interval, now_us,   "0"};
         int64_t t = pxl_queue_now_ms();
+
+        /*
+         * Stalled jobs: a walk of the pending entries, so four times a
+         * stalled_after at most, not at every claim of a busy queue.
+         */
+        if (t - rl->stalled_looked_ms >= (int64_t)conf->stalled_after * 250) {
+                rl->stalled_looked_ms = t;
+                argv[6] = "1";
+        }
 
         snprintf(sn, sizeof(sn), "%u", n);
         snprintf(now, sizeof(now), "%" PRId64, t);
@@ -346,7 +357,7 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
                 run(q, S_SETUP, rl->key, 2, sa, NULL, set_up_done, qu);
         }
         /* Redis down: pxl_redis logs the outage once; look again later. */
-        if (run(q, S_CLAIM, rl->key, 6, argv, NULL, claimed, qu) < 0)
+        if (run(q, S_CLAIM, rl->key, 7, argv, NULL, claimed, qu) < 0)
                 pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
 }
 
