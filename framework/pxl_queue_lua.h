@@ -11,7 +11,9 @@
  *                 the pending list of the worker (consumer) running it;
  *                 its idle time is the lease, renewed by XCLAIM while
  *                 it runs, taken over by XAUTOCLAIM after
- *                 queue.stalled_after
+ *                 queue.stalled_after; acknowledged entries stay until
+ *                 a claim trims the stream behind the oldest pending
+ *                 one (XTRIM MINID)
  *   Q levels      sorted set of the levels in use (level 0 always)
  *   Q delayed     sorted set, run_at -> ID: jobs not yet due (delays,
  *                 retries after their backoff)
@@ -51,15 +53,29 @@
         "'MKSTREAM')\n"                                                        \
         "  return true\n"                                                      \
         "end\n"                                                                \
-        "local function enqueue(id, lv)\n"                                     \
+        /* level lv can take jobs; a new one wakes the blocked readers */     \
+        "local function ready(lv)\n"                                           \
         "  if level(lv) and lv ~= '0' then\n"                                  \
         "    level('0')\n"                                                     \
         "    redis.call('XADD', skey('0'), '*', 'w', lv)\n"                    \
         "    redis.call('INCR', Q .. 'wakes')\n"                               \
         "  end\n"                                                              \
+        "end\n"                                                                \
+        "local function enqueue(id, lv)\n"                                     \
+        "  ready(lv)\n"                                                        \
         "  local e = redis.call('XADD', skey(lv), '*', 'j', id)\n"             \
         "  redis.call('HSET', jkey(id), 'state', 'waiting', 'entry', e)\n"     \
         "  redis.call('HDEL', jkey(id), 'owner')\n"                            \
+        "end\n"                                                                \
+        /* field f of level lv's group in XINFO GROUPS (false if none) */     \
+        "local function group(lv, f)\n"                                        \
+        "  for _, g in ipairs(redis.call('XINFO', 'GROUPS', skey(lv))) do\n"   \
+        "    for k = 1, #g, 2 do\n"                                            \
+        "      if g[k] == 'name' and g[k + 1] ~= 'pxl' then break end\n"       \
+        "      if g[k] == f then return g[k + 1] end\n"                        \
+        "    end\n"                                                            \
+        "  end\n"                                                              \
+        "  return false\n"                                                     \
         "end\n"                                                                \
         "local function drop(s, e)\n"                                          \
         "  redis.call('XACK', s, 'pxl', e)\n"                                  \
@@ -73,16 +89,16 @@
         "    if type(f) == 'table' and f[1] == 'j' then\n"                     \
         "      h = redis.call('HMGET', jkey(f[2]), 'entry', 'payload', "       \
         "'attempts', 'backoff_ms', 'backoff_exp', 'timeout_ms', 'keep', "      \
-        "'run_at')\n"                                                          \
+        "'run_at', 'attempt')\n"                                               \
         "    end\n"                                                            \
         "    if h == nil or h[1] ~= e then\n"                                  \
         "      drop(s, e)\n"                                                   \
         "      if type(f) == 'table' and f[1] == 'w' then\n"                   \
         "        redis.call('DECR', Q .. 'wakes') end\n"                       \
         "    else\n"                                                           \
-        "      local a = redis.call('HINCRBY', jkey(f[2]), 'attempt', 1)\n"    \
-        "      redis.call('HSET', jkey(f[2]), 'state', 'active', 'owner', "    \
-        "owner, 'started_at', now)\n"                                          \
+        "      local a = (tonumber(h[9]) or 0) + 1\n"                          \
+        "      redis.call('HSET', jkey(f[2]), 'attempt', a, 'state', "         \
+        "'active', 'owner', owner, 'started_at', now)\n"                       \
         "      out[#out + 1] = {f[2], lv .. '/' .. e, h[2], a, h[3], h[4], "   \
         "h[5], h[6], h[7], h[8]}\n"                                            \
         "      n = n + 1\n"                                                    \
@@ -99,25 +115,36 @@
         "return 1\n"
 
 /*
- * Add a job unless its id exists: 1 added, 0 existed. ARGV: id,
- * payload, priority, run_at, now, attempts, backoff_ms, backoff_exp,
- * timeout_ms, keep.
+ * Add jobs unless their ids exist: for each, 1 added, 0 existed.
+ * ARGV: now, then for each job: id, payload, priority, run_at,
+ * attempts, backoff_ms, backoff_exp, timeout_ms, keep.
  */
 #define PXL_QUEUE_LUA_ADD                                                      \
         PXL_QUEUE_LUA_PRELUDE                                                  \
-        "local id = ARGV[1]\n"                                                 \
-        "if redis.call('EXISTS', jkey(id)) == 1 then return 0 end\n"           \
-        "redis.call('HSET', jkey(id), 'payload', ARGV[2], 'priority', "        \
-        "ARGV[3], 'run_at', ARGV[4], 'attempt', 0, 'attempts', ARGV[6], "      \
-        "'backoff_ms', ARGV[7], 'backoff_exp', ARGV[8], 'timeout_ms', "        \
-        "ARGV[9], 'keep', ARGV[10], 'created_at', ARGV[5])\n"                  \
-        "if tonumber(ARGV[4]) > tonumber(ARGV[5]) then\n"                      \
-        "  redis.call('HSET', jkey(id), 'state', 'delayed')\n"                 \
-        "  redis.call('ZADD', Q .. 'delayed', ARGV[4], id)\n"                  \
-        "else\n"                                                               \
-        "  enqueue(id, ARGV[3])\n"                                             \
+        "local now, out, seen = tonumber(ARGV[1]), {}, {}\n"                   \
+        "for i = 2, #ARGV, 9 do\n"                                             \
+        "  local id, lv = ARGV[i], ARGV[i + 2]\n"                              \
+        "  if redis.call('EXISTS', jkey(id)) == 1 then\n"                      \
+        "    out[#out + 1] = 0\n"                                              \
+        "  else\n"                                                             \
+        "    local state, e = 'delayed', nil\n"                                \
+        "    if tonumber(ARGV[i + 3]) > now then\n"                            \
+        "      redis.call('ZADD', Q .. 'delayed', ARGV[i + 3], id)\n"          \
+        "    else\n"                                                           \
+        "      if not seen[lv] then ready(lv) seen[lv] = true end\n"           \
+        "      state, e = 'waiting', redis.call('XADD', skey(lv), '*', 'j', "  \
+        "id)\n"                                                                \
+        "    end\n"                                                            \
+        "    redis.call('HSET', jkey(id), 'payload', ARGV[i + 1], "           \
+        "'priority', lv, 'run_at', ARGV[i + 3], 'attempt', 0, 'attempts', "    \
+        "ARGV[i + 4], 'backoff_ms', ARGV[i + 5], 'backoff_exp', ARGV[i + 6], " \
+        "'timeout_ms', ARGV[i + 7], 'keep', ARGV[i + 8], 'created_at', "       \
+        "ARGV[1], 'state', state)\n"                                           \
+        "    if e then redis.call('HSET', jkey(id), 'entry', e) end\n"         \
+        "    out[#out + 1] = 1\n"                                              \
+        "  end\n"                                                              \
         "end\n"                                                                \
-        "return 1\n"
+        "return out\n"
 
 /*
  * Move the due delayed jobs to their streams, then take up to n jobs,
@@ -126,7 +153,7 @@
  * stalled jobs walks the pending entries, so the caller asks for it
  * only now and then (ARGV[7] '1').
  * ARGV: n, owner, now, stalled ms, interval, now in us, look for
- * stalled ones.
+ * stalled ones, trim the streams (both '1' or '0').
  * Returns {wake, limited, {levels}, job...}: wake is when the next
  * delayed job is due (-1: none), or with limited 1 when the rate limit
  * allows the next start; a job is {id, token, payload, attempt,
@@ -173,6 +200,14 @@
         "    left = left - take(lv, r[1][2], owner, now, out)\n"               \
         "  end\n"                                                              \
         "end\n"                                                                \
+        /* trim behind what every reader has acknowledged */                  \
+        "if ARGV[8] == '1' then\n"                                             \
+        "  for _, lv in ipairs(levels) do\n"                                   \
+        "    local minid = redis.call('XPENDING', skey(lv), 'pxl')[2]\n"       \
+        "    if not minid then minid = group(lv, 'last-delivered-id') end\n"   \
+        "    if minid then redis.call('XTRIM', skey(lv), 'MINID', minid) end\n" \
+        "  end\n"                                                              \
+        "end\n"                                                                \
         "if interval > 0 then\n"                                               \
         "  redis.call('SET', Q .. 'limit', "                                   \
         "string.format('%d', tat + (n - left) * interval))\n"                  \
@@ -197,52 +232,61 @@
         "unpack(out)}\n"
 
 /*
- * Record how a run ended, if it is still owner's attempt: 1, else 0.
- * ARGV: id, owner, attempt, end (c completed, r retry, d dead), result
- * or error ('' none), now, retry_at, level, entry, keep, and the time
- * after which a completed schedule tick is spared by trimming.
+ * Record how runs ended, each if it is still owner's attempt: for each,
+ * 1 recorded, else 0. The entry is acknowledged, not deleted: CLAIM
+ * trims the streams behind what is acknowledged now and then.
+ * ARGV: owner, now, the time after which a completed schedule tick is
+ * spared by trimming, then for each run: id, attempt, end (c completed,
+ * r retry, d dead), result or error ('' none), retry_at, level, entry,
+ * keep.
  */
 #define PXL_QUEUE_LUA_FINISH                                                   \
         PXL_QUEUE_LUA_PRELUDE                                                  \
-        "local id, now = ARGV[1], ARGV[6]\n"                                   \
-        "local h = redis.call('HMGET', jkey(id), 'owner', 'attempt', "         \
-        "'state')\n"                                                           \
-        "if h[1] ~= ARGV[2] or h[2] ~= ARGV[3] or h[3] ~= 'active' then\n"     \
-        "  return 0 end\n"                                                     \
-        "drop(skey(ARGV[8]), ARGV[9])\n"                                       \
-        "redis.call('HDEL', jkey(id), 'owner', 'entry')\n"                     \
-        "if ARGV[4] == 'c' then\n"                                             \
-        "  local keep = tonumber(ARGV[10])\n"                                  \
-        "  if keep == 0 then redis.call('DEL', jkey(id)) return 1 end\n"       \
-        "  redis.call('HSET', jkey(id), 'state', 'completed', "                \
-        "'finished_at', now)\n"                                                \
-        "  redis.call('HDEL', jkey(id), 'error')\n"                            \
-        "  if ARGV[5] ~= '' then\n"                                            \
-        "    redis.call('HSET', jkey(id), 'result', ARGV[5]) end\n"            \
-        "  redis.call('ZADD', Q .. 'done', now, id)\n"                         \
-        "  local over = redis.call('ZCARD', Q .. 'done') - keep\n"             \
-        "  if over > 0 then\n"                                                 \
-        "    local old = redis.call('ZRANGE', Q .. 'done', 0, over - 1, "      \
+        "local owner, now, out = ARGV[1], ARGV[2], {}\n"                       \
+        "for i = 4, #ARGV, 8 do\n"                                             \
+        "  local id, how, text = ARGV[i], ARGV[i + 2], ARGV[i + 3]\n"          \
+        "  local jk, keep = jkey(id), tonumber(ARGV[i + 7])\n"                 \
+        "  local h = redis.call('HMGET', jk, 'owner', 'attempt', 'state')\n"   \
+        "  if h[1] ~= owner or h[2] ~= ARGV[i + 1] or h[3] ~= 'active' then\n" \
+        "    out[#out + 1] = 0\n"                                              \
+        "  else\n"                                                             \
+        "    out[#out + 1] = 1\n"                                              \
+        "    redis.call('XACK', skey(ARGV[i + 5]), 'pxl', ARGV[i + 6])\n"      \
+        "    if how == 'c' and keep == 0 then\n"                               \
+        "      redis.call('DEL', jk)\n"                                        \
+        "    elseif how == 'c' then\n"                                         \
+        "      redis.call('HDEL', jk, 'owner', 'entry', 'error')\n"            \
+        "      redis.call('HSET', jk, 'state', 'completed', 'finished_at', "   \
+        "now)\n"                                                               \
+        "      if text ~= '' then redis.call('HSET', jk, 'result', text) end\n" \
+        "      redis.call('ZADD', Q .. 'done', now, id)\n"                     \
+        "      local over = redis.call('ZCARD', Q .. 'done') - keep\n"         \
+        "      if over > 0 then\n"                                             \
+        "        local old = redis.call('ZRANGE', Q .. 'done', 0, over - 1, "  \
         "'WITHSCORES')\n"                                                      \
-        "    for i = 1, #old, 2 do\n"                                          \
-        "      if string.sub(old[i], 1, 9) ~= 'schedule:' or "                 \
-        "tonumber(old[i + 1]) <= tonumber(ARGV[11]) then\n"                    \
-        "        redis.call('DEL', jkey(old[i]))\n"                            \
-        "        redis.call('ZREM', Q .. 'done', old[i])\n"                    \
+        "        for k = 1, #old, 2 do\n"                                      \
+        "          if string.sub(old[k], 1, 9) ~= 'schedule:' or "             \
+        "tonumber(old[k + 1]) <= tonumber(ARGV[3]) then\n"                     \
+        "            redis.call('DEL', jkey(old[k]))\n"                        \
+        "            redis.call('ZREM', Q .. 'done', old[k])\n"                \
+        "          end\n"                                                      \
+        "        end\n"                                                        \
         "      end\n"                                                          \
+        "    elseif how == 'r' then\n"                                         \
+        "      redis.call('HDEL', jk, 'owner', 'entry')\n"                     \
+        "      redis.call('HSET', jk, 'state', 'delayed', 'run_at', "          \
+        "ARGV[i + 4], 'error', text)\n"                                        \
+        "      redis.call('ZADD', Q .. 'delayed', ARGV[i + 4], id)\n"          \
+        "    else\n"                                                           \
+        "      local e = redis.call('XADD', Q .. 'dead', '*', 'j', id, "       \
+        "'error', text)\n"                                                     \
+        "      redis.call('HDEL', jk, 'owner', 'entry')\n"                     \
+        "      redis.call('HSET', jk, 'state', 'dead', 'error', text, "        \
+        "'finished_at', now, 'dead_entry', e)\n"                               \
         "    end\n"                                                            \
         "  end\n"                                                              \
-        "elseif ARGV[4] == 'r' then\n"                                         \
-        "  redis.call('HSET', jkey(id), 'state', 'delayed', 'run_at', "        \
-        "ARGV[7], 'error', ARGV[5])\n"                                         \
-        "  redis.call('ZADD', Q .. 'delayed', ARGV[7], id)\n"                  \
-        "else\n"                                                               \
-        "  local e = redis.call('XADD', Q .. 'dead', '*', 'j', id, "           \
-        "'error', ARGV[5])\n"                                                  \
-        "  redis.call('HSET', jkey(id), 'state', 'dead', 'error', ARGV[5], "   \
-        "'finished_at', now, 'dead_entry', e)\n"                               \
         "end\n"                                                                \
-        "return 1\n"
+        "return out\n"
 
 /*
  * Keep owner's runs: reset the idle time of each entry still its own.
@@ -311,7 +355,11 @@
         "  for _, lv in ipairs(redis.call('ZRANGE', Q .. 'levels', 0, -1)) "   \
         "do\n"                                                                 \
         "    local p = redis.call('XPENDING', skey(lv), 'pxl')\n"              \
-        "    waiting = waiting + redis.call('XLEN', skey(lv)) - p[1]\n"        \
+        /* entries not yet delivered; acknowledged ones stay till trimmed */  \
+        "    local lag = group(lv, 'lag')\n"                                   \
+        "    if type(lag) ~= 'number' then\n"                                  \
+        "      lag = redis.call('XLEN', skey(lv)) - p[1] end\n"                \
+        "    waiting = waiting + lag\n"                                        \
         "    active = active + p[1]\n"                                         \
         "  end\n"                                                              \
         "  waiting = math.max(0, waiting - "                                   \

@@ -25,6 +25,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/queue.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,12 +75,24 @@ static struct pxl_redis_script scripts[S_N];
 static bool scripts_ready;
 
 #define UNAVAILABLE "queue unavailable"
-#define MAX_ARGS    (4 + 4 * PXL_QUEUE_MAX_CLAIM)
+#define BATCH_MAX   64 /* adds or outcomes in one script call */
+#define ITEM_ARGS   9  /* an add's arguments (an outcome has 8) */
+#define MAX_ARGS    (4 + ITEM_ARGS * BATCH_MAX)
 #define OUTBOX_BATCH    100
 #define OUTBOX_LEASE_MS 2000 /* a row being moved, for others to leave */
 #define OUTBOX_SWEEP_MS 1000  /* rows whose mover died, or missed */
 
 struct redis_queue;
+struct item;
+STAILQ_HEAD(item_list, item);
+
+/* Adds or outcomes of one queue waiting for the end of the loop turn. */
+struct batch {
+        int script; /* enum script */
+        struct redis_line *rl;
+        struct item_list items;
+        struct event *ev; /* active while items wait */
+};
 
 /* One queue's state here (qu->be). */
 struct redis_line {
@@ -91,6 +104,8 @@ struct redis_line {
         struct event *due_timer;    /* the next delayed job is due */
         bool set_up;                /* SETUP answered since the start */
         int64_t stalled_looked_ms;  /* the last claim that looked (ms) */
+        int64_t trimmed_ms;         /* the last claim that trimmed (ms) */
+        struct batch adds, finishes;
         char **levels;              /* in use, highest first */
         size_t nlevels;
         uint64_t unused_counts[3]; /* blocking's publish counters */
@@ -332,8 +347,8 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
         struct redis_line *rl = line_of(qu);
         const struct pxl_queue_conf *conf = &q->srv->conf->queue;
         char sn[16], now[24], stalled[24], interval[24], now_us[24];
-        const char *argv[7] = {sn,       q->owner, now, stalled,
-                               interval, now_us,   "0"};
+        const char *argv[8] = {sn,       q->owner, now, stalled,
+                               interval, now_us,   "0", "0"};
         int64_t t = pxl_queue_now_ms();
 
         /*
@@ -343,6 +358,11 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
         if (t - rl->stalled_looked_ms >= (int64_t)conf->stalled_after * 250) {
                 rl->stalled_looked_ms = t;
                 argv[6] = "1";
+        }
+        /* Acknowledged entries go once a second. */
+        if (t - rl->trimmed_ms >= 1000) {
+                rl->trimmed_ms = t;
+                argv[7] = "1";
         }
 
         snprintf(sn, sizeof(sn), "%u", n);
@@ -357,7 +377,7 @@ static void redis_claim(struct pxl_queue_line *qu, unsigned n)
                 run(q, S_SETUP, rl->key, 2, sa, NULL, set_up_done, qu);
         }
         /* Redis down: pxl_redis logs the outage once; look again later. */
-        if (run(q, S_CLAIM, rl->key, 7, argv, NULL, claimed, qu) < 0)
+        if (run(q, S_CLAIM, rl->key, 8, argv, NULL, claimed, qu) < 0)
                 pxl_queue_claimed(qu, NULL, 0, NULL, poll_at(q), false);
 }
 
@@ -513,25 +533,186 @@ static void redis_wake(struct pxl_queue_line *qu)
         pxl_redis_queue_command(rl->rq->redis, NULL, NULL, 3, argv, lens);
 }
 
-/* ---- outcomes and the rest --------------------------------------------- */
+/* ---- batches ------------------------------------------------------------ */
 
-struct recording {
-        pxl_queue_recorded_fn *done;
+/*
+ * Adds and outcomes wait for the end of the loop turn that made them,
+ * then go to Redis in one script call per queue and kind (up to
+ * BATCH_MAX each): a script call costs Redis about as much as the
+ * commands of one job in it. Each counts as a call in flight
+ * (pxl_queue_hold) until answered, so that stopping waits for it.
+ */
+struct item;
+typedef void item_fn(struct pxl_queue *q, struct item *it, long long result,
+                     const char *error);
+
+struct item {
+        STAILQ_ENTRY(item) link;
+        item_fn *done; /* result: the script's 1 or 0 for it; or error */
+        pxl_queue_added_fn *added;
+        pxl_queue_recorded_fn *recorded;
         void *arg;
-        const char *queue; /* for the log */
+        const char *queue; /* borrowed from the plugin's table */
+        int argc;
+        const char *argv[ITEM_ARGS];
+        size_t lens[ITEM_ARGS];
+        char data[]; /* the arguments' bytes */
 };
 
-static void recorded(struct pxl_queue *q, struct redisReply *r, void *arg)
-{
-        struct recording *rec = arg;
+struct flight {
+        struct batch *b;
+        struct item_list items;
+};
 
+static struct item *item_new(int argc, const char *const *argv,
+                             const size_t *lens)
+{
+        size_t total = 0;
+        struct item *it;
+        char *p;
+
+        for (int i = 0; i < argc; i++)
+                total += lens[i];
+        if ((it = calloc(1, sizeof(*it) + total)) == NULL)
+                return NULL;
+        it->argc = argc;
+        p = it->data;
+        for (int i = 0; i < argc; i++) {
+                memcpy(p, argv[i], lens[i]);
+                it->argv[i] = p;
+                it->lens[i] = lens[i];
+                p += lens[i];
+        }
+        return it;
+}
+
+static void batch_put(struct batch *b, struct item *it)
+{
+        struct pxl_queue *q = b->rl->qu->q;
+
+        if (STAILQ_EMPTY(&b->items))
+                event_active(b->ev, EV_TIMEOUT, 1);
+        STAILQ_INSERT_TAIL(&b->items, it, link);
+        pxl_queue_hold(q);
+}
+
+/* Answer every item of list (result from r, or error) and free it. */
+static void answer(struct pxl_queue *q, struct item_list *list,
+                   const struct redisReply *r, const char *error)
+{
+        struct item *it;
+        size_t i = 0;
+
+        while ((it = STAILQ_FIRST(list)) != NULL) {
+                const struct redisReply *e =
+                        error == NULL && i < r->elements ? r->element[i]
+                                                         : NULL;
+
+                STAILQ_REMOVE_HEAD(list, link);
+                it->done(q, it, num_of(e),
+                         error ? error : e ? NULL : "unexpected reply");
+                i++;
+                free(it);
+                pxl_queue_release(q);
+        }
+}
+
+static void flown(struct pxl_queue *q, struct redisReply *r, void *arg)
+{
+        struct flight *f = arg;
+        const char *error = reply_error(r);
+
+        if (error == NULL && r->type != REDIS_REPLY_ARRAY)
+                error = "unexpected reply";
+        answer(q, &f->items, r, error);
+        free(f);
+}
+
+/* The end of the turn: send what waits, BATCH_MAX items a call. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+        struct batch *b = arg;
+        struct redis_line *rl = b->rl;
+        struct pxl_queue *q = rl->qu->q;
+        const char *argv[MAX_ARGS];
+        size_t lens[MAX_ARGS];
+        char now[24], spare[24];
+
+        (void)fd;
+        (void)what;
+        snprintf(now, sizeof(now), "%" PRId64, pxl_queue_now_ms());
+        snprintf(spare, sizeof(spare), "%" PRId64,
+                 pxl_queue_now_ms() - PXL_QUEUE_SCHEDULE_KEEP_MS);
+        while (!STAILQ_EMPTY(&b->items)) {
+                struct flight *f = malloc(sizeof(*f));
+                int argc = 0, n = 0;
+                struct item *it;
+
+                if (b->script == S_FINISH) {
+                        argv[argc++] = q->owner;
+                        argv[argc++] = now;
+                        argv[argc++] = spare;
+                } else {
+                        argv[argc++] = now;
+                }
+                for (int i = 0; i < argc; i++)
+                        lens[i] = strlen(argv[i]);
+                if (f == NULL) {
+                        answer(q, &b->items, NULL, "out of memory");
+                        return;
+                }
+                f->b = b;
+                STAILQ_INIT(&f->items);
+                while ((it = STAILQ_FIRST(&b->items)) != NULL &&
+                       n < BATCH_MAX) {
+                        STAILQ_REMOVE_HEAD(&b->items, link);
+                        STAILQ_INSERT_TAIL(&f->items, it, link);
+                        for (int i = 0; i < it->argc; i++) {
+                                argv[argc] = it->argv[i];
+                                lens[argc++] = it->lens[i];
+                        }
+                        n++;
+                }
+                if (run(q, b->script, rl->key, argc, argv, lens, flown, f) <
+                    0) {
+                        answer(q, &f->items, NULL, UNAVAILABLE);
+                        free(f);
+                }
+        }
+}
+
+static int batch_init(struct batch *b, struct redis_line *rl, int s,
+                      struct event_base *base)
+{
+        b->script = s;
+        b->rl = rl;
+        STAILQ_INIT(&b->items);
+        b->ev = event_new(base, -1, 0, on_flush, b);
+        return b->ev ? PXL_OK : PXL_ENOMEM;
+}
+
+/* Stopped with items waiting (the drain ran out of time): they fail. */
+static void batch_fini(struct batch *b, struct pxl_queue *q)
+{
+        if (b->ev == NULL)
+                return;
+        answer(q, &b->items, NULL, UNAVAILABLE);
+        event_free(b->ev);
+        b->ev = NULL;
+}
+
+/* ---- outcomes and the rest --------------------------------------------- */
+
+static void recorded(struct pxl_queue *q, struct item *it, long long result,
+                     const char *error)
+{
         /* Lost with the connection, it runs again: not an error here. */
-        if (reply_error(r) != NULL)
-                pxl_logs(r ? PXL_LOG_ERR : PXL_LOG_WARN,
+        if (error != NULL)
+                pxl_logs(strcmp(error, UNAVAILABLE) ? PXL_LOG_ERR
+                                                    : PXL_LOG_WARN,
                          "queue %s: cannot record a job's outcome: %s",
-                         rec->queue, reply_error(r));
-        rec->done(q, rec->arg, reply_error(r) == NULL && num_of(r) == 1);
-        free(rec);
+                         it->queue, error);
+        it->recorded(q, it->arg, error == NULL && result == 1);
 }
 
 static void redis_finish(struct pxl_job *job, const struct pxl_queue_outcome *o,
@@ -539,51 +720,48 @@ static void redis_finish(struct pxl_job *job, const struct pxl_queue_outcome *o,
 {
         struct pxl_queue_line *qu = job->queue;
         struct pxl_queue *q = qu->q;
-        struct recording *rec = malloc(sizeof(*rec));
         const char *slash = job->token ? strchr(job->token, '/') : NULL;
-        char attempt[16], now[24], retry_at[24], keep[16], spare[24];
-        char level[32];
-        const char *argv[11] = {job->id,
-                                q->owner,
-                                attempt,
-                                o->end == PXL_QUEUE_COMPLETED ? "c"
-                                : o->end == PXL_QUEUE_RETRY   ? "r"
-                                                              : "d",
-                                o->end == PXL_QUEUE_COMPLETED
-                                        ? (o->result ? o->result : "")
-                                        : o->error,
-                                now,
-                                retry_at,
-                                level,
-                                slash ? slash + 1 : "",
-                                keep,
-                                spare};
+        char attempt[16], retry_at[24], keep[16];
+        const char *argv[8] = {job->id,
+                               attempt,
+                               o->end == PXL_QUEUE_COMPLETED ? "c"
+                               : o->end == PXL_QUEUE_RETRY   ? "r"
+                                                             : "d",
+                               o->end == PXL_QUEUE_COMPLETED
+                                       ? (o->result ? o->result : "")
+                                       : o->error,
+                               retry_at,
+                               job->token,
+                               slash ? slash + 1 : "",
+                               keep};
+        size_t lens[8];
+        struct item *it;
 
-        if (rec == NULL || slash == NULL) {
-                free(rec);
+        if (slash == NULL || !pxl_redis_up(line_of(qu)->rq->redis)) {
+                if (slash != NULL)
+                        pxl_logs(PXL_LOG_WARN,
+                                 "queue %s: job %s: outcome not recorded "
+                                 "(%s): it runs again after "
+                                 "queue.stalled_after",
+                                 qu->name, job->id, UNAVAILABLE);
                 done(q, arg, false);
                 return;
         }
         snprintf(attempt, sizeof(attempt), "%u", job->attempt);
-        snprintf(now, sizeof(now), "%" PRId64, o->now);
         snprintf(retry_at, sizeof(retry_at), "%" PRId64, o->retry_at);
-        snprintf(level, sizeof(level), "%.*s", (int)(slash - job->token),
-                 job->token);
         snprintf(keep, sizeof(keep), "%u", job->keep);
-        snprintf(spare, sizeof(spare), "%" PRId64,
-                 o->now - PXL_QUEUE_SCHEDULE_KEEP_MS);
-        rec->done = done;
-        rec->arg = arg;
-        rec->queue = qu->name;
-        if (run(q, S_FINISH, line_of(qu)->key, 11, argv, NULL, recorded,
-                rec) < 0) {
-                pxl_logs(PXL_LOG_WARN,
-                         "queue %s: job %s: outcome not recorded (%s): it "
-                         "runs again after queue.stalled_after",
-                         qu->name, job->id, UNAVAILABLE);
-                free(rec);
+        for (int i = 0; i < 8; i++)
+                lens[i] = strlen(argv[i]);
+        lens[5] = (size_t)(slash - job->token); /* the level */
+        if ((it = item_new(8, argv, lens)) == NULL) {
                 done(q, arg, false);
+                return;
         }
+        it->done = recorded;
+        it->recorded = done;
+        it->arg = arg;
+        it->queue = qu->name;
+        batch_put(&line_of(qu)->finishes, it);
 }
 
 static void redis_progress(struct pxl_job *job, const char *json)
@@ -594,18 +772,34 @@ static void redis_progress(struct pxl_job *job, const char *json)
             NULL, NULL);
 }
 
-struct adding {
-        pxl_queue_added_fn *done;
-        void *arg;
-};
-
-static void added(struct pxl_queue *q, struct redisReply *r, void *arg)
+static void added(struct pxl_queue *q, struct item *it, long long result,
+                  const char *error)
 {
-        struct adding *a = arg;
+        it->added(q, it->arg, error == NULL && result == 0, error);
+}
 
-        a->done(q, a->arg, reply_error(r) == NULL && num_of(r) == 0,
-                reply_error(r));
-        free(a);
+/* An add of nj, as ADD takes it, to wait for the end of the turn. */
+static struct item *add_item(const struct pxl_queue_new *nj)
+{
+        char prio[24], run_at[24], attempts[16], backoff[16];
+        char timeout[16], keep[16];
+        const char *argv[9] = {nj->id,      nj->payload,
+                               prio,        run_at,
+                               attempts,    backoff,
+                               nj->backoff_exp ? "1" : "0",
+                               timeout,     keep};
+        size_t lens[9];
+
+        snprintf(prio, sizeof(prio), "%" PRId64, nj->priority);
+        snprintf(run_at, sizeof(run_at), "%" PRId64, nj->run_at);
+        snprintf(attempts, sizeof(attempts), "%u", nj->attempts);
+        snprintf(backoff, sizeof(backoff), "%u", nj->backoff_ms);
+        snprintf(timeout, sizeof(timeout), "%u", nj->timeout_ms);
+        snprintf(keep, sizeof(keep), "%u", nj->keep);
+        for (int i = 0; i < 9; i++)
+                lens[i] = strlen(argv[i]);
+        lens[1] = nj->payload_len;
+        return item_new(9, argv, lens);
 }
 
 static int outbox_add(struct pxl_queue *q, struct pxl_db_tx *tx,
@@ -617,45 +811,28 @@ static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
                      void *arg)
 {
         struct pxl_queue_line *qu = pxl_queue_line_find(q, nj->queue);
-        char prio[24], run_at[24], now[24], attempts[16], backoff[16];
-        char timeout[16], keep[16];
-        const char *argv[10] = {nj->id,  nj->payload, prio,    run_at,
-                                now,     attempts,    backoff, nj->backoff_exp ? "1" : "0",
-                                timeout, keep};
-        size_t lens[10];
-        struct adding *a;
-        int rc;
+        struct item *it;
 
         if (qu == NULL)
                 return PXL_EINVAL;
         if (tx != NULL)
                 return outbox_add(q, tx, nj, done, arg);
-        snprintf(prio, sizeof(prio), "%" PRId64, nj->priority);
-        snprintf(run_at, sizeof(run_at), "%" PRId64, nj->run_at);
-        snprintf(now, sizeof(now), "%" PRId64, nj->now);
-        snprintf(attempts, sizeof(attempts), "%u", nj->attempts);
-        snprintf(backoff, sizeof(backoff), "%u", nj->backoff_ms);
-        snprintf(timeout, sizeof(timeout), "%u", nj->timeout_ms);
-        snprintf(keep, sizeof(keep), "%u", nj->keep);
-        for (int i = 0; i < 10; i++)
-                lens[i] = strlen(argv[i]);
-        lens[1] = nj->payload_len;
-        if ((a = malloc(sizeof(*a))) == NULL)
-                return PXL_ENOMEM;
-        a->done = done;
-        a->arg = arg;
-        rc = run(q, S_ADD, line_of(qu)->key, 10, argv, lens, added, a);
-        if (rc < 0)
-                free(a);
         /* Down: not lost, refused; the plugin may add it again later. */
-        if (rc == PXL_ECLOSED) {
+        if (!pxl_redis_up(line_of(qu)->rq->redis)) {
                 pxl_logs(PXL_LOG_WARN,
                          "pxl_job_add: queue %s: %s (Redis is down): "
                          "job %s not added",
                          nj->queue, UNAVAILABLE, nj->id);
-                rc = PXL_EAGAIN;
+                return PXL_EAGAIN;
         }
-        return rc;
+        if ((it = add_item(nj)) == NULL)
+                return PXL_ENOMEM;
+        it->done = added;
+        it->added = done;
+        it->arg = arg;
+        it->queue = qu->name;
+        batch_put(&line_of(qu)->adds, it);
+        return PXL_OK;
 }
 
 /* ---- the outbox --------------------------------------------------------- */
@@ -718,6 +895,11 @@ static void committed(void *arg)
                 sweep(q);
 }
 
+struct adding {
+        pxl_queue_added_fn *done;
+        void *arg;
+};
+
 static void outbox_added(struct pxl_queue *q, const struct pxl_db_result *res,
                          void *arg)
 {
@@ -774,20 +956,22 @@ static int outbox_add(struct pxl_queue *q, struct pxl_db_tx *tx,
 }
 
 /* A row moved to Redis (or there already): it leaves the outbox. */
-static void moved(struct pxl_queue *q, struct redisReply *r, void *arg)
+static void moved(struct pxl_queue *q, struct item *it, long long result,
+                  const char *error)
 {
-        struct json_object *key = arg;
+        struct json_object *key = it->arg;
 
-        if (reply_error(r) == NULL && !q->stopping)
+        (void)result;
+        if (error == NULL && !q->stopping)
                 db_run(q, NULL,
                        "DELETE FROM pxl_job_outbox WHERE queue = $1 AND "
                        "id = $2",
                        json_object_get(key), NULL, NULL);
-        else if (reply_error(r) != NULL)
+        else if (error != NULL)
                 pxl_logs(PXL_LOG_WARN,
                          "queue: a committed job stays in the outbox (%s); "
                          "moved later",
-                         reply_error(r));
+                         error);
         json_object_put(key);
 }
 
@@ -797,7 +981,6 @@ static void swept(struct pxl_queue *q, const struct pxl_db_result *res,
 {
         struct redis_queue *rq = q->be_state;
         size_t n = pxl_db_rows(res);
-        char now[24];
 
         (void)arg;
         if (rq == NULL) /* answered as the app's database closed */
@@ -808,31 +991,30 @@ static void swept(struct pxl_queue *q, const struct pxl_db_result *res,
                          pxl_db_error(res));
                 return;
         }
-        snprintf(now, sizeof(now), "%" PRId64, pxl_queue_now_ms());
         for (size_t r = 0; r < n; r++) {
-                const char *argv[10];
-                size_t lens[10];
+                const char *row[9];
+                size_t lens[9];
                 struct pxl_queue_line *qu =
                         pxl_queue_line_find(q, pxl_db_value(res, r, 0, NULL));
                 struct json_object *key = json_object_new_array();
+                struct item *it;
 
-                for (int c = 0; c < 10; c++) {
-                        argv[c] = pxl_db_value(res, r, (size_t)c + 1,
-                                               &lens[c]);
-                        if (argv[c] == NULL)
-                                argv[c] = "", lens[c] = 0;
+                for (int c = 0; c < 9; c++) {
+                        row[c] = pxl_db_value(res, r, (size_t)c + 1, &lens[c]);
+                        if (row[c] == NULL)
+                                row[c] = "", lens[c] = 0;
                 }
-                argv[4] = now; /* the column is created_at */
-                lens[4] = strlen(now);
-                if (key == NULL || qu == NULL) {
-                        json_object_put(key); /* not ours: its lease ends */
+                if (key == NULL || qu == NULL ||
+                    (it = item_new(9, row, lens)) == NULL) {
+                        json_object_put(key); /* its lease ends: later */
                         continue;
                 }
                 json_object_array_add(key, json_object_new_string(qu->name));
-                json_object_array_add(key, json_object_new_string(argv[0]));
-                if (run(q, S_ADD, line_of(qu)->key, 10, argv, lens, moved,
-                        key) < 0)
-                        json_object_put(key);
+                json_object_array_add(key, json_object_new_string(row[0]));
+                it->done = moved;
+                it->arg = key;
+                it->queue = qu->name;
+                batch_put(&line_of(qu)->adds, it);
         }
         if (n >= OUTBOX_BATCH || rq->sweep_again) {
                 rq->sweep_again = false;
@@ -871,8 +1053,7 @@ static void sweep(struct pxl_queue *q)
                    "(SELECT queue, id FROM pxl_job_outbox "
                    "WHERE lease_until < $1 ORDER BY created_at LIMIT $3) "
                    "RETURNING queue, id, payload, priority, run_at, "
-                   "created_at, attempts, backoff_ms, backoff_exp, "
-                   "timeout_ms, keep",
+                   "attempts, backoff_ms, backoff_exp, timeout_ms, keep",
                    p, swept, NULL) == 0)
                 rq->sweeping = true;
 }
@@ -1037,6 +1218,8 @@ static void line_free(struct redis_line *rl)
 {
         if (rl == NULL)
                 return;
+        batch_fini(&rl->adds, rl->qu->q);
+        batch_fini(&rl->finishes, rl->qu->q);
         pxl_redis_stop(rl->blocking); /* its pending read answers NULL */
         if (rl->due_timer != NULL)
                 event_free(rl->due_timer);
@@ -1117,6 +1300,11 @@ static int redis_start(struct pxl_queue *q, struct pxl_str *errors)
                 rl->rq = rq;
                 rl->key_len = (size_t)snprintf(rl->key, klen + 1, "%sq:%s:",
                                                rq->prefix, qu->name);
+                if (batch_init(&rl->adds, rl, S_ADD, srv->base) < 0 ||
+                    batch_init(&rl->finishes, rl, S_FINISH, srv->base) < 0) {
+                        pxl_str_puts(errors, "out of memory\n");
+                        return PXL_ENOMEM;
+                }
                 if (qu->rate != 0)
                         continue; /* never waits on a blocking read */
                 rl->due_timer = evtimer_new(srv->base, on_due, rl);
