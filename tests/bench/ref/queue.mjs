@@ -140,6 +140,8 @@ async function runWorker() {
     reported = completed + failed;
     process.send({ completed, failed, lastDoneUs });
   }, LOOK_MS);
+  // The producer has gone (it failed, or was killed): so do we.
+  process.on('disconnect', () => process.exit(1));
   process.on('message', async (m) => {
     if (m.stats !== undefined) {
       const lat = runs.get(m.stats) ?? [];
@@ -148,7 +150,7 @@ async function runWorker() {
     } else if (m.stop) {
       clearInterval(look);
       await worker.close();
-      process.disconnect();
+      process.exit(0);
     }
   });
   await worker.waitUntilReady();
@@ -175,13 +177,18 @@ function percentile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 }
 
+const children = []; // the worker processes
+
 function fail(why) {
   process.stderr.write(`queue.mjs: ${why}\n`);
+  for (const c of children) {
+    c.stopping = true;
+    c.kill('SIGKILL');
+  }
   process.exit(1);
 }
 
 async function runProducer() {
-  const children = [];
   const counts = new Map(); // pid -> {completed, failed, lastDoneUs}
   let progressAt = Date.now();
   const pending = new Map(); // pid -> resolve of a stats request
