@@ -201,7 +201,7 @@ struct bench;
 
 /* One run of the queue scenario: what was added, when, and its figures. */
 struct queue_phase {
-        unsigned run;    /* the payloads' "r" */
+        uint64_t run;    /* the payloads' "r", ours alone */
         uint64_t target; /* jobs to add */
         uint64_t sent, added, add_errors;
         /* The server's CLOCK_MONOTONIC, us: adds and the last completion. */
@@ -788,7 +788,7 @@ static void queue_add(struct bench *b, uint64_t n)
         struct queue_phase *qp = b->qp;
         int len = snprintf(b->buf, b->bufcap,
                            "{\"type\":\"bench\",\"action\":\"enqueue\","
-                           "\"data\":{\"n\":%" PRIu64 ",\"run\":%u}}",
+                           "\"data\":{\"n\":%" PRIu64 ",\"run\":%" PRIu64 "}}",
                            n, qp->run);
 
         if (queue_send(b, len) == 0) {
@@ -893,9 +893,9 @@ static int queue_take(struct queue_phase *qp, struct json_object *wk,
                       uint64_t *max_us)
 {
         struct json_object *runs, *r, *v, *h;
-        char key[16];
+        char key[24];
 
-        snprintf(key, sizeof(key), "%u", qp->run);
+        snprintf(key, sizeof(key), "%" PRIu64, qp->run);
         if (json_object_object_get_ex(wk, "bad", &v))
                 qp->bad += (uint64_t)json_object_get_int64(v);
         if (!json_object_object_get_ex(wk, "runs", &runs))
@@ -2102,9 +2102,12 @@ static int setup(struct bench *b)
                 b->n = 1;
                 if (b->rate <= 0)
                         b->rate = 1000;
-                b->flat.run = 1;
+                /* Run numbers no other pxl-bench of this server uses. */
+                b->flat.run = ((now_ns() ^ (uint64_t)getpid() << 32) &
+                               (((uint64_t)1 << 50) - 1)) *
+                              2;
                 b->flat.target = b->jobs;
-                b->paced.run = 2;
+                b->paced.run = b->flat.run + 1;
                 b->paced.target = (uint64_t)(b->rate * b->seconds + 0.5);
                 break;
         case SC_IDLE:

@@ -8,8 +8,9 @@
  * Routes (type "bench"):
  *   bench/enqueue {n, run}: adds n jobs (1 to 100,000) to queue "bench"
  *        with the default options, one pxl_job_add each, the payload
- *        {"t": the add's CLOCK_MONOTONIC time in microseconds, "r": run
- *        (0 to 7)}; replies once every add has called back:
+ *        {"t": the add's CLOCK_MONOTONIC time in microseconds, "r": run,
+ *        an integer from 0 to 2^53 naming the caller's run}; replies
+ *        once every add has called back:
  *        {added, errors, error (the first, or null), firstAddUs,
  *        lastAddUs}
  *   bench/queueStats {}: this worker's figures, {pid, completed, failed,
@@ -24,8 +25,11 @@
  *        "only N of W workers answered" after 5 s
  * The processor counts the run and its start minus the payload's t (the
  * add-to-start latency) in a histogram of run r, and returns PXL_OK,
- * which completes the job without a result.
+ * which completes the job without a result. A worker keeps the figures
+ * of the last 8 runs it has seen; a caller picks run numbers no other
+ * caller of the same server uses (pxl-bench: from its pid and clock).
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +42,8 @@
 #include <pxl/pxl.h>
 
 #define BQ_QUEUE       "bench"
-#define BQ_RUNS        8
+#define BQ_RUNS        8 /* runs whose figures a worker keeps */
+#define BQ_MAX_RUN     ((int64_t)1 << 53)
 #define BQ_MAX_ADD     100000
 #define BQ_CONCURRENCY 64 /* tests/bench/ref/queue.mjs uses the same */
 #define BQ_GATHER_MS   5000
@@ -59,6 +64,8 @@ struct bq_hist {
 };
 
 struct bq_run {
+        int64_t tag;   /* the payloads' "r" */
+        uint64_t used; /* when it was last used, in runs seen */
         uint64_t started;
         struct bq_hist hist;
 };
@@ -76,6 +83,7 @@ struct gather {
 
 struct benchq {
         struct bq_run runs[BQ_RUNS];
+        uint64_t clock; /* runs' use count, for the oldest to go */
         uint64_t completed, failed, bad;
         int64_t last_completed_us;
         int64_t nonce;
@@ -146,19 +154,43 @@ static bool int_key(const struct json_object *obj, const char *key,
 
 /* ---- the processor ------------------------------------------------------ */
 
+/* The figures of run tag, a new slot (the least recently used) if need be. */
+static struct bq_run *run_of(struct benchq *bq, int64_t tag)
+{
+        struct bq_run *old = &bq->runs[0];
+
+        for (unsigned i = 0; i < BQ_RUNS; i++) {
+                struct bq_run *r = &bq->runs[i];
+
+                if (r->started > 0 && r->tag == tag) {
+                        r->used = ++bq->clock;
+                        return r;
+                }
+                if (r->started == 0 ||
+                    (old->started > 0 && r->used < old->used))
+                        old = r;
+        }
+        memset(old, 0, sizeof(*old));
+        old->tag = tag;
+        old->used = ++bq->clock;
+        return old;
+}
+
 static int bq_process(struct pxl_ctx *ctx, struct pxl_job *job)
 {
         struct benchq *bq = pxl_ctx_plugin_data(ctx);
-        int64_t start = now_us(), t, r;
+        int64_t start = now_us(), t, tag;
         struct json_object *p = pxl_job_payload(job);
+        struct bq_run *r;
 
-        if (!int_key(p, "t", &t) || !int_key(p, "r", &r) || r < 0 ||
-            r >= BQ_RUNS) {
+        if (!int_key(p, "t", &t) || !int_key(p, "r", &tag) || tag < 0 ||
+            tag > BQ_MAX_RUN) {
                 bq->bad++;
                 return PXL_OK;
         }
-        bq->runs[r].started++;
-        hist_add(&bq->runs[r].hist, start > t ? (uint64_t)(start - t) : 0);
+        r = run_of(bq, tag);
+        r->started++;
+        hist_add(&r->hist, start > t ? (uint64_t)(start - t) : 0);
         return PXL_OK; /* completed, no result */
 }
 
@@ -235,9 +267,9 @@ static int bq_enqueue(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         if (!int_key(data, "n", &n) || n < 1 || n > BQ_MAX_ADD)
                 return pxl_fail(ctx, "n must be an integer from 1 to %d",
                                 BQ_MAX_ADD);
-        if (!int_key(data, "run", &run) || run < 0 || run >= BQ_RUNS)
-                return pxl_fail(ctx, "run must be an integer from 0 to %d",
-                                BQ_RUNS - 1);
+        if (!int_key(data, "run", &run) || run < 0 || run > BQ_MAX_RUN)
+                return pxl_fail(ctx, "run must be an integer from 0 to "
+                                     "2^53");
         b = calloc(1, sizeof(*b));
         payload = json_object_new_object();
         t = json_object_new_int64(0);
@@ -302,7 +334,7 @@ static struct json_object *stats_of(const struct benchq *bq, bool runs)
         for (unsigned r = 0; r < BQ_RUNS; r++) {
                 const struct bq_run *run = &bq->runs[r];
                 struct json_object *ro, *h;
-                char name[16];
+                char name[24];
 
                 if (run->started == 0)
                         continue;
@@ -328,7 +360,7 @@ static struct json_object *stats_of(const struct benchq *bq, bool runs)
                         json_object_array_add(h, pair);
                 }
                 json_object_object_add(ro, "hist", h);
-                snprintf(name, sizeof(name), "%u", r);
+                snprintf(name, sizeof(name), "%" PRId64, run->tag);
                 json_object_object_add(rs, name, ro);
         }
         json_object_object_add(o, "runs", rs);
