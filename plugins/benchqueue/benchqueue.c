@@ -507,12 +507,12 @@ static int bq_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 static void bq_fini(struct pxl_ctx *ctx)
 {
         struct benchq *bq = pxl_ctx_plugin_data(ctx);
+        struct gather *g, *next;
 
         if (bq == NULL)
                 return;
-        while (!LIST_EMPTY(&bq->gathers)) {
-                struct gather *g = LIST_FIRST(&bq->gathers);
-
+        for (g = LIST_FIRST(&bq->gathers); g != NULL; g = next) {
+                next = LIST_NEXT(g, link);
                 pxl_defer_cancel(g->defer);
                 gather_free(g);
         }
