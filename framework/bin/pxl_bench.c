@@ -1,7 +1,7 @@
 /*
  * pxl_bench.c - the pxl-bench program: load scenarios (echo, fanout, idle,
- * churn, db) driven through the outbound client (pxl_wsc.c) on one event
- * loop, latencies recorded in a histogram (pxl_histogram.c), and the
+ * churn, db, queue) driven through the outbound client (pxl_wsc.c) on one
+ * event loop, latencies recorded in a histogram (pxl_histogram.c), and the
  * server's CPU time and RSS read from /proc. Frames, the upgrade and JSON
  * grammar are the client's and the codecs' business; this file only
  * decides what to send when.
@@ -170,12 +170,25 @@ static long long server_rss(pid_t pid)
 
 /* ---- state --------------------------------------------------------------- */
 
-enum scenario { SC_ECHO, SC_FANOUT, SC_IDLE, SC_CHURN, SC_DB };
-static const char *const scenario_names[] = {"echo", "fanout", "idle", "churn",
-                                             "db"};
+enum scenario { SC_ECHO, SC_FANOUT, SC_IDLE, SC_CHURN, SC_DB, SC_QUEUE };
+static const char *const scenario_names[] = {"echo",  "fanout", "idle",
+                                             "churn", "db",     "queue"};
 
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_CLOSE };
-enum role { R_ECHO, R_SUB, R_PUB, R_IDLE, R_CHURN, R_DB };
+enum role { R_ECHO, R_SUB, R_PUB, R_IDLE, R_CHURN, R_DB, R_QUEUE };
+/*
+ * queue: look at the base count, add --jobs flat-out in batches and wait
+ * for them, gather the workers' figures, then the same at -r jobs/s for
+ * -t seconds.
+ */
+enum queue_step {
+        QS_BASE,
+        QS_FLAT,
+        QS_FLAT_GATHER,
+        QS_PACED,
+        QS_PACED_GATHER,
+        QS_DONE
+};
 enum churn_step { CH_CONNECT, CH_JOIN, CH_LEAVE, CH_CLOSE };
 
 /* Which seqs of one publisher a subscriber got: a growable bitmap. */
@@ -185,6 +198,22 @@ struct track {
 };
 
 struct bench;
+
+/* One run of the queue scenario: what was added, when, and its figures. */
+struct queue_phase {
+        uint64_t run;    /* the payloads' "r", ours alone */
+        uint64_t target; /* jobs to add */
+        uint64_t sent, added, add_errors;
+        /* The server's CLOCK_MONOTONIC, us: adds and the last completion. */
+        int64_t first_add_us, last_add_us, last_done_us;
+        uint64_t t0, t1;     /* ours: first add asked, completion seen (ns) */
+        double cpu0, cpu1;   /* the --pid tree */
+        double also0, also1; /* the --also-pid trees */
+        uint64_t started;    /* processor runs, every worker's */
+        uint64_t bad;        /* runs with a payload they could not read */
+        unsigned answered;   /* workers whose figures were gathered */
+        struct pxl_histogram hist; /* add to start, ns */
+};
 
 struct bconn {
         struct bench *b;
@@ -250,6 +279,18 @@ struct bench {
         /* idle */
         long long rss0, rss1;
 
+        /* queue */
+        unsigned jobs, batch, workers;
+        enum queue_step qstep;
+        struct queue_phase flat, paced;
+        struct queue_phase *qp;         /* the phase running, or NULL */
+        uint64_t q_base;                /* completions seen before the phase */
+        uint64_t q_completed, q_failed; /* as of the last look */
+        int64_t q_last_done_us;
+        bool q_looking;    /* a bench/queueStats in flight */
+        unsigned q_adding; /* bench/enqueue requests in flight */
+        uint64_t q_look_at, q_progress_at; /* last look asked, last progress */
+
         /* buffers: one message is built at a time */
         char *buf;
         size_t bufcap;
@@ -261,6 +302,19 @@ struct bench {
 static double db_cpu(const struct bench *b)
 {
         return b->db_pid ? server_cpu(b->db_pid) : -1;
+}
+
+/* CPU of the --also-pid trees, 0 without any, or -1. */
+static double also_cpu(const struct bench *b)
+{
+        double sum = 0;
+
+        for (unsigned i = 0; sum >= 0 && i < b->nalso; i++) {
+                double t = server_cpu(b->also[i]);
+
+                sum = t < 0 ? -1 : sum + t;
+        }
+        return sum;
 }
 
 /* CPU of the server tree plus the --also-pid trees, or -1. */
@@ -676,6 +730,14 @@ static void on_other(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
                         (int)(len > 300 ? 300 : len), (const char *)p);
         if (c->inflight > 0)
                 c->inflight--;
+        if (c->role == R_QUEUE) {
+                char why[360];
+
+                snprintf(why, sizeof(why), "queue: server error: %.*s",
+                         (int)(len > 300 ? 300 : len), (const char *)p);
+                abort_run(b, why);
+                return;
+        }
         if (c->role == R_DB && b->phase == PH_RUN) {
                 /* Counted, and the run fails; the load goes on. */
                 db_send(c);
@@ -687,6 +749,290 @@ static void on_other(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
         }
 }
 
+/* ---- queue --------------------------------------------------------------- */
+
+#define QUEUE_LOOK_MS 10 /* how often completion is looked at */
+#define QUEUE_STALL_S 30 /* no progress for this long fails the run */
+
+static int queue_send(struct bench *b, int len)
+{
+        if (len < 0 || (size_t)len >= b->bufcap ||
+            pxl_wsc_send_text(b->c[0].w, b->buf, (size_t)len) < 0) {
+                abort_run(b, "queue: cannot send to the server");
+                return -1;
+        }
+        return 0;
+}
+
+/* bench/queueStats: this worker's counts, or (workers > 0) everyone's. */
+static void queue_look(struct bench *b, unsigned workers)
+{
+        int n = snprintf(b->buf, b->bufcap,
+                         "{\"type\":\"bench\",\"action\":\"queueStats\","
+                         "\"data\":{\"workers\":%u}}",
+                         workers);
+
+        if (workers == 0)
+                n = snprintf(b->buf, b->bufcap,
+                             "{\"type\":\"bench\",\"action\":\"queueStats\","
+                             "\"data\":{}}");
+        if (queue_send(b, n) == 0 && workers == 0) {
+                b->q_looking = true;
+                b->q_look_at = now_ns();
+        }
+}
+
+/* bench/enqueue: the server adds n jobs of the running phase. */
+static void queue_add(struct bench *b, uint64_t n)
+{
+        struct queue_phase *qp = b->qp;
+        int len = snprintf(b->buf, b->bufcap,
+                           "{\"type\":\"bench\",\"action\":\"enqueue\","
+                           "\"data\":{\"n\":%" PRIu64 ",\"run\":%" PRIu64 "}}",
+                           n, qp->run);
+
+        if (queue_send(b, len) == 0) {
+                qp->sent += n;
+                b->q_adding++;
+        }
+}
+
+static void queue_phase_start(struct bench *b, struct queue_phase *qp,
+                              enum queue_step step)
+{
+        b->qp = qp;
+        b->qstep = step;
+        b->q_base = b->q_completed;
+        qp->cpu0 = b->pid ? server_cpu(b->pid) : -1;
+        qp->also0 = also_cpu(b);
+        qp->t0 = now_ns();
+        b->q_progress_at = qp->t0;
+        if (step == QS_FLAT)
+                queue_add(b, qp->target < b->batch ? qp->target : b->batch);
+        /* QS_PACED: the tick adds them. */
+}
+
+static void queue_finish(struct bench *b)
+{
+        b->qstep = QS_DONE;
+        b->qp = NULL;
+        b->t1 = now_ns();
+        finish_run(b);
+}
+
+/* Every job of the phase added and completed: take the figures. */
+static void queue_check(struct bench *b)
+{
+        struct queue_phase *qp = b->qp;
+
+        if (qp == NULL || (b->qstep != QS_FLAT && b->qstep != QS_PACED) ||
+            b->q_adding > 0 || qp->sent < qp->target ||
+            b->q_completed - b->q_base < qp->added)
+                return;
+        qp->t1 = now_ns();
+        qp->cpu1 = b->pid ? server_cpu(b->pid) : -1;
+        qp->also1 = also_cpu(b);
+        qp->last_done_us = b->q_last_done_us;
+        b->qstep = b->qstep == QS_FLAT ? QS_FLAT_GATHER : QS_PACED_GATHER;
+        queue_look(b, b->workers);
+}
+
+static void on_enqueue(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        struct queue_phase *qp = b->qp;
+        int64_t added, errors, first, last;
+        struct pxl_json_span s;
+        const char *d;
+        size_t len;
+
+        (void)w;
+        d = pxl_wsc_msg_data_json(m, &len);
+        if (qp == NULL || b->q_adding == 0 ||
+            !json_int_key(d, len, "added", &added) ||
+            !json_int_key(d, len, "errors", &errors) ||
+            !json_int_key(d, len, "firstAddUs", &first) ||
+            !json_int_key(d, len, "lastAddUs", &last) || added < 0 ||
+            errors < 0) {
+                abort_run(b, "queue: unexpected bench/enqueue reply");
+                return;
+        }
+        b->q_adding--;
+        qp->added += (uint64_t)added;
+        qp->add_errors += (uint64_t)errors;
+        if (errors > 0) {
+                char why[320];
+
+                if (!pxl_json_find(d, len, "error", &s))
+                        s.p = "?", s.len = 1;
+                snprintf(why, sizeof(why),
+                         "queue: %" PRId64 " jobs could not be added: %.*s",
+                         errors, (int)(s.len > 200 ? 200 : s.len), s.p);
+                abort_run(b, why);
+                return;
+        }
+        if (added > 0) {
+                if (qp->first_add_us == 0 || first < qp->first_add_us)
+                        qp->first_add_us = first;
+                if (last > qp->last_add_us)
+                        qp->last_add_us = last;
+        }
+        b->q_progress_at = now_ns();
+        if (b->qstep == QS_FLAT && qp->sent < qp->target) {
+                uint64_t left = qp->target - qp->sent;
+
+                queue_add(b, left < b->batch ? left : b->batch);
+        }
+        queue_check(b);
+}
+
+/* One worker's figures for run qp->run: {runs: {"R": {started, maxUs,
+ * hist: [[us, count], ...]}}, bad}. */
+static int queue_take(struct queue_phase *qp, struct json_object *wk,
+                      uint64_t *max_us)
+{
+        struct json_object *runs, *r, *v, *h;
+        char key[24];
+
+        snprintf(key, sizeof(key), "%" PRIu64, qp->run);
+        if (json_object_object_get_ex(wk, "bad", &v))
+                qp->bad += (uint64_t)json_object_get_int64(v);
+        if (!json_object_object_get_ex(wk, "runs", &runs))
+                return -1;
+        if (!json_object_object_get_ex(runs, key, &r))
+                return 0; /* no job of this run ran there */
+        if (!json_object_object_get_ex(r, "started", &v))
+                return -1;
+        qp->started += (uint64_t)json_object_get_int64(v);
+        if (json_object_object_get_ex(r, "maxUs", &v) &&
+            (uint64_t)json_object_get_int64(v) > *max_us)
+                *max_us = (uint64_t)json_object_get_int64(v);
+        if (!json_object_object_get_ex(r, "hist", &h) ||
+            !json_object_is_type(h, json_type_array))
+                return -1;
+        for (size_t i = 0; i < json_object_array_length(h); i++) {
+                struct json_object *pair = json_object_array_get_idx(h, i);
+                int64_t us, n;
+
+                if (json_object_array_length(pair) != 2)
+                        return -1;
+                us = json_object_get_int64(json_object_array_get_idx(pair, 0));
+                n = json_object_get_int64(json_object_array_get_idx(pair, 1));
+                for (int64_t k = 0; k < n; k++)
+                        pxl_histogram_add(&qp->hist, (uint64_t)us * 1000u);
+        }
+        return 0;
+}
+
+/* The gathered figures of every worker: {"workers": [...]}. */
+static void queue_gathered(struct bench *b, const char *d, size_t len)
+{
+        struct queue_phase *qp = b->qp;
+        struct json_object *o = NULL, *ws = NULL;
+        uint64_t max_us = 0;
+
+        if (qp == NULL || pxl_json_build(d, len, 16, &o) != PXL_OK ||
+            !json_object_object_get_ex(o, "workers", &ws) ||
+            !json_object_is_type(ws, json_type_array)) {
+                json_object_put(o);
+                abort_run(b, "queue: unexpected bench/queueStats reply");
+                return;
+        }
+        for (size_t i = 0; i < json_object_array_length(ws); i++) {
+                if (queue_take(qp, json_object_array_get_idx(ws, i), &max_us) <
+                    0) {
+                        json_object_put(o);
+                        abort_run(b, "queue: unexpected worker figures");
+                        return;
+                }
+                qp->answered++;
+        }
+        json_object_put(o);
+        /* The bucket middles may pass the largest sample; it is exact. */
+        if (qp->hist.n > 0)
+                qp->hist.max = max_us * 1000u;
+        if (b->qstep == QS_FLAT_GATHER && b->paced.target > 0)
+                queue_phase_start(b, &b->paced, QS_PACED);
+        else
+                queue_finish(b);
+}
+
+static void on_qstats(struct pxl_wsc *w, const struct pxl_msg *m, void *arg)
+{
+        struct bconn *c = arg;
+        struct bench *b = c->b;
+        int64_t completed, failed, last;
+        struct pxl_json_span s;
+        const char *d;
+        size_t len;
+
+        (void)w;
+        d = pxl_wsc_msg_data_json(m, &len);
+        if (d != NULL && pxl_json_find(d, len, "workers", &s)) {
+                if (b->qstep == QS_FLAT_GATHER || b->qstep == QS_PACED_GATHER)
+                        queue_gathered(b, d, len);
+                return;
+        }
+        if (!json_int_key(d, len, "completed", &completed) ||
+            !json_int_key(d, len, "failed", &failed) ||
+            !json_int_key(d, len, "lastCompletedUs", &last) || completed < 0 ||
+            failed < 0) {
+                abort_run(b, "queue: unexpected bench/queueStats reply");
+                return;
+        }
+        b->q_looking = false;
+        if ((uint64_t)completed != b->q_completed)
+                b->q_progress_at = now_ns();
+        b->q_completed = (uint64_t)completed;
+        b->q_failed = (uint64_t)failed;
+        b->q_last_done_us = last;
+        if (b->qstep == QS_BASE) {
+                if (b->flat.target > 0)
+                        queue_phase_start(b, &b->flat, QS_FLAT);
+                else
+                        queue_phase_start(b, &b->paced, QS_PACED);
+                return;
+        }
+        queue_check(b);
+}
+
+/* Every ms of the run: the paced adds that are due, and a look. */
+static void queue_tick(struct bench *b)
+{
+        uint64_t now = now_ns();
+
+        if (b->qstep == QS_PACED && b->paced.sent < b->paced.target) {
+                struct queue_phase *qp = &b->paced;
+                uint64_t due =
+                        (uint64_t)((double)(now - qp->t0) * b->rate / 1e9) + 1;
+
+                if (due > qp->target)
+                        due = qp->target;
+                if (due > qp->sent)
+                        queue_add(b, due - qp->sent);
+        }
+        if ((b->qstep == QS_FLAT || b->qstep == QS_PACED) && !b->q_looking &&
+            now - b->q_look_at >= (uint64_t)QUEUE_LOOK_MS * 1000000u)
+                queue_look(b, 0);
+}
+
+static void queue_stalled(struct bench *b)
+{
+        const struct queue_phase *qp = b->qp;
+        char why[256];
+
+        if (qp == NULL ||
+            now_ns() - b->q_progress_at < (uint64_t)QUEUE_STALL_S * 1000000000u)
+                return;
+        snprintf(why, sizeof(why),
+                 "queue: %" PRIu64 " of %" PRIu64 " jobs added and %" PRIu64
+                 " completed, no progress for %d s",
+                 qp->added, qp->target, b->q_completed - b->q_base,
+                 QUEUE_STALL_S);
+        abort_run(b, why);
+}
+
 static const struct pxl_wsc_route bench_routes[] = {
         {"bench", "echo", on_echo},
         {"bench", "publish", on_publish_ack},
@@ -694,6 +1040,8 @@ static const struct pxl_wsc_route bench_routes[] = {
         {"system", "joinRoom", on_join},
         {"system", "leaveRoom", on_leave},
         {"bench", "user", on_user},
+        {"bench", "enqueue", on_enqueue},
+        {"bench", "queueStats", on_qstats},
         PXL_WSC_ROUTE_END,
 };
 
@@ -897,6 +1245,7 @@ static bool drained(const struct bench *b)
                                 return false;
                 }
                 return true;
+        case SC_QUEUE: /* its phases wait for the jobs themselves */
         default:
                 return true;
         }
@@ -941,7 +1290,8 @@ static void start_run(struct bench *b)
         b->t0 = now_ns();
         b->cpu0 = all_cpu(b);
         b->db_cpu0 = db_cpu(b);
-        arm(b->end_ev, b->seconds);
+        if (b->sc != SC_QUEUE)
+                arm(b->end_ev, b->seconds);
         switch (b->sc) {
         case SC_ECHO:
         case SC_DB:
@@ -970,6 +1320,14 @@ static void start_run(struct bench *b)
                 for (i = 0; i < b->n; i++)
                         churn_next(&b->c[i]);
                 break;
+        case SC_QUEUE: {
+                struct timeval ms = {0, 1000};
+
+                b->qstep = QS_BASE;
+                queue_look(b, 0);
+                event_add(b->tick_ev, &ms);
+                break;
+        }
         case SC_IDLE:
                 break;
         }
@@ -986,6 +1344,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         (void)what;
         if (b->phase != PH_RUN)
                 return;
+        if (b->sc == SC_QUEUE) {
+                queue_tick(b);
+                return;
+        }
         due = (uint64_t)((double)(now_ns() - b->t0) * b->rate / 1e9) + 1;
         while (b->published_window < due) {
                 struct bconn *c = NULL;
@@ -1022,6 +1384,8 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
                         abort_run(b, "setup did not finish within 60 s");
                 break;
         case PH_RUN:
+                if (b->sc == SC_QUEUE)
+                        queue_stalled(b);
                 if (b->sc == SC_CHURN) {
                         for (i = 0; i < b->n; i++) {
                                 if (b->c[i].w == NULL)
@@ -1046,6 +1410,10 @@ static void sig_cb(evutil_socket_t fd, short what, void *arg)
 
         (void)fd;
         (void)what;
+        if (b->phase == PH_RUN && b->sc == SC_QUEUE) {
+                abort_run(b, "interrupted");
+                return;
+        }
         if (b->phase == PH_RUN) {
                 end_cb(-1, 0, b);
                 return;
@@ -1123,6 +1491,136 @@ static void row(const struct bench *b, const char *name, const char *fmt, ...)
         putchar('\n');
 }
 
+/* CPU seconds of a queue phase: the --pid tree, the --also-pid trees. */
+static void queue_cpu(const struct queue_phase *qp, double *server,
+                      double *also)
+{
+        *server = qp->cpu0 >= 0 && qp->cpu1 >= 0 ? qp->cpu1 - qp->cpu0 : -1;
+        *also = qp->also0 >= 0 && qp->also1 >= 0 ? qp->also1 - qp->also0 : -1;
+}
+
+/* Jobs run more than once, and jobs never started. */
+static uint64_t queue_dups(const struct queue_phase *qp)
+{
+        return qp->started > qp->added ? qp->started - qp->added : 0;
+}
+
+static uint64_t queue_lost(const struct queue_phase *qp)
+{
+        return qp->added > qp->started ? qp->added - qp->started : 0;
+}
+
+static void print_queue(const struct bench *b, struct out *o)
+{
+        const struct queue_phase *f = &b->flat, *r = &b->paced;
+        double fsecs = (double)(f->last_done_us - f->first_add_us) / 1e6;
+        double rate = fsecs > 0 ? (double)f->added / fsecs : 0;
+        double fwin = (double)(f->t1 - f->t0) / 1e9;
+        double rwin = (double)(r->t1 - r->t0) / 1e9;
+        double radd = (double)(r->last_add_us - r->first_add_us) / 1e6;
+        double scpu, acpu, rscpu, racpu, m = (double)f->added / 1e6;
+        uint64_t p50 = pxl_histogram_quantile(&r->hist, 0.50);
+        uint64_t p99 = pxl_histogram_quantile(&r->hist, 0.99);
+        uint64_t p999 = pxl_histogram_quantile(&r->hist, 0.999);
+        uint64_t f50 = pxl_histogram_quantile(&f->hist, 0.50);
+        uint64_t f99 = pxl_histogram_quantile(&f->hist, 0.99);
+
+        queue_cpu(f, &scpu, &acpu);
+        queue_cpu(r, &rscpu, &racpu);
+        if (!b->json) {
+                printf("pxl-bench queue: %s\n", b->url);
+                row(b, "workers", "%u (figures from %u)", b->workers,
+                    f->answered ? f->answered : r->answered);
+                row(b, "flat-out", "%" PRIu64 " jobs, %u per bench/enqueue",
+                    f->added, b->batch);
+                row(b, "first add to last done", "%.3f s", fsecs);
+                row(b, "jobs/s", "%.0f", rate);
+                row(b, "runs",
+                    "%" PRIu64 " (%" PRIu64 " twice, %" PRIu64 " never)",
+                    f->started, queue_dups(f), queue_lost(f));
+                row(b, "add to start p50", "%.1f us", (double)f50 / 1e3);
+                row(b, "add to start p99", "%.1f us", (double)f99 / 1e3);
+                if (scpu >= 0) {
+                        row(b, "server cpu",
+                            "%.2f s (%.0f%% of one core), "
+                            "%.3f s per 1M jobs",
+                            scpu, fwin > 0 ? 100 * scpu / fwin : 0,
+                            m > 0 ? scpu / m : 0);
+                } else {
+                        row(b, "server cpu", "n/a (give --pid)");
+                }
+                if (b->nalso > 0 && acpu >= 0)
+                        row(b, "--also-pid cpu",
+                            "%.2f s (%.0f%% of one "
+                            "core), %.3f s per 1M jobs",
+                            acpu, fwin > 0 ? 100 * acpu / fwin : 0,
+                            m > 0 ? acpu / m : 0);
+                if (scpu >= 0 && acpu >= 0)
+                        row(b, "cpu per 1M jobs", "%.3f s (both)",
+                            m > 0 ? (scpu + acpu) / m : 0);
+                row(b, "paced",
+                    "%" PRIu64 " jobs at %.0f/s (%.2f s of "
+                    "adds)",
+                    r->added, b->rate, radd);
+                row(b, "runs",
+                    "%" PRIu64 " (%" PRIu64 " twice, %" PRIu64 " never)",
+                    r->started, queue_dups(r), queue_lost(r));
+                row(b, "add to start p50", "%.1f us", (double)p50 / 1e3);
+                row(b, "add to start p99", "%.1f us", (double)p99 / 1e3);
+                row(b, "add to start p99.9", "%.1f us", (double)p999 / 1e3);
+                row(b, "add to start max", "%.1f us",
+                    (double)r->hist.max / 1e3);
+                if (rscpu >= 0 && racpu >= 0)
+                        row(b, "cpu while paced",
+                            "%.2f s server, %.2f s "
+                            "--also-pid (%.0f%% of one core in all)",
+                            rscpu, racpu,
+                            rwin > 0 ? 100 * (rscpu + racpu) / rwin : 0);
+                row(b, "failed jobs", "%" PRIu64 " (bad payloads %" PRIu64 ")",
+                    b->q_failed, f->bad > r->bad ? f->bad : r->bad);
+        }
+        jadd(o,
+             ",\"workers\":%u,\"answered\":%u,\"jobs\":%" PRIu64
+             ",\"batch\":%u,\"seconds\":%.3f,\"window_s\":%.3f",
+             b->workers, f->answered, f->added, b->batch, fsecs, fwin);
+        jadd(o,
+             ",\"messages\":%" PRIu64 ",\"msgs_per_sec\":%.1f,"
+             "\"jobs_per_sec\":%.1f,\"started\":%" PRIu64
+             ",\"duplicated\":%" PRIu64 ",\"lost\":%" PRIu64,
+             f->added, rate, rate, f->started, queue_dups(f) + queue_dups(r),
+             queue_lost(f) + queue_lost(r));
+        jadd(o,
+             ",\"flat_p50_us\":%.1f,\"flat_p99_us\":%.1f,"
+             "\"flat_max_us\":%.1f",
+             (double)f50 / 1e3, (double)f99 / 1e3, (double)f->hist.max / 1e3);
+        if (scpu >= 0 && acpu >= 0 && m > 0)
+                jadd(o,
+                     ",\"server_cpu_s\":%.3f,\"also_cpu_s\":%.3f,"
+                     "\"cpu_s\":%.3f,\"server_cpu_per_1m\":%.4f,"
+                     "\"also_cpu_per_1m\":%.4f,\"cpu_per_1m\":%.4f",
+                     scpu, acpu, scpu + acpu, scpu / m, acpu / m,
+                     (scpu + acpu) / m);
+        else
+                jadd(o, ",\"server_cpu_s\":null,\"also_cpu_s\":null,"
+                        "\"cpu_s\":null,\"server_cpu_per_1m\":null,"
+                        "\"also_cpu_per_1m\":null,\"cpu_per_1m\":null");
+        jadd(o,
+             ",\"rate\":%.1f,\"rate_jobs\":%" PRIu64
+             ",\"rate_started\":%" PRIu64
+             ",\"rate_add_seconds\":%.3f,\"rate_window_s\":%.3f",
+             b->rate, r->added, r->started, radd, rwin);
+        jadd(o,
+             ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+             "\"max_us\":%.1f",
+             (double)p50 / 1e3, (double)p99 / 1e3, (double)p999 / 1e3,
+             (double)r->hist.max / 1e3);
+        if (rscpu >= 0 && racpu >= 0)
+                jadd(o, ",\"rate_server_cpu_s\":%.3f,\"rate_also_cpu_s\":%.3f",
+                     rscpu, racpu);
+        jadd(o, ",\"jobs_failed\":%" PRIu64 ",\"bad\":%" PRIu64, b->q_failed,
+             f->bad > r->bad ? f->bad : r->bad);
+}
+
 static void print_results(struct bench *b)
 {
         double secs = (double)(b->t1 - b->t0) / 1e9;
@@ -1136,6 +1634,21 @@ static void print_results(struct bench *b)
         struct out o = {.len = 0};
         uint64_t lost = 0, lost_deliveries = 0;
 
+        if (b->sc == SC_QUEUE) {
+                jadd(&o, "{\"scenario\":\"queue\"");
+                print_queue(b, &o);
+                row(b, "errors",
+                    "%" PRIu64 " error frames, %u failed, %u "
+                    "dropped",
+                    b->errors, b->failed, b->dropped);
+                jadd(&o,
+                     ",\"errors\":%" PRIu64 ",\"failed\":%u,"
+                     "\"dropped\":%u}",
+                     b->errors, b->failed, b->dropped);
+                printf("RESULT %s\n", o.json);
+                fflush(stdout);
+                return;
+        }
         if (b->sc == SC_IDLE) {
                 /* The unit is the connection; the window is the hold. */
                 b->counted = b->ready;
@@ -1168,6 +1681,8 @@ static void print_results(struct bench *b)
                 case SC_CHURN:
                         row(b, "workers", "%u", b->conns);
                         break;
+                case SC_QUEUE: /* print_queue */
+                        break;
                 }
                 row(b, "window", "%.2f s", secs);
         }
@@ -1193,6 +1708,8 @@ static void print_results(struct bench *b)
                 break;
         case SC_CHURN:
                 jadd(&o, ",\"workers\":%u", b->conns);
+                break;
+        case SC_QUEUE: /* print_queue */
                 break;
         }
         if (b->sc != SC_IDLE) {
@@ -1325,10 +1842,12 @@ static void finish_run(struct bench *b)
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: pxl-bench [options] echo|fanout|idle|churn|db\n"
+        fprintf(f, "usage: pxl-bench [options] "
+                   "echo|fanout|idle|churn|db|queue\n"
                    "\n"
-                   "Load a pxl server (plugins system and bench) and report\n"
-                   "rates, latencies and the server's CPU per 1M messages.\n"
+                   "Load a pxl server (plugins system and bench; queue:\n"
+                   "benchqueue) and report rates, latencies and the server's\n"
+                   "CPU per 1M messages.\n"
                    "\n"
                    "  -h HOST        server host (127.0.0.1)\n"
                    "  -p PORT        server port (8080)\n"
@@ -1337,11 +1856,13 @@ static void usage(FILE *f)
                    "(50)\n"
                    "  -k N           echo, db: requests in flight per "
                    "connection (1)\n"
-                   "  -t SECONDS     measured window; idle: hold time (10)\n"
+                   "  -t SECONDS     measured window; idle: hold time; queue:\n"
+                   "                 the paced run's length (10)\n"
                    "  -s N           fanout: subscribers (100)\n"
                    "  -n N           fanout: publishers (1)\n"
                    "  -r RATE        fanout: publishes/s in total (default: "
-                   "flat-out)\n"
+                   "flat-out);\n"
+                   "                 queue: jobs/s of the paced run (1000)\n"
                    "  -w N           fanout: unacknowledged publishes per "
                    "publisher (16)\n"
                    "  -z BYTES       padding added to each request or payload "
@@ -1349,6 +1870,11 @@ static void usage(FILE *f)
                    "  -N N           idle: connections (1000)\n"
                    "  --rows N       db: ids asked for are 1..N, at random "
                    "(10000)\n"
+                   "  --jobs N       queue: jobs of the flat-out run (100000)\n"
+                   "  --batch N      queue: jobs per bench/enqueue (1000)\n"
+                   "  --workers N    queue: the server's workers, whose "
+                   "figures\n"
+                   "                 are gathered (1)\n"
                    "  --pid PID      the server process, for CPU and RSS\n"
                    "  --also-pid PID another process whose CPU counts as the\n"
                    "                 server's (e.g. redis-server); up to 8\n"
@@ -1390,6 +1916,9 @@ enum {
         OPT_ALSO_PID,
         OPT_DB_PID,
         OPT_ROWS,
+        OPT_JOBS,
+        OPT_BATCH,
+        OPT_WORKERS,
 };
 
 static int parse_args(struct bench *b, int argc, char **argv)
@@ -1399,6 +1928,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 {"also-pid", required_argument, NULL, OPT_ALSO_PID},
                 {"db-pid", required_argument, NULL, OPT_DB_PID},
                 {"rows", required_argument, NULL, OPT_ROWS},
+                {"jobs", required_argument, NULL, OPT_JOBS},
+                {"batch", required_argument, NULL, OPT_BATCH},
+                {"workers", required_argument, NULL, OPT_WORKERS},
                 {"json", no_argument, NULL, OPT_JSON},
                 {"help", no_argument, NULL, OPT_HELP},
                 {"drain", required_argument, NULL, OPT_DRAIN},
@@ -1474,6 +2006,15 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 case OPT_ROWS:
                         ok = parse_uint(optarg, 1, 1u << 30, &b->rows);
                         break;
+                case OPT_JOBS:
+                        ok = parse_uint(optarg, 0, 100000000, &b->jobs);
+                        break;
+                case OPT_BATCH:
+                        ok = parse_uint(optarg, 1, 100000, &b->batch);
+                        break;
+                case OPT_WORKERS:
+                        ok = parse_uint(optarg, 1, 1024, &b->workers);
+                        break;
                 case OPT_DRAIN:
                         ok = parse_uint(optarg, 0, 3600, &b->drain_s);
                         break;
@@ -1520,7 +2061,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         }
         fprintf(stderr,
                 "pxl-bench: unknown scenario \"%s\" (echo, fanout, "
-                "idle, churn or db)\n",
+                "idle, churn, db or queue)\n",
                 argv[optind]);
         return -1;
 }
@@ -1556,6 +2097,18 @@ static int setup(struct bench *b)
                 break;
         case SC_FANOUT:
                 b->n = b->subs + b->pubs;
+                break;
+        case SC_QUEUE:
+                b->n = 1;
+                if (b->rate <= 0)
+                        b->rate = 1000;
+                /* Run numbers no other pxl-bench of this server uses. */
+                b->flat.run = ((now_ns() ^ (uint64_t)getpid() << 32) &
+                               (((uint64_t)1 << 50) - 1)) *
+                              2;
+                b->flat.target = b->jobs;
+                b->paced.run = b->flat.run + 1;
+                b->paced.target = (uint64_t)(b->rate * b->seconds + 0.5);
                 break;
         case SC_IDLE:
                 b->n = b->idle_n;
@@ -1626,6 +2179,9 @@ static int setup(struct bench *b)
                 case SC_DB:
                         c->role = R_DB;
                         break;
+                case SC_QUEUE:
+                        c->role = R_QUEUE;
+                        break;
                 }
         }
         return 0;
@@ -1678,6 +2234,9 @@ int main(int argc, char **argv)
         b->idle_n = 1000;
         b->drain_s = 5;
         b->rows = 10000;
+        b->jobs = 100000;
+        b->batch = 1000;
+        b->workers = 1;
         b->cpu0 = b->cpu1 = -1;
         b->db_cpu0 = b->db_cpu1 = -1;
         b->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();

@@ -1,7 +1,8 @@
 """
 test_wsc - the outbound client (pxl_wsc) and pxl-bench against a real
-pxl-serve with the system and bench plugins: every pxl-bench scenario
-briefly, checking its RESULT line; the reconnect schedule (1000, 2000 ms)
+pxl-serve with the system and bench plugins (benchqueue for the queue,
+on its SQLite back end): every pxl-bench scenario briefly, checking its
+RESULT line; the reconnect schedule (1000, 2000 ms)
 with a server that starts late and restarts, and that an explicit close
 stops it; handshake refusals, heartbeat pings, and wss:// with and without
 certificate checks. The client is driven through tests/unit/wsc_reconnect,
@@ -164,6 +165,35 @@ def t_idle_spread(srv):
           "connections: %r" % res)
 
 
+def t_queue(srv):
+    """300 jobs flat-out in batches of 100, then 200 jobs/s for 1 s: every
+    job runs once and completes, the figures are there."""
+    res = bench(srv, "--jobs", 300, "--batch", 100, "-r", 200, "-t", 1,
+                "--json", "queue")
+    check(res["scenario"] == "queue", "scenario %r" % res.get("scenario"))
+    check(res["errors"] == 0 and res["failed"] == 0 and res["dropped"] == 0,
+          "errors, failed or dropped: %r" % res)
+    check(res["jobs"] == 300 and res["started"] == 300 and
+          res["rate_jobs"] == 200 and res["rate_started"] == 200,
+          "jobs added and run: %r" % res)
+    check(res["duplicated"] == 0 and res["lost"] == 0 and
+          res["jobs_failed"] == 0 and res["bad"] == 0,
+          "jobs twice, never, failed or unreadable: %r" % res)
+    check(res["workers"] == 1 and res["answered"] == 1,
+          "workers %r, answered %r" % (res["workers"], res["answered"]))
+    check(res["seconds"] > 0 and res["jobs_per_sec"] > 0 and
+          res["msgs_per_sec"] == res["jobs_per_sec"], "rate: %r" % res)
+    check(0.9 <= res["rate_add_seconds"] <= 1.5,
+          "200 adds at 200/s took %r s" % res["rate_add_seconds"])
+    check(res["server_cpu_s"] is not None and res["server_cpu_s"] >= 0 and
+          res["also_cpu_s"] == 0 and
+          res["cpu_per_1m"] == res["server_cpu_per_1m"],
+          "cpu: %r" % res)
+    check(0 < res["flat_p50_us"] <= res["flat_p99_us"]
+          <= res["flat_max_us"] * 1.02 + 1, "flat-out latencies: %r" % res)
+    latencies(res)
+
+
 def t_refused(port):
     p = subprocess.run([BENCH, "-p", str(port), "-c", "2", "-t", "1",
                         "echo"], stdout=subprocess.PIPE,
@@ -211,9 +241,9 @@ def t_man():
     for o in opts:
         check(re.search(r"^ +%s([ ,]|$)" % re.escape(o), text, re.M),
               "pxl-bench(1) does not document %s" % o)
-    for word in ("echo", "fanout", "idle", "churn", "msgs_per_sec",
+    for word in ("echo", "fanout", "idle", "churn", "queue", "msgs_per_sec",
                  "server_cpu_per_1m", "rss_per_conn_bytes", "duplicated",
-                 "lost"):
+                 "lost", "jobs_per_sec", "cpu_per_1m", "rate_jobs"):
         check(word in text, "pxl-bench(1) does not mention %s" % word)
 
 
@@ -694,6 +724,12 @@ def main():
         srv.stop_case(tap)
     tap.case("pxl-bench reports a refused connection and exits 1",
              t_refused, free_port())
+
+    jobs = Server(app_config(plugins=("benchqueue",), limits=LOAD), "queue")
+    if tap.case("pxl-serve starts with plugin benchqueue", jobs.start):
+        tap.case("queue: 300 jobs flat-out, 200 jobs/s for 1 s, each runs "
+                 "once", t_queue, jobs)
+        jobs.stop_case(tap)
 
     tap.case("reconnect: 1000 ms, 2000 ms to a late server, again after "
              "a restart, and an explicit close stops it",
