@@ -218,6 +218,27 @@ void pxl_queue_claimed(struct pxl_queue_line *qu,
 void pxl_queue_hold(struct pxl_queue *q);
 void pxl_queue_release(struct pxl_queue *q);
 
+struct pxl_db_result;
+
+/* A statement's answer (pxl_queue_db.c). */
+typedef void pxl_queue_db_fn(struct pxl_queue *q,
+                             const struct pxl_db_result *res, void *arg);
+/*
+ * Run sql with p (taken) on db, or in tx when it is not NULL; done (may
+ * be NULL) gets the result, later. On an error now done runs never.
+ */
+int pxl_queue_db_run(struct pxl_queue *q, struct pxl_db *db,
+                     struct pxl_db_tx *tx, const char *sql,
+                     struct json_object *p, pxl_queue_db_fn *done, void *arg);
+/*
+ * Insert nj into table (the jobs table, or the outbox: the same
+ * columns), unless its (queue, id) is there; done as for an add.
+ */
+int pxl_queue_db_insert(struct pxl_queue *q, struct pxl_db *db,
+                        struct pxl_db_tx *tx, const char *table,
+                        const struct pxl_queue_new *nj,
+                        pxl_queue_added_fn *done, void *arg);
+
 /* srv's queue while it runs, else NULL. */
 struct pxl_queue *pxl_queue_of(const struct pxl_worker *srv);
 

@@ -837,51 +837,12 @@ static int redis_add(struct pxl_queue *q, struct pxl_db_tx *tx,
 
 /* ---- the outbox --------------------------------------------------------- */
 
-struct db_call {
-        struct pxl_queue *q;
-        void (*done)(struct pxl_queue *q, const struct pxl_db_result *res,
-                     void *arg);
-        void *arg;
-};
-
-static void db_call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
-                         void *arg)
-{
-        struct db_call *c = arg;
-        struct pxl_queue *q = c->q;
-
-        (void)ctx;
-        if (c->done != NULL)
-                c->done(q, res, c->arg);
-        free(c);
-        pxl_queue_release(q);
-}
-
 /* Run sql with p (taken) on the app's database, or in tx. */
 static int db_run(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
-                  struct json_object *p,
-                  void (*done)(struct pxl_queue *, const struct pxl_db_result *,
-                               void *),
-                  void *arg)
+                  struct json_object *p, pxl_queue_db_fn *done, void *arg)
 {
-        struct redis_queue *rq = q->be_state;
-        struct db_call *c = malloc(sizeof(*c));
-        int rc = PXL_ENOMEM;
-
-        if (c != NULL && p != NULL) {
-                c->q = q;
-                c->done = done;
-                c->arg = arg;
-                rc = tx ? pxl_db_tx_query(tx, sql, p, db_call_done, c)
-                        : pxl_db_run(rq->db, NULL, sql, p, db_call_done, c);
-        }
-        json_object_put(p);
-        if (rc < 0) {
-                free(c);
-                return rc;
-        }
-        pxl_queue_hold(q);
-        return PXL_OK;
+        return pxl_queue_db_run(q, ((struct redis_queue *)q->be_state)->db,
+                                tx, sql, p, done, arg);
 }
 
 static void sweep(struct pxl_queue *q);
@@ -895,64 +856,22 @@ static void committed(void *arg)
                 sweep(q);
 }
 
-struct adding {
-        pxl_queue_added_fn *done;
-        void *arg;
-};
-
-static void outbox_added(struct pxl_queue *q, const struct pxl_db_result *res,
-                         void *arg)
-{
-        struct adding *a = arg;
-
-        a->done(q, a->arg,
-                pxl_db_error(res) == NULL && pxl_db_affected(res) == 0,
-                pxl_db_error(res));
-        free(a);
-}
-
 /* pxl_job_add_tx: a row of the outbox, in tx; moved after the commit. */
 static int outbox_add(struct pxl_queue *q, struct pxl_db_tx *tx,
                       const struct pxl_queue_new *nj, pxl_queue_added_fn *done,
                       void *arg)
 {
-        const int64_t vals[] = {nj->priority,   nj->run_at,      nj->attempts,
-                                nj->backoff_ms, nj->backoff_exp, nj->timeout_ms,
-                                nj->keep,       nj->now};
-        struct json_object *p = json_object_new_array();
-        struct adding *a;
+        struct redis_queue *rq = q->be_state;
         int rc;
 
-        if (((struct redis_queue *)q->be_state)->db == NULL) {
-                json_object_put(p);
+        if (rq->db == NULL)
                 return PXL_EINVAL;
-        }
-        if (p == NULL || (a = malloc(sizeof(*a))) == NULL) {
-                json_object_put(p);
-                return PXL_ENOMEM;
-        }
-        a->done = done;
-        a->arg = arg;
-        json_object_array_add(p, json_object_new_string(nj->queue));
-        json_object_array_add(p, json_object_new_string(nj->id));
-        json_object_array_add(p, json_object_new_string_len(
-                                         nj->payload, (int)nj->payload_len));
-        for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
-                json_object_array_add(p, json_object_new_int64(vals[i]));
-        rc = db_run(q, tx,
-                    "INSERT INTO pxl_job_outbox (queue, id, payload, "
-                    "priority, run_at, attempts, backoff_ms, backoff_exp, "
-                    "timeout_ms, keep, created_at) VALUES ($1, $2, $3, $4, "
-                    "$5, $6, $7, $8, $9, $10, $11) "
-                    "ON CONFLICT (queue, id) DO NOTHING",
-                    p, outbox_added, a);
-        if (rc < 0) {
-                free(a);
-                return rc;
-        }
+        rc = pxl_queue_db_insert(q, rq->db, tx, "pxl_job_outbox", nj, done,
+                                 arg);
         /* Not told of the commit: the sweep moves it within a second. */
-        (void)pxl_db_tx_on_commit(tx, committed, q->srv);
-        return PXL_OK;
+        if (rc == PXL_OK)
+                (void)pxl_db_tx_on_commit(tx, committed, q->srv);
+        return rc;
 }
 
 /* A row moved to Redis (or there already): it leaves the outbox. */

@@ -74,65 +74,12 @@ static struct json_object *params(const char *spec, ...)
         return a;
 }
 
-typedef void statement_fn(struct pxl_queue *q, const struct pxl_db_result *res,
-                          void *arg);
-
-/* What our statements carry to their callback. */
-struct call {
-        struct pxl_queue *q;
-        statement_fn *done;
-        void *arg;
-};
-
-static void call_done(struct pxl_ctx *ctx, const struct pxl_db_result *res,
-                      void *arg)
-{
-        struct call *c = arg;
-        struct pxl_queue *q = c->q;
-
-        (void)ctx;
-        if (c->done != NULL)
-                c->done(q, res, c->arg);
-        free(c);
-        pxl_queue_release(q);
-}
-
-/*
- * Run sql with p (taken), in tx when it is not NULL; done (may be NULL)
- * gets the result. On a failure to queue, done runs never and the
- * reason is logged.
- */
-static int run_in(struct pxl_queue *q, struct pxl_db_tx *tx, const char *sql,
-                  struct json_object *p, statement_fn *done, void *arg)
-{
-        struct call *c = malloc(sizeof(*c));
-        int rc = PXL_ENOMEM;
-
-        if (c != NULL && p != NULL) {
-                c->q = q;
-                c->done = done;
-                c->arg = arg;
-                rc = tx ? pxl_db_tx_query(tx, sql, p, call_done, c)
-                        : pxl_db_run(db_of(q), NULL, sql, p, call_done, c);
-        }
-        json_object_put(p);
-        if (rc < 0) {
-                free(c);
-                /* The others are the caller's to report (a tx ended...). */
-                if (rc == PXL_ENOMEM)
-                        pxl_logs(PXL_LOG_ERR,
-                                 "queue: cannot run a statement: %s",
-                                 pxl_strerror(rc));
-                return rc;
-        }
-        pxl_queue_hold(q);
-        return PXL_OK;
-}
+typedef pxl_queue_db_fn statement_fn;
 
 static int run(struct pxl_queue *q, const char *sql, struct json_object *p,
                statement_fn *done, void *arg)
 {
-        return run_in(q, NULL, sql, p, done, arg);
+        return pxl_queue_db_run(q, db_of(q), NULL, sql, p, done, arg);
 }
 
 static int64_t poll_at(const struct pxl_queue *q)
@@ -383,68 +330,16 @@ static void sqlite_progress(struct pxl_job *job, const char *json)
 
 /* ---- adding ------------------------------------------------------------- */
 
-struct adding {
-        pxl_queue_added_fn *done;
-        void *arg;
-};
-
-static void added(struct pxl_queue *q, const struct pxl_db_result *res,
-                  void *arg)
-{
-        struct adding *a = arg;
-
-        a->done(q, a->arg,
-                pxl_db_error(res) == NULL && pxl_db_affected(res) == 0,
-                pxl_db_error(res));
-        free(a);
-}
-
 static int sqlite_add(struct pxl_queue *q, struct pxl_db_tx *tx,
                       const struct pxl_queue_new *nj, pxl_queue_added_fn *done,
                       void *arg)
 {
         struct sqlite_queue *s = q->be_state;
-        struct adding *a;
-        struct json_object *p;
-        int rc;
 
         /* One transaction holds both only in one database. */
         if (tx != NULL && s->own_db)
                 return PXL_EINVAL;
-        a = malloc(sizeof(*a));
-        p = json_object_new_array();
-        if (a == NULL || p == NULL) {
-                free(a);
-                json_object_put(p);
-                return PXL_ENOMEM;
-        }
-        a->done = done;
-        a->arg = arg;
-        json_object_array_add(p, json_object_new_string(nj->queue));
-        json_object_array_add(p, json_object_new_string(nj->id));
-        json_object_array_add(p, json_object_new_string_len(
-                                         nj->payload, (int)nj->payload_len));
-        {
-                const int64_t vals[] = {
-                        nj->priority,   nj->run_at,     nj->attempts,
-                        nj->backoff_ms, nj->backoff_exp, nj->timeout_ms,
-                        nj->keep,       nj->now,
-                };
-
-                for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++)
-                        json_object_array_add(p,
-                                              json_object_new_int64(vals[i]));
-        }
-        rc = run_in(q, tx,
-                    "INSERT INTO pxl_jobs (queue, id, payload, priority, "
-                    "run_at, attempts, backoff_ms, backoff_exp, "
-                    "timeout_ms, keep, created_at) VALUES ($1, $2, $3, "
-                    "$4, $5, $6, $7, $8, $9, $10, $11) "
-                    "ON CONFLICT (queue, id) DO NOTHING",
-                    p, added, a);
-        if (rc < 0)
-                free(a);
-        return rc;
+        return pxl_queue_db_insert(q, s->db, tx, "pxl_jobs", nj, done, arg);
 }
 
 /* ---- leases, counts, giving back ----------------------------------------- */
