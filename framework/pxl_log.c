@@ -110,21 +110,49 @@ static void put_json_field(struct line *l, const char *key, const char *v)
         put_str(l, n < sizeof(buf) ? buf : "\"...\"");
 }
 
+static void put_field_value(struct line *l, const struct pxl_log_field *f)
+{
+        if (f->real)
+                put_fmt(l, "%.0f", f->d);
+        else
+                put_fmt(l, "%lld", f->i);
+}
+
+static void write_line(int level, const char *plugin, const char *client,
+                       const char *msg, const struct pxl_log_field *fields,
+                       size_t nfields);
+
 void pxl_log_ctxv(int level, const char *plugin, const char *client,
                   const char *fmt, va_list ap)
 {
-        char msg[1024], ts[64];
+        char msg[1024];
+
+        if (!pxl_log_enabled(level))
+                return;
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        write_line(level, plugin, client, msg, NULL, 0);
+}
+
+void pxl_log_fields(int level, const char *msg,
+                    const struct pxl_log_field *fields, size_t n)
+{
+        if (pxl_log_enabled(level))
+                write_line(level, NULL, NULL, msg, fields, n);
+}
+
+static void write_line(int level, const char *plugin, const char *client,
+                       const char *msg, const struct pxl_log_field *fields,
+                       size_t nfields)
+{
+        char ts[64];
         struct line l;
         struct timeval tv;
         struct tm tm;
 
-        if (!pxl_log_enabled(level))
-                return;
         if (level < 0)
                 level = 0;
         if (level > PXL_LOG_DEBUG)
                 level = PXL_LOG_DEBUG;
-        vsnprintf(msg, sizeof(msg), fmt, ap);
         gettimeofday(&tv, NULL);
         gmtime_r(&tv.tv_sec, &tm);
         snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
@@ -144,6 +172,10 @@ void pxl_log_ctxv(int level, const char *plugin, const char *client,
                 if (client)
                         put_json_field(&l, "client", client);
                 put_json_field(&l, "msg", msg);
+                for (size_t i = 0; i < nfields; i++) {
+                        put_fmt(&l, ",\"%s\":", fields[i].key);
+                        put_field_value(&l, &fields[i]);
+                }
                 put_str(&l, "}");
         } else {
                 put_fmt(&l, "ts=%s level=%s", ts, level_names[level]);
@@ -161,6 +193,10 @@ void pxl_log_ctxv(int level, const char *plugin, const char *client,
                 }
                 put_str(&l, " msg=");
                 put_logfmt_value(&l, msg);
+                for (size_t i = 0; i < nfields; i++) {
+                        put_fmt(&l, " %s=", fields[i].key);
+                        put_field_value(&l, &fields[i]);
+                }
         }
         l.b[l.n++] = '\n';
         fwrite(l.b, 1, l.n, stderr);

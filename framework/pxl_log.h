@@ -7,6 +7,9 @@
 
 #include <stdarg.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "pxl/pxl.h"
 
 enum pxl_log_format { PXL_LOG_LOGFMT = 0, PXL_LOG_JSON };
@@ -27,5 +30,19 @@ void pxl_log_ctxv(int level, const char *plugin, const char *client,
 void pxl_log_ctx(int level, const char *plugin, const char *client,
                  const char *fmt, ...) PXL_PRINTF(4, 5);
 #define pxl_logs(level, ...) pxl_log_ctx((level), NULL, NULL, __VA_ARGS__)
+
+/* A field of a line that carries figures: a whole number, or not. */
+struct pxl_log_field {
+        const char *key; /* [a-z_]: needs no quoting in either format */
+        bool real;
+        long long i;
+        double d;
+};
+/*
+ * msg then the fields, each its own key: KEY=VALUE in logfmt, a JSON
+ * number in json (a metrics line that a collector reads as numbers).
+ */
+void pxl_log_fields(int level, const char *msg,
+                    const struct pxl_log_field *fields, size_t n);
 
 #endif

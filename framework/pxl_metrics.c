@@ -26,21 +26,25 @@ void pxl_metrics_tick(struct pxl_worker *srv)
 #undef PXL_RATE
         m->ticks++;
         if (srv->conf->metrics_log_interval != 0 &&
-            m->ticks % srv->conf->metrics_log_interval == 0)
-                pxl_logs(PXL_LOG_INFO,
-                         "metrics connections=%u rooms=%zu messages_in=%llu "
-                         "messages_out=%llu in_per_sec=%.0f out_per_sec=%.0f "
-                         "bytes_in=%llu bytes_out=%llu connects=%llu "
-                         "disconnects=%llu auth_failures=%llu",
-                         srv->nopen, srv->rooms.count,
-                         (unsigned long long)m->messages_in,
-                         (unsigned long long)m->messages_out,
-                         m->per_sec.messages_in, m->per_sec.messages_out,
-                         (unsigned long long)m->bytes_in,
-                         (unsigned long long)m->bytes_out,
-                         (unsigned long long)m->connects,
-                         (unsigned long long)m->disconnects,
-                         (unsigned long long)m->auth_failures);
+            m->ticks % srv->conf->metrics_log_interval == 0) {
+                const struct pxl_log_field f[] = {
+                        {"connections", false, srv->nopen, 0},
+                        {"rooms", false, (long long)srv->rooms.count, 0},
+                        {"messages_in", false, (long long)m->messages_in, 0},
+                        {"messages_out", false, (long long)m->messages_out, 0},
+                        {"in_per_sec", true, 0, m->per_sec.messages_in},
+                        {"out_per_sec", true, 0, m->per_sec.messages_out},
+                        {"bytes_in", false, (long long)m->bytes_in, 0},
+                        {"bytes_out", false, (long long)m->bytes_out, 0},
+                        {"connects", false, (long long)m->connects, 0},
+                        {"disconnects", false, (long long)m->disconnects, 0},
+                        {"auth_failures", false, (long long)m->auth_failures,
+                         0},
+                };
+
+                pxl_log_fields(PXL_LOG_INFO, "metrics", f,
+                               sizeof(f) / sizeof(*f));
+        }
 }
 
 struct json_object *pxl_metrics_json(const struct pxl_worker *srv)

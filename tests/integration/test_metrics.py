@@ -5,9 +5,11 @@ server: connects, disconnects, current connections and clients, rooms,
 messagesIn (exact), messagesOut and bytes for a known exchange, errors by
 kind (parse, envelope, unknown route, handler), authFailures for refused
 tokens; perSecond present; and metrics.log_interval logs
-"metrics connections=" lines.
+"metrics connections=" lines, each counter a field of its own: KEY=N in
+logfmt, a JSON number with log.format = "json".
 """
 import asyncio
+import json
 import os
 import sys
 import time
@@ -262,6 +264,35 @@ async def t_log_interval(srv):
         await c.close()
 
 
+METRIC_FIELDS = ("connections", "rooms", "messages_in", "messages_out",
+                 "in_per_sec", "out_per_sec", "bytes_in", "bytes_out",
+                 "connects", "disconnects", "auth_failures")
+
+
+async def t_log_json(srv):
+    """log.format = "json": the metrics line's counters are numbers,
+    fields of the line's object, not words of its msg."""
+    def lines():
+        out = []
+        for x in srv.log().splitlines():
+            try:
+                o = json.loads(x)
+            except ValueError:
+                continue
+            if isinstance(o, dict) and o.get("msg") == "metrics":
+                out.append(o)
+        return out
+
+    async def found():
+        return lines()
+    got = (await poll(found, timeout=3, what="a JSON metrics line"))[0]
+    for k in METRIC_FIELDS:
+        check(isinstance(got.get(k), int) and not isinstance(got[k], bool),
+              "%s is not a number: %r" % (k, got))
+    eq(set(got) - set(METRIC_FIELDS), {"ts", "level", "msg"},
+       "other keys of the line")
+
+
 async def t_no_log_by_default(srv):
     eq("metrics connections=" in srv.log(), False,
        "metrics line without metrics.log_interval")
@@ -274,12 +305,16 @@ async def main():
     logsrv = Server(app_config(("testkit",),
                                extra="metrics = { log_interval = 1; };"),
                     "metrics_log")
-    servers = [srv, logsrv]
+    jsonsrv = Server(app_config(("testkit",), log_format="json",
+                                extra="metrics = { log_interval = 1; };"),
+                     "metrics_json")
+    servers = [srv, logsrv, jsonsrv]
     A = tap.acase
     sc = Scenario(srv)
     try:
         srv.start()
         logsrv.start()
+        jsonsrv.start()
         await A("fresh server, one client: connects 1, connections 1, "
                 "messagesIn 1, errors 0", sc.first)
         await A("perSecond is an object of rates", sc.per_second)
@@ -297,6 +332,8 @@ async def main():
                 sc.out_and_bytes)
         await A("metrics.log_interval = 1: \"metrics connections=\" lines "
                 "within 3 s", t_log_interval, logsrv)
+        await A("log.format = \"json\": the metrics line's counters are "
+                "JSON numbers", t_log_json, jsonsrv)
         await A("no metrics log line when log_interval is not set",
                 t_no_log_by_default, srv)
     finally:
