@@ -521,7 +521,10 @@ async def t_tx_commit(m):
     row = m.store.job("work", r["id"])
     eq((row["state"], row["attempt"]), ("completed", 1), "stored")
     if m.be.redis is not None:
-        eq(outbox(m.db, r["id"]), [], "the outbox after the move")
+        # Deleted once Redis answered the move: a moment after the run.
+        await poll(lambda: asyncio.to_thread(
+            lambda: outbox(m.db, r["id"]) == []), timeout=3,
+            what="the outbox to empty after the move")
 
 
 async def t_tx_kill(srv, log, db, store):
@@ -548,8 +551,12 @@ async def t_tx_kill(srv, log, db, store):
     rows = [(x["state"], x["attempt"]) for x in store.jobs("work", ["tx-k"])]
     if isinstance(store, RedisStore):
         rows += [("outbox", 0)] * len(outbox(db, "tx-k"))
-        check(rows in ([("waiting", 0)], [("outbox", 0)]), "tx-k after the "
-              "kill, in Redis or in the outbox, once: %r" % rows)
+        # Killed between the move and the row's delete, it is in both:
+        # the restarted server moves it again, which adds nothing.
+        check(rows in ([("waiting", 0)], [("outbox", 0)],
+                       [("waiting", 0), ("outbox", 0)]), "tx-k after the "
+              "kill, in Redis or in the outbox (or both, mid-move): %r"
+              % rows)
     else:
         eq(rows, [("waiting", 0)], "the job after the kill")
     await asyncio.to_thread(srv.start)
