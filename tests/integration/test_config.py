@@ -100,17 +100,20 @@ def t_usage():
     check("usage: pxl-serve" in err, "no usage on stderr: %r" % err)
     rc, out, err = run_serve(["-x", "app.cfg"])
     eq(rc, 2, "exit code for an unknown option")
+    rc, out, err = run_serve(["--nope", "app.cfg"])
+    eq(rc, 2, "exit code for an unknown long option")
+    check("usage: pxl-serve" in err, "no usage on stderr: %r" % err)
 
 
-def t_help():
-    rc, out, err = run_serve(["-h"])
+def t_help(opt="-h"):
+    rc, out, err = run_serve([opt])
     eq(rc, 0, "exit code")
     check(out.startswith("usage: pxl-serve"), "stdout %r" % out[:200])
     clean(err)
 
 
-def t_version():
-    rc, out, err = run_serve(["-V"])
+def t_version(opt="-V"):
+    rc, out, err = run_serve([opt])
     eq(rc, 0, "exit code")
     check(re.match(r"^pxl-serve \S+ \(plugin ABI \d+\.\d+\)\n$", out),
           "stdout %r" % out)
@@ -329,7 +332,9 @@ def main():
     C("init failure: exit 1, '<path>: init failed: settings.fail is true'",
       t_init_fails)
     C("-h: exit 0, usage on stdout", t_help)
+    C("--help: exit 0, usage on stdout", t_help, "--help")
     C("-V: exit 0, version and plugin ABI", t_version)
+    C("--version: exit 0, version and plugin ABI", t_version, "--version")
     C("-T: exit 0, lists the keys", t_keys)
     C("no app file or an unknown option: usage, exit 2", t_usage)
 
