@@ -1944,8 +1944,8 @@ static int parse_args(struct bench *b, int argc, char **argv)
         unsigned v;
         int opt, i, li = 0;
 
-        while ((opt = getopt_long(argc, argv, "hVH:p:P:c:k:t:s:n:r:w:z:N:", longs,
-                                  &li)) != -1) {
+        while ((opt = getopt_long(argc, argv, "hVH:p:P:c:k:t:s:n:r:w:z:N:",
+                                  longs, &li)) != -1) {
                 bool ok = true;
                 char *end;
 
@@ -2287,6 +2287,19 @@ int main(int argc, char **argv)
                         "pxl-bench: %" PRIu64 " wrong replies, %" PRIu64
                         " error frames: the run fails\n",
                         b->wrong, b->errors);
+                rc = 1;
+        }
+        /*
+         * Error frames and not one success (e.g. the bench plugin is not
+         * loaded: "Unknown route" for each request) is a failed run, not
+         * a rate of 0. The queue scenario aborts on its first error.
+         */
+        if (rc == 0 && b->sc != SC_IDLE && b->sc != SC_QUEUE &&
+            b->count == 0 && b->errors > 0) {
+                fprintf(stderr,
+                        "pxl-bench: every request failed (%" PRIu64
+                        " error frames, no success): the run fails\n",
+                        b->errors);
                 rc = 1;
         }
 out:

@@ -204,6 +204,20 @@ def t_refused(port):
           "no clear error for a refused connection: %r" % err)
 
 
+def t_all_failed(srv):
+    """Without the bench plugin each echo request gets "Unknown route":
+    not one success, so the run fails (exit 1) and says why."""
+    cmd = [BENCH, "-p", str(srv.port), "-c", "5", "-t", "1", "--drain", "0",
+           "echo"]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    err = p.stderr.decode("utf-8", "replace")
+    check(p.returncode == 1, "exit %d, expected 1; stderr %r"
+          % (p.returncode, err))
+    check("Unknown route" in err and "every request failed" in err,
+          "no clear error: %r" % err)
+
+
 def t_usage():
     p = subprocess.run([BENCH, "--help"], stdout=subprocess.PIPE, timeout=10)
     check(p.returncode == 0, "--help exit %d" % p.returncode)
@@ -741,6 +755,12 @@ def main():
         srv.stop_case(tap)
     tap.case("pxl-bench reports a refused connection and exits 1",
              t_refused, free_port())
+
+    nobench = Server(app_config(plugins=("system",), limits=LOAD), "nobench")
+    if tap.case("pxl-serve starts with plugin system only", nobench.start):
+        tap.case("pxl-bench exits 1 when every request failed (no bench "
+                 "plugin: Unknown route)", t_all_failed, nobench)
+        nobench.stop_case(tap)
 
     jobs = Server(app_config(plugins=("benchqueue",), limits=LOAD), "queue")
     if tap.case("pxl-serve starts with plugin benchqueue", jobs.start):
