@@ -210,7 +210,8 @@ int main(int argc, char **argv)
         if (rc == 0 && !test_only)
                 rc = pxl_queue_prepare(&srv, &errors);
         if (rc == 0 && test_only)
-                printf("%s: ok (%zu plugins)\n", argv[optind], srv.plugins.n);
+                printf("%s: ok (%zu plugin%s)\n", argv[optind],
+                       srv.plugins.n, srv.plugins.n == 1 ? "" : "s");
         if (rc == 0 && !test_only)
                 rc = serve(&srv, &errors);
         /* In a cluster, each worker returns here too and ends the same way. */

@@ -54,7 +54,8 @@ def check_ok(text, nplugins, cwd_name=False, setup=None):
     arg = "app.cfg" if cwd_name else path
     # From another directory too: relative plugin paths follow the app file.
     rc, out, err = run_serve(["-t", arg], cwd=d if cwd_name else "/")
-    eq((rc, out), (0, "%s: ok (%d plugins)\n" % (arg, nplugins)),
+    eq((rc, out), (0, "%s: ok (%d plugin%s)\n"
+                   % (arg, nplugins, "" if nplugins == 1 else "s")),
        "(exit code, stdout) with stderr %r" % err)
     clean(err)
 
@@ -202,7 +203,8 @@ def main():
       good, 2)
     C("-t with the file named relative to the cwd", check_ok, good, 2,
       cwd_name=True)
-    C("-t runs no init: settings.fail = true still checks ok", check_ok,
+    C("-t runs no init: settings.fail = true still checks ok "
+      "('FILE: ok (1 plugin)')", check_ok,
       'name = "x";\n%s\nplugins = ( { path = "testkit"; settings = '
       '{ fail = true; }; } );\n' % LISTEN, 1)
 
