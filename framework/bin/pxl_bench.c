@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "config.h"
 #include "pxl/pxl.h"
 #include "pxl_histogram.h"
 #include "pxl_json.h"
@@ -1849,7 +1850,7 @@ static void usage(FILE *f)
                    "benchqueue) and report rates, latencies and the server's\n"
                    "CPU per 1M messages.\n"
                    "\n"
-                   "  -h HOST        server host (127.0.0.1)\n"
+                   "  -H, --host HOST  server host (127.0.0.1)\n"
                    "  -p PORT        server port (8080)\n"
                    "  -P PATH        WebSocket path (/ws)\n"
                    "  -c N           echo, db: connections; churn: workers "
@@ -1886,7 +1887,8 @@ static void usage(FILE *f)
                    "  --tls          connect with wss:// (no certificate "
                    "check)\n"
                    "  --json         print only the RESULT line\n"
-                   "  --help         show this help\n"
+                   "  -h, --help     show this help\n"
+                   "  -V, --version  print the version, then exit\n"
                    "\n"
                    "Output: a table, then one line `RESULT {json}`. "
                    "See pxl-bench(1).\n");
@@ -1909,7 +1911,6 @@ static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 enum {
         OPT_PID = 256,
         OPT_JSON,
-        OPT_HELP,
         OPT_DRAIN,
         OPT_TOKEN,
         OPT_TLS,
@@ -1932,7 +1933,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 {"batch", required_argument, NULL, OPT_BATCH},
                 {"workers", required_argument, NULL, OPT_WORKERS},
                 {"json", no_argument, NULL, OPT_JSON},
-                {"help", no_argument, NULL, OPT_HELP},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {"host", required_argument, NULL, 'H'},
                 {"drain", required_argument, NULL, OPT_DRAIN},
                 {"token", required_argument, NULL, OPT_TOKEN},
                 {"tls", no_argument, NULL, OPT_TLS},
@@ -1941,13 +1944,13 @@ static int parse_args(struct bench *b, int argc, char **argv)
         unsigned v;
         int opt, i, li = 0;
 
-        while ((opt = getopt_long(argc, argv, "h:p:P:c:k:t:s:n:r:w:z:N:", longs,
-                                  &li)) != -1) {
+        while ((opt = getopt_long(argc, argv, "hVH:p:P:c:k:t:s:n:r:w:z:N:",
+                                  longs, &li)) != -1) {
                 bool ok = true;
                 char *end;
 
                 switch (opt) {
-                case 'h':
+                case 'H':
                         b->host = optarg;
                         break;
                 case 'p':
@@ -2027,8 +2030,11 @@ static int parse_args(struct bench *b, int argc, char **argv)
                 case OPT_JSON:
                         b->json = true;
                         break;
-                case OPT_HELP:
+                case 'h':
                         usage(stdout);
+                        exit(0);
+                case 'V':
+                        printf("pxl-bench %s\n", PACKAGE_VERSION);
                         exit(0);
                 default:
                         usage(stderr);
@@ -2281,6 +2287,19 @@ int main(int argc, char **argv)
                         "pxl-bench: %" PRIu64 " wrong replies, %" PRIu64
                         " error frames: the run fails\n",
                         b->wrong, b->errors);
+                rc = 1;
+        }
+        /*
+         * Error frames and not one success (e.g. the bench plugin is not
+         * loaded: "Unknown route" for each request) is a failed run, not
+         * a rate of 0. The queue scenario aborts on its first error.
+         */
+        if (rc == 0 && b->sc != SC_IDLE && b->sc != SC_QUEUE &&
+            b->count == 0 && b->errors > 0) {
+                fprintf(stderr,
+                        "pxl-bench: every request failed (%" PRIu64
+                        " error frames, no success): the run fails\n",
+                        b->errors);
                 rc = 1;
         }
 out:

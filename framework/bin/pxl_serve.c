@@ -30,8 +30,8 @@ static void usage(FILE *f)
                 "       0 when all is well, 1 after printing every problem\n"
                 "  -T   print every config key with its type, default and\n"
                 "       meaning, then exit\n"
-                "  -h   show this help\n"
-                "  -V   print the version and plugin ABI, then exit\n"
+                "  -h, --help     show this help\n"
+                "  -V, --version  print the version and plugin ABI, then exit\n"
                 "  --migrate  apply the database migrations not applied yet\n"
                 "       (database.migrations), print each, then exit\n"
                 "\n"
@@ -133,6 +133,8 @@ int main(int argc, char **argv)
         bool test_only = false, migrate_flag = false;
         static const struct option longopts[] = {
                 {"migrate", no_argument, NULL, 'M'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {NULL, 0, NULL, 0},
         };
         int opt, rc;
@@ -208,7 +210,8 @@ int main(int argc, char **argv)
         if (rc == 0 && !test_only)
                 rc = pxl_queue_prepare(&srv, &errors);
         if (rc == 0 && test_only)
-                printf("%s: ok (%zu plugins)\n", argv[optind], srv.plugins.n);
+                printf("%s: ok (%zu plugin%s)\n", argv[optind],
+                       srv.plugins.n, srv.plugins.n == 1 ? "" : "s");
         if (rc == 0 && !test_only)
                 rc = serve(&srv, &errors);
         /* In a cluster, each worker returns here too and ends the same way. */

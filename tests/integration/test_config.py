@@ -54,7 +54,8 @@ def check_ok(text, nplugins, cwd_name=False, setup=None):
     arg = "app.cfg" if cwd_name else path
     # From another directory too: relative plugin paths follow the app file.
     rc, out, err = run_serve(["-t", arg], cwd=d if cwd_name else "/")
-    eq((rc, out), (0, "%s: ok (%d plugins)\n" % (arg, nplugins)),
+    eq((rc, out), (0, "%s: ok (%d plugin%s)\n"
+                   % (arg, nplugins, "" if nplugins == 1 else "s")),
        "(exit code, stdout) with stderr %r" % err)
     clean(err)
 
@@ -100,17 +101,20 @@ def t_usage():
     check("usage: pxl-serve" in err, "no usage on stderr: %r" % err)
     rc, out, err = run_serve(["-x", "app.cfg"])
     eq(rc, 2, "exit code for an unknown option")
+    rc, out, err = run_serve(["--nope", "app.cfg"])
+    eq(rc, 2, "exit code for an unknown long option")
+    check("usage: pxl-serve" in err, "no usage on stderr: %r" % err)
 
 
-def t_help():
-    rc, out, err = run_serve(["-h"])
+def t_help(opt="-h"):
+    rc, out, err = run_serve([opt])
     eq(rc, 0, "exit code")
     check(out.startswith("usage: pxl-serve"), "stdout %r" % out[:200])
     clean(err)
 
 
-def t_version():
-    rc, out, err = run_serve(["-V"])
+def t_version(opt="-V"):
+    rc, out, err = run_serve([opt])
     eq(rc, 0, "exit code")
     check(re.match(r"^pxl-serve \S+ \(plugin ABI \d+\.\d+\)\n$", out),
           "stdout %r" % out)
@@ -199,7 +203,8 @@ def main():
       good, 2)
     C("-t with the file named relative to the cwd", check_ok, good, 2,
       cwd_name=True)
-    C("-t runs no init: settings.fail = true still checks ok", check_ok,
+    C("-t runs no init: settings.fail = true still checks ok "
+      "('FILE: ok (1 plugin)')", check_ok,
       'name = "x";\n%s\nplugins = ( { path = "testkit"; settings = '
       '{ fail = true; }; } );\n' % LISTEN, 1)
 
@@ -329,7 +334,9 @@ def main():
     C("init failure: exit 1, '<path>: init failed: settings.fail is true'",
       t_init_fails)
     C("-h: exit 0, usage on stdout", t_help)
+    C("--help: exit 0, usage on stdout", t_help, "--help")
     C("-V: exit 0, version and plugin ABI", t_version)
+    C("--version: exit 0, version and plugin ABI", t_version, "--version")
     C("-T: exit 0, lists the keys", t_keys)
     C("no app file or an unknown option: usage, exit 2", t_usage)
 

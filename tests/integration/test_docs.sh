@@ -17,19 +17,22 @@ man_keys=$(sed -n 's/^\.It Ic \(.*\) No .*/\1/p' "$src/man/pxl.cfg.5" |
 nman=$(printf '%s\n' "$man_keys" | grep -c .)
 cfg_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl.cfg.5" 2>/dev/null | col -b)
 serve_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl-serve.1" 2>/dev/null | col -b)
-opts=$("$serve" -h | sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\) .*/\1/p')
+# "  -h, --help  TEXT" gives both -h and --help.
+opts=$("$serve" -h |
+        sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\)\(, \(--[A-Za-z-]*\)\)\{0,1\} .*/\1 \3/p')
 jobs=${PXL_BUILDDIR:?}/framework/pxl-jobs
 jobs_text=$(groff -mdoc -Tascii -P-c "$src/man/pxl-jobs.1" 2>/dev/null | col -b)
 jobs_help=$("$jobs" -h)
 jobs_words=$(printf '%s\n' "$jobs_help" |
-        sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\|[a-z][a-z]*\) .*/\1/p' | sort -u)
+        sed -n 's/^  \(--*[A-Za-z][A-Za-z-]*\|[a-z][a-z]*\)\(, \(--[A-Za-z-]*\)\)\{0,1\} .*/\1 \3/p' |
+        tr ' ' '\n' | grep . | sort -u)
 njobs=$(printf '%s\n' "$jobs_words" | grep -c .)
 . "$src/tests/tap.sh"
 echo "# pxl-serve -T listed $nkeys keys (exit $t_rc); pxl.cfg(5) documents $nman"
 # documents TEXT ITEM PAGE AFTER: the rendered PAGE (its TEXT) lists ITEM
 # at a line's start, followed by what the regex AFTER matches.
 documents() {
-        if printf '%s\n' "$1" | grep -qE -- "^ +$2($4)"; then
+        if printf '%s\n' "$1" | grep -qE -- "^ +(-[A-Za-z], )?$2($4)"; then
                 ok "$3 documents $2"
         else
                 not_ok "$3 documents $2"
@@ -58,7 +61,7 @@ for k in $keys; do
         fi
 done
 for o in $opts; do
-        documents "$serve_text" "$o" "pxl-serve(1)" '[[:space:]]|$'
+        documents "$serve_text" "$o" "pxl-serve(1)" '[[:space:]]|,|$'
 done
 if "$serve" -V | grep -qE '^pxl-serve [0-9.]+ \(plugin ABI [0-9]+\.[0-9]+\)$'; then
         ok "pxl-serve -V prints version and ABI"
@@ -78,6 +81,38 @@ if "$jobs" -V | grep -qE '^pxl-jobs [0-9.]+$'; then
 else
         not_ok "pxl-jobs -V prints the version"
 fi
+# Every installed program: --help is the usage on stdout (exit 0),
+# --version is "PROGRAM VERSION", and an unknown long option is a usage
+# error (exit 2, the usage on stderr).
+version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "$PXL_BUILDDIR/config.h")
+for p in framework/pxl-serve framework/pxl-jobs framework/pxl-bench \
+        scripts/pxl-new; do
+        prog=${p#*/}
+        if out=$("$PXL_BUILDDIR/$p" --help 2>/dev/null) &&
+                printf '%s\n' "$out" | head -n 1 | grep -q "^usage: $prog "; then
+                ok "$prog --help prints the usage and exits 0"
+        else
+                not_ok "$prog --help prints the usage and exits 0"
+        fi
+        out=$("$PXL_BUILDDIR/$p" --version 2>/dev/null)
+        rc=$?
+        case $out in
+        "$prog $version" | "$prog $version "*) vok=yes ;;
+        *) vok= ;;
+        esac
+        if [ "$rc" -eq 0 ] && [ -n "$version" ] && [ -n "$vok" ]; then
+                ok "$prog --version prints \"$prog $version\""
+        else
+                not_ok "$prog --version prints \"$prog $version\" (exit $rc: $out)"
+        fi
+        err=$("$PXL_BUILDDIR/$p" --no-such-option 2>&1 >/dev/null)
+        rc=$?
+        if [ "$rc" -eq 2 ] && printf '%s\n' "$err" | grep -q "usage: $prog "; then
+                ok "$prog --no-such-option: exit 2, the usage on stderr"
+        else
+                not_ok "$prog --no-such-option: exit 2, the usage on stderr (exit $rc)"
+        fi
+done
 echo "# checked $nkeys keys and $(printf '%s\n' "$opts" | grep -c .) options"
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -204,17 +204,43 @@ def t_refused(port):
           "no clear error for a refused connection: %r" % err)
 
 
+def t_all_failed(srv):
+    """Without the bench plugin each echo request gets "Unknown route":
+    not one success, so the run fails (exit 1) and says why."""
+    cmd = [BENCH, "-p", str(srv.port), "-c", "5", "-t", "1", "--drain", "0",
+           "echo"]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    err = p.stderr.decode("utf-8", "replace")
+    check(p.returncode == 1, "exit %d, expected 1; stderr %r"
+          % (p.returncode, err))
+    check("Unknown route" in err and "every request failed" in err,
+          "no clear error: %r" % err)
+
+
 def t_usage():
     p = subprocess.run([BENCH, "--help"], stdout=subprocess.PIPE, timeout=10)
     check(p.returncode == 0, "--help exit %d" % p.returncode)
     text = p.stdout.decode()
-    for o in ("-h", "-p", "-P", "-c", "-k", "-t", "-s", "-n", "-r", "-w",
-              "-z", "-N", "--pid", "--json", "--help"):
-        check(re.search(r"^  %s\b" % re.escape(o), text, re.M),
+    for o in ("-H", "--host", "-p", "-P", "-c", "-k", "-t", "-s", "-n", "-r",
+              "-w", "-z", "-N", "--pid", "--json", "-h", "--help", "-V",
+              "--version"):
+        check(re.search(r"^  (-[A-Za-z], )?%s\b" % re.escape(o), text,
+                        re.M),
               "--help lacks %s" % o)
+    # -h is help, as in every other pxl program (the host is -H, --host).
+    p = subprocess.run([BENCH, "-h"], stdout=subprocess.PIPE, timeout=10)
+    check(p.returncode == 0 and p.stdout.decode() == text,
+          "-h: exit %d, not the --help text" % p.returncode)
+    p = subprocess.run([BENCH, "--version"], stdout=subprocess.PIPE,
+                       timeout=10)
+    check(p.returncode == 0 and
+          re.fullmatch(r"pxl-bench [0-9][0-9.]*\n", p.stdout.decode()),
+          "--version: exit %d, %r" % (p.returncode, p.stdout.decode()))
     for args, what in ((["nope"], "unknown scenario"),
                        (["-c", "0", "echo"], "bad value"),
                        (["-r", "x", "fanout"], "bad value"),
+                       (["--bogus", "echo"], "usage"),
                        ([], "usage")):
         p = subprocess.run([BENCH] + args, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=10)
@@ -237,9 +263,14 @@ def t_man():
     check(p.returncode == 0 and text, "groff failed: %r" % p.stderr)
     help_text = subprocess.run([BENCH, "--help"], stdout=subprocess.PIPE,
                                timeout=10).stdout.decode()
-    opts = re.findall(r"^  (-[A-Za-z]|--[a-z][a-z-]*)\b", help_text, re.M)
+    opts = [o for pair in re.findall(
+        r"^  (-[A-Za-z]|--[a-z][a-z-]*)(?:, (--[a-z][a-z-]*))?\b",
+        help_text, re.M) for o in pair if o]
+    check("--host" in opts and "--version" in opts,
+          "long options not found in --help: %r" % opts)
     for o in opts:
-        check(re.search(r"^ +%s([ ,]|$)" % re.escape(o), text, re.M),
+        check(re.search(r"^ +(-[A-Za-z], )?%s([ ,]|$)" % re.escape(o), text,
+                        re.M),
               "pxl-bench(1) does not document %s" % o)
     for word in ("echo", "fanout", "idle", "churn", "queue", "msgs_per_sec",
                  "server_cpu_per_1m", "rss_per_conn_bytes", "duplicated",
@@ -724,6 +755,12 @@ def main():
         srv.stop_case(tap)
     tap.case("pxl-bench reports a refused connection and exits 1",
              t_refused, free_port())
+
+    nobench = Server(app_config(plugins=("system",), limits=LOAD), "nobench")
+    if tap.case("pxl-serve starts with plugin system only", nobench.start):
+        tap.case("pxl-bench exits 1 when every request failed (no bench "
+                 "plugin: Unknown route)", t_all_failed, nobench)
+        nobench.stop_case(tap)
 
     jobs = Server(app_config(plugins=("benchqueue",), limits=LOAD), "queue")
     if tap.case("pxl-serve starts with plugin benchqueue", jobs.start):
