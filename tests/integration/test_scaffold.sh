@@ -174,6 +174,32 @@ for bad in Demo 1demo de-mo int pxlfoo; do
                 ok "pxl-new refuses the name $bad"
         fi
 done
+# An app called like a bundled plugin would install over its .so: every
+# plugin installed with pxl is refused, with exit 1 and a message.
+bundled=$(cd "$D$pkglibdir/plugins" && ls -- *.so | sed 's/\.so$//')
+if [ -n "$bundled" ]; then
+        ok "bundled plugins installed: $(echo $bundled)"
+else
+        not_ok "bundled plugins installed"
+fi
+for p in $bundled; do
+        pxlnew "$p" >"$tmp/bundled.out" 2>&1
+        rc=$?
+        if [ "$rc" -eq 1 ] && [ ! -e "$p" ] &&
+                grep -F "bad name \"$p\": pxl bundles a plugin" \
+                        "$tmp/bundled.out" >/dev/null; then
+                ok "pxl-new refuses the bundled plugin's name $p"
+        else
+                not_ok "pxl-new refuses the bundled plugin's name $p (exit $rc)"
+                diag "$tmp/bundled.out"
+        fi
+        if grep -Fx ".Ql $p" "$D$mandir/man1/pxl-new.1" >/dev/null ||
+                grep -Ex "\.Ql $p [,:]" "$D$mandir/man1/pxl-new.1" >/dev/null; then
+                ok "pxl-new(1) names the bundled plugin $p"
+        else
+                not_ok "pxl-new(1) names the bundled plugin $p"
+        fi
+done
 before=$(cat demo/app.cfg)
 if pxlnew other demo >"$tmp/refuse.out" 2>&1; then
         not_ok "pxl-new refuses a non-empty directory"
