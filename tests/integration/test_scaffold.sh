@@ -215,7 +215,10 @@ else
         not_ok "pxl-new exits 2 on a usage error"
 fi
 
-# The app, built as its README says, against the installed pxl.
+# The app, built as its README says, against the installed pxl. Its
+# app.cfg loads the bundled system plugin by name, which the installed
+# pxl-serve looks for in the real plugin directory: point it into DESTDIR.
+export PXL_PLUGIN_PATH="$D$pkglibdir/plugins"
 cd demo || finish
 must "app: autoreconf -fi" autoreconf -fi
 # configure looks for pxl-serve in pxl.pc's exec_prefix/bin; only a pxl
@@ -278,6 +281,17 @@ if [ -n "$port" ]; then
                 echo "# got:  $got"
                 echo "# want: $want"
         fi
+        got=$(timeout 20 tests/ws_request 127.0.0.1 "$port" /ws \
+                '{"type":"system","action":"joinRoom","data":{"roomName":"lobby"},"requestId":9}' 2>&1)
+        case $got in
+        '{"type":"system","action":"joinRoom","response":{"success":true,'*'"requestId":9}')
+                ok "app: system/joinRoom works (app.cfg loads the bundled system plugin)"
+                ;;
+        *)
+                not_ok "app: system/joinRoom works (app.cfg loads the bundled system plugin)"
+                echo "# got:  $got"
+                ;;
+        esac
         if grep -F 'migration applied: 001_notes.sql' "$tmp/server.log" \
                 >/dev/null; then
                 ok "app: pxl-serve applied the migration before serving"
