@@ -243,6 +243,16 @@ else
                 [ -f "$f" ] && diag "$f"
         done
 fi
+# make check reports each check of tests/run.sh (a TAP driver), not one
+# result for the whole script.
+checks=$(grep -cE '^(not )?ok [0-9]' tests/run.log 2>/dev/null)
+results=$(grep -c '^:test-result: ' tests/run.trs 2>/dev/null)
+if [ "${checks:-0}" -gt 1 ] && [ "$results" = "$checks" ]; then
+        ok "app: make check reports each of its $checks checks"
+else
+        not_ok "app: make check reports each of its checks"
+        echo "# tests/run.log has ${checks:-no} checks, tests/run.trs ${results:-no} results"
+fi
 step "app: pxl-serve -t app.cfg" "$D$bindir/pxl-serve" -t app.cfg
 
 # Serve the app's own app.cfg (on a free port) and send one request.
