@@ -80,6 +80,7 @@ else
 fi
 # Every man page is in the README's list of them (the man/ row and
 # Manual pages) and in pxl-serve(1)'s SEE ALSO.
+# shellcheck disable=SC2016 # the backquotes are the README's
 readme_pages=$(sed -n '/^| `man\/` |/p; /^## Manual pages/,/^## /p' "$src/README.md")
 see_also=$(sed -n '/^\.Sh SEE ALSO/,/^\.Sh /p' "$src/man/pxl-serve.1")
 for f in "$src"/man/*.[1-8]; do
@@ -102,19 +103,24 @@ done
 # Quotes render around what they quote: the Redis namespace is
 # 'pxl:APP:' (its colon inside the quotes, not after them), and no
 # quote opens inside another.
+lq=$(printf '\342\200\230') # the UTF-8 quotes groff -Tutf8 renders
+rq=$(printf '\342\200\231')
+ldq=$(printf '\342\200\234')
+rdq=$(printf '\342\200\235')
+nested="${lq}[^${rq}]*${lq}|${ldq}[^${rdq}]*${ldq}"
 for p in pxl-serve.1 pxl-plugin.3; do
         text=$(groff -mdoc -Tutf8 -P-c "$src/man/$p" 2>/dev/null | col -b)
-        if printf '%s\n' "$text" | grep -qF "‘pxl:APP:’" &&
-                ! printf '%s\n' "$text" | grep -qF "‘pxl:APP’:"; then
+        if printf '%s\n' "$text" | grep -qF "${lq}pxl:APP:$rq" &&
+                ! printf '%s\n' "$text" | grep -qF "${lq}pxl:APP$rq:"; then
                 ok "$p renders the Redis namespace as 'pxl:APP:'"
         else
                 not_ok "$p renders the Redis namespace as 'pxl:APP:'"
         fi
         # (lines joined: a quote may open on one line and close on the next)
         flat=$(printf '%s\n' "$text" | tr -s '\n ' '  ')
-        if printf '%s\n' "$flat" | grep -qE "‘[^’]*‘|“[^”]*“"; then
+        if printf '%s\n' "$flat" | grep -qE "$nested"; then
                 not_ok "$p has no quote opened inside another"
-                printf '%s\n' "$flat" | grep -oE ".{0,30}(‘[^’]*‘|“[^”]*“).{0,30}" |
+                printf '%s\n' "$flat" | grep -oE ".{0,30}($nested).{0,30}" |
                         sed 's/^/# /'
         else
                 ok "$p has no quote opened inside another"

@@ -176,9 +176,14 @@ for bad in Demo 1demo de-mo int pxlfoo; do
 done
 # An app called like a bundled plugin would install over its .so: every
 # plugin installed with pxl is refused, with exit 1 and a message.
-bundled=$(cd "$D$pkglibdir/plugins" && ls -- *.so | sed 's/\.so$//')
+bundled=
+for f in "$D$pkglibdir"/plugins/*.so; do
+        [ -f "$f" ] || continue
+        f=${f##*/}
+        bundled="$bundled${bundled:+ }${f%.so}"
+done
 if [ -n "$bundled" ]; then
-        ok "bundled plugins installed: $(echo $bundled)"
+        ok "bundled plugins installed: $bundled"
 else
         not_ok "bundled plugins installed"
 fi
