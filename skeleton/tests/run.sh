@@ -117,6 +117,10 @@ request "@APP@/notes answers with the rows of migrations/001_notes.sql" \
 request "@APP@/notes refuses a bad limit" \
         '{"type":"@APP@","action":"notes","data":{"limit":0}}' \
         '"error":"data.limit must be 1 to 100"'
+request "system/joinRoom (the bundled system plugin) joins a room" \
+        '{"type":"system","action":"joinRoom","data":{"roomName":"lobby"},"requestId":3}' \
+        '{"type":"system","action":"joinRoom","response":{"success":true,' \
+        '"roomName":"lobby"' '"requestId":3}'
 
 kill "$pid"
 if wait "$pid"; then

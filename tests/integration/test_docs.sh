@@ -113,6 +113,54 @@ for p in framework/pxl-serve framework/pxl-jobs framework/pxl-bench \
                 not_ok "$prog --no-such-option: exit 2, the usage on stderr (exit $rc)"
         fi
 done
+# Every man page is in the README's list of them (the man/ row and
+# Manual pages) and in pxl-serve(1)'s SEE ALSO.
+# shellcheck disable=SC2016 # the backquotes are the README's
+readme_pages=$(sed -n '/^| `man\/` |/p; /^## Manual pages/,/^## /p' "$src/README.md")
+see_also=$(sed -n '/^\.Sh SEE ALSO/,/^\.Sh /p' "$src/man/pxl-serve.1")
+for f in "$src"/man/*.[1-8]; do
+        b=${f##*/}
+        page=${b%.*}
+        sec=${b##*.}
+        count=$(printf '%s\n' "$readme_pages" | grep -oF -- "$page($sec)" | wc -l)
+        if [ "$count" -ge 2 ]; then
+                ok "README lists $page($sec) in the man/ row and Manual pages"
+        else
+                not_ok "README lists $page($sec) in the man/ row and Manual pages"
+        fi
+        [ "$b" = pxl-serve.1 ] && continue
+        if printf '%s\n' "$see_also" | grep -qxE -- "\.Xr $page $sec( ,)?"; then
+                ok "pxl-serve(1) SEE ALSO names $page($sec)"
+        else
+                not_ok "pxl-serve(1) SEE ALSO names $page($sec)"
+        fi
+done
+# Quotes render around what they quote: the Redis namespace is
+# 'pxl:APP:' (its colon inside the quotes, not after them), and no
+# quote opens inside another.
+lq=$(printf '\342\200\230') # the UTF-8 quotes groff -Tutf8 renders
+rq=$(printf '\342\200\231')
+ldq=$(printf '\342\200\234')
+rdq=$(printf '\342\200\235')
+nested="${lq}[^${rq}]*${lq}|${ldq}[^${rdq}]*${ldq}"
+for p in pxl-serve.1 pxl-plugin.3; do
+        text=$(groff -mdoc -Tutf8 -P-c "$src/man/$p" 2>/dev/null | col -b)
+        if printf '%s\n' "$text" | grep -qF "${lq}pxl:APP:$rq" &&
+                ! printf '%s\n' "$text" | grep -qF "${lq}pxl:APP$rq:"; then
+                ok "$p renders the Redis namespace as 'pxl:APP:'"
+        else
+                not_ok "$p renders the Redis namespace as 'pxl:APP:'"
+        fi
+        # (lines joined: a quote may open on one line and close on the next)
+        flat=$(printf '%s\n' "$text" | tr -s '\n ' '  ')
+        if printf '%s\n' "$flat" | grep -qE "$nested"; then
+                not_ok "$p has no quote opened inside another"
+                printf '%s\n' "$flat" | grep -oE ".{0,30}($nested).{0,30}" |
+                        sed 's/^/# /'
+        else
+                ok "$p has no quote opened inside another"
+        fi
+done
 echo "# checked $nkeys keys and $(printf '%s\n' "$opts" | grep -c .) options"
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -174,6 +174,37 @@ for bad in Demo 1demo de-mo int pxlfoo; do
                 ok "pxl-new refuses the name $bad"
         fi
 done
+# An app called like a bundled plugin would install over its .so: every
+# plugin installed with pxl is refused, with exit 1 and a message.
+bundled=
+for f in "$D$pkglibdir"/plugins/*.so; do
+        [ -f "$f" ] || continue
+        f=${f##*/}
+        bundled="$bundled${bundled:+ }${f%.so}"
+done
+if [ -n "$bundled" ]; then
+        ok "bundled plugins installed: $bundled"
+else
+        not_ok "bundled plugins installed"
+fi
+for p in $bundled; do
+        pxlnew "$p" >"$tmp/bundled.out" 2>&1
+        rc=$?
+        if [ "$rc" -eq 1 ] && [ ! -e "$p" ] &&
+                grep -F "bad name \"$p\": pxl bundles a plugin" \
+                        "$tmp/bundled.out" >/dev/null; then
+                ok "pxl-new refuses the bundled plugin's name $p"
+        else
+                not_ok "pxl-new refuses the bundled plugin's name $p (exit $rc)"
+                diag "$tmp/bundled.out"
+        fi
+        if grep -Fx ".Ql $p" "$D$mandir/man1/pxl-new.1" >/dev/null ||
+                grep -Ex "\.Ql $p [,:]" "$D$mandir/man1/pxl-new.1" >/dev/null; then
+                ok "pxl-new(1) names the bundled plugin $p"
+        else
+                not_ok "pxl-new(1) names the bundled plugin $p"
+        fi
+done
 before=$(cat demo/app.cfg)
 if pxlnew other demo >"$tmp/refuse.out" 2>&1; then
         not_ok "pxl-new refuses a non-empty directory"
@@ -189,7 +220,10 @@ else
         not_ok "pxl-new exits 2 on a usage error"
 fi
 
-# The app, built as its README says, against the installed pxl.
+# The app, built as its README says, against the installed pxl. Its
+# app.cfg loads the bundled system plugin by name, which the installed
+# pxl-serve looks for in the real plugin directory: point it into DESTDIR.
+export PXL_PLUGIN_PATH="$D$pkglibdir/plugins"
 cd demo || finish
 must "app: autoreconf -fi" autoreconf -fi
 # configure looks for pxl-serve in pxl.pc's exec_prefix/bin; only a pxl
@@ -213,6 +247,16 @@ else
         for f in tests/*.log; do
                 [ -f "$f" ] && diag "$f"
         done
+fi
+# make check reports each check of tests/run.sh (a TAP driver), not one
+# result for the whole script.
+checks=$(grep -cE '^(not )?ok [0-9]' tests/run.log 2>/dev/null)
+results=$(grep -c '^:test-result: ' tests/run.trs 2>/dev/null)
+if [ "${checks:-0}" -gt 1 ] && [ "$results" = "$checks" ]; then
+        ok "app: make check reports each of its $checks checks"
+else
+        not_ok "app: make check reports each of its checks"
+        echo "# tests/run.log has ${checks:-no} checks, tests/run.trs ${results:-no} results"
 fi
 step "app: pxl-serve -t app.cfg" "$D$bindir/pxl-serve" -t app.cfg
 
@@ -252,6 +296,17 @@ if [ -n "$port" ]; then
                 echo "# got:  $got"
                 echo "# want: $want"
         fi
+        got=$(timeout 20 tests/ws_request 127.0.0.1 "$port" /ws \
+                '{"type":"system","action":"joinRoom","data":{"roomName":"lobby"},"requestId":9}' 2>&1)
+        case $got in
+        '{"type":"system","action":"joinRoom","response":{"success":true,'*'"requestId":9}')
+                ok "app: system/joinRoom works (app.cfg loads the bundled system plugin)"
+                ;;
+        *)
+                not_ok "app: system/joinRoom works (app.cfg loads the bundled system plugin)"
+                echo "# got:  $got"
+                ;;
+        esac
         if grep -F 'migration applied: 001_notes.sql' "$tmp/server.log" \
                 >/dev/null; then
                 ok "app: pxl-serve applied the migration before serving"
