@@ -1038,7 +1038,8 @@ static bool handle_event(struct pxl_conn *c, const struct pxl_ws_event *ev)
                 }
                 break;
         case PXL_WS_EV_PONG:
-                c->ping_sent_ms = 0; /* alive, but not "active" */
+                if (c->state == CONN_OPEN) /* else it is deadline_ms */
+                        c->ping_sent_ms = 0; /* alive, but not "active" */
                 break;
         case PXL_WS_EV_CLOSE:
                 if (c->state == CONN_OPEN)
@@ -1132,7 +1133,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /*
- * ---- activity and heartbeat (one sweep per interval, no timers per client)
+ * ---- activity and heartbeat (sweeps and worker-wide timers, none per client)
  * srv->conns holds the open connections only; a close moves one off it.
  */
 
@@ -1154,23 +1155,82 @@ void pxl_conn_sweep_idle(struct pxl_worker *srv)
         }
 }
 
+/*
+ * Heartbeat: every connection pinged at one tick shares that tick's
+ * deadline (ping + heartbeat.timeout), so one worker-wide timer
+ * (srv->heartbeat_check), armed for the oldest unanswered ping, closes
+ * them all when it rings. Both walk srv->conns once; a pong only clears
+ * ping_sent_ms, so messages cost nothing more.
+ */
+
+/* Close c for not answering the ping it got at c->ping_sent_ms. */
+static void heartbeat_close(struct pxl_conn *c, int64_t now)
+{
+        c->srv->metrics.closed_heartbeat++;
+        pxl_log_ctx(PXL_LOG_INFO, NULL, c->client->id,
+                    "no pong %lld ms after the ping, closing",
+                    (long long)(now - c->ping_sent_ms));
+        pxl_conn_ws_close(c, PXL_CLOSE_HEARTBEAT, "heartbeat timeout");
+}
+
+/* Ring at ping + timeout for the oldest unanswered ping (0: none). */
+static void arm_heartbeat_check(struct pxl_worker *srv, int64_t oldest)
+{
+        int64_t when, wait;
+        struct timeval tv;
+
+        if (oldest == 0 || srv->heartbeat_due != 0)
+                return; /* nothing to wait for, or an earlier ping's check */
+        when = oldest + (int64_t)srv->conf->heartbeat_timeout * 1000;
+        wait = when - pxl_worker_now_ms(srv);
+        tv = pxl_ms_timeval((uint64_t)(wait < 0 ? 0 : wait));
+        srv->heartbeat_due = oldest;
+        evtimer_add(srv->heartbeat_check, &tv);
+}
+
 void pxl_conn_heartbeat(struct pxl_worker *srv)
 {
         int64_t now = pxl_worker_now_ms(srv);
         int64_t timeout = (int64_t)srv->conf->heartbeat_timeout * 1000;
+        int64_t oldest = 0;
         struct pxl_conn *c, *next;
 
         for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
                 next = TAILQ_NEXT(c, link);
-                if (c->ping_sent_ms != 0) {
-                        if (now - c->ping_sent_ms < timeout)
-                                continue;
-                        srv->metrics.closed_heartbeat++;
-                        pxl_conn_ws_close(c, PXL_CLOSE_HEARTBEAT,
-                                          "heartbeat timeout");
+                if (c->ping_sent_ms == 0) {
+                        queue_frame(c, PXL_WS_OP_PING, NULL, 0);
+                        c->ping_sent_ms = now;
+                } else if (now - c->ping_sent_ms >= timeout) {
+                        /* The check's work; only if it has not rung yet. */
+                        heartbeat_close(c, now);
                         continue;
                 }
-                queue_frame(c, PXL_WS_OP_PING, NULL, 0);
-                c->ping_sent_ms = now;
+                if (oldest == 0 || c->ping_sent_ms < oldest)
+                        oldest = c->ping_sent_ms;
         }
+        arm_heartbeat_check(srv, oldest);
+}
+
+void pxl_conn_heartbeat_expire(struct pxl_worker *srv)
+{
+        int64_t now = pxl_worker_now_ms(srv);
+        int64_t due = srv->heartbeat_due;
+        int64_t oldest = 0;
+        struct pxl_conn *c, *next;
+
+        /*
+         * The timer rang timeout after the pings sent at `due`: those and
+         * any older ones are late, whatever the rounding of `now` says.
+         */
+        srv->heartbeat_due = 0;
+        for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+                next = TAILQ_NEXT(c, link);
+                if (c->ping_sent_ms == 0)
+                        continue;
+                if (c->ping_sent_ms <= due)
+                        heartbeat_close(c, now);
+                else if (oldest == 0 || c->ping_sent_ms < oldest)
+                        oldest = c->ping_sent_ms;
+        }
+        arm_heartbeat_check(srv, oldest);
 }

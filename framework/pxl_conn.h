@@ -56,8 +56,10 @@ void pxl_conn_expire(struct pxl_worker *srv);
 void pxl_conn_reap(struct pxl_worker *srv);
 /* Close clients idle for inactivity.max_idle with 4000. */
 void pxl_conn_sweep_idle(struct pxl_worker *srv);
-/* Ping every client; close with 4001 those that did not answer in time. */
+/* Ping every client without a ping unanswered (heartbeat.interval's work). */
 void pxl_conn_heartbeat(struct pxl_worker *srv);
+/* Close with 4001 those whose ping is heartbeat.timeout old (its timer's). */
+void pxl_conn_heartbeat_expire(struct pxl_worker *srv);
 /* pxl_conn_close for every connection of srv. */
 void pxl_conn_close_all(struct pxl_worker *srv);
 /* Free the connection now: the one place a connection ends. */

@@ -290,6 +290,13 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
         pxl_conn_heartbeat(arg);
 }
 
+static void heartbeat_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+        (void)fd;
+        (void)what;
+        pxl_conn_heartbeat_expire(arg);
+}
+
 /* A persistent timer every `secs` seconds; NULL (and no timer) if secs 0. */
 static int periodic(struct pxl_worker *srv, struct event **ev, unsigned secs,
                     event_callback_fn cb)
@@ -422,6 +429,8 @@ int pxl_server_loop_init(struct pxl_worker *srv, struct pxl_str *errors)
         }
         /* Deadlines of every connection: one timer, no timer per client. */
         srv->deadline_timer = evtimer_new(srv->base, deadline_cb, srv);
+        /* Pings of one tick share a deadline: one timer, none per client. */
+        srv->heartbeat_check = evtimer_new(srv->base, heartbeat_check_cb, srv);
         srv->accept_timer = evtimer_new(srv->base, accept_resume_cb, srv);
         srv->reaper = event_new(srv->base, -1, 0, reaper_cb, srv);
         srv->flusher = event_new(srv->base, -1, 0, flusher_cb, srv);
@@ -431,8 +440,8 @@ int pxl_server_loop_init(struct pxl_worker *srv, struct pxl_str *errors)
                 pxl_str_puts(errors, "cannot create the output flusher\n");
                 return PXL_ERR;
         }
-        if (srv->deadline_timer == NULL || srv->accept_timer == NULL ||
-            srv->reaper == NULL ||
+        if (srv->deadline_timer == NULL || srv->heartbeat_check == NULL ||
+            srv->accept_timer == NULL || srv->reaper == NULL ||
             periodic(srv, &srv->tick_timer, 1, tick_cb) < 0 ||
             periodic(srv, &srv->idle_timer,
                      srv->conf->max_idle ? srv->conf->check_interval : 0,
@@ -510,6 +519,8 @@ void pxl_server_fini(struct pxl_worker *srv)
                 event_free(srv->idle_timer);
         if (srv->heartbeat_timer != NULL)
                 event_free(srv->heartbeat_timer);
+        if (srv->heartbeat_check != NULL)
+                event_free(srv->heartbeat_check);
         if (srv->deadline_timer != NULL)
                 event_free(srv->deadline_timer);
         if (srv->accept_timer != NULL)

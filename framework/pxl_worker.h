@@ -161,6 +161,8 @@ struct pxl_worker {
         struct event *tick_timer;      /* once a second: metrics */
         struct event *idle_timer;      /* inactivity.check_interval */
         struct event *heartbeat_timer; /* heartbeat.interval */
+        struct event *heartbeat_check; /* oldest unanswered ping + timeout */
+        int64_t heartbeat_due;         /* that ping's time (ms), 0 = not armed */
         struct event *reaper;          /* frees connections marked done */
         struct event *flusher;       /* writes corked output, lowest priority */
         struct pxl_dirty_list dirty; /* connections with output to write */

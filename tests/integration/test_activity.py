@@ -5,7 +5,9 @@ heartbeat, close codes"): inactivity.max_idle closes an idle client with
 last activity; data messages and client pings count as activity, pongs do
 not; heartbeat closes a client that never answers pings with 4001
 "heartbeat timeout" and leaves python-websockets (which answers) alone;
-both are off by default. Timing windows are measured with
+a heartbeat close comes heartbeat.timeout after the unanswered ping (at
+most HB_BOUND s later), not at the next heartbeat.interval tick, and is
+logged like an inactivity close; both are off by default. Timing windows are measured with
 time.monotonic(); the independent cases run concurrently. Afterwards each
 server's closedInactive and closedHeartbeat count exactly the 4000 and
 4001 closes its clients got.
@@ -21,7 +23,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
-                     astop_servers, check, eq, load_slack)
+                     astop_servers, check, eq, load_slack, wait_until)
 from pxlws import connect, reply  # noqa: E402
 
 tap = TAP()
@@ -43,6 +45,10 @@ def grace():
     return GRACE + load_slack(4, 0.75)
 
 PING, PONG, CLOSE, TEXT = 9, 10, 8, 1
+
+# pxl.cfg(5), pxl-protocol(7): a 4001 comes at most this long after the
+# ping's heartbeat.timeout (the one timer's lateness on a busy worker).
+HB_BOUND = 0.1
 
 
 async def echo(c, tag):
@@ -241,6 +247,33 @@ async def t_heartbeat_timeout(srv):
           "timeout + 2 s (+%.2f s grace)" % (t - t0, grace()))
 
 
+async def t_heartbeat_timeout_not_interval(srv, figures):
+    """interval = 4, timeout = 1: the close comes 1 s after the ping (it
+    came at the next tick, 4 s after it, when the check ran per tick)."""
+    pings, first, code, reason, t0, t = await asyncio.to_thread(
+        raw_ignoring_pings, srv.port)
+    eq((code, reason), (4001, "heartbeat timeout"), "close code and reason")
+    eq(pings, 1, "pings before the close")
+    gap = t - first
+    figures.append(gap)
+    # Both frames are timed when this thread reads them: a late read of
+    # the ping shortens the gap, a late read of the close lengthens it.
+    early = 0.1 + load_slack(2, 0.4)
+    check(gap >= 1 - early,
+          "closed %.3f s after the ping, before heartbeat.timeout = 1 "
+          "(-%.2f s for a late read of the ping)" % (gap, early))
+    check(gap <= 1 + HB_BOUND + grace(),
+          "closed %.3f s after the ping; expected within heartbeat.timeout "
+          "= 1 + %.1f s (+%.2f s grace)" % (gap, HB_BOUND, grace()))
+    # Logged like an inactivity close: INFO, with the client, how long.
+    await asyncio.to_thread(wait_until, lambda: "no pong" in srv.log(), 5,
+                            "the heartbeat close's log")
+    line = [x for x in srv.log().splitlines() if "no pong" in x][0]
+    check("level=info" in line and "client=" in line and
+          "ms after the ping, closing" in line,
+          "heartbeat close log line: %r" % line)
+
+
 async def t_heartbeat_ws_stays(url):
     c = await connect(url)
     try:
@@ -342,8 +375,11 @@ async def main():
                              % (MAX_IDLE, CHECK)), "idle_heartbeat")
     hb = Server(app_config(("testkit",), extra="heartbeat = { interval = 1; "
                            "timeout = 2; };"), "heartbeat")
+    hb4 = Server(app_config(("testkit",), extra="heartbeat = { interval = 4; "
+                            "timeout = 1; };"), "heartbeat_4_1")
     plain = Server(app_config(("testkit",)), "defaults")
-    servers = [idle, both, hb, plain]
+    servers = [idle, both, hb, hb4, plain]
+    figures = []
     try:
         for s in servers:
             s.start()
@@ -364,6 +400,10 @@ async def main():
              (both.url(),)),
             ("heartbeat: a raw client that never answers pings is closed "
              "with 4001 heartbeat timeout", t_heartbeat_timeout, (hb,)),
+            ("heartbeat: interval = 4, timeout = 1: a silent client is "
+             "closed 1 s after the ping (+%.1f s), not at the next tick, "
+             "and the close is logged" % HB_BOUND,
+             t_heartbeat_timeout_not_interval, (hb4, figures)),
             ("heartbeat: python-websockets answers pings and stays open 5 s",
              t_heartbeat_ws_stays, (hb.url(),)),
             ("defaults: no inactivity close after 3 s idle",
@@ -371,10 +411,13 @@ async def main():
             ("defaults: no heartbeat ping in 3 s", t_defaults_no_ping,
              (plain,)),
         ])
+        for gap in figures:
+            tap.diag("interval = 4, timeout = 1: ping to close %.3f s" % gap)
         # The cases above closed 2 idle clients on idle, 2 on both, and one
         # silent client (heartbeat) on hb; the rest closed themselves.
         for srv, inactive, heartbeat in ((idle, 2, 0), (both, 2, 0),
-                                         (hb, 0, 1), (plain, 0, 0)):
+                                         (hb, 0, 1), (hb4, 0, 1),
+                                         (plain, 0, 0)):
             await tap.acase("metrics of %s: closedInactive %d, "
                             "closedHeartbeat %d"
                             % (os.path.basename(srv.cfg)[:-4], inactive,
