@@ -718,9 +718,28 @@ void pxl_conn_close(struct pxl_conn *c)
         pxl_server_conn_gone(srv, was_open);
 }
 
+/* The peer's address as text ("?" when the socket has none). */
+static void peer_name(const struct pxl_conn *c, char *out, size_t cap)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        const void *a = NULL;
+
+        snprintf(out, cap, "?");
+        if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&ss,
+                        &len) != 0)
+                return;
+        if (ss.ss_family == AF_INET)
+                a = &((const struct sockaddr_in *)&ss)->sin_addr;
+        else if (ss.ss_family == AF_INET6)
+                a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (a == NULL || inet_ntop(ss.ss_family, a, out, (socklen_t)cap) == NULL)
+                snprintf(out, cap, "?");
+}
+
 static void refuse(struct pxl_conn *c, int status, const char *body)
 {
-        char buf[512];
+        char buf[512], peer[INET6_ADDRSTRLEN];
         size_t n = pxl_http_format_error(buf, sizeof(buf), status, body);
 
         if (n >= sizeof(buf))
@@ -730,8 +749,9 @@ static void refuse(struct pxl_conn *c, int status, const char *body)
                 c->srv->metrics.auth_failures++;
         else
                 c->srv->metrics.refused_upgrades++;
-        pxl_log_ctx(PXL_LOG_INFO, NULL, NULL, "refused upgrade: %d %s",
-                    status, body ? body : pxl_http_reason(status));
+        peer_name(c, peer, sizeof(peer));
+        pxl_log_ctx(PXL_LOG_INFO, NULL, NULL, "refused upgrade from %s: %d %s",
+                    peer, status, body ? body : pxl_http_reason(status));
         conn_finish(c);
 }
 

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pxltest import (TAP, Server, app_config,  # noqa: E402
                      astop_servers, b64url, b64url_decode, check,
                      check_refusal, dumps, eq, jwt_hs, new_key, send_raw,
-                     tmpdir, upgrade_request)
+                     tmpdir, upgrade_request, wait_until)
 from pxlws import connect  # noqa: E402
 
 tap = TAP()
@@ -371,7 +371,12 @@ async def run_alg(srv, alg, good, bad):
 
 
 def t_origin(srv, headers, status):
+    before = len(srv.log().splitlines())
     expect_status(srv.port, status, "", headers)
+    # The refusal's log line names the peer (issue 13).
+    wait_until(lambda: any("refused upgrade from 127.0.0.1: %d" % status in x
+                           for x in srv.log().splitlines()[before:]),
+               timeout=3, what="a 'refused upgrade from 127.0.0.1' line")
 
 
 async def t_origin_ok(srv):
