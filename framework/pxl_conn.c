@@ -721,7 +721,7 @@ void pxl_conn_close(struct pxl_conn *c)
 /* The peer's address as text ("?" when the socket has none). */
 static void peer_name(const struct pxl_conn *c, char *out, size_t cap)
 {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t len = sizeof(ss);
         const void *a = NULL;
 
