@@ -225,6 +225,14 @@ static const char *str_of(const struct redisReply *e, size_t *len)
         return e->str;
 }
 
+/* e's string as a script argument, or "" for anything else. */
+static void arg_str(const char **arg, size_t *len, const struct redisReply *e)
+{
+        *arg = str_of(e, len);
+        if (*arg == NULL)
+                *arg = "";
+}
+
 /* ---- claiming ----------------------------------------------------------- */
 
 static void set_levels(struct redis_line *rl, const struct redisReply *lv)
@@ -440,21 +448,14 @@ static void delivered(void *owner, struct redisReply *r, void *arg)
                                 continue;
                         argv[argc] = key + rl->key_len + 2; /* LEVEL */
                         lens[argc++] = klen - rl->key_len - 2;
-                        argv[argc] = str_of(en->element[0], &lens[argc]);
+                        arg_str(&argv[argc], &lens[argc], en->element[0]);
                         argc++;
-                        argv[argc] = pair ? str_of(f->element[0], &lens[argc])
-                                          : "";
-                        if (argv[argc] == NULL)
-                                argv[argc] = "", lens[argc] = 0;
-                        else if (!pair)
-                                lens[argc] = 0;
+                        /* An entry without fields: START drops it. */
+                        arg_str(&argv[argc], &lens[argc],
+                                pair ? f->element[0] : NULL);
                         argc++;
-                        argv[argc] = pair ? str_of(f->element[1], &lens[argc])
-                                          : "";
-                        if (argv[argc] == NULL)
-                                argv[argc] = "", lens[argc] = 0;
-                        else if (!pair)
-                                lens[argc] = 0;
+                        arg_str(&argv[argc], &lens[argc],
+                                pair ? f->element[1] : NULL);
                         argc++;
                 }
         }

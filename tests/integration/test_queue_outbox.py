@@ -112,16 +112,22 @@ async def outbox_empties(s, timeout=3):
     await poll(emptied, timeout=timeout, what="the outbox to empty")
 
 
+async def addtx(s, name, commit):
+    """job/addtx on a connection of its own: row name, job ob-NAME in
+    queue work; its reply."""
+    c = await Client.open(s.srv.url())
+    try:
+        return await c.response("job", "addtx", {
+            "queue": "work", "payload": {"value": name}, "row": name,
+            "commit": commit, "options": {"id": "ob-" + name}})
+    finally:
+        await c.close()
+
+
 async def t_rollback(s):
     """Rolled back: no row, no outbox row, no job in Redis, no run."""
     s.need()
-    c = await Client.open(s.srv.url())
-    try:
-        r = await c.response("job", "addtx", {
-            "queue": "work", "payload": {"value": "rolled"}, "row": "rolled",
-            "commit": False, "options": {"id": "ob-rolled"}})
-    finally:
-        await c.close()
+    r = await addtx(s, "rolled", False)
     check_tx_reply(r, False, "rollback")
     await asyncio.sleep(1.2)  # longer than the outbox sweep
     eq(s.rows("rolled"), "0", "rows after the rollback")
@@ -195,13 +201,7 @@ async def t_redis_down(s):
     in the outbox through a kill -9; back up, it runs once."""
     s.need()
     s.redis.stop()
-    c = await Client.open(s.srv.url())
-    try:
-        r = await c.response("job", "addtx", {
-            "queue": "work", "payload": {"value": "down"}, "row": "down",
-            "commit": True, "options": {"id": "ob-down"}})
-    finally:
-        await c.close()
+    r = await addtx(s, "down", True)
     check_tx_reply(r, True, "commit while Redis is down")
     await asyncio.sleep(1.2)
     eq(s.outbox(), "1", "outbox rows while Redis is down")

@@ -48,27 +48,23 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import pxltest  # noqa: E402
 from pxltest import (TAP, Server, astop_servers,  # noqa: E402
                      check, eq, load_slack, run_serve, tmpdir)
 from pxljobs import (JobLog, PipelinedClient, RedisStore,  # noqa: E402
                      backend, table, wait_log)
 from pxljobs import queue_config as config  # noqa: E402
+from pxlpg import PG  # noqa: E402
 from pxlws import poll  # noqa: E402
 
 tap = TAP()
 
 RATE = 10  # jobs a second of queue "rated"
-PGCTL = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(
-    __file__)), "..", "pg", "pgctl"))
-PG_PW_ENV = "PXLTEST_PG_PASSWORD"
 
 
 def now_ms():
@@ -589,61 +585,15 @@ async def t_tx_no_database(srv):
     tap.diag("without a database: %s" % text)
 
 
-class PG:
-    """A throwaway PostgreSQL (tests/pg/pgctl), killed with the servers."""
-
-    def __init__(self):
-        root = tmpdir()
-        os.chmod(root, 0o711)  # the user postgres goes through it
-        self.dir = os.path.join(root, "pg")
-        self.port = None
-        self.proc = self  # pxltest.kill_all_servers' view
-        self.up = False
-
-    def ctl(self, *args):
-        p = subprocess.run([sys.executable, PGCTL] + list(args) + [self.dir],
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=90)
-        check(p.returncode == 0, "pgctl %s failed: %s%s" % (
-            " ".join(args), p.stderr.decode(), p.stdout.decode()))
-        return p.stdout.decode()
-
-    def start(self):
-        pxltest._servers.append(self)
-        self.port = int(self.ctl("start").strip())
-        self.up = True
-
-    def poll(self):
-        return None if self.up else 0
-
-    def kill(self):
-        if self.up:
-            subprocess.run([sys.executable, PGCTL, "destroy", self.dir],
-                           stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=60)
-        self.up = False
-        if self in pxltest._servers:
-            pxltest._servers.remove(self)
-
-    def wait(self, timeout=None):
-        return 0
-
-
 async def t_tx_postgresql(pg, srv):
     """With PostgreSQL the jobs are in a file of their own, so no
     transaction holds both: pxl_job_add_tx refuses (PXL_EINVAL), says
     why in the log, and the transaction (with the row) is rolled back."""
     await asyncio.to_thread(pg.start)
-    os.environ[PG_PW_ENV] = "pxl"
-    subprocess.run([sys.executable, PGCTL, "psql", pg.dir, "-c",
-                    "CREATE TABLE IF NOT EXISTS jt_rows (name text "
-                    "PRIMARY KEY); GRANT ALL ON jt_rows TO pxl"],
-                   check=True, capture_output=True, timeout=30)
+    pg.psql("CREATE TABLE IF NOT EXISTS jt_rows (name text PRIMARY KEY); "
+            "GRANT ALL ON jt_rows TO pxl")
     with open(srv.cfg, "a") as f:
-        f.write('database = { driver = "postgresql"; url = "hostaddr='
-                '127.0.0.1 port=%d dbname=pxl user=pxl"; password_env = '
-                '"%s"; connect_timeout = 5; };\n' % (pg.port, PG_PW_ENV))
+        f.write(pg.database_group() + "\n")
     await asyncio.to_thread(srv.start)
     c = await Client.open(srv.url())
     try:
@@ -657,10 +607,8 @@ async def t_tx_postgresql(pg, srv):
         check(any("pxl_job_add_tx" in x for x in new), "no log line says "
               "why: %r" % new)
         await asyncio.sleep(0.5)
-        p = subprocess.run([sys.executable, PGCTL, "psql", pg.dir, "-At",
-                            "-c", "SELECT count(*) FROM jt_rows"],
-                           capture_output=True, timeout=30)
-        eq(p.stdout.decode().strip(), "0", "rows in PostgreSQL")
+        eq(pg.psql("SELECT count(*) FROM jt_rows"), "0",
+           "rows in PostgreSQL")
         eq(pg_jobs(srv), [], "jobs in the jobs file")
     finally:
         await c.close()
