@@ -106,6 +106,9 @@ static const struct conf_key conf_keys[] = {
          .help = "request path of the WebSocket endpoint"},
         {.name = "listen.backlog", .type = KEY_INT, .min = 1, .max = 65535,
          F(backlog), .def.i = 511, .help = "listen(2) backlog"},
+        {.name = "listen.origins", .type = KEY_STRINGS, .min = 1, .max = 4096,
+         F(origins), .unset = "any",
+         .help = "allowed Origin header values (exact match); others get 403"},
         {.name = "listen.tls", .type = KEY_GROUP,
          .help = "serve wss:// (TLS) instead of ws://"},
         {.name = "listen.tls.certificate", .type = KEY_STRING, .min = 1,
@@ -163,16 +166,6 @@ static const struct conf_key conf_keys[] = {
         {.name = "limits.max_metadata_entry_size", .type = KEY_INT, .min = 0,
          .max = 1 << 30, F(limits.max_metadata_entry_size), .def.i = 16384,
          .help = "bytes of one metadata key and its JSON value"},
-        {.name = "log", .type = KEY_GROUP, .help = "logging"},
-        {.name = "log.level", .type = KEY_STRING, .min = 1, .max = 16,
-         .check = check_log_level, .def.s = "info",
-         .help = "err, warn, notice, info or debug"},
-        {.name = "log.format", .type = KEY_STRING, .min = 1, .max = 16,
-         .check = check_log_format, .def.s = "logfmt",
-         .help = "logfmt or json"},
-        {.name = "listen.origins", .type = KEY_STRINGS, .min = 1, .max = 4096,
-         F(origins), .unset = "any",
-         .help = "allowed Origin header values (exact match); others get 403"},
         {.name = "auth", .type = KEY_GROUP,
          .help = "authentication of upgrade requests"},
         {.name = "auth.jwt", .type = KEY_GROUP,
@@ -226,14 +219,14 @@ static const struct conf_key conf_keys[] = {
          F(presence_client_list), .def.b = false,
          .help = "send every client the clientList frame on each change "
                  "(O(clients) frames)"},
-        {.name = "presence.include_payload", .type = KEY_BOOL,
-         F(presence_include_payload), .def.b = false,
-         .help = "include each client's JWT payload in clientList"},
         {.name = "presence.interval", .type = KEY_INT, .min = 0, .max = 60000,
          F(presence_interval), .def.i = 250,
          .help = "milliseconds: after a clientList frame, changes within this "
                  "time are coalesced into one more frame (0 = a frame per "
                  "change)"},
+        {.name = "presence.include_payload", .type = KEY_BOOL,
+         F(presence_include_payload), .def.b = false,
+         .help = "include each client's JWT payload in clientList"},
         {.name = "inactivity", .type = KEY_GROUP,
          .help = "closing idle clients"},
         {.name = "inactivity.max_idle", .type = KEY_INT, .min = 0,
@@ -335,6 +328,14 @@ static const struct conf_key conf_keys[] = {
          .max = 100000000, F(queue.keep_completed), .def.i = 1000,
          .help = "completed jobs kept per queue (newest first), unless a "
                  "job's options say"},
+        {.name = "queue.poll_interval", .type = KEY_INT, .min = 10,
+         .max = 60000, F(queue.poll_interval), .def.i = 100,
+         .help = "milliseconds between a worker's looks for jobs that "
+                 "other processes added"},
+        {.name = "queue.threads", .type = KEY_INT, .min = 1, .max = 64,
+         F(queue.threads), .def.i = 2,
+         .help = "threads per worker that run blocking processors (only "
+                 "when a plugin declares one): jobs of theirs at once"},
         {.name = "queue.rate_limits", .type = KEY_STRINGS, .min = 3,
          .max = 100, F(queue.rate_limits), .unset = "none",
          .help = "[\"QUEUE=N\", ...]: at most N jobs of QUEUE start per "
@@ -344,14 +345,6 @@ static const struct conf_key conf_keys[] = {
                  "= \"Q\"; every = SECONDS; or cron = \"M H DOM MON DOW\" "
                  "(UTC); payload = \"JSON\"; }, each added once per tick "
                  "for every worker sharing the jobs"},
-        {.name = "queue.poll_interval", .type = KEY_INT, .min = 10,
-         .max = 60000, F(queue.poll_interval), .def.i = 100,
-         .help = "milliseconds between a worker's looks for jobs that "
-                 "other processes added"},
-        {.name = "queue.threads", .type = KEY_INT, .min = 1, .max = 64,
-         F(queue.threads), .def.i = 2,
-         .help = "threads per worker that run blocking processors (only "
-                 "when a plugin declares one): jobs of theirs at once"},
         {.name = "redis", .type = KEY_GROUP,
          .help = "coordinate workers and machines through Redis pub/sub"},
         {.name = "redis.host", .type = KEY_STRING, .min = 1, .max = 255,
@@ -388,6 +381,13 @@ static const struct conf_key conf_keys[] = {
          F(redis.dead_after), .def.i = 5,
          .help = "seconds without a heartbeat after which a worker's clients "
                  "leave the cluster (must exceed heartbeat_interval)"},
+        {.name = "log", .type = KEY_GROUP, .help = "logging"},
+        {.name = "log.level", .type = KEY_STRING, .min = 1, .max = 16,
+         .check = check_log_level, .def.s = "info",
+         .help = "err, warn, notice, info or debug"},
+        {.name = "log.format", .type = KEY_STRING, .min = 1, .max = 16,
+         .check = check_log_format, .def.s = "logfmt",
+         .help = "logfmt or json"},
 };
 /* clang-format on */
 
@@ -480,8 +480,40 @@ struct loader {
         struct pxl_str *errors;
         const char *name; /* file name for messages */
         const char *what; /* before a value in messages: "" or "default " */
+        bool overriding;  /* applying the command line's overrides */
         int nerrors;
 };
+
+/* The hook of a setting an override made (-o), so messages say so. */
+static char from_command_line;
+
+/*
+ * A problem (to ld->errors) or warning (to the config's warnings) at
+ * setting s: its file and line, "command line" for an override, or the
+ * app file alone for a key that is missing altogether.
+ */
+static void report(struct loader *ld, struct pxl_str *to,
+                   const config_setting_t *s, const char *key, const char *fmt,
+                   va_list ap)
+{
+        const char *file = NULL;
+        int line = 0;
+
+        for (const config_setting_t *p = s; p != NULL && file == NULL;
+             p = config_setting_parent(p))
+                if (config_setting_get_hook(p) == &from_command_line)
+                        file = "command line";
+        if (ld->overriding)
+                file = "command line";
+        if (file == NULL && s != NULL) {
+                file = config_setting_source_file(s);
+                line = (int)config_setting_source_line(s);
+        }
+        if (s == NULL && key == NULL)
+                key = "config";
+        (void)pxl_str_vreport(to, file != NULL ? file : ld->name, line, key,
+                              fmt, ap);
+}
 
 static void conf_error(struct loader *ld, const config_setting_t *s,
                        const char *key, const char *fmt, ...) PXL_PRINTF(4, 5);
@@ -489,17 +521,10 @@ static void conf_error(struct loader *ld, const config_setting_t *s,
 static void conf_error(struct loader *ld, const config_setting_t *s,
                        const char *key, const char *fmt, ...)
 {
-        const char *file = s != NULL ? config_setting_source_file(s) : NULL;
         va_list ap;
 
-        /* A key that is missing altogether has no line to point at. */
-        if (s == NULL && key == NULL)
-                key = "config";
         va_start(ap, fmt);
-        (void)pxl_str_vreport(ld->errors, file != NULL ? file : ld->name,
-                              s != NULL ? (int)config_setting_source_line(s)
-                                        : 0,
-                              key, fmt, ap);
+        report(ld, ld->errors, s, key, fmt, ap);
         va_end(ap);
         ld->nerrors++;
 }
@@ -512,15 +537,11 @@ static void conf_warning(struct loader *ld, const char *key, const char *fmt,
 static void conf_warning(struct loader *ld, const char *key, const char *fmt,
                          ...)
 {
-        const config_setting_t *s = config_lookup(&ld->conf->cfg, key);
-        const char *file = s != NULL ? config_setting_source_file(s) : NULL;
         va_list ap;
 
         va_start(ap, fmt);
-        (void)pxl_str_vreport(
-                &ld->conf->warnings, file != NULL ? file : ld->name,
-                s != NULL ? (int)config_setting_source_line(s) : 0, key, fmt,
-                ap);
+        report(ld, &ld->conf->warnings, config_lookup(&ld->conf->cfg, key),
+               key, fmt, ap);
         va_end(ap);
 }
 
@@ -676,6 +697,40 @@ static void apply_defaults(struct loader *ld, const char *prefix)
         ld->what = what;
 }
 
+/*
+ * dir/rel without "." segments and doubled slashes ("./x.so" in "."
+ * is "./x.so", not "././x.so"; in "/srv/app" it is "/srv/app/x.so").
+ * ".." stays: dropping it lexically is wrong across a symlink. A result
+ * relative to the working directory keeps a "./" start, so dlopen takes
+ * it for a path, not a name to search.
+ */
+static void join_path(char *buf, size_t cap, const char *dir, const char *rel)
+{
+        char whole[PATH_MAX];
+        size_t len = 0;
+        const char *seg = whole, *end;
+
+        if (rel[0] == '/' || dir == NULL)
+                snprintf(whole, sizeof(whole), "%s", rel);
+        else
+                snprintf(whole, sizeof(whole), "%s/%s", dir, rel);
+        buf[0] = '\0';
+        if (whole[0] == '/')
+                len = (size_t)snprintf(buf, cap, "/");
+        else
+                len = (size_t)snprintf(buf, cap, ".");
+        for (; *seg != '\0'; seg = *end != '\0' ? end + 1 : end) {
+                end = strchrnul(seg, '/');
+                if (end == seg || (end - seg == 1 && seg[0] == '.'))
+                        continue;
+                if (len < cap)
+                        len += (size_t)snprintf(
+                                buf + len, cap - len, "%s%.*s",
+                                buf[len - 1] == '/' ? "" : "/",
+                                (int)(end - seg), seg);
+        }
+}
+
 /* A bare name is looked up; anything with a '/' or ".so" is a path. */
 static char *resolve_plugin(struct loader *ld, const config_setting_t *s,
                             const char *key, const char *entry)
@@ -690,9 +745,7 @@ static char *resolve_plugin(struct loader *ld, const config_setting_t *s,
         }
         if (strchr(entry, '/') != NULL ||
             (n > 3 && strcmp(entry + n - 3, ".so") == 0)) {
-                if (entry[0] == '/')
-                        return dup_or_oom(ld, entry);
-                snprintf(buf, sizeof(buf), "%s/%s", ld->conf->dir, entry);
+                join_path(buf, sizeof(buf), ld->conf->dir, entry);
                 return dup_or_oom(ld, buf);
         }
         env = getenv("PXL_PLUGIN_PATH");
@@ -922,6 +975,10 @@ static void load_plugins(struct loader *ld, const config_setting_t *list)
                 conf->plugins[conf->nplugins].settings = settings;
                 conf->plugins[conf->nplugins].line =
                         (int)config_setting_source_line(e);
+                conf->plugins[conf->nplugins].file =
+                        config_setting_source_file(e) != NULL
+                                ? config_setting_source_file(e)
+                                : conf->file;
                 conf->nplugins++;
         }
 }
@@ -1211,14 +1268,186 @@ static void relative_to_app(struct loader *ld, char **path)
 {
         char buf[PATH_MAX];
 
-        if (*path == NULL || (*path)[0] == '/')
+        if (*path == NULL)
                 return;
-        snprintf(buf, sizeof(buf), "%s/%s", ld->conf->dir, *path);
+        join_path(buf, sizeof(buf), ld->conf->dir, *path);
         free(*path);
         *path = dup_or_oom(ld, buf);
 }
 
+/* The file the key names can be read: a missing certificate is named
+ * with its line at -t, not as an OpenSSL error code at start. One that
+ * cannot is forgotten: there is nothing for the others to load. */
+static void check_readable(struct loader *ld, const char *key, char **path)
+{
+        FILE *f;
+
+        if (*path == NULL)
+                return;
+        if ((f = fopen(*path, "r")) == NULL) {
+                conf_error(ld, config_lookup(&ld->conf->cfg, key), key,
+                           "cannot read %s: %s", *path, strerror(errno));
+                free(*path);
+                *path = NULL;
+                return;
+        }
+        fclose(f);
+}
+
+/* Finds or makes the groups above key ("listen" of "listen.port");
+ * NULL when one is not a group (the file's own error says so). */
+static config_setting_t *override_parent(struct loader *ld, const char *key,
+                                         const char **leaf)
+{
+        config_setting_t *g = config_root_setting(&ld->conf->cfg);
+        const char *seg = key, *dot;
+        char name[256];
+
+        while ((dot = strchr(seg, '.')) != NULL) {
+                config_setting_t *m;
+
+                snprintf(name, sizeof(name), "%.*s", (int)(dot - seg), seg);
+                m = config_setting_get_member(g, name);
+                if (m == NULL)
+                        m = config_setting_add(g, name, CONFIG_TYPE_GROUP);
+                else if (config_setting_type(m) != CONFIG_TYPE_GROUP)
+                        return NULL;
+                if (m == NULL) {
+                        conf_error(ld, NULL, key, "out of memory");
+                        return NULL;
+                }
+                g = m;
+                seg = dot + 1;
+        }
+        *leaf = seg;
+        return g;
+}
+
+/* A value of the key's type from the text of -o KEY=VALUE. */
+static config_setting_t *override_value(struct loader *ld,
+                                        config_setting_t *parent,
+                                        const char *leaf,
+                                        const struct conf_key *k,
+                                        const char *key, const char *value)
+{
+        config_setting_t *s = NULL;
+        long long v;
+        char *end;
+
+        switch (k->type) {
+        case KEY_INT_AUTO:
+        case KEY_INT:
+                if (k->type == KEY_INT_AUTO && strcmp(value, "auto") == 0) {
+                        s = config_setting_add(parent, leaf,
+                                               CONFIG_TYPE_STRING);
+                        if (s != NULL)
+                                config_setting_set_string(s, value);
+                        break;
+                }
+                errno = 0;
+                v = strtoll(value, &end, 10);
+                if (value[0] == '\0' || *end != '\0' || errno != 0) {
+                        conf_error(ld, NULL, key, "\"%s\" is not an integer%s",
+                                   value,
+                                   k->type == KEY_INT_AUTO ? " or \"auto\""
+                                                           : "");
+                        return NULL;
+                }
+                s = config_setting_add(parent, leaf, CONFIG_TYPE_INT64);
+                if (s != NULL)
+                        config_setting_set_int64(s, v);
+                break;
+        case KEY_BOOL:
+                if (strcasecmp(value, "true") != 0 &&
+                    strcasecmp(value, "false") != 0) {
+                        conf_error(ld, NULL, key,
+                                   "\"%s\" is not true or false", value);
+                        return NULL;
+                }
+                s = config_setting_add(parent, leaf, CONFIG_TYPE_BOOL);
+                if (s != NULL)
+                        config_setting_set_bool(s,
+                                                strcasecmp(value, "true") == 0);
+                break;
+        case KEY_STRING:
+                s = config_setting_add(parent, leaf, CONFIG_TYPE_STRING);
+                if (s != NULL)
+                        config_setting_set_string(s, value);
+                break;
+        case KEY_STRINGS: /* comma-separated */
+                s = config_setting_add(parent, leaf, CONFIG_TYPE_ARRAY);
+                for (const char *e = value; s != NULL;) {
+                        const char *comma = strchrnul(e, ',');
+                        char *one = strndup(e, (size_t)(comma - e));
+
+                        if (one == NULL ||
+                            config_setting_set_string_elem(s, -1, one) ==
+                                    NULL) {
+                                free(one);
+                                s = NULL;
+                                break;
+                        }
+                        free(one);
+                        if (*comma == '\0')
+                                break;
+                        e = comma + 1;
+                }
+                break;
+        case KEY_GROUP:
+        case KEY_LIST:
+                return NULL; /* refused before */
+        }
+        if (s == NULL)
+                conf_error(ld, NULL, key, "out of memory");
+        return s;
+}
+
+/*
+ * The command line's KEY=VALUE settings, over the file's: a key is
+ * replaced, or added with the groups above it. A value is then checked
+ * like one the file gives; its messages say "command line".
+ */
+static void apply_overrides(struct loader *ld, const char *const *overrides)
+{
+        for (size_t i = 0; overrides != NULL && overrides[i] != NULL; i++) {
+                const char *eq = strchr(overrides[i], '=');
+                const struct conf_key *k;
+                config_setting_t *parent, *s;
+                const char *leaf;
+                char key[256];
+
+                ld->overriding = true;
+                if (eq == NULL || eq == overrides[i] ||
+                    (size_t)(eq - overrides[i]) >= sizeof(key)) {
+                        conf_error(ld, NULL, "-o", "\"%s\" is not KEY=VALUE",
+                                   overrides[i]);
+                        continue;
+                }
+                snprintf(key, sizeof(key), "%.*s", (int)(eq - overrides[i]),
+                         overrides[i]);
+                if ((k = find_key(ld, key)) == NULL) {
+                        conf_error(ld, NULL, key, "unknown key");
+                        continue;
+                }
+                if (k->type == KEY_GROUP || k->type == KEY_LIST) {
+                        conf_error(ld, NULL, key,
+                                   "is a %s: set it in the app file",
+                                   k->type == KEY_GROUP ? "group" : "list");
+                        continue;
+                }
+                if ((parent = override_parent(ld, key, &leaf)) == NULL)
+                        continue;
+                if (config_setting_get_member(parent, leaf) != NULL)
+                        config_setting_remove(parent, leaf);
+                s = override_value(ld, parent, leaf, k, key, eq + 1);
+                if (s != NULL)
+                        config_setting_set_hook(s, &from_command_line);
+        }
+        ld->overriding = false;
+}
+
 static struct pxl_config *load(const char *file, const char *text,
+                               const char *const *overrides,
                                struct pxl_str *errors)
 {
         struct pxl_config *conf = calloc(1, sizeof(*conf));
@@ -1284,6 +1513,7 @@ static struct pxl_config *load(const char *file, const char *text,
                 pxl_conf_free(conf);
                 return NULL;
         }
+        apply_overrides(&ld, overrides);
         load_group(&ld, config_root_setting(&conf->cfg), "");
         if (conf->name == NULL)
                 conf_error(&ld, NULL, "name",
@@ -1293,6 +1523,8 @@ static struct pxl_config *load(const char *file, const char *text,
                            "listen.tls", "needs both certificate and key");
         relative_to_app(&ld, &conf->tls_cert);
         relative_to_app(&ld, &conf->tls_key);
+        check_readable(&ld, "listen.tls.certificate", &conf->tls_cert);
+        check_readable(&ld, "listen.tls.key", &conf->tls_key);
         relative_to_app(&ld, &conf->auth.public_key);
         relative_to_app(&ld, &conf->redis.socket);
         check_database(&ld);
@@ -1328,15 +1560,18 @@ static struct pxl_config *load(const char *file, const char *text,
         return conf;
 }
 
-struct pxl_config *pxl_conf_load(const char *file, struct pxl_str *errors)
+struct pxl_config *pxl_conf_load(const char *file,
+                                 const char *const *overrides,
+                                 struct pxl_str *errors)
 {
-        return load(file, NULL, errors);
+        return load(file, NULL, overrides, errors);
 }
 
 struct pxl_config *pxl_conf_load_string(const char *text, const char *name,
+                                        const char *const *overrides,
                                         struct pxl_str *errors)
 {
-        return load(name, text, errors);
+        return load(name, text, overrides, errors);
 }
 
 void pxl_conf_free(struct pxl_config *conf)
@@ -1546,14 +1781,27 @@ static const char *default_text(const struct conf_key *k, char *buf, size_t cap)
         return k->unset != NULL ? k->unset : "-";
 }
 
+/* The values an integer key accepts, as -T and pxl.cfg(5) write them:
+ * 0..65535; "-" for other types (a string's length limit is in its
+ * help where it matters). */
+static const char *range_text(const struct conf_key *k, char *buf, size_t cap)
+{
+        if (k->type != KEY_INT && k->type != KEY_INT_AUTO)
+                return "-";
+        snprintf(buf, cap, "%lld..%lld", k->min, k->max);
+        return buf;
+}
+
+/* KEY TYPE DEFAULT RANGE MEANING, in pxl.cfg(5)'s order (test_docs). */
 void pxl_conf_print_keys(void)
 {
         for (size_t i = 0; i < sizeof(conf_keys) / sizeof(*conf_keys); i++) {
                 const struct conf_key *k = &conf_keys[i];
-                char def[64];
+                char def[64], range[64];
 
-                printf("%-26s %-11s %-10s %s\n", k->name,
+                printf("%-30s %-8s %-10s %-13s %s\n", k->name,
                        key_type_names[k->type],
-                       default_text(k, def, sizeof(def)), k->help);
+                       default_text(k, def, sizeof(def)),
+                       range_text(k, range, sizeof(range)), k->help);
         }
 }

@@ -104,6 +104,7 @@ struct pxl_plugin_conf {
         const config_setting_t *entry;    /* its entry in the plugins list */
         int index;                        /* N of plugins[N] */
         const config_setting_t *settings; /* the plugin's group, or NULL */
+        const char *file;                 /* where the entry is (borrowed) */
         int line;
 };
 
@@ -151,9 +152,17 @@ struct pxl_config {
  * errors as "file:line: key: text\n" lines and counted in nerrors (a
  * config with errors is only good for reporting, e.g. checking plugins).
  */
-struct pxl_config *pxl_conf_load(const char *file, struct pxl_str *errors);
+/*
+ * overrides: NULL, or "KEY=VALUE" texts ended by NULL (pxl-serve -o),
+ * applied over the file's settings and checked like them; their
+ * problems name "command line" instead of a file and line.
+ */
+struct pxl_config *pxl_conf_load(const char *file,
+                                 const char *const *overrides,
+                                 struct pxl_str *errors);
 /* The same from text; `name` stands for the file name in messages. */
 struct pxl_config *pxl_conf_load_string(const char *text, const char *name,
+                                        const char *const *overrides,
                                         struct pxl_str *errors);
 void pxl_conf_free(struct pxl_config *conf);
 

@@ -4,10 +4,12 @@
  * the init/fini calls. It never unloads code while clients are served.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pxl/pxl.h"
 #include "pxl_int.h"
@@ -19,17 +21,40 @@
 #define PXL_PLUGIN_SIZE_1_0                                                    \
         (offsetof(struct pxl_plugin, raw_handler) + sizeof(pxl_handler_fn *))
 
-static void plugin_error(struct pxl_str *errors, const char *path,
-                         const char *fmt, ...) PXL_PRINTF(3, 4);
+static void plugin_error(struct pxl_str *errors,
+                         const struct pxl_plugin_conf *pc, const char *fmt,
+                         ...) PXL_PRINTF(3, 4);
 
-static void plugin_error(struct pxl_str *errors, const char *path,
-                         const char *fmt, ...)
+/* "app.cfg:LINE: plugins[N]: PATH: TEXT", the line of its entry. */
+static void plugin_error(struct pxl_str *errors,
+                         const struct pxl_plugin_conf *pc, const char *fmt, ...)
 {
+        char text[1024], key[32];
         va_list ap;
 
         va_start(ap, fmt);
-        (void)pxl_str_vreport(errors, path, 0, NULL, fmt, ap);
+        vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
+        snprintf(key, sizeof(key), "plugins[%d]", pc->index);
+        (void)pxl_str_report(errors, pc->file, pc->line, key, "%s: %s",
+                             pc->path, text);
+}
+
+/* Why dlopen failed, without the path dlerror repeats; a file that is
+ * not there is said so plainly. */
+static const char *open_error(const char *path)
+{
+        const char *why;
+        size_t n = strlen(path);
+
+        if (access(path, R_OK) != 0)
+                return strerror(errno);
+        why = dlerror();
+        if (why == NULL)
+                return "cannot load";
+        if (strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+                why += n + 2;
+        return why;
 }
 
 /* Returns NULL when the header is acceptable, else why not. */
@@ -100,7 +125,7 @@ static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
 
                 if (r->type[0] == '\0' || r->action == NULL ||
                     r->action[0] == '\0' || r->handler == NULL) {
-                        plugin_error(errors, s->path,
+                        plugin_error(errors, s->conf,
                                      "route \"%s/%s\" needs a type, an action and a handler",
                                      r->type, r->action ? r->action : "");
                         bad = 1;
@@ -109,21 +134,21 @@ static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
                 rc = pxl_router_add(router, r->type, r->action, r->handler, s,
                                     &taken);
                 if (rc == PXL_EDECLINED) {
-                        plugin_error(errors, s->path,
+                        plugin_error(errors, s->conf,
                                      "route \"%s/%s\" is already claimed by plugin \"%s\" (%s)",
                                      r->type, r->action,
                                      taken->plugin->desc->name,
                                      taken->plugin->path);
                         bad = 1;
                 } else if (rc < 0) {
-                        plugin_error(errors, s->path, "out of memory");
+                        plugin_error(errors, s->conf, "out of memory");
                         return PXL_ENOMEM;
                 }
         }
         for (const struct pxl_subscriber *sub = pxl_plugin_subscribers(s->desc);
              sub != NULL && sub->channel != NULL; sub++) {
                 if (sub->channel[0] == '\0' || sub->handler == NULL) {
-                        plugin_error(errors, s->path,
+                        plugin_error(errors, s->conf,
                                      "subscriber \"%s\" needs a channel and a handler",
                                      sub->channel);
                         bad = 1;
@@ -131,7 +156,7 @@ static int register_routes(struct pxl_plugins *ps, struct pxl_plugin_slot *s,
         }
         if (s->desc->raw_handler != NULL) {
                 if (ps->raw != NULL) {
-                        plugin_error(errors, s->path,
+                        plugin_error(errors, s->conf,
                                      "a raw handler is already registered by plugin \"%s\" (%s)",
                                      ps->raw->desc->name, ps->raw->path);
                         bad = 1;
@@ -156,30 +181,30 @@ static int load_one(struct pxl_plugins *ps, const struct pxl_config *conf,
 
         h = dlopen(pc->path, RTLD_NOW | RTLD_LOCAL);
         if (h == NULL) {
-                plugin_error(errors, pc->path, "cannot load: %s", dlerror());
+                plugin_error(errors, pc, "cannot load: %s", open_error(pc->path));
                 return PXL_ERR;
         }
         desc = dlsym(h, "pxl_plugin");
         if (desc == NULL) {
-                plugin_error(errors, pc->path,
+                plugin_error(errors, pc,
                              "no pxl_plugin symbol (not a pxl plugin, or not exported)");
                 dlclose(h);
                 return PXL_ERR;
         }
         bad = check_header(&desc->hdr, why, sizeof(why));
         if (bad != NULL) {
-                plugin_error(errors, pc->path, "%s", bad);
+                plugin_error(errors, pc, "%s", bad);
                 dlclose(h);
                 return PXL_ERR;
         }
         if (desc->name == NULL || desc->name[0] == '\0') {
-                plugin_error(errors, pc->path, "the descriptor has no name");
+                plugin_error(errors, pc, "the descriptor has no name");
                 dlclose(h);
                 return PXL_ERR;
         }
         for (size_t i = 0; i < ps->n; i++) {
                 if (strcmp(ps->v[i].desc->name, desc->name) == 0) {
-                        plugin_error(errors, pc->path,
+                        plugin_error(errors, pc,
                                      "a plugin named \"%s\" is already loaded from %s",
                                      desc->name, ps->v[i].path);
                         dlclose(h);
@@ -189,6 +214,7 @@ static int load_one(struct pxl_plugins *ps, const struct pxl_config *conf,
         s->desc = desc;
         s->handle = h;
         s->settings = pc->settings;
+        s->conf = pc;
         s->path = strdup(pc->path);
         if (s->path == NULL) {
                 dlclose(h);
@@ -244,7 +270,7 @@ int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_worker *srv,
                 pxl_ctx_init(&ctx, srv, s, NULL);
                 rc = s->desc->init(&ctx, s->settings);
                 if (rc < 0) {
-                        plugin_error(errors, s->path, "init failed: %s",
+                        plugin_error(errors, s->conf, "init failed: %s",
                                      ctx.error ? ctx.error : pxl_strerror(rc));
                         pxl_ctx_fini(&ctx);
                         return PXL_ERR;

@@ -19,6 +19,7 @@ struct pxl_plugin_slot {
         const struct pxl_plugin *desc; /* borrowed from the .so */
         void *handle;                  /* dlopen handle */
         char *path;
+        const struct pxl_plugin_conf *conf; /* its entry in the app file */
         const config_setting_t *settings;
         /* One per row of the plugin's settings table (ABI 1.2), or NULL. */
         union pxl_conf_value *values;

@@ -41,8 +41,8 @@
 static int tls_setup(struct pxl_worker *srv, struct pxl_str *errors)
 {
         const struct pxl_config *conf = srv->conf;
-        char line[1024], why[256];
-        const char *what = NULL;
+        const char *key = NULL, *path = NULL, *what = NULL, *why;
+        const config_setting_t *s;
         unsigned long err;
 
         if (conf->tls_cert == NULL || conf->tls_key == NULL)
@@ -53,21 +53,31 @@ static int tls_setup(struct pxl_worker *srv, struct pxl_str *errors)
         else if (SSL_CTX_set_min_proto_version(srv->tls, TLS1_2_VERSION) != 1)
                 what = "cannot require TLS 1.2";
         else if (SSL_CTX_use_certificate_chain_file(srv->tls, conf->tls_cert) != 1)
-                what = "listen.tls.certificate: cannot load";
+                key = "listen.tls.certificate", path = conf->tls_cert;
         else if (SSL_CTX_use_PrivateKey_file(srv->tls, conf->tls_key,
                                              SSL_FILETYPE_PEM) != 1)
-                what = "listen.tls.key: cannot load";
+                key = "listen.tls.key", path = conf->tls_key;
         else if (SSL_CTX_check_private_key(srv->tls) != 1)
-                what = "listen.tls.key: does not match the certificate";
-        if (what == NULL)
+                key = "listen.tls.key", what = "does not match the certificate";
+        if (what == NULL && key == NULL)
                 return PXL_OK;
         err = ERR_peek_last_error();
         if (ERR_GET_REASON(err) == X509_R_KEY_VALUES_MISMATCH)
-                what = "listen.tls.key: does not match the certificate";
-        ERR_error_string_n(err, why, sizeof(why));
-        snprintf(line, sizeof(line), "%s: %s (%s, %s): %s\n", conf->file, what,
-                 conf->tls_cert, conf->tls_key, why);
-        pxl_str_puts(errors, line);
+                key = "listen.tls.key", what = "does not match the certificate";
+        /* The first error says why; the last only that PEM failed. */
+        why = ERR_GET_REASON(ERR_peek_error()) == PEM_R_NO_START_LINE
+                      ? "not PEM (no -----BEGIN line)"
+                      : ERR_reason_error_string(ERR_peek_error());
+        s = key != NULL ? config_lookup(&conf->cfg, key) : NULL;
+        if (what != NULL)
+                pxl_str_report(errors, conf->file,
+                               s != NULL ? config_setting_source_line(s) : 0,
+                               key, "%s", what);
+        else
+                pxl_str_report(errors, conf->file,
+                               s != NULL ? config_setting_source_line(s) : 0,
+                               key, "cannot load %s: %s", path,
+                               why != NULL ? why : "not PEM");
         ERR_clear_error();
         return PXL_ERR;
 }

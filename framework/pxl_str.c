@@ -153,3 +153,88 @@ int pxl_str_report(struct pxl_str *s, const char *file, int line,
         va_end(ap);
         return rc;
 }
+
+struct report_line {
+        const char *p;
+        size_t len;    /* with its newline */
+        size_t file;   /* the first line naming the same file */
+        long line;     /* 0 when it names none */
+        size_t seq;
+};
+
+static int report_order(const void *a, const void *b)
+{
+        const struct report_line *x = a, *y = b;
+        int text;
+
+        if (x->file != y->file)
+                return x->file < y->file ? -1 : 1;
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        /* On one line: plugins[0] before plugins[1], key by key. Lines
+         * without a number keep their order (a plugin's table). */
+        text = x->line == 0 ? 0
+                            : memcmp(x->p, y->p,
+                                     x->len < y->len ? x->len : y->len);
+        if (text != 0)
+                return text;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int pxl_str_sort_reports(struct pxl_str *s)
+{
+        struct report_line *v;
+        size_t n = 0, cap = 0;
+        char *sorted;
+
+        if (s->len == 0)
+                return PXL_OK;
+        for (size_t i = 0; i < s->len; i++)
+                cap += s->p[i] == '\n';
+        cap++;
+        v = calloc(cap, sizeof(*v));
+        sorted = malloc(s->len + 1);
+        if (v == NULL || sorted == NULL) {
+                free(v);
+                free(sorted);
+                return PXL_ENOMEM;
+        }
+        for (const char *p = s->p, *end = s->p + s->len; p < end; n++) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                const char *colon, *eol = nl != NULL ? nl : end;
+                struct report_line *r = &v[n];
+
+                r->p = p;
+                r->len = (size_t)(eol - p) + (nl != NULL);
+                r->seq = n;
+                r->file = n;
+                colon = memchr(p, ':', (size_t)(eol - p));
+                if (colon != NULL) {
+                        char *after;
+                        long line = strtol(colon + 1, &after, 10);
+
+                        if (after > colon + 1 && after < eol && *after == ':' &&
+                            line > 0)
+                                r->line = line;
+                        for (size_t j = 0; j < n; j++) {
+                                size_t flen = (size_t)(colon - p);
+
+                                if (v[j].file == j &&
+                                    memchr(v[j].p, ':', v[j].len) ==
+                                            v[j].p + flen &&
+                                    memcmp(v[j].p, p, flen) == 0) {
+                                        r->file = j;
+                                        break;
+                                }
+                        }
+                }
+                p = eol + (nl != NULL);
+        }
+        qsort(v, n, sizeof(*v), report_order);
+        for (size_t i = 0, at = 0; i < n; at += v[i].len, i++)
+                memcpy(sorted + at, v[i].p, v[i].len);
+        memcpy(s->p, sorted, s->len);
+        free(sorted);
+        free(v);
+        return PXL_OK;
+}

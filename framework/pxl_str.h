@@ -40,5 +40,12 @@ int pxl_str_report(struct pxl_str *s, const char *file, int line,
 int pxl_str_vreport(struct pxl_str *s, const char *file, int line,
                     const char *key, const char *fmt, va_list ap)
         __attribute__((format(printf, 5, 0)));
+/*
+ * Put report lines in the order of what they name: the files in the
+ * order they first appear, and in each file by line (lines without a
+ * number first); equal ones keep their order. 0, or PXL_ENOMEM with s
+ * unchanged.
+ */
+int pxl_str_sort_reports(struct pxl_str *s);
 
 #endif

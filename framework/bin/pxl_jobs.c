@@ -590,7 +590,7 @@ int main(int argc, char **argv)
                 return usage_error("%s does not take that option", cmd->name);
         if (argc - optind - 2 != nargs)
                 return usage_error("%s: wrong number of arguments", cmd->name);
-        conf = pxl_conf_load(argv[optind], &errors);
+        conf = pxl_conf_load(argv[optind], NULL, &errors);
         if (conf == NULL || conf->nerrors > 0) {
                 if (errors.len > 0)
                         fputs(errors.p, stderr);

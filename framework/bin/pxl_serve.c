@@ -22,14 +22,23 @@
 static void usage(FILE *f)
 {
         fprintf(f,
-                "usage: pxl-serve [-t] [-T] [-h] [-V] [--migrate] app.cfg\n"
+                "usage: pxl-serve [-tTVh] [-p PORT] [-b ADDR] [-l LEVEL]\n"
+                "                 [-o KEY=VALUE ...] [--migrate] app.cfg\n"
                 "\n"
                 "Serve the WebSocket app described by app.cfg (libconfig).\n"
                 "\n"
+                "  -p, --port PORT        listen on PORT (listen.port)\n"
+                "  -b, --bind ADDR        listen on address ADDR (listen.host)\n"
+                "  -l, --log-level LEVEL  err, warn, notice, info or debug\n"
+                "                         (log.level)\n"
+                "  -o, --set KEY=VALUE    set any key of pxl.cfg(5) over the\n"
+                "                         file's value; repeatable; a list of\n"
+                "                         strings is comma-separated\n"
                 "  -t   check the config and load every plugin, then exit:\n"
                 "       0 when all is well, 1 after printing every problem\n"
-                "  -T   print every config key with its type, default and\n"
-                "       meaning, then exit\n"
+                "       in line order\n"
+                "  -T   print every config key with its type, default, range\n"
+                "       and meaning, then exit\n"
                 "  -h, --help     show this help\n"
                 "  -V, --version  print the version and plugin ABI, then exit\n"
                 "  --migrate  apply the database migrations not applied yet\n"
@@ -44,11 +53,33 @@ static void usage(FILE *f)
                 "exit 0; a second one stops at once. See pxl-serve(1).\n");
 }
 
-static int fail(const struct pxl_str *errors)
+/* Every problem, in the order of the lines they name. */
+static int fail(struct pxl_str *errors)
 {
+        pxl_str_sort_reports(errors);
         if (errors->len > 0)
                 fputs(errors->p, stderr);
         return 1;
+}
+
+/* -p 9000 is -o listen.port=9000: one KEY=VALUE text, owned by argv or
+ * made here (and then freed with the list). */
+static int add_override(char **list, size_t *n, const char *key,
+                        const char *value)
+{
+        size_t len = strlen(key) + 1 + strlen(value) + 1;
+
+        if ((list[*n] = malloc(len)) == NULL)
+                return PXL_ENOMEM;
+        snprintf(list[(*n)++], len, "%s=%s", key, value);
+        return PXL_OK;
+}
+
+static void free_overrides(char **list)
+{
+        for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+                free(list[i]);
+        free(list);
 }
 
 /* Config warnings stop nothing: -t prints them, a start logs them. */
@@ -135,9 +166,16 @@ int main(int argc, char **argv)
                 {"migrate", no_argument, NULL, 'M'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
+                {"port", required_argument, NULL, 'p'},
+                {"bind", required_argument, NULL, 'b'},
+                {"log-level", required_argument, NULL, 'l'},
+                {"set", required_argument, NULL, 'o'},
                 {NULL, 0, NULL, 0},
         };
-        int opt, rc;
+        /* At most one override per argument, and the NULL that ends them. */
+        char **overrides = calloc((size_t)argc + 1, sizeof(*overrides));
+        size_t noverrides = 0;
+        int opt, rc = 0;
 
         /*
          * A broadcast allocates and frees a buffer chain per recipient in
@@ -146,8 +184,30 @@ int main(int argc, char **argv)
          */
         mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
         mallopt(M_TOP_PAD, 4 * 1024 * 1024);
-        while ((opt = getopt_long(argc, argv, "tThV", longopts, NULL)) != -1) {
+        if (overrides == NULL) {
+                fputs("pxl-serve: out of memory\n", stderr);
+                return 1;
+        }
+        while (rc == 0 && (opt = getopt_long(argc, argv, "tThVp:b:l:o:",
+                                             longopts, NULL)) != -1) {
                 switch (opt) {
+                case 'p':
+                        rc = add_override(overrides, &noverrides,
+                                          "listen.port", optarg);
+                        break;
+                case 'b':
+                        rc = add_override(overrides, &noverrides,
+                                          "listen.host", optarg);
+                        break;
+                case 'l':
+                        rc = add_override(overrides, &noverrides, "log.level",
+                                          optarg);
+                        break;
+                case 'o':
+                        rc = (overrides[noverrides++] = strdup(optarg)) == NULL
+                                     ? PXL_ENOMEM
+                                     : PXL_OK;
+                        break;
                 case 'M':
                         migrate_flag = true;
                         break;
@@ -156,24 +216,36 @@ int main(int argc, char **argv)
                         break;
                 case 'T':
                         pxl_conf_print_keys();
+                        free_overrides(overrides);
                         return 0;
                 case 'h':
                         usage(stdout);
+                        free_overrides(overrides);
                         return 0;
                 case 'V':
                         printf("pxl-serve %s (plugin ABI %d.%d)\n",
                                PACKAGE_VERSION, PXL_ABI_MAJOR, PXL_ABI_MINOR);
+                        free_overrides(overrides);
                         return 0;
                 default:
                         usage(stderr);
+                        free_overrides(overrides);
                         return 2;
                 }
         }
+        if (rc < 0) {
+                fputs("pxl-serve: out of memory\n", stderr);
+                free_overrides(overrides);
+                return 1;
+        }
         if (optind != argc - 1) {
                 usage(stderr);
+                free_overrides(overrides);
                 return 2;
         }
-        conf = pxl_conf_load(argv[optind], &errors);
+        conf = pxl_conf_load(argv[optind], (const char *const *)overrides,
+                             &errors);
+        free_overrides(overrides);
         if (conf == NULL) {
                 rc = fail(&errors);
                 pxl_str_fini(&errors);

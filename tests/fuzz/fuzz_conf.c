@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         memcpy(text, data, size);
         text[size] = '\0';
-        conf = pxl_conf_load_string(text, "fuzz.cfg", &errors);
+        conf = pxl_conf_load_string(text, "fuzz.cfg", NULL, &errors);
         if (conf == NULL && (errors.len == 0 || errors.p[errors.len - 1] != '\n'))
                 abort(); /* refused without saying why */
         if (conf != NULL && conf->nerrors == 0 && conf->name == NULL)

@@ -460,7 +460,7 @@ static void server_setup(struct pxl_worker *srv, const char *text,
         struct pxl_str errors = {0};
         struct pxl_config *conf;
 
-        conf = pxl_conf_load_string(text, name, &errors);
+        conf = pxl_conf_load_string(text, name, NULL, &errors);
         if (conf == NULL || conf->nerrors > 0 ||
             pxl_server_init(srv, conf, &errors) < 0) {
                 fprintf(stderr, "fuzz_conn: %s: %s", name,

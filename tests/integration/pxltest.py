@@ -331,8 +331,9 @@ class Server:
                             r"(\d+)(/[^\s\"]*) \(node ([0-9a-f]+)\)")
     WORKER_RE = re.compile(r"worker (\d+) (?:re)?started \(pid (\d+)")
 
-    def __init__(self, config, name="app", workers=1, nofile=None):
+    def __init__(self, config, name="app", workers=1, nofile=None, args=()):
         self.name = name  # the app file is NAME.cfg, its log NAME.log
+        self.args = list(args)  # pxl-serve options before the app file
         self.workers = workers
         self.nofile = nofile  # RLIMIT_NOFILE (soft and hard), or None
         self.node_id = None
@@ -359,7 +360,8 @@ class Server:
         self.signalled = False  # a restarted server gets its own SIGTERM
         logf = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen([env("PXL_SERVE"), self.cfg],
+            self.proc = subprocess.Popen([env("PXL_SERVE")] + self.args +
+                                         [self.cfg],
                                          stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=logf,
                                          preexec_fn=self._limits)

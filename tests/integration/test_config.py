@@ -10,6 +10,7 @@ group unchecked.
 import asyncio
 import os
 import re
+import socket
 import sys
 
 sys.dont_write_bytecode = True
@@ -80,13 +81,71 @@ def check_refused(text, expected, cwd_name=False, prefix=False):
     clean(err)
 
 
+def check_refused_files(text, files, expected):
+    """check_refused with files beside the app file; {dir} is its
+    directory."""
+    d, path = write(text)
+    for name, content in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(content)
+    rc, out, err = run_serve(["-t", path], cwd="/")
+    eq(rc, 1, "exit code (stderr %r)" % err)
+    eq(err.splitlines(), [e.replace("{dir}", d) for e in expected],
+       "stderr lines")
+    clean(err)
+
+
+def check_overrides(args, text, expected):
+    """-t with options before the app file: exit 1 and exactly the
+    expected stderr lines ({cfg}: the app file), or exit 0 and "ok" when
+    expected is empty."""
+    d, path = write(text)
+    rc, out, err = run_serve(args + ["-t", path], cwd="/")
+    want = [e.replace("{cfg}", path).replace("{dir}", d) for e in expected]
+    if not want:
+        eq((rc, out), (0, "%s: ok (0 plugins)\n" % path),
+           "(exit code, stdout) with stderr %r" % err)
+    else:
+        eq(rc, 1, "exit code (stderr %r)" % err)
+        eq(err.splitlines(), want, "stderr lines")
+    clean(err)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        return s.getsockname()[1]
+
+
+def t_overrides_served():
+    """-p, -b and -l beat the file's listen and log keys; -o any key (a
+    smaller max_message_size closes a bigger message with 1009)."""
+    port = free_port()
+    srv = Server('name = "ovr";\nlisten = { host = "127.0.0.1"; port = 1; };'
+                 '\nlog = { level = "err"; };\n',
+                 args=["-p", str(port), "--bind", "127.0.0.2", "-l", "info",
+                       "-o", "limits.max_message_size=100",
+                       "--set", "limits.max_frame_size=100"]).start()
+    eq((srv.host, srv.port), ("127.0.0.2", port), "where it listens")
+
+    async def go():
+        ws = await connect("ws://127.0.0.2:%d/ws" % port)
+        await ws.ws.send("x" * 101)
+        code, _ = await ws.wait_closed()
+        eq(code, 1009, "close code of a 101-byte message")
+    asyncio.run(go())
+    srv.stop()
+    clean(srv.log())
+
+
 def t_init_fails():
     tk = plugin_file("testkit")
     d, path = write('name = "initfail";\n%s\nplugins = ( "echo", { path = '
                     '"testkit"; settings = { fail = true; }; } );\n' % LISTEN)
     rc, out, err = run_serve([path], timeout=30)
     eq(rc, 1, "exit code (stderr %r)" % err)
-    want = "%s: init failed: settings.fail is true" % tk
+    want = "%s:3: plugins[1]: %s: init failed: settings.fail is true" % (
+        path, tk)
     check(want in err.splitlines(), "stderr lacks the line %r:\n%s"
           % (want, err))
     check("listening on" not in err, "it said it was listening:\n" + err)
@@ -255,35 +314,66 @@ def main():
       ['{cfg}:2: plugins[0]: plugin "nosuch" not found in PXL_PLUGIN_PATH '
        "or "], prefix=True)
 
-    C("bad ABI plugin refused: '<path>: ABI %d.%d is newer than this "
-      "pxl-serve (%d.%d)'" % (major, minor + 7, major, minor), check_refused,
+    C("bad ABI plugin refused: 'FILE:LINE: plugins[0]: <path>: ABI %d.%d "
+      "is newer than this pxl-serve (%d.%d)'" % (major, minor + 7, major,
+                                                 minor), check_refused,
       'name = "x";\nplugins = ( "%s" );\n' % bad_abi,
-      ["%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
-       % (bad_abi, major, minor + 7, major, minor)])
-    C("plugin without the symbol refused: '<path>: no pxl_plugin symbol'",
+      ["{cfg}:2: plugins[0]: %s: ABI %d.%d is newer than this pxl-serve "
+       "(%d.%d)" % (bad_abi, major, minor + 7, major, minor)])
+    C("plugin without the symbol refused: 'FILE:LINE: plugins[0]: <path>: "
+      "no pxl_plugin symbol'",
       check_refused, 'name = "x";\nplugins = ( "%s" );\n' % no_sym,
-      ["%s: no pxl_plugin symbol" % no_sym], prefix=True)
-    C("duplicate route refused: '<path>: route \"echo/echo\" is already "
-      "claimed by plugin \"echo\" (<echo path>)'", check_refused,
+      ["{cfg}:2: plugins[0]: %s: no pxl_plugin symbol" % no_sym],
+      prefix=True)
+    C("duplicate route refused: 'FILE:LINE: plugins[1]: <path>: route "
+      "\"echo/echo\" is already claimed by plugin \"echo\" (<echo path>)'",
+      check_refused,
       'name = "x";\nplugins = ( "echo", "%s" );\n' % dup,
-      ['%s: route "echo/echo" is already claimed by plugin "echo" (%s)'
-       % (dup, echo)])
+      ['{cfg}:2: plugins[1]: %s: route "echo/echo" is already claimed by '
+       'plugin "echo" (%s)' % (dup, echo)])
     C("all bad plugins at once: one line each, in list order",
-      check_refused, 'name = "x";\nplugins = ( "echo", "%s", "%s", "%s", '
-      '"testkit" );\n' % (bad_abi, no_sym, dup),
-      ["%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
-       % (bad_abi, major, minor + 7, major, minor),
-       "%s: no pxl_plugin symbol" % no_sym,
-       '%s: route "echo/echo" is already claimed by plugin "echo" (%s)'
-       % (dup, echo)], prefix=True)
+      check_refused, 'name = "x";\nplugins = ( "echo",\n  "%s",\n  "%s",\n'
+      '  "%s", "testkit" );\n' % (bad_abi, no_sym, dup),
+      ["{cfg}:3: plugins[1]: %s: ABI %d.%d is newer than this pxl-serve "
+       "(%d.%d)" % (bad_abi, major, minor + 7, major, minor),
+       "{cfg}:4: plugins[2]: %s: no pxl_plugin symbol" % no_sym,
+       '{cfg}:5: plugins[3]: %s: route "echo/echo" is already claimed by '
+       'plugin "echo" (%s)' % (dup, echo)], prefix=True)
     C("the same plugin twice refused", check_refused,
       'name = "x";\nplugins = ( "testkit", "testkit" );\n',
-      ['%s: a plugin named "testkit" is already loaded from %s' % (tk, tk)])
-    C("config errors and plugin errors reported in one run (man page)",
-      check_refused, 'name = "x";\nbogus = 1;\nplugins = ( "%s" );\n'
-      % bad_abi, ["{cfg}:2: bogus: unknown key",
-                  "%s: ABI %d.%d is newer than this pxl-serve (%d.%d)"
-                  % (bad_abi, major, minor + 7, major, minor)])
+      ['{cfg}:2: plugins[1]: %s: a plugin named "testkit" is already '
+       'loaded from %s' % (tk, tk)])
+    C("config errors and plugin errors reported in one run, in line order",
+      check_refused, 'name = "x";\nplugins = ( "%s" );\nbogus = 1;\n'
+      % bad_abi, ["{cfg}:2: plugins[0]: %s: ABI %d.%d is newer than this "
+                  "pxl-serve (%d.%d)" % (bad_abi, major, minor + 7, major,
+                                         minor),
+                  "{cfg}:3: bogus: unknown key"])
+    C("a missing plugin file: its normalised path and 'No such file or "
+      "directory', no dlerror repeat", check_refused,
+      'name = "x";\nplugins = ( "./missing.so", "./sub/../nope.so" );\n',
+      ["{cfg}:2: plugins[0]: ./missing.so: cannot load: No such file or "
+       "directory",
+       "{cfg}:2: plugins[1]: ./sub/../nope.so: cannot load: No such file "
+       "or directory"], cwd_name=True)
+    C("a missing TLS file is named with its line; a bad one says why; "
+      "every problem in line order", check_refused,
+      'name = "x";\nbogus = 1;\nlisten = { port = 0;\n  tls = {\n'
+      '    certificate = "./nocert.pem";\n    key = "nokey.pem"; };\n};\n'
+      'limits = { max_json_depth = 0; };\n',
+      ["{cfg}:2: bogus: unknown key",
+       "{cfg}:5: listen.tls.certificate: cannot read ./nocert.pem: No "
+       "such file or directory",
+       "{cfg}:6: listen.tls.key: cannot read ./nokey.pem: No such file or "
+       "directory",
+       "{cfg}:8: limits.max_json_depth: 0 is out of range 1..1024"],
+      cwd_name=True)
+    C("a certificate that is not PEM: 'cannot load PATH: not PEM'",
+      check_refused_files, 'name = "x";\nlisten = { port = 0;\n  tls = {\n'
+      '    certificate = "cert.pem";\n    key = "key.pem"; };\n};\n',
+      {"cert.pem": "junk\n", "key.pem": "junk\n"},
+      ["{dir}/app.cfg:4: listen.tls.certificate: cannot load "
+       "{dir}/cert.pem: not PEM (no -----BEGIN line)"])
 
     st, bad_st, old = (test_plugin("settings"), test_plugin("bad_settings"),
                        test_plugin("old_abi"))
@@ -298,8 +388,7 @@ def main():
       '    word = "waytoolong";\n    path = 5;\n    colour = "red";\n'
       '  }; },\n  { path = "hello"; settings = { greeting = 5; }; }\n);\n'
       'bogus = 1;\n' % st,
-      ["{cfg}:12: bogus: unknown key",
-       "{cfg}:4: plugins[1].settings.count: 0 is out of range 1..100",
+      ["{cfg}:4: plugins[1].settings.count: 0 is out of range 1..100",
        "{cfg}:5: plugins[1].settings.big: 5000000001 is out of range "
        "-5000000000..5000000000",
        "{cfg}:5: plugins[1].settings.flag: expected a boolean (true or "
@@ -310,7 +399,8 @@ def main():
        "integer",
        "{cfg}:8: plugins[1].settings.colour: unknown key",
        "{cfg}:10: plugins[2].settings.greeting: expected a string, got an "
-       "integer"])
+       "integer",
+       "{cfg}:12: bogus: unknown key"])
     C("-t: testkit's settings are checked too (unknown key)",
       check_refused, 'name = "x";\nplugins = ( { path = "testkit";\n'
       '  settings = { greting = "hi"; }; } );\n',
@@ -331,7 +421,35 @@ def main():
     C("defaults where the file sets nothing; an undeclared setting reads "
       "0/false with an ERR line", t_settings_defaults)
 
-    C("init failure: exit 1, '<path>: init failed: settings.fail is true'",
+    C("-p/-b/-l/-o override the file: where it listens, its log level, "
+      "any key", t_overrides_served)
+    C("-p replaces the file's bad port; -o adds a key the file lacks",
+      check_overrides, ["-p", "8080", "-o", "rooms.multiple=false",
+                        "-o", "workers=1", "-o", "listen.origins=a,b"],
+      'name = "x";\nlisten = { port = 70000; };\nworkers = 3;\n', [])
+    C("bad overrides: each named 'command line: KEY: ...', the file's "
+      "problems after them in line order", check_overrides,
+      ["-p", "99999", "-o", "bogus=1", "-o", "limits.rate=abc",
+       "-l", "loud", "-o", "rooms.multiple=maybe", "-o", "plugins=x",
+       "-o", "nokv", "-o", "database.driver=mysql"],
+      'name = "x";\nplugins = ( "./missing.so" );\nbogus2 = 1;\n',
+      # what -o cannot parse first, in argument order, then what the
+      # values' checks refuse
+      ["command line: bogus: unknown key",
+       'command line: limits.rate: "abc" is not an integer',
+       'command line: rooms.multiple: "maybe" is not true or false',
+       "command line: plugins: is a list: set it in the app file",
+       'command line: -o: "nokv" is not KEY=VALUE',
+       "command line: listen.port: 99999 is out of range 0..65535",
+       'command line: log.level: "loud" must be one of err, warn, notice, '
+       'info, debug',
+       'command line: database.driver: "mysql" must be sqlite or '
+       'postgresql',
+       "{cfg}:2: plugins[0]: %s/missing.so: cannot load: No such file or "
+       "directory" % "{dir}",
+       "{cfg}:3: bogus2: unknown key"])
+    C("init failure: exit 1, 'FILE:LINE: plugins[1]: <path>: init failed: "
+      "settings.fail is true'",
       t_init_fails)
     C("-h: exit 0, usage on stdout", t_help)
     C("--help: exit 0, usage on stdout", t_help, "--help")

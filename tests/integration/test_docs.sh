@@ -53,6 +53,33 @@ else
         not_ok "every key pxl.cfg(5) documents is listed by pxl-serve -T"
         echo "# not listed:$missing"
 fi
+# The same table, row for row: -T's KEY DEFAULT RANGE columns and
+# pxl.cfg(5)'s `.It Ic KEY No (type, MIN to MAX, default VALUE)` lines
+# in the same order, with the same defaults and ranges.
+t_rows=$(printf '%s\n' "$t_out" | awk 'NF {print $1, $3, $4}')
+man_rows=$(sed -n 's/^\.It Ic \(.*\) No (\(.*\))$/\1|\2/p' "$src/man/pxl.cfg.5" |
+        sed 's/ Ns \. Ns Ic /./g' | awk -F'|' '{
+                def = "-"; range = "-"
+                if (match($2, /default .*$/)) {
+                        def = substr($2, RSTART + 8)
+                        gsub(/\\\(dq/, "\"", def)
+                        gsub(/Ar | Ns /, "", def)
+                }
+                if (match($2, /[0-9]+ to [0-9]+/)) {
+                        range = substr($2, RSTART, RLENGTH)
+                        sub(/ to /, "..", range)
+                }
+                print $1, def, range
+        }')
+if [ -n "$t_rows" ] && [ "$t_rows" = "$man_rows" ]; then
+        ok "pxl-serve -T and pxl.cfg(5) list the keys in the same order, with the same defaults and ranges"
+else
+        not_ok "pxl-serve -T and pxl.cfg(5) list the keys in the same order, with the same defaults and ranges"
+        printf '%s\n' "$t_rows" >"${TMPDIR:-/tmp}/pxl-docs-T.$$"
+        printf '%s\n' "$man_rows" | diff "${TMPDIR:-/tmp}/pxl-docs-T.$$" - |
+                sed 's/^/# /' | head -n 20
+        rm -f "${TMPDIR:-/tmp}/pxl-docs-T.$$"
+fi
 for k in $keys; do
         if printf '%s\n' "$cfg_text" | grep -qF -- "$k"; then
                 ok "pxl.cfg(5) documents $k"

@@ -89,8 +89,9 @@ def main():
     with open(bad, "w") as f:
         f.write(tls_config(os.path.join(d, "missing.pem"), key))
     rc, _, err = run_serve(["-t", bad])
-    tap.ok(rc == 1 and "listen.tls.certificate: cannot load" in err
-           and "missing.pem" in err,
+    want = ("bad.cfg:2: listen.tls.certificate: cannot read %s: No such "
+            "file or directory" % os.path.join(d, "missing.pem"))
+    tap.ok(rc == 1 and want in err,
            "-t refuses a missing certificate and names it",
            "rc=%s stderr=%r" % (rc, err))
     with open(bad, "w") as f:

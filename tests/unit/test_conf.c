@@ -24,7 +24,7 @@ static struct pxl_config *load(const char *text, struct pxl_str *errors)
         errors->len = 0;
         if (errors->p)
                 errors->p[0] = '\0';
-        c = pxl_conf_load_string(text, "app.cfg", errors);
+        c = pxl_conf_load_string(text, "app.cfg", NULL, errors);
         if (c != NULL && c->nerrors > 0) {
                 assert_int_not_equal(errors->len, 0);
                 pxl_conf_free(c);
@@ -242,7 +242,7 @@ static union pxl_conf_value *settings(const char *text, size_t n,
 {
         struct pxl_str conf_errors = {0};
         struct pxl_config *c =
-                pxl_conf_load_string(text, "app.cfg", &conf_errors);
+                pxl_conf_load_string(text, "app.cfg", NULL, &conf_errors);
         union pxl_conf_value *v = (union pxl_conf_value *)1;
         int rc;
 
