@@ -260,19 +260,28 @@ else
 fi
 step "app: pxl-serve -t app.cfg" "$D$bindir/pxl-serve" -t app.cfg
 
-# Serve the app's own app.cfg (on a free port) and send one request.
-sed 's|port *= *[0-9][0-9]*;|port = 0;|' app.cfg >test-port0.cfg
-: >"$tmp/server.log"
-"$D$bindir/pxl-serve" test-port0.cfg 2>"$tmp/server.log" &
-pid=$!
-port=
-tries=0
-while [ -z "$port" ] && [ "$tries" -lt 150 ] && kill -0 "$pid" 2>/dev/null; do
-        port=$(sed -n 's|.*listening on [^ ]*:\([0-9][0-9]*\)/.*|\1|p' \
-                "$tmp/server.log")
-        [ -n "$port" ] || sleep 0.1
-        tries=$((tries + 1))
-done
+# serve LOG ARGS...: start the installed pxl-serve with ARGS (on port 0,
+# -p 0) in the background as $pid; $port is where it listens, or empty
+# when it did not within 15 s.
+serve() {
+        log=$1
+        shift
+        : >"$log"
+        "$D$bindir/pxl-serve" -p 0 "$@" 2>"$log" &
+        pid=$!
+        port=
+        tries=0
+        while [ -z "$port" ] && [ "$tries" -lt 150 ] &&
+                kill -0 "$pid" 2>/dev/null; do
+                port=$(sed -n 's|.*listening on [^ ]*:\([0-9][0-9]*\)/.*|\1|p' \
+                        "$log")
+                [ -n "$port" ] || sleep 0.1
+                tries=$((tries + 1))
+        done
+}
+
+# Serve the app's own app.cfg (-p 0: a free port) and send requests.
+serve "$tmp/server.log" app.cfg
 if [ -n "$port" ]; then
         ok "app: pxl-serve app.cfg listens (port $port)"
         want='{"type":"demo","action":"ping","response":"pong","requestId":7}'
@@ -330,6 +339,21 @@ if grep -E 'level=err|Sanitizer|runtime error' "$tmp/server.log" >/dev/null ||
 else
         ok "app: server log has no errors"
 fi
+
+# The installed bench.cfg serves what pxl-bench drives (system and bench).
+serve "$tmp/bench-server.log" "$D$pkgdatadir/bench.cfg"
+if [ -n "$port" ] &&
+        "$D$bindir/pxl-bench" -p "$port" -c 2 -k 2 -t 1 echo \
+                >"$tmp/bench.out" 2>&1 &&
+        grep '^RESULT .*"errors":0[,}]' "$tmp/bench.out" >/dev/null; then
+        ok "installed bench.cfg: pxl-bench echo runs against it without errors"
+else
+        not_ok "installed bench.cfg: pxl-bench echo runs against it without errors"
+        diag "$tmp/bench-server.log"
+        [ -f "$tmp/bench.out" ] && diag "$tmp/bench.out"
+fi
+[ -n "$pid" ] && kill "$pid" && wait "$pid"
+pid=
 
 cd / || true
 finish
