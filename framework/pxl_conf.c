@@ -388,6 +388,10 @@ static const struct conf_key conf_keys[] = {
         {.name = "log.format", .type = KEY_STRING, .min = 1, .max = 16,
          .check = check_log_format, .def.s = "logfmt",
          .help = "logfmt or json"},
+        {.name = "log.messages", .type = KEY_BOOL, F(log_messages),
+         .def.b = false,
+         .help = "at level debug, log each message's type, action, size "
+                 "and requestId (never its data)"},
 };
 /* clang-format on */
 
@@ -1556,6 +1560,10 @@ static struct pxl_config *load(const char *file, const char *text,
                              "else is queued for its client",
                              (unsigned long long)conf->limits.max_output_bytes,
                              (unsigned long long)conf->limits.max_message_size);
+        if (conf->log_messages && conf->log_level != PXL_LOG_DEBUG)
+                conf_warning(&ld, "log.messages",
+                             "warning: messages are logged at level debug "
+                             "only, and log.level is not debug");
         conf->nerrors = (unsigned)ld.nerrors;
         return conf;
 }

@@ -139,6 +139,7 @@ struct pxl_config {
         unsigned metrics_log_interval; /* 0 = never logged */
         int log_level;
         int log_format;
+        bool log_messages; /* debug: a line per message (log.messages) */
         struct pxl_plugin_conf *plugins;
         size_t nplugins;
         unsigned nerrors;

@@ -49,6 +49,9 @@ enum conn_state {
         CONN_DEAD,      /* waiting for the reaper to free it (srv->dead) */
 };
 
+/* Who began the close handshake; NOBODY: the connection was lost. */
+enum closer { CLOSED_BY_NOBODY, CLOSED_BY_SERVER, CLOSED_BY_CLIENT };
+
 /* Assembled messages are not kept across messages: idle costs nothing. */
 #define MSG_KEEP_CAP 0
 /*
@@ -85,6 +88,7 @@ struct pxl_conn {
         bool msg_open;       /* a message is being assembled in msg */
         bool msg_binary;
         bool read_paused;    /* output backed up: reading waits for a drain */
+        uint8_t closed_by;   /* enum closer: who sent the first close */
         uint16_t close_code; /* sent or received; 1006 if none */
         unsigned rate_strikes; /* messages refused in a row (limits.rate) */
         union {
@@ -98,6 +102,7 @@ struct pxl_conn {
         struct pxl_ws_parser parser;
         struct pxl_str msg;
         struct pxl_conn_ref *ref;
+        char *peer; /* the address as text, kept only for debug logging */
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -530,6 +535,8 @@ static void send_close_frame(struct pxl_conn *c, uint16_t code,
                               : pxl_ws_close_payload(payload, code, reason);
         queue_frame(c, PXL_WS_OP_CLOSE, &iov, 1);
         c->close_code = code;
+        if (c->closed_by == CLOSED_BY_NOBODY)
+                c->closed_by = CLOSED_BY_SERVER;
 }
 
 /*
@@ -682,6 +689,30 @@ static void run_disconnect_hooks(struct pxl_conn *c)
         }
 }
 
+static void peer_name(const struct pxl_conn *c, char *out, size_t cap);
+
+/* log.level = debug: who a client was and how it went. */
+static void log_disconnect(struct pxl_conn *c)
+{
+        static const char *const by[] = {
+                [CLOSED_BY_NOBODY] = "connection lost, no close handshake",
+                [CLOSED_BY_SERVER] = "closed by the server",
+                [CLOSED_BY_CLIENT] = "closed by the client",
+        };
+        char peer[INET6_ADDRSTRLEN];
+
+        if (pxl_log_enabled(PXL_LOG_DEBUG)) {
+                if (c->peer == NULL)
+                        peer_name(c, peer, sizeof(peer));
+                pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->client->id,
+                            "disconnected from %s: %u, %s",
+                            c->peer != NULL ? c->peer : peer, c->close_code,
+                            by[c->closed_by]);
+        }
+        free(c->peer);
+        c->peer = NULL;
+}
+
 void pxl_conn_close(struct pxl_conn *c)
 {
         struct pxl_worker *srv = c->srv;
@@ -697,6 +728,8 @@ void pxl_conn_close(struct pxl_conn *c)
         c->state = CONN_DEAD;
         unmark_dirty(c); /* closed directly (shutdown), not via the reaper */
         addr_release(srv, c->addr);
+        if (was_open)
+                log_disconnect(c);
         bufferevent_free(c->bev);
         if (c->ref != NULL) {
                 c->ref->conn = NULL;
@@ -735,6 +768,20 @@ static void peer_name(const struct pxl_conn *c, char *out, size_t cap)
                 a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
         if (a == NULL || inet_ntop(ss.ss_family, a, out, (socklen_t)cap) == NULL)
                 snprintf(out, cap, "?");
+}
+
+/* log.level = debug: the client's id and address, kept for its
+ * disconnect line (a lost peer has no address to ask for then). */
+static void log_connect(struct pxl_conn *c)
+{
+        char peer[INET6_ADDRSTRLEN];
+
+        if (!pxl_log_enabled(PXL_LOG_DEBUG))
+                return;
+        peer_name(c, peer, sizeof(peer));
+        c->peer = strdup(peer);
+        pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->client->id, "connected from %s",
+                    peer);
 }
 
 static void refuse(struct pxl_conn *c, int status, const char *body)
@@ -919,6 +966,7 @@ static bool handle_upgrade(struct pxl_conn *c)
                                          .kind = PXL_CHANGE_CONNECTED,
                                          .client = c->client,
                                          .user_id = c->client->user_id});
+        log_connect(c);
         run_connect_hooks(c);
         return c->state == CONN_OPEN;
 }
@@ -1062,6 +1110,8 @@ static bool handle_event(struct pxl_conn *c, const struct pxl_ws_event *ev)
                         c->ping_sent_ms = 0; /* alive, but not "active" */
                 break;
         case PXL_WS_EV_CLOSE:
+                if (c->closed_by == CLOSED_BY_NOBODY)
+                        c->closed_by = CLOSED_BY_CLIENT;
                 if (c->state == CONN_OPEN)
                         send_close_frame(c, ev->close_code, NULL);
                 c->close_code = ev->close_code;

@@ -346,6 +346,38 @@ static const char *const envelope_errors[] = {
         [PXL_ENV_NO_ACTION] = "Missing WebSocket message action",
 };
 
+/* Longest type, action or requestId a message line shows, in bytes. */
+#define LOG_NAME_MAX 128
+
+static int log_len(size_t len)
+{
+        return (int)(len < LOG_NAME_MAX ? len : LOG_NAME_MAX);
+}
+
+/*
+ * log.messages, at level debug: a line per message with its route,
+ * size and requestId, never its data (where tokens and secrets go).
+ * what is the message's type, or (without an action) what became of it.
+ */
+static void log_message(struct pxl_worker *srv, struct pxl_conn *c,
+                        size_t len, const char *what, size_t wlen,
+                        const char *action, size_t alen,
+                        const struct pxl_json_span *request_id)
+{
+        bool rid = request_id != NULL && request_id->kind != PXL_JSON_NONE;
+
+        if (!srv->conf->log_messages || !pxl_log_enabled(PXL_LOG_DEBUG))
+                return;
+        pxl_log_ctx(PXL_LOG_DEBUG, NULL, srv->io->id(c),
+                    "message %s%.*s%s%.*s, %zu bytes%s%.*s",
+                    action != NULL ? "" : "(", log_len(wlen), what,
+                    action != NULL ? "/" : ")", log_len(alen),
+                    action != NULL ? action : "", len,
+                    rid ? ", requestId " : "",
+                    rid ? log_len(request_id->len) : 0,
+                    rid ? request_id->p : "");
+}
+
 static void call_raw(struct pxl_worker *srv, struct pxl_conn *c, bool binary,
                      const uint8_t *payload, size_t len)
 {
@@ -426,6 +458,10 @@ void pxl_router_dispatch(struct pxl_worker *srv, struct pxl_conn *c,
         int rc;
 
         if (srv->plugins.raw != NULL && (binary || srv->conf->raw_text)) {
+                const char *what = binary ? "binary, to the raw handler"
+                                          : "text, to the raw handler";
+
+                log_message(srv, c, len, what, strlen(what), NULL, 0, NULL);
                 call_raw(srv, c, binary, payload, len);
                 return;
         }
@@ -434,6 +470,8 @@ void pxl_router_dispatch(struct pxl_worker *srv, struct pxl_conn *c,
         if (st != PXL_ENV_OK) {
                 const char *text = envelope_errors[st];
 
+                log_message(srv, c, len, text, strlen(text), NULL, 0,
+                            st >= PXL_ENV_NO_TYPE ? &env.request_id : NULL);
                 if (st == PXL_ENV_PARSE_ERROR)
                         srv->metrics.err_parse++;
                 else
@@ -457,9 +495,13 @@ void pxl_router_dispatch(struct pxl_worker *srv, struct pxl_conn *c,
         alen = pxl_json_unescape(env.action.p, env.action.len,
                                  names + tlen + 1, env.action.len + 1);
         if (tlen < 0 || alen < 0) {
+                log_message(srv, c, len, "Failed to parse JSON", 20, NULL, 0,
+                            NULL);
                 send_error(srv, c, "Failed to parse JSON", 20, NULL);
                 goto out;
         }
+        log_message(srv, c, len, names, (size_t)tlen, names + tlen + 1,
+                    (size_t)alen, &env.request_id);
         route = pxl_router_find(srv->router, names, (size_t)tlen,
                                 names + tlen + 1, (size_t)alen);
         if (route == NULL) {
