@@ -380,8 +380,8 @@ typedef void pxl_timer_fn(struct pxl_ctx *ctx, void *arg);
 /*
  * Run fn(ctx, arg) once, ms milliseconds from now (0: on the next turn
  * of the loop) as the loop's clock counts, which ticks every few ms.
- * NULL when out of memory, for a ctx of no plugin, or after the
- * plugin's fini has returned.
+ * NULL when out of memory, for a NULL fn or a ctx of no plugin, or
+ * after the plugin's fini has returned.
  */
 struct pxl_timer *pxl_timer_after(struct pxl_ctx *ctx, unsigned ms,
                                   pxl_timer_fn *fn, void *arg);
