@@ -110,7 +110,13 @@ void pxl_timer_cancel(struct pxl_timer *t)
 
 void pxl_timers_close(struct pxl_plugin_slot *s)
 {
-        while (!LIST_EMPTY(&s->timers))
-                timer_free(LIST_FIRST(&s->timers));
+        struct pxl_timer *t, *next;
+
+        for (t = LIST_FIRST(&s->timers); t != NULL; t = next) {
+                next = LIST_NEXT(t, link);
+                event_free(t->ev);
+                free(t);
+        }
+        LIST_INIT(&s->timers);
         s->timers_closed = true;
 }
