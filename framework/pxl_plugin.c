@@ -16,6 +16,7 @@
 #include "pxl_log.h"
 #include "pxl_plugin.h"
 #include "pxl_router.h"
+#include "pxl_timer.h"
 
 /* The smallest descriptor we can read: ABI 1.0 ended after raw_handler. */
 #define PXL_PLUGIN_SIZE_1_0                                                    \
@@ -286,11 +287,15 @@ void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv)
                 struct pxl_plugin_slot *s = &ps->v[i];
                 struct pxl_ctx ctx;
 
-                if (!s->init_ran || s->desc->fini == NULL)
+                if (!s->init_ran)
                         continue;
-                pxl_ctx_init(&ctx, srv, s, NULL);
-                s->desc->fini(&ctx);
-                pxl_ctx_fini(&ctx);
+                if (s->desc->fini != NULL) {
+                        pxl_ctx_init(&ctx, srv, s, NULL);
+                        s->desc->fini(&ctx);
+                        pxl_ctx_fini(&ctx);
+                }
+                /* What fini did not cancel never runs. */
+                pxl_timers_close(s);
                 s->init_ran = false;
         }
 }
@@ -303,6 +308,7 @@ void pxl_plugins_unload(struct pxl_plugins *ps)
 
                 if (table != NULL)
                         pxl_conf_settings_free(table, ps->v[i].values);
+                pxl_timers_close(&ps->v[i]); /* a fini that never ran */
                 free(ps->v[i].path);
                 dlclose(ps->v[i].handle);
         }

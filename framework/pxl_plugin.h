@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "pxl/pxl.h"
 #include "pxl_conf.h"
@@ -25,6 +26,9 @@ struct pxl_plugin_slot {
         union pxl_conf_value *values;
         void *data;     /* the plugin's per-worker state */
         bool init_ran;  /* init was called (fini is owed even if it failed) */
+        /* Its armed timers (pxl_timer.c), freed after its fini. */
+        LIST_HEAD(, pxl_timer) timers;
+        bool timers_closed; /* fini has returned: no new timers */
 };
 
 struct pxl_plugins {
@@ -43,7 +47,10 @@ int pxl_plugins_load(struct pxl_plugins *ps, const struct pxl_config *conf,
 /* Run every init in order; the first failure is described in errors. */
 int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_worker *srv,
                      struct pxl_str *errors);
-/* Run fini (in reverse order) for every plugin whose init ran. */
+/*
+ * Run fini (in reverse order) for every plugin whose init ran, and free
+ * the timers each left armed once its fini has returned.
+ */
 void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv);
 void pxl_plugins_unload(struct pxl_plugins *ps);
 /* The subscribers of a descriptor, or NULL (none, or an ABI 1.0 plugin). */

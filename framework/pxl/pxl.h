@@ -32,6 +32,9 @@
  *        pxl_job_* functions: background jobs with delays, retries and
  *        dead letters. A processor may be blocking (it runs on a
  *        thread pool: pxl_processor.blocking, last of the struct).
+ *   1.5  timers: pxl_timer_after, pxl_timer_every and pxl_timer_cancel,
+ *        one-shot and repeating timers on the worker's loop, owned by
+ *        the plugin and freed with it. The descriptor is unchanged.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -51,7 +54,7 @@ extern "C" {
 #endif
 
 #define PXL_ABI_MAJOR    1
-#define PXL_ABI_MINOR    4
+#define PXL_ABI_MINOR    5
 #define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
 
 /*
@@ -347,8 +350,53 @@ int pxl_send_raw(struct pxl_ctx *ctx, const void *buf, size_t len, bool binary);
 /* Close the calling client with a code and reason (reason may be NULL). */
 int pxl_close(struct pxl_ctx *ctx, int code, const char *reason);
 
-/* The event loop of this worker (a struct event_base *), for timers. */
+/*
+ * The event loop of this worker (a struct event_base *), for a plugin
+ * that uses libevent itself; the timers below need none of it.
+ */
 void *pxl_ctx_event_base(const struct pxl_ctx *ctx);
+
+/* ---- timers (ABI 1.5) ------------------------------------------------- */
+
+/*
+ * A timer runs fn(ctx, arg) on the worker's loop, later: never inside
+ * the call that armed it, and only on the thread of that loop (arm them
+ * from init, handlers, hooks and callbacks; never from a blocking
+ * processor). ctx is a context of the plugin that armed the timer, with
+ * no client, like init's; arg is the plugin's (pxl never frees it).
+ *
+ * A timer belongs to the plugin that armed it. pxl frees a one-shot
+ * timer once its fn has returned; a repeating one when cancelled. After
+ * the plugin's fini returns, pxl frees the timers it left without
+ * running them (fini itself may still cancel them): a forgotten timer
+ * leaks nothing of pxl's and never runs after fini, but what its arg
+ * holds is the plugin's to free (fini sees every timer still armed).
+ * Every worker runs init: a timer armed there runs on each worker, and
+ * its sends reach the whole app, so once per worker.
+ */
+struct pxl_timer;
+typedef void pxl_timer_fn(struct pxl_ctx *ctx, void *arg);
+
+/*
+ * Run fn(ctx, arg) once, ms milliseconds from now (0: on the next turn
+ * of the loop) as the loop's clock counts, which ticks every few ms.
+ * NULL when out of memory, for a NULL fn or a ctx of no plugin, or
+ * after the plugin's fini has returned.
+ */
+struct pxl_timer *pxl_timer_after(struct pxl_ctx *ctx, unsigned ms,
+                                  pxl_timer_fn *fn, void *arg);
+/* Run fn(ctx, arg) every ms milliseconds (0 counts as 1) until cancelled. */
+struct pxl_timer *pxl_timer_every(struct pxl_ctx *ctx, unsigned ms,
+                                  pxl_timer_fn *fn, void *arg);
+/*
+ * Stop t and free it; NULL is ignored. Valid until t is freed: for a
+ * one-shot timer, until its fn has returned (inside fn, cancelling is
+ * allowed and does nothing more), for a repeating one until cancelled
+ * (inside fn it stops the timer: fn does not run again). Cancelling a
+ * one-shot timer after it ran is a use after free: clear your pointer
+ * to it in fn.
+ */
+void pxl_timer_cancel(struct pxl_timer *t);
 
 /* ---- clients ---------------------------------------------------------- */
 

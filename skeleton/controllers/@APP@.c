@@ -2,11 +2,12 @@
  * @APP@ - the app's controller: a shared object pxl-serve loads from
  * app.cfg. Each route is a {type, action} pair and a handler; a handler
  * answers with pxl_reply() or fails with pxl_fail(), or, for a database
- * query, answers later through a pxl_defer. See pxl-plugin(3).
+ * query or a timer, answers later through a pxl_defer. See pxl-plugin(3).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <pxl/pxl.h>
 
@@ -24,10 +25,24 @@ static const struct pxl_setting @APP@_settings[] = {
         PXL_SETTING_END,
 };
 
+/*
+ * A reply that waits for its timer (@APP@/later). The plugin owns the
+ * timer and the request's handle until the timer runs; when the client
+ * leaves first (or the worker stops) it cancels both.
+ */
+struct @APP@_wait {
+        LIST_ENTRY(@APP@_wait) link;
+        struct pxl_timer *timer;
+        struct pxl_defer *defer;
+        char client[33]; /* the id of the client that asked */
+        int ms;
+};
+
 /* Per-worker state, filled from the settings. */
 struct @APP@ {
         const char *prefix; /* borrowed from the settings until fini */
         size_t max_length;
+        LIST_HEAD(, @APP@_wait) waits; /* @APP@/later replies to come */
 };
 
 /* @APP@/ping -> "pong" */
@@ -118,6 +133,86 @@ static int @APP@_notes(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return PXL_DEFERRED;
 }
 
+/* Free a wait that has ended (answered, or both parts cancelled). */
+static void @APP@_wait_free(struct @APP@_wait *w)
+{
+        LIST_REMOVE(w, link);
+        free(w);
+}
+
+/* The timer of @APP@/later ran: answer. It is freed when this returns. */
+static void @APP@_later_fire(struct pxl_ctx *ctx, void *arg)
+{
+        struct @APP@_wait *w = arg;
+        struct json_object *reply = json_object_new_object();
+
+        (void)ctx; /* a timer's ctx has no client: answer through w->defer */
+        json_object_object_add(reply, "waitedMs", json_object_new_int(w->ms));
+        pxl_defer_reply(w->defer, reply);
+        @APP@_wait_free(w);
+}
+
+/*
+ * @APP@/later {"ms": 500} -> {"waitedMs": 500}, after that many
+ * milliseconds: the handler takes a pxl_defer and arms a timer, whose
+ * callback answers. Nothing waits on the loop meanwhile.
+ */
+static int @APP@_later(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct @APP@ *app = pxl_ctx_plugin_data(ctx);
+        struct json_object *ms = NULL;
+        struct @APP@_wait *w;
+
+        json_object_object_get_ex(pxl_msg_data(msg), "ms", &ms);
+        if (ms == NULL || !json_object_is_type(ms, json_type_int) ||
+            json_object_get_int64(ms) < 0 ||
+            json_object_get_int64(ms) > 60000)
+                return pxl_fail(ctx, "data.ms must be 0 to 60000");
+        w = calloc(1, sizeof(*w));
+        if (w == NULL)
+                return pxl_fail(ctx, "out of memory");
+        w->ms = json_object_get_int(ms);
+        snprintf(w->client, sizeof(w->client), "%s", pxl_ctx_client_id(ctx));
+        w->defer = pxl_defer(ctx);
+        if (w->defer != NULL)
+                w->timer = pxl_timer_after(ctx, (unsigned)w->ms,
+                                           @APP@_later_fire, w);
+        if (w->timer == NULL) {
+                pxl_defer_cancel(w->defer); /* NULL is fine */
+                free(w);
+                return pxl_fail(ctx, "out of memory");
+        }
+        LIST_INSERT_HEAD(&app->waits, w, link);
+        return PXL_DEFERRED;
+}
+
+/* Stop a wait before its timer runs: the timer, then the handle. */
+static void @APP@_wait_cancel(struct @APP@_wait *w)
+{
+        pxl_timer_cancel(w->timer);
+        pxl_defer_cancel(w->defer);
+        @APP@_wait_free(w);
+}
+
+/* A client left: its waits have no one to answer. */
+static void @APP@_disconnect(struct pxl_ctx *ctx, int close_code)
+{
+        struct @APP@ *app = pxl_ctx_plugin_data(ctx);
+        struct @APP@_wait *w, *next;
+        int n = 0;
+
+        (void)close_code;
+        for (w = LIST_FIRST(&app->waits); w != NULL; w = next) {
+                next = LIST_NEXT(w, link);
+                if (strcmp(w->client, pxl_ctx_client_id(ctx)) == 0) {
+                        @APP@_wait_cancel(w);
+                        n++;
+                }
+        }
+        if (n > 0)
+                pxl_log(ctx, PXL_LOG_INFO, "later replies cancelled: %d", n);
+}
+
 /* Runs once per worker, after pxl-serve has checked the settings. */
 static int @APP@_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 {
@@ -127,6 +222,7 @@ static int @APP@_init(struct pxl_ctx *ctx, const config_setting_t *settings)
         if (app == NULL)
                 return pxl_ctx_fail(ctx, "out of memory");
         pxl_ctx_set_plugin_data(ctx, app);
+        LIST_INIT(&app->waits);
         app->prefix = pxl_setting_string(ctx, "prefix");
         app->max_length = (size_t)pxl_setting_int(ctx, "max_length");
         pxl_log(ctx, PXL_LOG_INFO, "ready prefix=\"%s\" max_length=%zu",
@@ -134,16 +230,25 @@ static int @APP@_init(struct pxl_ctx *ctx, const config_setting_t *settings)
         return PXL_OK;
 }
 
-/* Also runs after a failed init, so it copes with missing state. */
+/*
+ * Also runs after a failed init, so it copes with missing state. Waits
+ * still armed are cancelled: pxl would free their timers after fini
+ * returns, but the handles and the waits are the plugin's.
+ */
 static void @APP@_fini(struct pxl_ctx *ctx)
 {
-        free(pxl_ctx_plugin_data(ctx));
+        struct @APP@ *app = pxl_ctx_plugin_data(ctx);
+
+        while (app != NULL && !LIST_EMPTY(&app->waits))
+                @APP@_wait_cancel(LIST_FIRST(&app->waits));
+        free(app);
 }
 
 static const struct pxl_route @APP@_routes[] = {
         {"@APP@", "ping", @APP@_ping},
         {"@APP@", "echo", @APP@_echo},
         {"@APP@", "notes", @APP@_notes},
+        {"@APP@", "later", @APP@_later},
         PXL_ROUTE_END,
 };
 
@@ -154,5 +259,6 @@ PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .routes = @APP@_routes,
         .init = @APP@_init,
         .fini = @APP@_fini,
+        .on_disconnect = @APP@_disconnect,
         .settings = @APP@_settings,
 };

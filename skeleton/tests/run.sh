@@ -117,6 +117,36 @@ request "@APP@/notes answers with the rows of migrations/001_notes.sql" \
 request "@APP@/notes refuses a bad limit" \
         '{"type":"@APP@","action":"notes","data":{"limit":0}}' \
         '"error":"data.limit must be 1 to 100"'
+# @APP@/later answers after its delay, never sooner (the loop's clock
+# ticks every few ms: 10 ms of slack below).
+start=$(date +%s%N)
+request "@APP@/later answers after its delay" \
+        '{"type":"@APP@","action":"later","data":{"ms":300},"requestId":4}' \
+        '{"type":"@APP@","action":"later","response":{"waitedMs":300},"requestId":4}'
+took=$((($(date +%s%N) - start) / 1000000))
+if [ "$took" -ge 290 ]; then
+        ok "@APP@/later waited 300 ms ($took ms)"
+else
+        not_ok "@APP@/later waited 300 ms (only $took ms)"
+fi
+request "@APP@/later refuses a bad ms" \
+        '{"type":"@APP@","action":"later","data":{"ms":-1}}' \
+        '"error":"data.ms must be 0 to 60000"'
+# A client that leaves before its reply: the wait is cancelled at once.
+if "$APP_BUILDDIR/tests/ws_request" -n 127.0.0.1 "$port" /ws \
+        '{"type":"@APP@","action":"later","data":{"ms":60000}}'; then
+        tries=0
+        while ! grep -q 'later replies cancelled: 1' "$tmp/server.log" &&
+                [ "$tries" -lt 100 ]; do
+                sleep 0.1
+                tries=$((tries + 1))
+        done
+fi
+if grep -q 'later replies cancelled: 1' "$tmp/server.log"; then
+        ok "@APP@/later is cancelled when its client leaves"
+else
+        not_ok "@APP@/later is cancelled when its client leaves"
+fi
 request "system/joinRoom (the bundled system plugin) joins a room" \
         '{"type":"system","action":"joinRoom","data":{"roomName":"lobby"},"requestId":3}' \
         '{"type":"system","action":"joinRoom","response":{"success":true,' \

@@ -2,7 +2,8 @@
  * ws_request - a tiny WebSocket client for the tests: connects to
  * ws://HOST:PORT/PATH, sends MESSAGE as one text frame, prints the first
  * text message it gets back (after the server's system/connected
- * greeting) and closes. Needs nothing but libc.
+ * greeting) and closes. With -n it closes at once, without waiting for
+ * the reply (a client that leaves before it). Needs nothing but libc.
  *
  *   ws_request 127.0.0.1 8080 /ws '{"type":"@APP@","action":"ping"}'
  */
@@ -134,21 +135,14 @@ static void handshake(int fd, const char *host, const char *port,
                 die("the server refused the upgrade");
 }
 
-int main(int argc, char **argv)
+/* The first text message after the greeting (malloc'd, NUL-terminated). */
+static char *read_reply(int fd)
 {
         uint8_t hdr[2], ext[8];
         uint64_t len;
         char *payload;
-        int fd, i;
+        int i;
 
-        if (argc != 5) {
-                fprintf(stderr, "usage: ws_request HOST PORT PATH MESSAGE\n");
-                return 2;
-        }
-        srand((unsigned)getpid());
-        fd = connect_to(argv[1], argv[2]);
-        handshake(fd, argv[1], argv[2], argv[3]);
-        send_frame(fd, 0x1, argv[4], strlen(argv[4]));
         for (;;) {
                 recv_all(fd, hdr, 2);
                 len = hdr[1] & 0x7f;
@@ -168,15 +162,44 @@ int main(int argc, char **argv)
                 payload[len] = '\0';
                 if ((hdr[0] & 0x0f) == 0x1 &&
                     strncmp(payload, GREETING, strlen(GREETING)) != 0)
-                        break;
+                        return payload;
                 free(payload);
                 if ((hdr[0] & 0x0f) == 0x8)
                         die("the server closed the connection");
                 /* Pings and other control frames: keep waiting. */
         }
-        printf("%s\n", payload);
-        free(payload);
+}
+
+int main(int argc, char **argv)
+{
+        int fd, leave = argc > 1 && strcmp(argv[1], "-n") == 0;
+
+        argv += leave;
+        argc -= leave;
+        if (argc != 5) {
+                fprintf(stderr,
+                        "usage: ws_request [-n] HOST PORT PATH MESSAGE\n");
+                return 2;
+        }
+        srand((unsigned)getpid());
+        fd = connect_to(argv[1], argv[2]);
+        handshake(fd, argv[1], argv[2], argv[3]);
+        send_frame(fd, 0x1, argv[4], strlen(argv[4]));
+        if (!leave) {
+                char *reply = read_reply(fd);
+
+                printf("%s\n", reply);
+                free(reply);
+        }
         send_frame(fd, 0x8, "\x03\xe8", 2);
+        if (leave) {
+                /* Read to the end: closing with unread input resets the
+                 * connection, and the server could lose the request. */
+                char buf[4096];
+
+                while (recv(fd, buf, sizeof(buf), 0) > 0)
+                        ;
+        }
         close(fd);
         return 0;
 }

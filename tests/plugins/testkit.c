@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 #include <pxl/pxl.h>
 
 static const struct pxl_setting tk_settings[] = {
@@ -34,8 +33,7 @@ static const struct pxl_setting tk_settings[] = {
 
 struct testkit {
         int connects, disconnects, last_close_code;
-        bool log_metrics;         /* settings.log_metrics */
-        struct event *exit_timer; /* settings.exit_if_file */
+        bool log_metrics; /* settings.log_metrics */
 };
 
 /* Bus events the subscribers saw (test/events), newest last. */
@@ -45,7 +43,6 @@ struct pending {
         struct pxl_defer *defer;
         struct json_object *value;
         char *error; /* answer with pxl_defer_fail(error) instead */
-        struct event *timer;
 };
 
 static int tk_echo(struct pxl_ctx *ctx, const struct pxl_msg *msg)
@@ -83,17 +80,15 @@ static int tk_fail_plain(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return PXL_ERR;
 }
 
-static void pending_fire(evutil_socket_t fd, short what, void *arg)
+static void pending_fire(struct pxl_ctx *ctx, void *arg)
 {
         struct pending *p = arg;
 
-        (void)fd;
-        (void)what;
+        (void)ctx;
         if (p->error != NULL)
                 pxl_defer_fail(p->defer, "%s", p->error);
         else
                 pxl_defer_reply(p->defer, p->value);
-        event_free(p->timer);
         free(p->error);
         free(p);
 }
@@ -107,7 +102,6 @@ static int tk_defer(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         struct json_object *d = pxl_msg_data(msg), *delay, *value = NULL;
         struct json_object *error = NULL;
         struct pending *p;
-        struct timeval tv;
         int ms = 0;
 
         if (d && json_object_object_get_ex(d, "delay_ms", &delay))
@@ -125,20 +119,15 @@ static int tk_defer(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         p->value = json_object_get(value);
         if (error != NULL)
                 p->error = strdup(json_object_get_string(error));
-        p->timer = evtimer_new(pxl_ctx_event_base(ctx), pending_fire, p);
-        if (p->defer == NULL || p->timer == NULL ||
-            (error != NULL && p->error == NULL)) {
+        if (p->defer == NULL || (error != NULL && p->error == NULL) ||
+            pxl_timer_after(ctx, ms > 0 ? (unsigned)ms : 0, pending_fire,
+                            p) == NULL) {
                 pxl_defer_cancel(p->defer);
                 json_object_put(p->value);
-                if (p->timer)
-                        event_free(p->timer);
                 free(p->error);
                 free(p);
                 return pxl_fail(ctx, "cannot defer");
         }
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
-        evtimer_add(p->timer, &tv);
         return PXL_DEFERRED;
 }
 
@@ -231,10 +220,9 @@ static void tk_disconnect(struct pxl_ctx *ctx, int code)
 }
 
 /* A worker that crashes (the cluster tests): no cleanup, no leak check. */
-static void tk_exit_now(evutil_socket_t fd, short what, void *arg)
+static void tk_exit_now(struct pxl_ctx *ctx, void *arg)
 {
-        (void)fd;
-        (void)what;
+        (void)ctx;
         (void)arg;
         _exit(3);
 }
@@ -243,7 +231,6 @@ static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
 {
         struct testkit *tk = calloc(1, sizeof(*tk));
         const char *exit_if = pxl_setting_string(ctx, "exit_if_file");
-        struct timeval soon = {0, 50 * 1000};
 
         (void)settings;
         if (tk == NULL)
@@ -254,10 +241,7 @@ static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
         tk->log_metrics = pxl_setting_bool(ctx, "log_metrics");
         /* exit_if_file: exit 50 ms after starting while the file exists. */
         if (exit_if != NULL && access(exit_if, F_OK) == 0) {
-                tk->exit_timer = evtimer_new(pxl_ctx_event_base(ctx),
-                                             tk_exit_now, NULL);
-                if (tk->exit_timer == NULL ||
-                    evtimer_add(tk->exit_timer, &soon) < 0)
+                if (pxl_timer_after(ctx, 50, tk_exit_now, NULL) == NULL)
                         return pxl_ctx_fail(ctx, "cannot arm the exit timer");
                 pxl_log(ctx, PXL_LOG_INFO, "\"%s\" exists: exiting soon",
                         exit_if);
@@ -271,9 +255,7 @@ static void tk_fini(struct pxl_ctx *ctx)
 
         json_object_put(tk_events);
         tk_events = NULL;
-        if (tk != NULL && tk->exit_timer != NULL)
-                event_free(tk->exit_timer);
-        free(tk);
+        free(tk); /* pxl frees the exit timer, if armed */
         pxl_ctx_set_plugin_data(ctx, NULL);
 }
 
