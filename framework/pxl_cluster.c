@@ -1,8 +1,9 @@
 /*
  * pxl_cluster.c - the master of `workers = N`: reserves the listen port,
  * forks the workers, restarts the ones that die (backoff, then giving up
- * on a crash loop) and passes SIGTERM/SIGINT on, with a signalfd and
- * poll(), never an event loop. Serving is pxl_server.c's, in the workers.
+ * on a crash loop) and passes SIGTERM/SIGINT on (SIGHUP after its own
+ * reload), with a signalfd and poll(), never an event loop. Serving is
+ * pxl_server.c's, in the workers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "pxl_cluster.h"
 #include "pxl_listen.h"
 #include "pxl_log.h"
+#include "pxl_reload.h"
 
 #define QUICK_MS       10000 /* a worker that lived less died quickly */
 #define FIRST_DELAY_MS 100   /* restart delay, doubled per quick death */
@@ -209,10 +211,11 @@ static int worker_main(struct cluster *cl, unsigned index, int ready_fd,
         /* Never outlive the master; it may be gone already. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         memcpy(node_id, cl->node_id, sizeof(node_id));
-        /* SIGTERM and SIGINT stay blocked until the loop can take them. */
+        /* These stay blocked until the loop can take them. */
         mask = cl->old_mask;
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_SETMASK, &mask, NULL);
         cluster_fini(cl);
         pxl_log_set_worker((int)index);
@@ -398,13 +401,31 @@ static void reap(struct cluster *cl)
                                 worker_died(cl, i, pid, status);
 }
 
+/*
+ * SIGHUP: the master checks the file and takes the new values itself
+ * (workers it starts later are forked with them), then passes the
+ * signal on; each worker reloads the file on its own. A file with
+ * problems goes no further than the master's log.
+ */
+static void reload(struct cluster *cl)
+{
+        if (cl->stopping || pxl_reload(cl->srv, true) < 0)
+                return;
+        for (unsigned i = 0; i < cl->n; i++)
+                if (cl->slots[i].pid > 0)
+                        kill(cl->slots[i].pid, SIGHUP);
+}
+
 static void read_signals(struct cluster *cl)
 {
         struct signalfd_siginfo si;
 
-        while (read(cl->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        while (read(cl->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                         begin_stop(cl, (int)si.ssi_signo);
+                else if (si.ssi_signo == SIGHUP)
+                        reload(cl);
+        }
         /* SIGCHLD: reap() runs after every wakeup anyway. */
 }
 
@@ -468,6 +489,7 @@ static int cluster_init(struct cluster *cl, struct pxl_worker *srv,
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, &cl->old_mask) < 0)
                 return PXL_ERR;
         cl->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -1406,6 +1406,26 @@ static config_setting_t *override_value(struct loader *ld,
         return s;
 }
 
+/* A copy of the overrides, so that a reload applies them again. */
+static void keep_overrides(struct loader *ld, const char *const *overrides)
+{
+        size_t n = 0;
+
+        while (overrides != NULL && overrides[n] != NULL)
+                n++;
+        if (n == 0)
+                return;
+        ld->conf->overrides = calloc(n + 1, sizeof(*ld->conf->overrides));
+        if (ld->conf->overrides == NULL) {
+                conf_error(ld, NULL, NULL, "out of memory");
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if ((ld->conf->overrides[i] = dup_or_oom(ld, overrides[i])) ==
+                    NULL)
+                        return;
+}
+
 /*
  * The command line's KEY=VALUE settings, over the file's: a key is
  * replaced, or added with the groups above it. A value is then checked
@@ -1518,6 +1538,7 @@ static struct pxl_config *load(const char *file, const char *text,
                 return NULL;
         }
         apply_overrides(&ld, overrides);
+        keep_overrides(&ld, overrides);
         load_group(&ld, config_root_setting(&conf->cfg), "");
         if (conf->name == NULL)
                 conf_error(&ld, NULL, "name",
@@ -1621,9 +1642,163 @@ void pxl_conf_free(struct pxl_config *conf)
                 free(conf->queue.schedules[i].payload);
         }
         free(conf->queue.schedules);
+        free_strings(conf->overrides);
         pxl_str_fini(&conf->warnings);
         config_destroy(&conf->cfg);
+        pxl_conf_free(conf->retired);
         free(conf);
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+/* The keys a reload changes while serving; the others need a restart. */
+static bool reloadable(const char *key)
+{
+        static const char *const live[] = {
+                "raw_text", "connected_frame", "shutdown_timeout",
+                "listen.origins", "limits", "auth", "rooms", "presence",
+                "inactivity", "heartbeat", "metrics", "log",
+        };
+
+        for (size_t i = 0; i < sizeof(live) / sizeof(*live); i++) {
+                size_t n = strlen(live[i]);
+
+                if (strncmp(key, live[i], n) == 0 &&
+                    (key[n] == '\0' || key[n] == '.'))
+                        return true;
+        }
+        return false;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+        return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static bool same_strings(char *const *a, char *const *b)
+{
+        size_t i = 0;
+
+        if (a == NULL || b == NULL)
+                return a == b;
+        for (; a[i] != NULL && b[i] != NULL; i++)
+                if (strcmp(a[i], b[i]) != 0)
+                        return false;
+        return a[i] == b[i];
+}
+
+/* A string key's value as the file gives it, or its default. */
+static const char *text_value(const struct pxl_config *c,
+                              const struct conf_key *k)
+{
+        const char *v;
+
+        if (config_lookup_string(&c->cfg, k->name, &v) == CONFIG_TRUE)
+                return v;
+        return k->def.s;
+}
+
+static bool same_plugins(const struct pxl_config *a,
+                         const struct pxl_config *b)
+{
+        if (a->nplugins != b->nplugins)
+                return false;
+        for (size_t i = 0; i < a->nplugins; i++)
+                if (strcmp(a->plugins[i].path, b->plugins[i].path) != 0)
+                        return false;
+        return true;
+}
+
+static bool same_schedules(const struct pxl_queue_conf *a,
+                           const struct pxl_queue_conf *b)
+{
+        if (a->nschedules != b->nschedules)
+                return false;
+        for (size_t i = 0; i < a->nschedules; i++) {
+                const struct pxl_schedule_conf *x = &a->schedules[i],
+                                               *y = &b->schedules[i];
+
+                if (!same_text(x->name, y->name) ||
+                    !same_text(x->queue, y->queue) || x->every != y->every ||
+                    !same_text(x->cron, y->cron) ||
+                    !same_text(x->payload, y->payload))
+                        return false;
+        }
+        return true;
+}
+
+static bool key_differs(const struct conf_key *k, const struct pxl_config *a,
+                        const struct pxl_config *b)
+{
+        const char *fa = (const char *)a + k->offset,
+                   *fb = (const char *)b + k->offset;
+
+        switch (k->type) {
+        case KEY_GROUP:
+                return (config_lookup(&a->cfg, k->name) == NULL) !=
+                       (config_lookup(&b->cfg, k->name) == NULL);
+        case KEY_LIST:
+                return strcmp(k->name, "plugins") == 0
+                               ? !same_plugins(a, b)
+                               : !same_schedules(&a->queue, &b->queue);
+        case KEY_STRING:
+                if (k->width == 0)
+                        return !same_text(text_value(a, k), text_value(b, k));
+                return !same_text(*(char *const *)fa, *(char *const *)fb);
+        case KEY_STRINGS:
+                return !same_strings(*(char **const *)fa,
+                                     *(char **const *)fb);
+        case KEY_INT:
+        case KEY_INT_AUTO:
+        case KEY_BOOL:
+                break;
+        }
+        return k->width != 0 && memcmp(fa, fb, k->width) != 0;
+}
+
+/* Takes k's value from next; next gets the old one (and frees it). The
+ * check of a string key sets what it derives from it (log.level). */
+static void take_value(const struct conf_key *k, struct pxl_config *conf,
+                       struct pxl_config *next)
+{
+        char *a = (char *)conf + k->offset, *b = (char *)next + k->offset;
+        char tmp[sizeof(uint64_t)];
+
+        if (k->width != 0) {
+                memcpy(tmp, a, k->width);
+                memcpy(a, b, k->width);
+                memcpy(b, tmp, k->width);
+        }
+        if (k->type == KEY_STRING && k->check != NULL) {
+                const char *v = k->width != 0 ? *(char **)a
+                                              : text_value(next, k);
+
+                if (v != NULL)
+                        (void)k->check(conf, v);
+        }
+}
+
+void pxl_conf_reload(struct pxl_config *conf, struct pxl_config *next,
+                     struct pxl_str *restart)
+{
+        /* Port 0 is any free port, and the one a cluster took is one. */
+        if (next->port == 0)
+                next->port = conf->port;
+        for (size_t i = 0; i < sizeof(conf_keys) / sizeof(*conf_keys); i++) {
+                const struct conf_key *k = &conf_keys[i];
+
+                if (!reloadable(k->name)) {
+                        if (key_differs(k, conf, next))
+                                pxl_str_report(restart, k->name, 0, NULL,
+                                               "needs a restart");
+                        continue;
+                }
+                take_value(k, conf, next);
+        }
+        /* Derived from the group's presence, not from a key. */
+        conf->auth.enabled = next->auth.enabled;
+        next->retired = conf->retired;
+        conf->retired = next;
 }
 
 /* A plugin's table as rows of ours; its own problems are reported. */

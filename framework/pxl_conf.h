@@ -145,6 +145,11 @@ struct pxl_config {
         unsigned nerrors;
         struct pxl_str warnings; /* "file:line: key: warning: text\n" lines */
         config_t cfg;            /* kept: plugin settings point into it */
+        char **overrides;        /* the command line's KEY=VALUE, for reloads */
+        /* Configs a reload took values from: what was read from them
+         * (plugin settings groups, threads' copies) stays valid until this
+         * one is freed. */
+        struct pxl_config *retired;
 };
 
 /*
@@ -166,6 +171,18 @@ struct pxl_config *pxl_conf_load_string(const char *text, const char *name,
                                         const char *const *overrides,
                                         struct pxl_str *errors);
 void pxl_conf_free(struct pxl_config *conf);
+
+/*
+ * A reload (SIGHUP): take into conf, from next (a config of the same
+ * file that loaded without errors), the values that can change while
+ * serving (logging, limits, auth, rooms, presence, inactivity,
+ * heartbeat, metrics, origins, the greeting and raw_text, the shutdown
+ * timeout). Every other key that differs is named in restart, one
+ * "KEY\n" line each, and keeps its running value. next then belongs to
+ * conf (freed with it).
+ */
+void pxl_conf_reload(struct pxl_config *conf, struct pxl_config *next,
+                     struct pxl_str *restart);
 
 /* Print the key table (name, type, default, help) for -T and the docs. */
 void pxl_conf_print_keys(void);

@@ -212,3 +212,15 @@ void pxl_log_ctx(int level, const char *plugin, const char *client,
         pxl_log_ctxv(level, plugin, client, fmt, ap);
         va_end(ap);
 }
+
+void pxl_log_lines(int level, const char *prefix, const struct pxl_str *text)
+{
+        const char *line = text->p, *end;
+
+        if (text->len == 0 || !pxl_log_enabled(level))
+                return;
+        while ((end = strchr(line, '\n')) != NULL) {
+                pxl_logs(level, "%s%.*s", prefix, (int)(end - line), line);
+                line = end + 1;
+        }
+}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "pxl/pxl.h"
+#include "pxl_str.h"
 
 enum pxl_log_format { PXL_LOG_LOGFMT = 0, PXL_LOG_JSON };
 
@@ -30,6 +31,9 @@ void pxl_log_ctxv(int level, const char *plugin, const char *client,
 void pxl_log_ctx(int level, const char *plugin, const char *client,
                  const char *fmt, ...) PXL_PRINTF(4, 5);
 #define pxl_logs(level, ...) pxl_log_ctx((level), NULL, NULL, __VA_ARGS__)
+
+/* Each "...\n" line of text as a line of its own at level, after prefix. */
+void pxl_log_lines(int level, const char *prefix, const struct pxl_str *text);
 
 /* A field of a line that carries figures: a whole number, or not. */
 struct pxl_log_field {

@@ -300,12 +300,24 @@ void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv)
         }
 }
 
+/* A reload's predecessor of a slot's values, kept until unload. */
+struct pxl_retired_values {
+        union pxl_conf_value *values;
+        struct pxl_retired_values *next;
+};
+
 void pxl_plugins_unload(struct pxl_plugins *ps)
 {
         for (size_t i = 0; i < ps->n; i++) {
                 const struct pxl_setting *table =
                         pxl_plugin_settings(ps->v[i].desc);
+                struct pxl_retired_values *r;
 
+                while ((r = ps->v[i].retired) != NULL) {
+                        ps->v[i].retired = r->next;
+                        pxl_conf_settings_free(table, r->values);
+                        free(r);
+                }
                 if (table != NULL)
                         pxl_conf_settings_free(table, ps->v[i].values);
                 pxl_timers_close(&ps->v[i]); /* a fini that never ran */
@@ -314,6 +326,98 @@ void pxl_plugins_unload(struct pxl_plugins *ps)
         }
         free(ps->v);
         memset(ps, 0, sizeof(*ps));
+}
+
+static pxl_reload_fn *reload_hook(const struct pxl_plugin *d)
+{
+        if (d->hdr.size <
+            offsetof(struct pxl_plugin, reload) + sizeof(d->reload))
+                return NULL;
+        return d->reload;
+}
+
+int pxl_plugins_check_settings(const struct pxl_plugins *ps,
+                               const struct pxl_config *next,
+                               union pxl_conf_value ***values,
+                               struct pxl_str *errors)
+{
+        int rc = PXL_OK;
+
+        *values = NULL;
+        if (next->nplugins != ps->n)
+                return 1;
+        for (size_t i = 0; i < ps->n; i++)
+                if (strcmp(next->plugins[i].path, ps->v[i].path) != 0)
+                        return 1;
+        *values = calloc(ps->n + 1, sizeof(**values));
+        if (*values == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        for (size_t i = 0; i < ps->n; i++) {
+                const struct pxl_setting *table =
+                        pxl_plugin_settings(ps->v[i].desc);
+
+                if (table != NULL &&
+                    pxl_conf_settings(next, &next->plugins[i], ps->v[i].path,
+                                      table, &(*values)[i], errors) < 0)
+                        rc = PXL_ERR;
+        }
+        if (rc < 0) {
+                pxl_plugins_reload_cancel(ps, *values);
+                *values = NULL;
+        }
+        return rc;
+}
+
+void pxl_plugins_reload_cancel(const struct pxl_plugins *ps,
+                               union pxl_conf_value **values)
+{
+        for (size_t i = 0; values != NULL && i < ps->n; i++)
+                pxl_conf_settings_free(pxl_plugin_settings(ps->v[i].desc),
+                                       values[i]);
+        free(values);
+}
+
+void pxl_plugins_reload(struct pxl_plugins *ps, struct pxl_worker *srv,
+                        const struct pxl_config *next,
+                        union pxl_conf_value **values)
+{
+        for (size_t i = 0; i < ps->n; i++) {
+                struct pxl_plugin_slot *s = &ps->v[i];
+                struct pxl_retired_values *r = NULL;
+                pxl_reload_fn *hook = reload_hook(s->desc);
+                struct pxl_ctx ctx;
+                int rc;
+
+                /* Out of memory: the old values stay, the hook waits. */
+                if (s->values != NULL &&
+                    (r = malloc(sizeof(*r))) == NULL) {
+                        pxl_conf_settings_free(pxl_plugin_settings(s->desc),
+                                               values[i]);
+                        pxl_log_ctx(PXL_LOG_ERR, s->desc->name, NULL,
+                                    "out of memory taking reloaded settings");
+                        continue;
+                }
+                if (r != NULL) {
+                        r->values = s->values;
+                        r->next = s->retired;
+                        s->retired = r;
+                }
+                s->values = values[i];
+                s->conf = &next->plugins[i];
+                s->settings = next->plugins[i].settings;
+                if (!s->init_ran || hook == NULL)
+                        continue;
+                pxl_ctx_init(&ctx, srv, s, NULL);
+                rc = hook(&ctx, s->settings);
+                if (rc < 0)
+                        pxl_log_ctx(PXL_LOG_ERR, s->desc->name, NULL,
+                                    "reload failed: %s",
+                                    ctx.error ? ctx.error : pxl_strerror(rc));
+                pxl_ctx_fini(&ctx);
+        }
+        free(values);
 }
 
 /*

@@ -24,6 +24,8 @@ struct pxl_plugin_slot {
         const config_setting_t *settings;
         /* One per row of the plugin's settings table (ABI 1.2), or NULL. */
         union pxl_conf_value *values;
+        /* Values a reload replaced: strings read from them stay valid. */
+        struct pxl_retired_values *retired;
         void *data;     /* the plugin's per-worker state */
         bool init_ran;  /* init was called (fini is owed even if it failed) */
         /* Its armed timers (pxl_timer.c), freed after its fini. */
@@ -53,6 +55,28 @@ int pxl_plugins_init(struct pxl_plugins *ps, struct pxl_worker *srv,
  */
 void pxl_plugins_fini(struct pxl_plugins *ps, struct pxl_worker *srv);
 void pxl_plugins_unload(struct pxl_plugins *ps);
+
+/*
+ * A reload's plugin settings: each plugin's group in next, checked
+ * against its table into values[i] (an array of ps->n, NULL where the
+ * plugin has no table). 1 when next lists other plugins (their settings
+ * wait for a restart: nothing is checked), 0 when every group is good,
+ * else PXL_ERR with the problems in errors (values freed).
+ */
+int pxl_plugins_check_settings(const struct pxl_plugins *ps,
+                               const struct pxl_config *next,
+                               union pxl_conf_value ***values,
+                               struct pxl_str *errors);
+/* Free what pxl_plugins_check_settings made, for a reload refused. */
+void pxl_plugins_reload_cancel(const struct pxl_plugins *ps,
+                               union pxl_conf_value **values);
+/*
+ * Take the checked values (and next's groups, which must outlive the
+ * plugins), then run the reload hooks of the plugins whose init ran.
+ */
+void pxl_plugins_reload(struct pxl_plugins *ps, struct pxl_worker *srv,
+                        const struct pxl_config *next,
+                        union pxl_conf_value **values);
 /* The subscribers of a descriptor, or NULL (none, or an ABI 1.0 plugin). */
 const struct pxl_subscriber *pxl_plugin_subscribers(const struct pxl_plugin *d);
 /* The settings table of a descriptor, or NULL (none, or ABI 1.0/1.1). */

@@ -32,6 +32,7 @@
 #include "pxl_listen.h"
 #include "pxl_log.h"
 #include "pxl_redis_api.h"
+#include "pxl_reload.h"
 #include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
@@ -321,6 +322,29 @@ static int periodic(struct pxl_worker *srv, struct event **ev, unsigned secs,
         return PXL_OK;
 }
 
+/* The periodic sweeps at the intervals of the config (after a reload). */
+int pxl_server_retime(struct pxl_worker *srv)
+{
+        const struct pxl_config *conf = srv->conf;
+
+        if (srv->base == NULL) /* a cluster's master: no loop, no sweeps */
+                return PXL_OK;
+        if (srv->idle_timer != NULL)
+                event_free(srv->idle_timer);
+        if (srv->heartbeat_timer != NULL)
+                event_free(srv->heartbeat_timer);
+        srv->idle_timer = srv->heartbeat_timer = NULL;
+        if (periodic(srv, &srv->idle_timer,
+                     conf->max_idle ? conf->check_interval : 0, idle_cb) < 0 ||
+            periodic(srv, &srv->heartbeat_timer, conf->heartbeat_interval,
+                     heartbeat_cb) < 0) {
+                pxl_logs(PXL_LOG_ERR, "out of memory re-arming the idle and "
+                                      "heartbeat sweeps");
+                return PXL_ENOMEM;
+        }
+        return PXL_OK;
+}
+
 static void begin_shutdown(struct pxl_worker *srv, int signo)
 {
         struct timeval tv = {(time_t)srv->conf->shutdown_timeout, 0};
@@ -350,6 +374,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
         (void)what;
         begin_shutdown(arg, (int)sig);
+}
+
+/* SIGHUP: a worker of a cluster leaves "needs a restart" to its master. */
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+        struct pxl_worker *srv = arg;
+
+        (void)sig;
+        (void)what;
+        if (!srv->stopping)
+                (void)pxl_reload(srv, srv->conf->workers <= 1);
 }
 
 static int bind_listener(struct pxl_worker *srv, struct pxl_str *errors)
@@ -476,9 +511,11 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
         srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+        srv->sig_hup = evsignal_new(srv->base, SIGHUP, reload_cb, srv);
         if (srv->sig_term == NULL || srv->sig_int == NULL ||
-            evsignal_add(srv->sig_term, NULL) < 0 ||
-            evsignal_add(srv->sig_int, NULL) < 0) {
+            srv->sig_hup == NULL || evsignal_add(srv->sig_term, NULL) < 0 ||
+            evsignal_add(srv->sig_int, NULL) < 0 ||
+            evsignal_add(srv->sig_hup, NULL) < 0) {
                 pxl_str_puts(errors, "cannot install signal handlers\n");
                 return PXL_ERR;
         }
@@ -486,6 +523,7 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         sigemptyset(&stop_signals);
         sigaddset(&stop_signals, SIGTERM);
         sigaddset(&stop_signals, SIGINT);
+        sigaddset(&stop_signals, SIGHUP);
         sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         /* A required Redis that is down stops us before we listen. */
         if (pxl_worker_start_services(srv, errors) < 0)
@@ -546,6 +584,8 @@ void pxl_server_fini(struct pxl_worker *srv)
                 event_free(srv->sig_term);
         if (srv->sig_int != NULL)
                 event_free(srv->sig_int);
+        if (srv->sig_hup != NULL)
+                event_free(srv->sig_hup);
         if (srv->ready_fd >= 0)
                 close(srv->ready_fd);
         pxl_router_free(srv->router);

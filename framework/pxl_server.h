@@ -23,6 +23,8 @@ int pxl_server_loop_init(struct pxl_worker *srv, struct pxl_str *errors);
 /* Bind, run plugin inits, serve until a signal; 0 on a clean stop. */
 int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors);
 void pxl_server_fini(struct pxl_worker *srv);
+/* Re-arm the idle and heartbeat sweeps at the config's intervals. */
+int pxl_server_retime(struct pxl_worker *srv);
 
 /* Called by pxl_conn_close once a connection has been taken apart. */
 void pxl_server_conn_gone(struct pxl_worker *srv, bool was_open);

@@ -156,7 +156,7 @@ struct pxl_worker {
         struct pxl_router *router;
         struct evconnlistener *listener;
         struct ssl_ctx_st *tls; /* NULL for plain ws:// */
-        struct event *sig_term, *sig_int;
+        struct event *sig_term, *sig_int, *sig_hup;
         struct event *stop_timer;
         struct event *tick_timer;      /* once a second: metrics */
         struct event *idle_timer;      /* inactivity.check_interval */

@@ -85,18 +85,10 @@ static void free_overrides(char **list)
 /* Config warnings stop nothing: -t prints them, a start logs them. */
 static void show_warnings(const struct pxl_str *w, bool test_only)
 {
-        const char *line = w->p, *end;
-
-        if (w->len == 0)
-                return;
-        if (test_only) {
+        if (test_only && w->len > 0)
                 fputs(w->p, stderr);
-                return;
-        }
-        while ((end = strchr(line, '\n')) != NULL) {
-                pxl_logs(PXL_LOG_WARN, "%.*s", (int)(end - line), line);
-                line = end + 1;
-        }
+        else
+                pxl_log_lines(PXL_LOG_WARN, "", w);
 }
 
 /*

@@ -35,6 +35,9 @@
  *   1.5  timers: pxl_timer_after, pxl_timer_every and pxl_timer_cancel,
  *        one-shot and repeating timers on the worker's loop, owned by
  *        the plugin and freed with it. The descriptor is unchanged.
+ *   1.6  reload: the descriptor's reload hook, appended (a 1.5 plugin
+ *        has none), called in each worker after SIGHUP applied new
+ *        settings; pxl_setting_* read the new values from then on.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -54,7 +57,7 @@ extern "C" {
 #endif
 
 #define PXL_ABI_MAJOR    1
-#define PXL_ABI_MINOR    5
+#define PXL_ABI_MINOR    6
 #define PXL_PLUGIN_MAGIC 0x70786c50u /* "Plxp" little-endian: "pxl plugin" */
 
 /*
@@ -128,6 +131,14 @@ typedef int pxl_handler_fn(struct pxl_ctx *ctx, const struct pxl_msg *msg);
 typedef int pxl_init_fn(struct pxl_ctx *ctx, const config_setting_t *settings);
 /* Called once per worker at shutdown, also after a failed init. */
 typedef void pxl_fini_fn(struct pxl_ctx *ctx);
+/*
+ * ABI 1.6: the app file was reloaded (SIGHUP) and the plugin's settings
+ * checked again: pxl_setting_* now return the new values, and settings
+ * is the new group (or NULL). The old values stay readable (strings
+ * borrowed before stay valid) until the plugin is unloaded. A negative
+ * return is logged; the reload stands.
+ */
+typedef int pxl_reload_fn(struct pxl_ctx *ctx, const config_setting_t *settings);
 /* A client finished its handshake. */
 typedef void pxl_connect_fn(struct pxl_ctx *ctx);
 /* A client is gone; close_code is the code sent or received (1006 if none). */
@@ -257,6 +268,8 @@ struct pxl_plugin {
         const struct pxl_setting *settings;
         /* ABI 1.4: ended by PXL_PROCESSOR_END; may be NULL. */
         const struct pxl_processor *processors;
+        /* ABI 1.6: after a reload; may be NULL. */
+        pxl_reload_fn *reload;
 };
 
 /* The one symbol a plugin defines (with PXL_PLUGIN_EXPORT). */

@@ -61,7 +61,8 @@ async def stats(c):
     r = await c.request("test", "stats")
     eq(sorted(r), ["action", "response", "type"], "stats reply keys")
     eq(sorted(r["response"]), ["clientId", "connects", "disconnects",
-                               "greeting", "lastCloseCode"], "stats keys")
+                               "greeting", "lastCloseCode", "reloads"],
+       "stats keys")
     return r["response"]
 
 

@@ -33,6 +33,7 @@ static const struct pxl_setting tk_settings[] = {
 
 struct testkit {
         int connects, disconnects, last_close_code;
+        int reloads; /* reload hook calls (SIGHUP) */
         bool log_metrics; /* settings.log_metrics */
 };
 
@@ -162,6 +163,7 @@ static int tk_stats(struct pxl_ctx *ctx, const struct pxl_msg *msg)
                 json_object_new_string(pxl_setting_string(ctx, "greeting")));
         json_object_object_add(o, "clientId",
                                json_object_new_string(pxl_ctx_client_id(ctx)));
+        json_object_object_add(o, "reloads", json_object_new_int(tk->reloads));
         return pxl_reply(ctx, o);
 }
 
@@ -247,6 +249,19 @@ static int tk_init(struct pxl_ctx *ctx, const config_setting_t *settings)
                         exit_if);
         }
         return PXL_OK;
+}
+
+/* SIGHUP: the settings are the new ones now. */
+static int tk_reload(struct pxl_ctx *ctx, const config_setting_t *settings)
+{
+        struct testkit *tk = pxl_ctx_plugin_data(ctx);
+
+        (void)settings;
+        tk->reloads++;
+        tk->log_metrics = pxl_setting_bool(ctx, "log_metrics");
+        pxl_log(ctx, PXL_LOG_INFO, "reloaded: greeting=%s",
+                pxl_setting_string(ctx, "greeting"));
+        return 0;
 }
 
 static void tk_fini(struct pxl_ctx *ctx)
@@ -674,4 +689,5 @@ PXL_PLUGIN_EXPORT const struct pxl_plugin pxl_plugin = {
         .on_disconnect = tk_disconnect,
         .subscribers = tk_subscribers,
         .settings = tk_settings,
+        .reload = tk_reload,
 };
