@@ -85,6 +85,11 @@ static const struct conf_key conf_keys[] = {
          F(shutdown_timeout), .def.i = 5,
          .help = "seconds to wait for clients to answer the 1001 close at "
                  "shutdown"},
+        {.name = "shutdown_spread", .type = KEY_INT, .min = 0, .max = 3600,
+         F(shutdown_spread), .def.i = 0,
+         .help = "seconds over which the 1001 closes of a shutdown go out, "
+                 "oldest clients first, so that they do not all reconnect at "
+                 "once (0 = all at once)"},
         {.name = "workers", .type = KEY_INT_AUTO, .min = 1, .max = 256,
          F(workers), .def.i = 1,
          .help = "worker processes, each with its own event loop and "
@@ -1656,6 +1661,7 @@ static bool reloadable(const char *key)
 {
         static const char *const live[] = {
                 "raw_text", "connected_frame", "shutdown_timeout",
+                "shutdown_spread",
                 "listen.origins", "limits", "auth", "rooms", "presence",
                 "inactivity", "heartbeat", "metrics", "log",
         };

@@ -121,6 +121,7 @@ struct pxl_config {
         bool raw_text;
         bool connected_frame; /* send system/connected (and authenticated) */
         unsigned shutdown_timeout; /* seconds */
+        unsigned shutdown_spread;  /* seconds over which 1001s go out */
         unsigned workers; /* worker processes; 0 = "auto" (online CPUs) */
         struct pxl_redis_conf redis;
         struct pxl_db_conf database;

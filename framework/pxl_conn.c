@@ -7,6 +7,7 @@
  * pxl_clients.c's.
  */
 #include <errno.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -627,14 +628,31 @@ int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason)
 
 void pxl_conn_shutdown_all(struct pxl_worker *srv)
 {
+        pxl_conn_shutdown_all_upgrading(srv);
+        pxl_conn_shutdown_some(srv, UINT_MAX);
+}
+
+void pxl_conn_shutdown_all_upgrading(struct pxl_worker *srv)
+{
         struct pxl_conn *c;
 
-        /* Each of these leaves its list. */
+        /* Each leaves the list. */
         while ((c = TAILQ_FIRST(&srv->handshaking)) != NULL)
                 conn_close_soon(c);
-        while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
+}
+
+unsigned pxl_conn_shutdown_some(struct pxl_worker *srv, unsigned n)
+{
+        struct pxl_conn *c;
+        unsigned closed = 0;
+
+        /* Oldest first; each leaves srv->conns. */
+        while (closed < n && (c = TAILQ_FIRST(&srv->conns)) != NULL) {
                 pxl_conn_ws_close(c, PXL_CLOSE_GOING_AWAY,
                                   "server shutting down");
+                closed++;
+        }
+        return closed;
 }
 
 void pxl_conn_close_all(struct pxl_worker *srv)

@@ -48,6 +48,10 @@ int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f);
 int pxl_conn_ws_close(struct pxl_conn *c, uint16_t code, const char *reason);
 /* Server shutdown: 1001 for open clients, drop the ones still upgrading. */
 void pxl_conn_shutdown_all(struct pxl_worker *srv);
+/* Drop the connections still upgrading. */
+void pxl_conn_shutdown_all_upgrading(struct pxl_worker *srv);
+/* Send the 1001 close to the n oldest open connections; how many. */
+unsigned pxl_conn_shutdown_some(struct pxl_worker *srv, unsigned n);
 /* Write every corked connection's queued output (end of an iteration). */
 void pxl_conn_flush_all(struct pxl_worker *srv);
 /* Close those whose upgrade or close deadline passed (its timer's work). */

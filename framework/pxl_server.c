@@ -345,6 +345,42 @@ int pxl_server_retime(struct pxl_worker *srv)
         return PXL_OK;
 }
 
+/* Ten batches a second while shutdown_spread lasts. */
+#define SPREAD_TICK_MS 100
+
+static void spread_cb(evutil_socket_t fd, short what, void *arg)
+{
+        struct pxl_worker *srv = arg;
+
+        (void)fd;
+        (void)what;
+        if (pxl_conn_shutdown_some(srv, srv->spread_batch) <
+            srv->spread_batch)
+                event_del(srv->spread_timer); /* every client told */
+}
+
+/*
+ * shutdown_spread: the 1001 closes go out oldest first in batches over
+ * that many seconds, so that thousands of clients do not reconnect (to
+ * the other servers) in the same second. False: all at once.
+ */
+static bool spread_closes(struct pxl_worker *srv)
+{
+        struct timeval tick = {0, SPREAD_TICK_MS * 1000};
+        unsigned ticks = srv->conf->shutdown_spread * (1000 / SPREAD_TICK_MS);
+
+        if (ticks == 0 || srv->nopen <= 1)
+                return false;
+        srv->spread_timer =
+                event_new(srv->base, -1, EV_PERSIST, spread_cb, srv);
+        if (srv->spread_timer == NULL || event_add(srv->spread_timer, &tick))
+                return false;
+        srv->spread_batch = (srv->nopen + ticks - 1) / ticks;
+        pxl_conn_shutdown_all_upgrading(srv);
+        spread_cb(-1, 0, srv);
+        return true;
+}
+
 static void begin_shutdown(struct pxl_worker *srv, int signo)
 {
         struct timeval tv = {(time_t)srv->conf->shutdown_timeout, 0};
@@ -363,7 +399,9 @@ static void begin_shutdown(struct pxl_worker *srv, int signo)
                 evconnlistener_free(srv->listener);
                 srv->listener = NULL;
         }
-        pxl_conn_shutdown_all(srv);
+        if (!spread_closes(srv))
+                pxl_conn_shutdown_all(srv);
+        tv.tv_sec += (time_t)srv->conf->shutdown_spread;
         srv->stop_timer = evtimer_new(srv->base, stop_timeout_cb, srv);
         if (srv->stop_timer != NULL)
                 evtimer_add(srv->stop_timer, &tv);
@@ -580,6 +618,8 @@ void pxl_server_fini(struct pxl_worker *srv)
                 evconnlistener_free(srv->listener);
         if (srv->stop_timer != NULL)
                 event_free(srv->stop_timer);
+        if (srv->spread_timer != NULL)
+                event_free(srv->spread_timer);
         if (srv->sig_term != NULL)
                 event_free(srv->sig_term);
         if (srv->sig_int != NULL)

@@ -158,6 +158,8 @@ struct pxl_worker {
         struct ssl_ctx_st *tls; /* NULL for plain ws:// */
         struct event *sig_term, *sig_int, *sig_hup;
         struct event *stop_timer;
+        struct event *spread_timer; /* shutdown_spread's batches of 1001 */
+        unsigned spread_batch;      /* closes per batch */
         struct event *tick_timer;      /* once a second: metrics */
         struct event *idle_timer;      /* inactivity.check_interval */
         struct event *heartbeat_timer; /* heartbeat.interval */

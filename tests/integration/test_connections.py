@@ -334,6 +334,35 @@ async def t_sigterm(srv, n):
     eq(hooks, n + 1, "disconnect hooks run with 1001 at shutdown")
 
 
+async def t_spread(srv, n, spread):
+    """shutdown_spread: the 1001s reach n clients oldest first over about
+    spread seconds, not all at once."""
+    clients = [await connect(srv.url()) for _ in range(n)]
+    for c in clients:
+        await c.request("test", "echo", 1)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    srv.terminate()
+
+    async def closed_at(c):
+        code = await c.wait_closed(spread + 10)
+        return loop.time() - t0, code
+    got = await asyncio.gather(*[closed_at(c) for c in clients])
+    eq({code for _, code in got}, {(1001, "server shutting down")},
+       "(code, reason) seen by every client")
+    times = [t for t, _ in got]
+    # Ten batches a second: the last batch goes out spread - 0.1 s after
+    # the first, give or take a tick.
+    check(max(times) - min(times) >= spread - 0.35,
+          "closes spread over %.2f s, want about %d s" %
+          (max(times) - min(times), spread))
+    # Clients connected in list order: none closed a tick before an
+    # older one.
+    check(all(a <= b + 0.15 for a, b in zip(times, times[1:])),
+          "oldest clients closed first: %r" % times)
+    eq(await asyncio.to_thread(srv.wait, 20), 0, "exit code")
+
+
 async def main():
     big = Server(app_config(limits={"max_message_size": 16 * MiB,
                                     "max_frame_size": 16 * MiB,
@@ -343,9 +372,10 @@ async def main():
                                'greeting = "hi"; }; }')), "hooks")
     capped = Server(app_config(limits={"max_connections": 5}), "capped")
     term = Server(app_config(shutdown_timeout=1), "term")
+    spread = Server(app_config(extra="shutdown_spread = 2;"), "spread")
     slow = Server(app_config(("system", "testkit"),
                              limits={"max_output_bytes": SLOW_LIMIT}), "slow")
-    servers = (big, conns, hooks, capped, term, slow)
+    servers = (big, conns, hooks, capped, term, slow, spread)
     A = tap.acase
     try:
         for s in servers:
@@ -382,6 +412,8 @@ async def main():
                 "errorsSlowConsumer +1", t_slow_consumer, slow, timeout=60)
         await A("SIGTERM: every client gets 1001 'server shutting down', "
                 "exit 0", t_sigterm, term, 3, timeout=40)
+        await A("shutdown_spread = 2: the 1001s go out oldest first over "
+                "about 2 s", t_spread, spread, 40, 2, timeout=40)
     finally:
         await astop_servers(tap, servers, only=None,
                             name="%s server exits 0 on SIGTERM, clean log")
