@@ -219,6 +219,16 @@ static const struct conf_key conf_keys[] = {
          .max = 1 << 20, F(rooms.max_member_field_length), .def.i = 256,
          .help = "longest userId (as text), userType or username a joinRoom "
                  "may give, in bytes"},
+        {.name = "rooms.history", .type = KEY_GROUP,
+         .help = "keep each room's last messages: frames carry \"pos\", "
+                 "members may ask system/history (one process without redis "
+                 "for now)"},
+        {.name = "rooms.history.size", .type = KEY_INT, .min = 1,
+         .max = 100000, F(rooms.history_size), .def.i = 100,
+         .help = "messages kept per room"},
+        {.name = "rooms.history.ttl", .type = KEY_INT, .min = 1,
+         .max = 2592000, F(rooms.history_ttl), .def.i = 600,
+         .help = "seconds a message is kept"},
         {.name = "presence", .type = KEY_GROUP, .help = "presence lists"},
         {.name = "presence.client_list", .type = KEY_BOOL,
          F(presence_client_list), .def.b = false,
@@ -1237,6 +1247,20 @@ static void check_database(struct loader *ld)
  * queue.rate_limits: "QUEUE=N" each, N from 1 to 100000; a schedule's
  * payload within queue.max_payload (every tick would be refused).
  */
+/* History in Redis (for a cluster or several machines) is to come. */
+static void check_history(struct loader *ld)
+{
+        struct pxl_config *conf = ld->conf;
+        const config_setting_t *h = config_lookup(&conf->cfg, "rooms.history");
+
+        conf->rooms.history = h != NULL;
+        if (h != NULL && config_lookup(&conf->cfg, "redis") != NULL)
+                conf_error(ld, h, "rooms.history",
+                           "not available with redis yet: room history "
+                           "lives in one process (no redis group, one "
+                           "worker)");
+}
+
 static void check_queue(struct loader *ld)
 {
         const struct pxl_queue_conf *qc = &ld->conf->queue;
@@ -1559,6 +1583,7 @@ static struct pxl_config *load(const char *file, const char *text,
         relative_to_app(&ld, &conf->redis.socket);
         check_database(&ld);
         check_queue(&ld);
+        check_history(&ld);
         relative_to_app(&ld, &conf->database.path);
         relative_to_app(&ld, &conf->database.password_file);
         relative_to_app(&ld, &conf->database.migrations);
@@ -1659,6 +1684,9 @@ void pxl_conf_free(struct pxl_config *conf)
 /* The keys a reload changes while serving; the others need a restart. */
 static bool reloadable(const char *key)
 {
+        /* Kept messages were sized at start. */
+        if (strncmp(key, "rooms.history", 13) == 0)
+                return false;
         static const char *const live[] = {
                 "raw_text", "connected_frame", "shutdown_timeout",
                 "shutdown_spread",

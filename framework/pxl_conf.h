@@ -53,6 +53,9 @@ struct pxl_rooms_conf {
         bool members_visible_to_all; /* roomMembers for non-members too */
         unsigned max_member_field_length; /* joinRoom userId, userType, username
                                            */
+        bool history;          /* the rooms.history group is present */
+        unsigned history_size; /* messages kept per room */
+        unsigned history_ttl;  /* seconds a message is kept */
 };
 
 /* database: the app's database (pxl_db*.c), when the group is present. */

@@ -404,7 +404,11 @@ int pxl_send_to_room(struct pxl_ctx *ctx, const char *room,
         if (r == NULL)
                 return 0;
         /* Unlike the other sends, a NULL obj goes out as "null". */
-        if ((f = pxl_frame_json(obj)) == NULL)
+        f = ctx->srv->room_frame != NULL
+                    ? ctx->srv->room_frame(ctx->srv, r->name, r->name_len, obj,
+                                           ctx->srv->room_frame_arg)
+                    : pxl_frame_json(obj);
+        if (f == NULL)
                 return PXL_ENOMEM;
         ctx->srv->metrics.frames_encoded++;
         for (size_t i = 0; i < r->nmembers; i++) {

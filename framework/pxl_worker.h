@@ -142,6 +142,16 @@ struct pxl_service {
 typedef void pxl_report_fn(const struct pxl_worker *srv,
                            struct json_object *out, void *arg);
 
+/*
+ * What a room's messages pass through (the room history installs it):
+ * the frame every member gets, built from obj, or NULL when out of
+ * memory. Without it, rooms send pxl_frame_json(obj).
+ */
+typedef struct pxl_frame *pxl_room_frame_fn(struct pxl_worker *srv,
+                                            const char *room, size_t len,
+                                            const struct json_object *obj,
+                                            void *arg);
+
 struct pxl_redis;
 
 TAILQ_HEAD(pxl_conn_list, pxl_conn);
@@ -199,6 +209,8 @@ struct pxl_worker {
         struct pxl_redis *redis;   /* its Redis connections; NULL without */
         struct pxl_map redis_subs; /* plugins' channels (pxl_redis_api.c) */
         const struct pxl_remote *remote; /* NULL: this worker is the app */
+        pxl_room_frame_fn *room_frame;   /* NULL: rooms keep no history */
+        void *room_frame_arg;
         struct {
                 pxl_change_fn *fn;
                 void *arg;

@@ -14,6 +14,7 @@
 #include "pxl_cluster.h"
 #include "pxl_conf.h"
 #include "pxl_db.h"
+#include "pxl_history.h"
 #include "pxl_log.h"
 #include "pxl_mirror.h"
 #include "pxl_queue.h"
@@ -260,7 +261,8 @@ int main(int argc, char **argv)
                 rc = PXL_ERR;
         /* With a redis section, the worker is one of a cluster. */
         if (rc == 0 &&
-            (pxl_mirror_install(&srv) < 0 || pxl_db_install(&srv) < 0)) {
+            (pxl_mirror_install(&srv) < 0 || pxl_db_install(&srv) < 0 ||
+             pxl_history_install(&srv) < 0)) {
                 pxl_str_puts(&errors, "out of memory\n");
                 rc = PXL_ENOMEM;
         }

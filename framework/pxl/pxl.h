@@ -38,6 +38,7 @@
  *   1.6  reload: the descriptor's reload hook, appended (a 1.5 plugin
  *        has none), called in each worker after SIGHUP applied new
  *        settings; pxl_setting_* read the new values from then on.
+ *        pxl_room_history (rooms.history) joined 1.6 before any release.
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -536,6 +537,18 @@ bool pxl_room_has(const struct pxl_ctx *ctx, const char *room,
 /* A member and the userId it joined with (borrowed). */
 typedef int pxl_member_fn(const struct pxl_client *c,
                           const struct json_object *user_id, void *arg);
+/*
+ * With rooms.history (ABI 1.6): the room's kept messages as
+ * {"roomName":R,"epoch":E,"messages":[FRAME...]}, oldest first, each the
+ * JSON object members got (with its "pos"); after position since
+ * ("EPOCH:OFFSET"; NULL, or another epoch: from the oldest kept), at
+ * most limit (0, or more than rooms.history.size: that size). Takes
+ * nothing; the caller owns the result. NULL when history is off or out
+ * of memory. Membership is the caller's to check (system/history).
+ */
+struct json_object *pxl_room_history(const struct pxl_ctx *ctx,
+                                     const char *room, const char *since,
+                                     unsigned limit);
 /* Call fn for every member of a room (in no particular order). */
 int pxl_room_members(const struct pxl_ctx *ctx, const char *room,
                      pxl_member_fn *fn, void *arg);

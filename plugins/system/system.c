@@ -1,7 +1,7 @@
 /*
  * system - the rooms routes every app of the Node.js framework has
- * (system/joinRoom, system/leaveRoom) plus listRooms and roomMembers
- * (pxl). Reply shapes are PROTOCOL.md's; the room logic is the framework's,
+ * (system/joinRoom, system/leaveRoom) plus listRooms, roomMembers and
+ * history (pxl). Reply shapes are PROTOCOL.md's; the room logic is the framework's,
  * reached only through <pxl/pxl.h>. No database is ever involved.
  */
 #include <stdio.h>
@@ -223,11 +223,46 @@ static int room_members(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, r);
 }
 
+/*
+ * system/history {roomName, since?, limit?}: the room's kept messages
+ * (rooms.history), for members only.
+ */
+static int history(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        const char *room = room_name(ctx, msg), *since = NULL;
+        struct json_object *data = pxl_msg_data(msg), *v, *r;
+        int64_t limit = 0;
+
+        if (room == NULL)
+                return PXL_OK;
+        if (!pxl_room_has(ctx, room, pxl_ctx_client_id(ctx)))
+                return refuse(ctx, "Not a member");
+        if (json_object_object_get_ex(data, "since", &v) &&
+            !json_object_is_type(v, json_type_null)) {
+                if (!json_object_is_type(v, json_type_string))
+                        return refuse(ctx, "Invalid since: a position "
+                                           "\"EPOCH:OFFSET\" is expected");
+                since = json_object_get_string(v);
+        }
+        if (json_object_object_get_ex(data, "limit", &v) &&
+            !json_object_is_type(v, json_type_null) &&
+            (!json_object_is_type(v, json_type_int) ||
+             (limit = json_object_get_int64(v)) < 1))
+                return refuse(ctx, "Invalid limit: a positive integer is "
+                                   "expected");
+        r = pxl_room_history(ctx, room, since,
+                             limit > 1000000 ? 0 : (unsigned)limit);
+        if (r == NULL)
+                return refuse(ctx, "Room history is off");
+        return pxl_reply(ctx, r);
+}
+
 static const struct pxl_route system_routes[] = {
         {"system", "joinRoom", join_room},
         {"system", "leaveRoom", leave_room},
         {"system", "listRooms", list_rooms},
         {"system", "roomMembers", room_members},
+        {"system", "history", history},
         PXL_ROUTE_END,
 };
 
