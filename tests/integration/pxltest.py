@@ -325,6 +325,15 @@ def run_serve(args, timeout=30, cwd=None):
             p.stderr.decode("utf-8", "replace"))
 
 
+def check_text(text, args=()):
+    """pxl-serve -t on text written to a fresh app.cfg: (exit code,
+    stdout, stderr, the file's path)."""
+    path = os.path.join(tmpdir(), "app.cfg")
+    with open(path, "w") as f:
+        f.write(text)
+    return run_serve(list(args) + ["-t", path]) + (path,)
+
+
 class Server:
     LISTEN_RE = re.compile(r"listening on (\S+):(\d+)(/[^\s\"]*)")
     CLUSTER_RE = re.compile(r"cluster of (\d+) workers listening on (\S+):"

@@ -18,8 +18,8 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, Server, app_config, check, eq,  # noqa: E402
-                     run_serve, tmpdir, wait_until)
+from pxltest import (TAP, Server, app_config, check, check_text,  # noqa: E402
+                     eq, wait_until)
 from pxlws import connect_id, poll  # noqa: E402
 
 tap = TAP()
@@ -133,12 +133,8 @@ async def t_info_level():
 
 
 def t_check_warns():
-    d = tmpdir()
-    path = os.path.join(d, "app.cfg")
-    with open(path, "w") as f:
-        f.write('name = "x";\nlog = {\n  level = "info";\n'
-                '  messages = true;\n};\n')
-    rc, out, err = run_serve(["-t", path])
+    rc, out, err, path = check_text('name = "x";\nlog = {\n  level = '
+                                    '"info";\n  messages = true;\n};\n')
     eq((rc, err), (0, "%s:4: log.messages: warning: messages are logged at "
                       "level debug only, and log.level is not debug\n"
                    % path), "-t's exit code and stderr")

@@ -17,8 +17,8 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pxltest import (TAP, Server, app_config, check, eq,  # noqa: E402
-                     run_serve, tmpdir)
+from pxltest import (TAP, Server, app_config, check, check_text,  # noqa: E402
+                     eq)
 from pxlws import connect_id  # noqa: E402
 
 tap = TAP()
@@ -150,12 +150,9 @@ async def t_off(srv):
 
 
 def t_redis_refused():
-    d = tmpdir()
-    path = os.path.join(d, "app.cfg")
-    with open(path, "w") as f:
-        f.write('name = "x";\nrooms = { history = { size = 10; }; };\n'
-                'redis = { port = 6390; };\n')
-    rc, out, err = run_serve(["-t", path])
+    rc, out, err, path = check_text(
+        'name = "x";\nrooms = { history = { size = 10; }; };\n'
+        'redis = { port = 6390; };\n')
     eq((rc, err), (1, "%s:2: rooms.history: not available with redis yet: "
                       "room history lives in one process (no redis group, "
                       "one worker)\n" % path), "-t with history and redis")
