@@ -25,6 +25,7 @@ conf:pxl_conf.c pxl_str.c pxl_json.c pxl_json_build.c pxl_cron.c pxl_log.c pxl_u
 auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto:
 wire:pxl_wire.c pxl_str.c pxl_json.c pxl_utf8.c:-ljson-c:
 cron:pxl_cron.c::
+urlpath:pxl_urlpath.c::
 conn:libpxl:-levent_openssl -levent -lssl -lcrypto -lhiredis -ljson-c -ljwt -lconfig -lpq -lsqlite3 -lpthread -ldl:system bench chat echo"
 fuzzcc() {
         clang -std=gnu11 -D_GNU_SOURCE -DPXL_PLUGINDIR='"/nonexistent"' \
