@@ -8,18 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "pxl_text.h"
 #include "pxl_urlpath.h"
-
-static int hex(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 /* A decoded segment of n bytes is usable as a file name. */
 static bool segment_ok(const char *s, size_t n)
@@ -67,8 +57,8 @@ int pxl_urlpath_resolve(const char *path, size_t len, char *out, size_t cap,
 
                         if (i + 2 >= len)
                                 return 400;
-                        hi = hex(path[i + 1]);
-                        lo = hex(path[i + 2]);
+                        hi = pxl_hexval(path[i + 1]);
+                        lo = pxl_hexval(path[i + 2]);
                         if (hi < 0 || lo < 0)
                                 return 400;
                         c = (unsigned char)(hi << 4 | lo);
@@ -158,7 +148,7 @@ static int digits(const char *s, size_t n)
         int v = 0;
 
         for (size_t i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
+                if (!pxl_is_digit(s[i]))
                         return -1;
                 v = v * 10 + (s[i] - '0');
         }
