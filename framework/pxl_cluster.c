@@ -1,7 +1,7 @@
 /*
  * pxl_cluster.c - the master of `workers = N`: reserves the listen port,
  * forks the workers, restarts the ones that die (backoff, then giving up
- * on a crash loop) and passes SIGTERM/SIGINT on, with a signalfd and
+ * on a crash loop) and passes SIGTERM/SIGINT/SIGUSR1 on, with a signalfd and
  * poll(), never an event loop. Serving is pxl_server.c's, in the workers.
  */
 #include <errno.h>
@@ -50,7 +50,7 @@ struct cluster {
         struct slot *slots;
         struct pollfd *pfd; /* signalfd, then one per slot */
         unsigned n;
-        int sfd;           /* signalfd for SIGCHLD, SIGTERM, SIGINT */
+        int sfd;           /* signalfd: SIGCHLD, SIGTERM, SIGINT, SIGUSR1 */
         int lfd;           /* the port, bound and kept, never listening */
         sigset_t old_mask; /* restored in workers and at the end */
         pid_t self;
@@ -209,10 +209,11 @@ static int worker_main(struct cluster *cl, unsigned index, int ready_fd,
         /* Never outlive the master; it may be gone already. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         memcpy(node_id, cl->node_id, sizeof(node_id));
-        /* SIGTERM and SIGINT stay blocked until the loop can take them. */
+        /* These stay blocked until the loop can take them. */
         mask = cl->old_mask;
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGUSR1);
         sigprocmask(SIG_SETMASK, &mask, NULL);
         cluster_fini(cl);
         pxl_log_set_worker((int)index);
@@ -398,6 +399,15 @@ static void reap(struct cluster *cl)
                                 worker_died(cl, i, pid, status);
 }
 
+/* SIGUSR1: the master's log, then each worker reopens its own. */
+static void reopen_logs(struct cluster *cl)
+{
+        pxl_log_reopen_logged("SIGUSR1");
+        for (unsigned i = 0; i < cl->n; i++)
+                if (cl->slots[i].pid > 0)
+                        kill(cl->slots[i].pid, SIGUSR1);
+}
+
 static void read_signals(struct cluster *cl)
 {
         struct signalfd_siginfo si;
@@ -405,6 +415,8 @@ static void read_signals(struct cluster *cl)
         while (read(cl->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                         begin_stop(cl, (int)si.ssi_signo);
+                else if (si.ssi_signo == SIGUSR1)
+                        reopen_logs(cl);
         /* SIGCHLD: reap() runs after every wakeup anyway. */
 }
 
@@ -468,6 +480,7 @@ static int cluster_init(struct cluster *cl, struct pxl_worker *srv,
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGUSR1);
         if (sigprocmask(SIG_BLOCK, &mask, &cl->old_mask) < 0)
                 return PXL_ERR;
         cl->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

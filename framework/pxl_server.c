@@ -352,6 +352,15 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         begin_shutdown(arg, (int)sig);
 }
 
+/* SIGUSR1: logrotate moved the log file; write to a new one. */
+static void reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+        (void)sig;
+        (void)what;
+        (void)arg;
+        pxl_log_reopen_logged("SIGUSR1");
+}
+
 static int bind_listener(struct pxl_worker *srv, struct pxl_str *errors)
 {
         struct addrinfo *ai;
@@ -476,9 +485,11 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
         srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+        srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, reopen_cb, srv);
         if (srv->sig_term == NULL || srv->sig_int == NULL ||
-            evsignal_add(srv->sig_term, NULL) < 0 ||
-            evsignal_add(srv->sig_int, NULL) < 0) {
+            srv->sig_usr1 == NULL || evsignal_add(srv->sig_term, NULL) < 0 ||
+            evsignal_add(srv->sig_int, NULL) < 0 ||
+            evsignal_add(srv->sig_usr1, NULL) < 0) {
                 pxl_str_puts(errors, "cannot install signal handlers\n");
                 return PXL_ERR;
         }
@@ -486,6 +497,7 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         sigemptyset(&stop_signals);
         sigaddset(&stop_signals, SIGTERM);
         sigaddset(&stop_signals, SIGINT);
+        sigaddset(&stop_signals, SIGUSR1);
         sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         /* A required Redis that is down stops us before we listen. */
         if (pxl_worker_start_services(srv, errors) < 0)
@@ -546,6 +558,8 @@ void pxl_server_fini(struct pxl_worker *srv)
                 event_free(srv->sig_term);
         if (srv->sig_int != NULL)
                 event_free(srv->sig_int);
+        if (srv->sig_usr1 != NULL)
+                event_free(srv->sig_usr1);
         if (srv->ready_fd >= 0)
                 close(srv->ready_fd);
         pxl_router_free(srv->router);

@@ -157,6 +157,7 @@ struct pxl_worker {
         struct evconnlistener *listener;
         struct ssl_ctx_st *tls; /* NULL for plain ws:// */
         struct event *sig_term, *sig_int;
+        struct event *sig_usr1; /* reopen the log file */
         struct event *stop_timer;
         struct event *tick_timer;      /* once a second: metrics */
         struct event *idle_timer;      /* inactivity.check_interval */
