@@ -28,6 +28,7 @@
 #include "pxl_cluster.h"
 #include "pxl_listen.h"
 #include "pxl_log.h"
+#include "pxl_notify.h"
 
 #define QUICK_MS       10000 /* a worker that lived less died quickly */
 #define FIRST_DELAY_MS 100   /* restart delay, doubled per quick death */
@@ -216,6 +217,7 @@ static int worker_main(struct cluster *cl, unsigned index, int ready_fd,
         sigaddset(&mask, SIGUSR1);
         sigprocmask(SIG_SETMASK, &mask, NULL);
         cluster_fini(cl);
+        pxl_notify_disable(); /* the master tells systemd */
         pxl_log_set_worker((int)index);
         pxl_cluster_worker_init(srv, node_id, index, gen, ready_fd);
         if (getppid() != master) {
@@ -292,6 +294,8 @@ static void begin_stop(struct cluster *cl, int signo)
         else if (signo != 0)
                 pxl_logs(PXL_LOG_NOTICE, "signal %d: stopping %u workers",
                          signo, live_workers(cl));
+        if (!cl->stopping)
+                pxl_notify_stopping();
         cl->stopping = true;
         cl->terms++;
         for (unsigned i = 0; i < cl->n; i++) {
@@ -439,6 +443,7 @@ static int next_timeout(const struct cluster *cl)
 static void check_running(struct cluster *cl)
 {
         const struct pxl_config *conf = cl->srv->conf;
+        char status[512];
 
         if (cl->running || cl->stopping)
                 return;
@@ -449,6 +454,10 @@ static void check_running(struct cluster *cl)
         pxl_logs(PXL_LOG_NOTICE,
                  "cluster of %u workers listening on %s:%u%s (node %s)", cl->n,
                  conf->host, conf->port, conf->path, cl->node_id);
+        snprintf(status, sizeof(status),
+                 "%u workers listening on %s:%u%s", cl->n, conf->host,
+                 conf->port, conf->path);
+        pxl_notify_ready(status);
 }
 
 static int cluster_init(struct cluster *cl, struct pxl_worker *srv,

@@ -31,6 +31,7 @@
 #include "pxl_conn.h"
 #include "pxl_listen.h"
 #include "pxl_log.h"
+#include "pxl_notify.h"
 #include "pxl_redis_api.h"
 #include "pxl_rooms.h"
 #include "pxl_router.h"
@@ -332,6 +333,7 @@ static void begin_shutdown(struct pxl_worker *srv, int signo)
                 return;
         }
         srv->stopping = true;
+        pxl_notify_stopping();
         pxl_logs(PXL_LOG_NOTICE,
                  "signal %d: shutting down, closing %u clients", signo,
                  srv->nopen);
@@ -512,6 +514,14 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
                  srv->conf->name, srv->conf->host, srv->port, srv->conf->path,
                  srv->tls ? "wss" : "ws", pxl_router_count(srv->router));
         tell_ready(srv);
+        {
+                char status[512];
+
+                /* One process (a cluster's master speaks for workers). */
+                snprintf(status, sizeof(status), "listening on %s:%u%s",
+                         srv->conf->host, srv->port, srv->conf->path);
+                pxl_notify_ready(status);
+        }
         event_base_dispatch(srv->base);
         pxl_worker_stop_services(srv);
         pxl_logs(PXL_LOG_NOTICE, "stopped");

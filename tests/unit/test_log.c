@@ -1,8 +1,9 @@
 /*
- * test_log.c - the pure parts of the logger:
+ * test_log.c - the pure parts of the logger and the readiness protocol:
  * a line in logfmt and JSON, with and without a timestamp, the syslog
  * header's priority, tag and pid, text and number fields, a cut line;
- * facility names.
+ * facility names; the NOTIFY_SOCKET address (path and abstract) and the
+ * RELOADING message.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "pxl_log.h"
+#include "pxl_notify.h"
 
 static char buf[4096];
 
@@ -111,6 +113,41 @@ static void test_facilities(void **state)
         assert_int_equal(pxl_log_facility_from_name(""), -1);
 }
 
+static void test_notify_address(void **state)
+{
+        struct sockaddr_un sa;
+        socklen_t len;
+
+        (void)state;
+        assert_int_equal(pxl_notify_address("/run/systemd/notify", &sa, &len),
+                         0);
+        assert_string_equal(sa.sun_path, "/run/systemd/notify");
+        assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + 20);
+        assert_int_equal(pxl_notify_address("@sd/n", &sa, &len), 0);
+        assert_int_equal(sa.sun_path[0], '\0');
+        assert_memory_equal(sa.sun_path + 1, "sd/n", 4);
+        assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + 5);
+        assert_int_equal(pxl_notify_address("", &sa, &len), PXL_EINVAL);
+        assert_int_equal(pxl_notify_address("@", &sa, &len), PXL_EINVAL);
+        assert_int_equal(pxl_notify_address("relative", &sa, &len),
+                         PXL_EINVAL);
+        memset(buf, 'a', 200);
+        buf[0] = '/';
+        buf[200] = '\0';
+        assert_int_equal(pxl_notify_address(buf, &sa, &len), PXL_EINVAL);
+}
+
+static void test_notify_reloading(void **state)
+{
+        char b[64];
+
+        (void)state;
+        assert_int_equal(pxl_notify_format_reloading(b, sizeof(b),
+                                                     1234567890123ULL),
+                         40);
+        assert_string_equal(b, "RELOADING=1\nMONOTONIC_USEC=1234567890123");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -119,6 +156,8 @@ int main(void)
                 cmocka_unit_test(test_syslog),
                 cmocka_unit_test(test_long_line_is_cut),
                 cmocka_unit_test(test_facilities),
+                cmocka_unit_test(test_notify_address),
+                cmocka_unit_test(test_notify_reloading),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
