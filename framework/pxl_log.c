@@ -203,13 +203,23 @@ static int replace_string(char **to, const char *s)
 int pxl_log_configure(const struct pxl_log_settings *s,
                       struct pxl_str *errors)
 {
+        const char *syslog_socket = s->syslog_socket;
         int fd = -1, old_dest;
 
+        if ((s->dest == PXL_LOG_TO_FILE && s->file == NULL) ||
+            s->dest < PXL_LOG_TO_STDERR || s->dest > PXL_LOG_TO_SYSLOG ||
+            s->level < PXL_LOG_ERR || s->level > PXL_LOG_DEBUG ||
+            s->facility < 0 || s->facility > 23) {
+                report(errors, "log", "settings out of range");
+                return PXL_EINVAL;
+        }
+        if (syslog_socket == NULL)
+                syslog_socket = "/dev/log";
         pthread_mutex_lock(&log_lock);
         if (s->dest == PXL_LOG_TO_FILE)
                 fd = open_file(s->file, errors);
         else if (s->dest == PXL_LOG_TO_SYSLOG)
-                fd = open_syslog(s->syslog_socket, errors);
+                fd = open_syslog(syslog_socket, errors);
         if (s->dest != PXL_LOG_TO_STDERR && fd < 0) {
                 pthread_mutex_unlock(&log_lock);
                 return PXL_ERR;
@@ -217,7 +227,7 @@ int pxl_log_configure(const struct pxl_log_settings *s,
         if ((s->dest == PXL_LOG_TO_FILE &&
              replace_string(&log_path, s->file) < 0) ||
             (s->dest == PXL_LOG_TO_SYSLOG &&
-             replace_string(&syslog_path, s->syslog_socket) < 0)) {
+             replace_string(&syslog_path, syslog_socket) < 0)) {
                 report(errors, "log", "out of memory");
                 close(fd);
                 pthread_mutex_unlock(&log_lock);

@@ -39,7 +39,9 @@ struct pxl_log_settings {
  * opened for appending, a syslog socket nobody listens on), one line
  * "KEY: cannot ...: ERRNO" goes to errors, PXL_ERR is returned and
  * nothing changes. Otherwise level, format and destination all change
- * and 0 is returned. s is borrowed (strings are copied).
+ * and 0 is returned. s is borrowed (strings are copied). Settings out
+ * of range (file NULL with PXL_LOG_TO_FILE, a level or facility outside
+ * its range) are PXL_EINVAL; syslog_socket NULL means "/dev/log".
  *
  * Thread safety: any thread may log at any time, also while this runs.
  * Level, format and destination are one atomic word that each line reads

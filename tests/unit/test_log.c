@@ -2,14 +2,20 @@
  * test_log.c - the pure parts of the logger and the readiness protocol:
  * a line in logfmt and JSON, with and without a timestamp, the syslog
  * header's priority, tag and pid, text and number fields, a cut line;
- * facility names; the NOTIFY_SOCKET address (path and abstract) and the
+ * facility names; settings out of range; threads logging while the
+ * destination changes and reopens (no line lost, cut or mixed); the
+ * NOTIFY_SOCKET address (path and abstract) and the
  * RELOADING message.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -113,6 +119,86 @@ static void test_facilities(void **state)
         assert_int_equal(pxl_log_facility_from_name(""), -1);
 }
 
+static void test_bad_settings(void **state)
+{
+        struct pxl_log_settings ls = {.level = PXL_LOG_INFO,
+                                      .dest = PXL_LOG_TO_FILE};
+
+        (void)state;
+        assert_int_equal(pxl_log_configure(&ls, NULL), PXL_EINVAL);
+        ls.dest = PXL_LOG_TO_STDERR;
+        ls.level = 7;
+        assert_int_equal(pxl_log_configure(&ls, NULL), PXL_EINVAL);
+}
+
+#define THREADS 4
+#define LINES   2000
+
+static void *logger(void *arg)
+{
+        for (int i = 0; i < LINES; i++)
+                pxl_log_ctx(PXL_LOG_INFO, NULL, NULL, "thread %d line %d",
+                            (int)(intptr_t)arg, i);
+        return NULL;
+}
+
+/* Lines of the file at path; each must be a whole line of a thread. */
+static int count_lines(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        char line[256];
+        int n = 0;
+
+        if (f == NULL)
+                return 0;
+        while (fgets(line, sizeof(line), f) != NULL) {
+                assert_int_equal(strncmp(line, "ts=", 3), 0);
+                assert_non_null(strstr(line, " msg=\"thread "));
+                assert_int_equal(line[strlen(line) - 1], '\n');
+                n++;
+        }
+        fclose(f);
+        return n;
+}
+
+static void test_swap_while_logging(void **state)
+{
+        char dir[] = "/tmp/pxl-test-log-XXXXXX", a[64], b[64], moved[64];
+        struct pxl_log_settings ls = {.level = PXL_LOG_INFO,
+                                      .dest = PXL_LOG_TO_FILE};
+        pthread_t t[THREADS];
+        int total;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(a, sizeof(a), "%s/a.log", dir);
+        snprintf(b, sizeof(b), "%s/b.log", dir);
+        snprintf(moved, sizeof(moved), "%s/a.log.1", dir);
+        ls.file = a;
+        assert_int_equal(pxl_log_configure(&ls, NULL), 0);
+        for (int i = 0; i < THREADS; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, logger,
+                                                (void *)(intptr_t)i),
+                                 0);
+        for (int i = 0; i < 200; i++) {
+                ls.file = i % 2 ? a : b;
+                assert_int_equal(pxl_log_configure(&ls, NULL), 0);
+                if (i == 100) {
+                        assert_int_equal(rename(a, moved), 0);
+                        assert_int_equal(pxl_log_reopen(NULL), 0);
+                }
+        }
+        for (int i = 0; i < THREADS; i++)
+                pthread_join(t[i], NULL);
+        pxl_log_close();
+        total = count_lines(a) + count_lines(b) + count_lines(moved);
+        assert_int_equal(total, THREADS * LINES);
+        unlink(a);
+        unlink(b);
+        unlink(moved);
+        rmdir(dir);
+}
+
 static void test_notify_address(void **state)
 {
         struct sockaddr_un sa;
@@ -156,6 +242,8 @@ int main(void)
                 cmocka_unit_test(test_syslog),
                 cmocka_unit_test(test_long_line_is_cut),
                 cmocka_unit_test(test_facilities),
+                cmocka_unit_test(test_bad_settings),
+                cmocka_unit_test(test_swap_while_logging),
                 cmocka_unit_test(test_notify_address),
                 cmocka_unit_test(test_notify_reloading),
         };
