@@ -454,9 +454,8 @@ static void check_running(struct cluster *cl)
         pxl_logs(PXL_LOG_NOTICE,
                  "cluster of %u workers listening on %s:%u%s (node %s)", cl->n,
                  conf->host, conf->port, conf->path, cl->node_id);
-        snprintf(status, sizeof(status),
-                 "%u workers listening on %s:%u%s", cl->n, conf->host,
-                 conf->port, conf->path);
+        snprintf(status, sizeof(status), "%u workers listening on %s:%u%s",
+                 cl->n, conf->host, conf->port, conf->path);
         pxl_notify_ready(status);
 }
 

@@ -58,8 +58,8 @@ struct conf_key {
 };
 
 static key_check_fn check_log_level, check_log_format, check_log_dest,
-        check_log_facility, check_path,
-        check_secret_encoding, check_algorithm, check_visible_to, check_driver;
+        check_log_facility, check_path, check_secret_encoding, check_algorithm,
+        check_visible_to, check_driver;
 
 /* Where a key's value goes in struct pxl_config. */
 #define F(field)                                                               \

@@ -140,8 +140,8 @@ struct pxl_config {
         int log_level;
         int log_format;
         bool log_messages; /* debug: a line per message (log.messages) */
-        int log_dest;            /* enum pxl_log_dest (log.destination) */
-        char *log_file;          /* log.file, resolved; NULL when unset */
+        int log_dest;      /* enum pxl_log_dest (log.destination) */
+        char *log_file;    /* log.file, resolved; NULL when unset */
         char *log_syslog_socket; /* log.syslog_socket */
         int log_facility;        /* log.syslog_facility as a code */
         bool log_access;         /* info: a line per client that leaves */

@@ -768,8 +768,8 @@ static void log_disconnect(struct pxl_conn *c)
         if (pxl_log_enabled(PXL_LOG_DEBUG)) {
                 peer_name(c, peer, sizeof(peer), false);
                 pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->client->id,
-                            "disconnected from %s: %u, %s", peer,
-                            c->close_code, by[c->closed_by]);
+                            "disconnected from %s: %u, %s", peer, c->close_code,
+                            by[c->closed_by]);
         }
         if (srv->conf->log_access && pxl_log_enabled(PXL_LOG_INFO)) {
                 const struct pxl_log_text t[] = {{"peer", peer}}; /* below */

@@ -53,18 +53,18 @@ static bool log_tag_set;
 
 /* Held by configure, reopen and a syslog reconnect; never by a line. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *log_path;      /* the file to reopen; under log_lock */
-static char *syslog_path;   /* the socket to reconnect to; under log_lock */
+static char *log_path;    /* the file to reopen; under log_lock */
+static char *syslog_path; /* the socket to reconnect to; under log_lock */
 static _Atomic long syslog_retry_at; /* no reconnect before (s, monotonic) */
 
 static const char *const level_names[] = {"err", "warn", "notice", "info",
                                           "debug"};
 
 static const char *const facility_names[] = {
-        "kern",   "user",   "mail",   "daemon", "auth",   "syslog",
+        "kern",   "user",   "mail",   "daemon", "auth",     "syslog",
         "lpr",    "news",   "uucp",   "cron",   "authpriv", "ftp",
-        NULL,     NULL,     NULL,     NULL,     "local0", "local1",
-        "local2", "local3", "local4", "local5", "local6", "local7"};
+        NULL,     NULL,     NULL,     NULL,     "local0",   "local1",
+        "local2", "local3", "local4", "local5", "local6",   "local7"};
 
 static unsigned mode(void)
 {
@@ -75,10 +75,9 @@ void pxl_log_setup(int level, int format)
 {
         unsigned m = mode();
 
-        atomic_store_explicit(&log_mode,
-                              MODE(level, format, MODE_DEST(m),
-                                   MODE_FACILITY(m)),
-                              memory_order_release);
+        atomic_store_explicit(
+                &log_mode, MODE(level, format, MODE_DEST(m), MODE_FACILITY(m)),
+                memory_order_release);
 }
 
 void pxl_log_set_worker(int worker)
@@ -98,8 +97,8 @@ int pxl_log_level_from_name(const char *name)
 
 int pxl_log_facility_from_name(const char *name)
 {
-        for (size_t i = 0;
-             i < sizeof(facility_names) / sizeof(*facility_names); i++)
+        for (size_t i = 0; i < sizeof(facility_names) / sizeof(*facility_names);
+             i++)
                 if (facility_names[i] != NULL &&
                     strcmp(name, facility_names[i]) == 0)
                         return (int)i;
@@ -108,9 +107,8 @@ int pxl_log_facility_from_name(const char *name)
 
 int pxl_log_enabled(int level)
 {
-        return level <= MODE_LEVEL(
-                                atomic_load_explicit(&log_mode,
-                                                     memory_order_relaxed));
+        return level <= MODE_LEVEL(atomic_load_explicit(&log_mode,
+                                                        memory_order_relaxed));
 }
 
 /* ---- destinations ---- */
@@ -134,9 +132,9 @@ static void PXL_PRINTF(3, 4)
 
 static int open_file(const char *path, struct pxl_str *errors)
 {
-        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-                                    O_NOCTTY,
-                      0640);
+        int fd =
+                open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+                     0640);
 
         if (fd < 0)
                 report(errors, "log.file", "cannot open %s for appending: %s",
@@ -200,8 +198,7 @@ static int replace_string(char **to, const char *s)
         return PXL_OK;
 }
 
-int pxl_log_configure(const struct pxl_log_settings *s,
-                      struct pxl_str *errors)
+int pxl_log_configure(const struct pxl_log_settings *s, struct pxl_str *errors)
 {
         const char *syslog_socket = s->syslog_socket;
         int fd = -1, old_dest;
@@ -278,8 +275,10 @@ void pxl_log_reopen_logged(const char *why)
         struct pxl_str err = {0};
 
         if (pxl_log_reopen(&err) < 0)
-                pxl_logs(PXL_LOG_ERR, "%s: %.*s, still writing to the old "
-                         "file", why, err.len > 0 ? (int)err.len - 1 : 0,
+                pxl_logs(PXL_LOG_ERR,
+                         "%s: %.*s, still writing to the old "
+                         "file",
+                         why, err.len > 0 ? (int)err.len - 1 : 0,
                          err.p != NULL ? err.p : "");
         else
                 pxl_logs(PXL_LOG_INFO, "%s: log reopened", why);
@@ -362,8 +361,7 @@ static void put_logfmt_value(struct line *l, const char *v)
 }
 
 /* A text field: ,"key":"value" in json, " key=value" in logfmt. */
-static void put_text(struct line *l, int format, const char *key,
-                     const char *v)
+static void put_text(struct line *l, int format, const char *key, const char *v)
 {
         char buf[1024];
         size_t n;
@@ -387,8 +385,7 @@ static const struct {
          ",\"worker\":%d"},
 };
 
-size_t pxl_log_format_line(char *buf, size_t cap,
-                           const struct pxl_log_line *in)
+size_t pxl_log_format_line(char *buf, size_t cap, const struct pxl_log_line *in)
 {
         struct line l = {buf, cap, 0};
         bool json = in->format == PXL_LOG_JSON;
@@ -417,8 +414,7 @@ size_t pxl_log_format_line(char *buf, size_t cap,
                 put_text(&l, in->format, "client", in->client);
         put_text(&l, in->format, "msg", in->msg);
         for (size_t i = 0; i < in->ntexts; i++)
-                put_text(&l, in->format, in->texts[i].key,
-                         in->texts[i].value);
+                put_text(&l, in->format, in->texts[i].key, in->texts[i].value);
         for (size_t i = 0; i < in->nfields; i++) {
                 const struct pxl_log_field *f = &in->fields[i];
 
@@ -470,7 +466,8 @@ static void send_syslog(char *b, size_t n)
         if (now >= atomic_load(&syslog_retry_at)) {
                 atomic_store(&syslog_retry_at, now + 1);
                 pthread_mutex_lock(&log_lock);
-                if (syslog_path != NULL && MODE_DEST(mode()) == PXL_LOG_TO_SYSLOG &&
+                if (syslog_path != NULL &&
+                    MODE_DEST(mode()) == PXL_LOG_TO_SYSLOG &&
                     (fd = open_syslog(syslog_path, NULL)) >= 0)
                         install(PXL_LOG_TO_SYSLOG, fd);
                 pthread_mutex_unlock(&log_lock);
@@ -520,8 +517,7 @@ static void write_line(unsigned m, const char *plugin, const char *client,
         } else {
                 gettimeofday(&tv, NULL);
                 gmtime_r(&tv.tv_sec, &tm);
-                snprintf(ts, sizeof(ts),
-                         "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                          tm.tm_hour, tm.tm_min, tm.tm_sec,
                          (int)(tv.tv_usec / 1000));
@@ -553,8 +549,8 @@ void pxl_log_record(int level, const char *client, const char *msg,
         unsigned m = mode();
 
         if (level <= MODE_LEVEL(m))
-                write_line(m, NULL, client, msg, texts, ntexts, fields,
-                           nfields, level);
+                write_line(m, NULL, client, msg, texts, ntexts, fields, nfields,
+                           level);
 }
 
 void pxl_log_fields(int level, const char *msg,

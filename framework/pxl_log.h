@@ -54,8 +54,7 @@ struct pxl_log_settings {
  * by them (and by a syslog reconnect); writing a line takes no lock.
  * Call them from one thread at a time per process anyway (the loop).
  */
-int pxl_log_configure(const struct pxl_log_settings *s,
-                      struct pxl_str *errors);
+int pxl_log_configure(const struct pxl_log_settings *s, struct pxl_str *errors);
 /*
  * SIGUSR1: reopen the log file by its path (after logrotate moved it)
  * and reconnect to syslog. Same rules: on failure the old file stays,

@@ -40,10 +40,15 @@ static const struct pxl_log_field fields[] = {{"msgs_in", false, 3, 0},
 
 static void test_logfmt(void **state)
 {
-        struct pxl_log_line l = {
-                .level = PXL_LOG_INFO, .worker = 2, .ts = "T",
-                .client = "c1", .msg = "access", .texts = texts,
-                .ntexts = 2, .fields = fields, .nfields = 2};
+        struct pxl_log_line l = {.level = PXL_LOG_INFO,
+                                 .worker = 2,
+                                 .ts = "T",
+                                 .client = "c1",
+                                 .msg = "access",
+                                 .texts = texts,
+                                 .ntexts = 2,
+                                 .fields = fields,
+                                 .nfields = 2};
 
         (void)state;
         assert_string_equal(format(&l),
@@ -61,10 +66,16 @@ static void test_logfmt(void **state)
 
 static void test_json(void **state)
 {
-        struct pxl_log_line l = {
-                .level = PXL_LOG_ERR, .format = PXL_LOG_JSON, .worker = -1,
-                .ts = "T", .client = "c1", .msg = "access", .texts = texts,
-                .ntexts = 1, .fields = fields, .nfields = 1};
+        struct pxl_log_line l = {.level = PXL_LOG_ERR,
+                                 .format = PXL_LOG_JSON,
+                                 .worker = -1,
+                                 .ts = "T",
+                                 .client = "c1",
+                                 .msg = "access",
+                                 .texts = texts,
+                                 .ntexts = 1,
+                                 .fields = fields,
+                                 .nfields = 1};
 
         (void)state;
         assert_string_equal(format(&l),
@@ -75,9 +86,12 @@ static void test_json(void **state)
 
 static void test_syslog(void **state)
 {
-        struct pxl_log_line l = {.level = PXL_LOG_WARN, .worker = -1,
-                                 .facility = 3, .pid = 42,
-                                 .syslog_tag = "chat", .msg = "m"};
+        struct pxl_log_line l = {.level = PXL_LOG_WARN,
+                                 .worker = -1,
+                                 .facility = 3,
+                                 .pid = 42,
+                                 .syslog_tag = "chat",
+                                 .msg = "m"};
 
         (void)state;
         /* daemon (3) * 8 + warning (4); no timestamp, no newline. */
@@ -85,8 +99,9 @@ static void test_syslog(void **state)
         l.level = PXL_LOG_DEBUG;
         l.facility = 23; /* local7 */
         l.format = PXL_LOG_JSON;
-        assert_string_equal(format(&l),
-                            "<191>chat[42]: {\"level\":\"debug\",\"msg\":\"m\"}");
+        assert_string_equal(
+                format(&l),
+                "<191>chat[42]: {\"level\":\"debug\",\"msg\":\"m\"}");
         l.level = PXL_LOG_ERR;
         l.facility = 0;
         assert_int_equal(strncmp(format(&l), "<3>", 3), 0);
@@ -95,8 +110,11 @@ static void test_syslog(void **state)
 static void test_long_line_is_cut(void **state)
 {
         static char big[8000];
-        struct pxl_log_line l = {.level = PXL_LOG_INFO, .worker = -1,
-                                 .msg = "m", .texts = texts, .ntexts = 1};
+        struct pxl_log_line l = {.level = PXL_LOG_INFO,
+                                 .worker = -1,
+                                 .msg = "m",
+                                 .texts = texts,
+                                 .ntexts = 1};
         struct pxl_log_text t = {"big", big};
         size_t n;
 
@@ -215,8 +233,7 @@ static void test_notify_address(void **state)
         assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + 5);
         assert_int_equal(pxl_notify_address("", &sa, &len), PXL_EINVAL);
         assert_int_equal(pxl_notify_address("@", &sa, &len), PXL_EINVAL);
-        assert_int_equal(pxl_notify_address("relative", &sa, &len),
-                         PXL_EINVAL);
+        assert_int_equal(pxl_notify_address("relative", &sa, &len), PXL_EINVAL);
         memset(buf, 'a', 200);
         buf[0] = '/';
         buf[200] = '\0';
@@ -228,9 +245,9 @@ static void test_notify_reloading(void **state)
         char b[64];
 
         (void)state;
-        assert_int_equal(pxl_notify_format_reloading(b, sizeof(b),
-                                                     1234567890123ULL),
-                         40);
+        assert_int_equal(
+                pxl_notify_format_reloading(b, sizeof(b), 1234567890123ULL),
+                40);
         assert_string_equal(b, "RELOADING=1\nMONOTONIC_USEC=1234567890123");
 }
 
