@@ -1,9 +1,9 @@
 /*
  * pxl_cluster.c - the master of `workers = N`: reserves the listen port,
  * forks the workers, restarts the ones that die (backoff, then giving up
- * on a crash loop) and passes SIGTERM/SIGINT on (SIGHUP after its own
- * reload), with a signalfd and poll(), never an event loop. Serving is
- * pxl_server.c's, in the workers.
+ * on a crash loop) and passes SIGTERM/SIGINT/SIGUSR1 on (SIGHUP after
+ * its own reload), with a signalfd and poll(), never an event loop.
+ * Serving is pxl_server.c's, in the workers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +30,7 @@
 #include "pxl_listen.h"
 #include "pxl_log.h"
 #include "pxl_reload.h"
+#include "pxl_notify.h"
 
 #define QUICK_MS       10000 /* a worker that lived less died quickly */
 #define FIRST_DELAY_MS 100   /* restart delay, doubled per quick death */
@@ -52,7 +53,7 @@ struct cluster {
         struct slot *slots;
         struct pollfd *pfd; /* signalfd, then one per slot */
         unsigned n;
-        int sfd;           /* signalfd for SIGCHLD, SIGTERM, SIGINT */
+        int sfd;           /* signalfd: SIGCHLD, SIGTERM, SIGINT, SIGUSR1 */
         int lfd;           /* the port, bound and kept, never listening */
         sigset_t old_mask; /* restored in workers and at the end */
         pid_t self;
@@ -216,8 +217,10 @@ static int worker_main(struct cluster *cl, unsigned index, int ready_fd,
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR1);
         sigprocmask(SIG_SETMASK, &mask, NULL);
         cluster_fini(cl);
+        pxl_notify_disable(); /* the master tells systemd */
         pxl_log_set_worker((int)index);
         pxl_cluster_worker_init(srv, node_id, index, gen, ready_fd);
         if (getppid() != master) {
@@ -294,6 +297,8 @@ static void begin_stop(struct cluster *cl, int signo)
         else if (signo != 0)
                 pxl_logs(PXL_LOG_NOTICE, "signal %d: stopping %u workers",
                          signo, live_workers(cl));
+        if (!cl->stopping)
+                pxl_notify_stopping();
         cl->stopping = true;
         cl->terms++;
         for (unsigned i = 0; i < cl->n; i++) {
@@ -416,6 +421,15 @@ static void reload(struct cluster *cl)
                         kill(cl->slots[i].pid, SIGHUP);
 }
 
+/* SIGUSR1: the master's log, then each worker reopens its own. */
+static void reopen_logs(struct cluster *cl)
+{
+        pxl_log_reopen_logged("SIGUSR1");
+        for (unsigned i = 0; i < cl->n; i++)
+                if (cl->slots[i].pid > 0)
+                        kill(cl->slots[i].pid, SIGUSR1);
+}
+
 static void read_signals(struct cluster *cl)
 {
         struct signalfd_siginfo si;
@@ -425,6 +439,8 @@ static void read_signals(struct cluster *cl)
                         begin_stop(cl, (int)si.ssi_signo);
                 else if (si.ssi_signo == SIGHUP)
                         reload(cl);
+                else if (si.ssi_signo == SIGUSR1)
+                        reopen_logs(cl);
         }
         /* SIGCHLD: reap() runs after every wakeup anyway. */
 }
@@ -448,6 +464,7 @@ static int next_timeout(const struct cluster *cl)
 static void check_running(struct cluster *cl)
 {
         const struct pxl_config *conf = cl->srv->conf;
+        char status[512];
 
         if (cl->running || cl->stopping)
                 return;
@@ -458,6 +475,9 @@ static void check_running(struct cluster *cl)
         pxl_logs(PXL_LOG_NOTICE,
                  "cluster of %u workers listening on %s:%u%s (node %s)", cl->n,
                  conf->host, conf->port, conf->path, cl->node_id);
+        snprintf(status, sizeof(status), "%u workers listening on %s:%u%s",
+                 cl->n, conf->host, conf->port, conf->path);
+        pxl_notify_ready(status);
 }
 
 static int cluster_init(struct cluster *cl, struct pxl_worker *srv,
@@ -490,6 +510,7 @@ static int cluster_init(struct cluster *cl, struct pxl_worker *srv,
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR1);
         if (sigprocmask(SIG_BLOCK, &mask, &cl->old_mask) < 0)
                 return PXL_ERR;
         cl->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -57,8 +57,9 @@ struct conf_key {
         const char *help;
 };
 
-static key_check_fn check_log_level, check_log_format, check_path,
-        check_secret_encoding, check_algorithm, check_visible_to, check_driver;
+static key_check_fn check_log_level, check_log_format, check_log_dest,
+        check_log_facility, check_path, check_secret_encoding, check_algorithm,
+        check_visible_to, check_driver;
 
 /* Where a key's value goes in struct pxl_config. */
 #define F(field)                                                               \
@@ -407,6 +408,23 @@ static const struct conf_key conf_keys[] = {
          .def.b = false,
          .help = "at level debug, log each message's type, action, size "
                  "and requestId (never its data)"},
+        {.name = "log.destination", .type = KEY_STRING, .min = 1, .max = 16,
+         .check = check_log_dest, .def.s = "stderr",
+         .help = "stderr, file (log.file) or syslog (log.syslog_socket)"},
+        {.name = "log.file", .type = KEY_STRING, .min = 1, .max = 4095,
+         F(log_file), .unset = "none",
+         .help = "the file lines are appended to with destination = file "
+                 "(relative to the app file); SIGUSR1 reopens it"},
+        {.name = "log.syslog_socket", .type = KEY_STRING, .min = 1,
+         .max = 107, F(log_syslog_socket), .def.s = "/dev/log",
+         .help = "the unix datagram socket syslog reads, with "
+                 "destination = syslog"},
+        {.name = "log.syslog_facility", .type = KEY_STRING, .min = 1,
+         .max = 16, .check = check_log_facility, .def.s = "daemon",
+         .help = "syslog facility: daemon, user, local0 .. local7, ..."},
+        {.name = "log.access", .type = KEY_BOOL, F(log_access), .def.b = true,
+         .help = "at level info, a line per client that leaves: address, "
+                 "duration, messages and bytes each way, close code"},
 };
 /* clang-format on */
 
@@ -464,6 +482,31 @@ static const char *check_log_format(struct pxl_config *conf, const char *v)
                 conf->log_format = PXL_LOG_JSON;
         else
                 return "must be logfmt or json";
+        return NULL;
+}
+
+static const char *check_log_dest(struct pxl_config *conf, const char *v)
+{
+        if (strcmp(v, "stderr") == 0)
+                conf->log_dest = PXL_LOG_TO_STDERR;
+        else if (strcmp(v, "file") == 0)
+                conf->log_dest = PXL_LOG_TO_FILE;
+        else if (strcmp(v, "syslog") == 0)
+                conf->log_dest = PXL_LOG_TO_SYSLOG;
+        else
+                return "must be stderr, file or syslog";
+        return NULL;
+}
+
+static const char *check_log_facility(struct pxl_config *conf, const char *v)
+{
+        int f = pxl_log_facility_from_name(v);
+
+        if (f < 0)
+                return "must be one of kern, user, mail, daemon, auth, "
+                       "syslog, lpr, news, uucp, cron, authpriv, ftp, "
+                       "local0 .. local7";
+        conf->log_facility = f;
         return NULL;
 }
 
@@ -1327,6 +1370,56 @@ static void check_readable(struct loader *ld, const char *key, char **path)
         fclose(f);
 }
 
+/*
+ * log.file goes with destination = file and nothing else, and -t says
+ * when it cannot be appended to: the file, or its folder when it does
+ * not exist yet (it is created at start, not by -t).
+ */
+static void check_log(struct loader *ld)
+{
+        struct pxl_config *conf = ld->conf;
+        const char *key = "log.file";
+        char dir[PATH_MAX], *slash;
+
+        relative_to_app(ld, &conf->log_file);
+        if (conf->log_dest == PXL_LOG_TO_FILE && conf->log_file == NULL) {
+                conf_error(ld, config_lookup(&conf->cfg, "log.destination"),
+                           "log.destination", "file needs log.file");
+                return;
+        }
+        if (conf->log_dest != PXL_LOG_TO_FILE && conf->log_file != NULL) {
+                conf_error(ld, config_lookup(&conf->cfg, key), key,
+                           "is only for log.destination = \"file\"");
+                return;
+        }
+        if (conf->log_file == NULL)
+                return;
+        snprintf(dir, sizeof(dir), "%s", conf->log_file);
+        slash = strrchr(dir, '/');
+        if (slash != NULL)
+                slash[slash == dir] = '\0';
+        if (access(conf->log_file, F_OK) == 0
+                    ? access(conf->log_file, W_OK) < 0
+                    : access(slash != NULL ? dir : ".", W_OK | X_OK) < 0)
+                conf_error(ld, config_lookup(&conf->cfg, key), key,
+                           "cannot append to %s: %s", conf->log_file,
+                           strerror(errno));
+}
+
+void pxl_conf_log_settings(const struct pxl_config *conf,
+                           struct pxl_log_settings *s)
+{
+        *s = (struct pxl_log_settings){
+                .level = conf->log_level,
+                .format = conf->log_format,
+                .dest = conf->log_dest,
+                .file = conf->log_file,
+                .syslog_socket = conf->log_syslog_socket,
+                .facility = conf->log_facility,
+                .tag = conf->name,
+        };
+}
+
 /* Finds or makes the groups above key ("listen" of "listen.port");
  * NULL when one is not a group (the file's own error says so). */
 static config_setting_t *override_parent(struct loader *ld, const char *key,
@@ -1615,6 +1708,7 @@ static struct pxl_config *load(const char *file, const char *text,
                 conf_warning(&ld, "log.messages",
                              "warning: messages are logged at level debug "
                              "only, and log.level is not debug");
+        check_log(&ld);
         conf->nerrors = (unsigned)ld.nerrors;
         return conf;
 }
@@ -1664,6 +1758,8 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->database.password_file);
         free(conf->database.migrations);
         free(conf->queue.path);
+        free(conf->log_file);
+        free(conf->log_syslog_socket);
         free_strings(conf->queue.rate_limits);
         for (size_t i = 0; i < conf->queue.nschedules; i++) {
                 free(conf->queue.schedules[i].name);

@@ -144,6 +144,11 @@ struct pxl_config {
         int log_level;
         int log_format;
         bool log_messages; /* debug: a line per message (log.messages) */
+        int log_dest;      /* enum pxl_log_dest (log.destination) */
+        char *log_file;    /* log.file, resolved; NULL when unset */
+        char *log_syslog_socket; /* log.syslog_socket */
+        int log_facility;        /* log.syslog_facility as a code */
+        bool log_access;         /* info: a line per client that leaves */
         struct pxl_plugin_conf *plugins;
         size_t nplugins;
         unsigned nerrors;
@@ -187,6 +192,10 @@ void pxl_conf_free(struct pxl_config *conf);
  */
 void pxl_conf_reload(struct pxl_config *conf, struct pxl_config *next,
                      struct pxl_str *restart);
+struct pxl_log_settings;
+/* The logger's settings of conf (for pxl_log_configure; borrows conf). */
+void pxl_conf_log_settings(const struct pxl_config *conf,
+                           struct pxl_log_settings *s);
 
 /* Print the key table (name, type, default, help) for -T and the docs. */
 void pxl_conf_print_keys(void);

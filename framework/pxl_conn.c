@@ -69,6 +69,9 @@ enum closer { CLOSED_BY_NOBODY, CLOSED_BY_SERVER, CLOSED_BY_CLIENT };
  */
 #define LINGER_MAX_BYTES (1024 * 1024)
 
+/* "[v6 address]:port" and its NUL. */
+#define PEER_NAME_MAX (INET6_ADDRSTRLEN + 8)
+
 /* Connections from one address (limits.max_connections_per_ip). */
 struct pxl_conn_addr {
         struct pxl_map_node node; /* srv->addrs, keyed by the address bytes */
@@ -103,7 +106,15 @@ struct pxl_conn {
         struct pxl_ws_parser parser;
         struct pxl_str msg;
         struct pxl_conn_ref *ref;
-        char *peer; /* the address as text, kept only for debug logging */
+        /* The peer, formatted only when a line names it: IPv6 bytes (an
+         * IPv4 address mapped), port; all 0 when unknown. */
+        uint8_t peer_addr[16];
+        uint16_t peer_port;
+        /* For the access line: data messages and frame bytes each way
+         * (the metrics' counts for this client; messages mod 2^32). */
+        uint32_t msgs_in, msgs_out;
+        uint64_t bytes_in, bytes_out;
+        int64_t opened_ms; /* accepted (the loop's clock) */
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -250,6 +261,49 @@ static void addr_release(struct pxl_worker *srv, struct pxl_conn_addr *a)
         free(a);
 }
 
+/* The peer's address and port, kept in c as bytes (no text, no malloc). */
+static void keep_peer(struct pxl_conn *c, const struct sockaddr *sa)
+{
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+                c->peer_addr[10] = c->peer_addr[11] = 0xff;
+                memcpy(c->peer_addr + 12, &in->sin_addr, 4);
+                c->peer_port = ntohs(in->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 =
+                        (const struct sockaddr_in6 *)sa;
+
+                memcpy(c->peer_addr, &in6->sin6_addr, 16);
+                c->peer_port = ntohs(in6->sin6_port);
+        }
+}
+
+/*
+ * The peer as text: "10.0.0.5", "2001:db8::1", with the port
+ * "10.0.0.5:51234", "[2001:db8::1]:51234"; "?" when unknown.
+ */
+static void peer_name(const struct pxl_conn *c, char *out, size_t cap,
+                      bool with_port)
+{
+        struct in6_addr a;
+        char ip[INET6_ADDRSTRLEN];
+        bool v4;
+
+        memcpy(&a, c->peer_addr, sizeof(a));
+        v4 = IN6_IS_ADDR_V4MAPPED(&a);
+        if (c->peer_port == 0 ||
+            inet_ntop(v4 ? AF_INET : AF_INET6,
+                      v4 ? c->peer_addr + 12 : c->peer_addr, ip,
+                      sizeof(ip)) == NULL)
+                snprintf(out, cap, "?");
+        else if (!with_port)
+                snprintf(out, cap, "%s", ip);
+        else
+                snprintf(out, cap, v4 ? "%s:%u" : "[%s]:%u", ip,
+                         (unsigned)c->peer_port);
+}
+
 /* At limits.max_handshakes, the oldest upgrading connection makes room. */
 static void make_room_for_handshake(struct pxl_worker *srv)
 {
@@ -294,10 +348,13 @@ void pxl_conn_accept(struct pxl_worker *srv, evutil_socket_t fd,
         c->close_code = PXL_CLOSE_ABNORMAL;
         if (srv->conf->limits.max_connections_per_ip != 0 && sa != NULL)
                 c->addr = addr_hold(srv, sa);
+        if (sa != NULL)
+                keep_peer(c, sa);
         pxl_ws_parser_init(&c->parser, srv->conf->limits.max_frame_size,
                            srv->conf->limits.max_message_size, true);
         /* A deadline from accept: bytes trickling in do not extend it. */
-        c->deadline_ms = pxl_worker_now_ms(srv) +
+        c->opened_ms = pxl_worker_now_ms(srv);
+        c->deadline_ms = c->opened_ms +
                          (int64_t)srv->conf->limits.handshake_timeout * 1000;
         TAILQ_INSERT_TAIL(&srv->handshaking, c, link);
         arm_deadline(srv, c->deadline_ms);
@@ -520,6 +577,7 @@ static int queue_frame(struct pxl_conn *c, uint8_t opcode,
                     evbuffer_add(out, iov[i].iov_base, iov[i].iov_len) < 0)
                         return PXL_ENOMEM;
         c->srv->metrics.bytes_out += hlen + total;
+        c->bytes_out += hlen + total;
         mark_dirty(c);
         return PXL_OK;
 }
@@ -585,8 +643,10 @@ int pxl_conn_sendv(struct pxl_conn *c, uint8_t opcode, const struct iovec *iov,
         rc = queue_frame(c, opcode, iov, iovcnt);
         if (rc < 0)
                 out_of_memory(c, "queueing a message");
-        else
+        else {
                 c->srv->metrics.messages_out++;
+                c->msgs_out++;
+        }
         return rc;
 }
 
@@ -611,6 +671,8 @@ int pxl_conn_send_frame(struct pxl_conn *c, struct pxl_frame *f)
         mark_dirty(c);
         c->srv->metrics.messages_out++;
         c->srv->metrics.bytes_out += f->len;
+        c->msgs_out++;
+        c->bytes_out += f->len;
         return PXL_OK;
 }
 
@@ -707,9 +769,10 @@ static void run_disconnect_hooks(struct pxl_conn *c)
         }
 }
 
-static void peer_name(const struct pxl_conn *c, char *out, size_t cap);
-
-/* log.level = debug: who a client was and how it went. */
+/*
+ * How a client went: at debug, who closed; at info (log.access), the
+ * access line with what it sent and received.
+ */
 static void log_disconnect(struct pxl_conn *c)
 {
         static const char *const by[] = {
@@ -717,18 +780,31 @@ static void log_disconnect(struct pxl_conn *c)
                 [CLOSED_BY_SERVER] = "closed by the server",
                 [CLOSED_BY_CLIENT] = "closed by the client",
         };
-        char peer[INET6_ADDRSTRLEN];
+        struct pxl_worker *srv = c->srv;
+        char peer[PEER_NAME_MAX];
 
         if (pxl_log_enabled(PXL_LOG_DEBUG)) {
-                if (c->peer == NULL)
-                        peer_name(c, peer, sizeof(peer));
+                peer_name(c, peer, sizeof(peer), false);
                 pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->client->id,
-                            "disconnected from %s: %u, %s",
-                            c->peer != NULL ? c->peer : peer, c->close_code,
+                            "disconnected from %s: %u, %s", peer, c->close_code,
                             by[c->closed_by]);
         }
-        free(c->peer);
-        c->peer = NULL;
+        if (srv->conf->log_access && pxl_log_enabled(PXL_LOG_INFO)) {
+                const struct pxl_log_text t[] = {{"peer", peer}}; /* below */
+                const struct pxl_log_field f[] = {
+                        {"duration_ms", false,
+                         pxl_worker_now_ms(srv) - c->opened_ms, 0},
+                        {"msgs_in", false, c->msgs_in, 0},
+                        {"msgs_out", false, c->msgs_out, 0},
+                        {"bytes_in", false, (long long)c->bytes_in, 0},
+                        {"bytes_out", false, (long long)c->bytes_out, 0},
+                        {"code", false, c->close_code, 0},
+                };
+
+                peer_name(c, peer, sizeof(peer), true);
+                pxl_log_record(PXL_LOG_INFO, c->client->id, "access", t, 1, f,
+                               sizeof(f) / sizeof(*f));
+        }
 }
 
 void pxl_conn_close(struct pxl_conn *c)
@@ -769,42 +845,21 @@ void pxl_conn_close(struct pxl_conn *c)
         pxl_server_conn_gone(srv, was_open);
 }
 
-/* The peer's address as text ("?" when the socket has none). */
-static void peer_name(const struct pxl_conn *c, char *out, size_t cap)
-{
-        struct sockaddr_storage ss = {0};
-        socklen_t len = sizeof(ss);
-        const void *a = NULL;
-
-        snprintf(out, cap, "?");
-        if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&ss,
-                        &len) != 0)
-                return;
-        if (ss.ss_family == AF_INET)
-                a = &((const struct sockaddr_in *)&ss)->sin_addr;
-        else if (ss.ss_family == AF_INET6)
-                a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (a == NULL || inet_ntop(ss.ss_family, a, out, (socklen_t)cap) == NULL)
-                snprintf(out, cap, "?");
-}
-
-/* log.level = debug: the client's id and address, kept for its
- * disconnect line (a lost peer has no address to ask for then). */
+/* log.level = debug: the client's id and address. */
 static void log_connect(struct pxl_conn *c)
 {
-        char peer[INET6_ADDRSTRLEN];
+        char peer[PEER_NAME_MAX];
 
         if (!pxl_log_enabled(PXL_LOG_DEBUG))
                 return;
-        peer_name(c, peer, sizeof(peer));
-        c->peer = strdup(peer);
+        peer_name(c, peer, sizeof(peer), false);
         pxl_log_ctx(PXL_LOG_DEBUG, NULL, c->client->id, "connected from %s",
                     peer);
 }
 
 static void refuse(struct pxl_conn *c, int status, const char *body)
 {
-        char buf[512], peer[INET6_ADDRSTRLEN];
+        char buf[512], peer[PEER_NAME_MAX];
         size_t n = pxl_http_format_error(buf, sizeof(buf), status, body);
 
         if (n >= sizeof(buf))
@@ -814,7 +869,7 @@ static void refuse(struct pxl_conn *c, int status, const char *body)
                 c->srv->metrics.auth_failures++;
         else
                 c->srv->metrics.refused_upgrades++;
-        peer_name(c, peer, sizeof(peer));
+        peer_name(c, peer, sizeof(peer), false);
         pxl_log_ctx(PXL_LOG_INFO, NULL, NULL, "refused upgrade from %s: %d %s",
                     peer, status, body ? body : pxl_http_reason(status));
         conn_finish(c);
@@ -1072,6 +1127,7 @@ static void dispatch(struct pxl_conn *c, bool binary, const uint8_t *p,
                      size_t len)
 {
         c->srv->metrics.messages_in++;
+        c->msgs_in++;
         if (!within_rate(c)) {
                 refuse_message(c);
                 return;
@@ -1177,6 +1233,7 @@ static void read_frames(struct pxl_conn *c)
                 pos = len;
         /* Counted as drained, so kept bytes are not counted twice. */
         c->srv->metrics.bytes_in += pos;
+        c->bytes_in += pos;
         evbuffer_drain(in, pos);
 }
 

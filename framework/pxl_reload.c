@@ -13,6 +13,7 @@
 #include "pxl_auth.h"
 #include "pxl_conf.h"
 #include "pxl_log.h"
+#include "pxl_notify.h"
 #include "pxl_plugin.h"
 #include "pxl_reload.h"
 #include "pxl_server.h"
@@ -23,27 +24,38 @@ int pxl_reload(struct pxl_worker *srv, bool report_restart)
         struct pxl_str errors = {0}, restart = {0};
         union pxl_conf_value **values = NULL;
         struct pxl_auth *auth = NULL;
+        struct pxl_log_settings ls;
         int settings = 1;
+        bool ok;
 
+        pxl_notify_reloading();
         pxl_logs(PXL_LOG_NOTICE, "SIGHUP: reloading %s", conf->file);
         next = pxl_conf_load(conf->file, (const char *const *)conf->overrides,
                              &errors);
-        if (next != NULL && next->nerrors == 0)
+        ok = next != NULL && next->nerrors == 0;
+        if (ok)
                 settings = pxl_plugins_check_settings(&srv->plugins, next,
                                                       &values, &errors);
-        if (next != NULL && next->nerrors == 0 && settings >= 0 &&
-            next->auth.enabled)
-                auth = pxl_auth_new(&next->auth, next->file, &errors);
-        if (next == NULL || next->nerrors > 0 || settings < 0 ||
-            (next->auth.enabled && auth == NULL)) {
+        ok = ok && settings >= 0;
+        if (ok && next->auth.enabled)
+                ok = (auth = pxl_auth_new(&next->auth, next->file,
+                                          &errors)) != NULL;
+        /* Last, as it takes effect: the new log destination must open. */
+        if (ok) {
+                pxl_conf_log_settings(next, &ls);
+                ok = pxl_log_configure(&ls, &errors) == 0;
+        }
+        if (!ok) {
                 pxl_str_sort_reports(&errors);
                 pxl_log_lines(PXL_LOG_ERR, "reload refused: ", &errors);
                 pxl_logs(PXL_LOG_ERR, "reload refused: the running "
                                       "configuration stays");
                 if (values != NULL)
                         pxl_plugins_reload_cancel(&srv->plugins, values);
+                pxl_auth_free(auth);
                 pxl_conf_free(next);
                 pxl_str_fini(&errors);
+                pxl_notify_ready(NULL);
                 return PXL_ERR;
         }
         pxl_log_lines(PXL_LOG_WARN, "reload: ", &next->warnings);
@@ -51,7 +63,6 @@ int pxl_reload(struct pxl_worker *srv, bool report_restart)
         pxl_conf_reload(conf, next, &restart);
         if (report_restart)
                 pxl_log_lines(PXL_LOG_WARN, "reload: ", &restart);
-        pxl_log_setup(conf->log_level, conf->log_format);
         pxl_auth_free(srv->auth);
         srv->auth = auth;
         pxl_server_retime(srv);
@@ -60,5 +71,6 @@ int pxl_reload(struct pxl_worker *srv, bool report_restart)
         pxl_logs(PXL_LOG_NOTICE, "reloaded %s", conf->file);
         pxl_str_fini(&restart);
         pxl_str_fini(&errors);
+        pxl_notify_ready(NULL);
         return PXL_OK;
 }

@@ -31,6 +31,7 @@
 #include "pxl_conn.h"
 #include "pxl_listen.h"
 #include "pxl_log.h"
+#include "pxl_notify.h"
 #include "pxl_redis_api.h"
 #include "pxl_reload.h"
 #include "pxl_rooms.h"
@@ -392,6 +393,7 @@ static void begin_shutdown(struct pxl_worker *srv, int signo)
                 return;
         }
         srv->stopping = true;
+        pxl_notify_stopping();
         pxl_logs(PXL_LOG_NOTICE,
                  "signal %d: shutting down, closing %u clients", signo,
                  srv->nopen);
@@ -423,6 +425,15 @@ static void reload_cb(evutil_socket_t sig, short what, void *arg)
         (void)what;
         if (!srv->stopping)
                 (void)pxl_reload(srv, srv->conf->workers <= 1);
+}
+
+/* SIGUSR1: logrotate moved the log file; write to a new one. */
+static void reopen_cb(evutil_socket_t sig, short what, void *arg)
+{
+        (void)sig;
+        (void)what;
+        (void)arg;
+        pxl_log_reopen_logged("SIGUSR1");
 }
 
 static int bind_listener(struct pxl_worker *srv, struct pxl_str *errors)
@@ -550,10 +561,13 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
         srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
         srv->sig_hup = evsignal_new(srv->base, SIGHUP, reload_cb, srv);
+        srv->sig_usr1 = evsignal_new(srv->base, SIGUSR1, reopen_cb, srv);
         if (srv->sig_term == NULL || srv->sig_int == NULL ||
-            srv->sig_hup == NULL || evsignal_add(srv->sig_term, NULL) < 0 ||
+            srv->sig_hup == NULL || srv->sig_usr1 == NULL ||
+            evsignal_add(srv->sig_term, NULL) < 0 ||
             evsignal_add(srv->sig_int, NULL) < 0 ||
-            evsignal_add(srv->sig_hup, NULL) < 0) {
+            evsignal_add(srv->sig_hup, NULL) < 0 ||
+            evsignal_add(srv->sig_usr1, NULL) < 0) {
                 pxl_str_puts(errors, "cannot install signal handlers\n");
                 return PXL_ERR;
         }
@@ -562,6 +576,7 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
         sigaddset(&stop_signals, SIGTERM);
         sigaddset(&stop_signals, SIGINT);
         sigaddset(&stop_signals, SIGHUP);
+        sigaddset(&stop_signals, SIGUSR1);
         sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         /* A required Redis that is down stops us before we listen. */
         if (pxl_worker_start_services(srv, errors) < 0)
@@ -576,6 +591,14 @@ int pxl_server_run(struct pxl_worker *srv, struct pxl_str *errors)
                  srv->conf->name, srv->conf->host, srv->port, srv->conf->path,
                  srv->tls ? "wss" : "ws", pxl_router_count(srv->router));
         tell_ready(srv);
+        {
+                char status[512];
+
+                /* One process (a cluster's master speaks for workers). */
+                snprintf(status, sizeof(status), "listening on %s:%u%s",
+                         srv->conf->host, srv->port, srv->conf->path);
+                pxl_notify_ready(status);
+        }
         event_base_dispatch(srv->base);
         pxl_worker_stop_services(srv);
         pxl_logs(PXL_LOG_NOTICE, "stopped");
@@ -626,6 +649,8 @@ void pxl_server_fini(struct pxl_worker *srv)
                 event_free(srv->sig_int);
         if (srv->sig_hup != NULL)
                 event_free(srv->sig_hup);
+        if (srv->sig_usr1 != NULL)
+                event_free(srv->sig_usr1);
         if (srv->ready_fd >= 0)
                 close(srv->ready_fd);
         pxl_router_free(srv->router);

@@ -167,6 +167,7 @@ struct pxl_worker {
         struct evconnlistener *listener;
         struct ssl_ctx_st *tls; /* NULL for plain ws:// */
         struct event *sig_term, *sig_int, *sig_hup;
+        struct event *sig_usr1; /* reopen the log file */
         struct event *stop_timer;
         struct event *spread_timer; /* shutdown_spread's batches of 1001 */
         unsigned spread_batch;      /* closes per batch */

@@ -133,6 +133,24 @@ static int migrate_only(const struct pxl_config *conf, struct pxl_str *errors)
         return migrate(conf, true, errors);
 }
 
+/* The log's destination, or "FILE: log.KEY: why" in errors. */
+static int open_log(const struct pxl_config *conf, struct pxl_str *errors)
+{
+        struct pxl_log_settings ls;
+        struct pxl_str why = {0};
+        int rc;
+
+        pxl_conf_log_settings(conf, &ls);
+        rc = pxl_log_configure(&ls, &why);
+        if (why.len > 0 && why.p[why.len - 1] == '\n')
+                why.p[--why.len] = '\0';
+        if (rc < 0)
+                pxl_str_report(errors, conf->file, 0, NULL, "%s",
+                               why.p != NULL ? why.p : "out of memory\n");
+        pxl_str_fini(&why);
+        return rc;
+}
+
 /* One process, or a master and its workers (workers > 1). */
 static int serve(struct pxl_worker *srv, struct pxl_str *errors)
 {
@@ -246,6 +264,14 @@ int main(int argc, char **argv)
         }
         pxl_log_setup(conf->log_level, conf->log_format);
         show_warnings(&conf->warnings, test_only);
+        /* Serving: lines go where log.destination says from now on. */
+        if (!test_only && !migrate_flag && conf->nerrors == 0 &&
+            open_log(conf, &errors) < 0) {
+                rc = fail(&errors);
+                pxl_conf_free(conf);
+                pxl_str_fini(&errors);
+                return rc;
+        }
         if (migrate_flag) {
                 rc = migrate_only(conf, &errors) < 0 ? fail(&errors) : 0;
                 pxl_conf_free(conf);
@@ -285,5 +311,6 @@ int main(int argc, char **argv)
         pxl_queue_fini();
         rc = rc < 0 ? fail(&errors) : 0;
         pxl_str_fini(&errors);
+        pxl_log_close();
         return rc;
 }
