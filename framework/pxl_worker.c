@@ -64,6 +64,22 @@ int pxl_worker_add_reporter(struct pxl_worker *srv, pxl_report_fn *fn,
         return PXL_OK;
 }
 
+int pxl_worker_add_dependency(struct pxl_worker *srv, const char *name,
+                              bool required, pxl_up_fn *up, void *arg)
+{
+        if (srv->ndeps == PXL_WORKER_DEPENDENCIES)
+                return PXL_ENOMEM;
+        srv->deps[srv->ndeps++] = (struct pxl_dependency){
+                .name = name, .required = required, .up = up, .arg = arg};
+        return PXL_OK;
+}
+
+void pxl_worker_serve_http(struct pxl_worker *srv, pxl_http_fn *fn, void *arg)
+{
+        srv->http.fn = fn;
+        srv->http.arg = arg;
+}
+
 int pxl_worker_add_service(struct pxl_worker *srv,
                            const struct pxl_service *svc)
 {
