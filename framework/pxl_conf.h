@@ -126,6 +126,16 @@ struct pxl_config {
         struct pxl_db_conf database;
         struct pxl_queue_conf queue;
         struct pxl_limits limits;
+        /* /health and /metrics (pxl_endpoints.c) */
+        struct pxl_endpoints_conf {
+                char *metrics_path;
+                char **metrics_allow; /* NULL: loopback only */
+                char *health_path;
+                char **health_allow;  /* NULL: any address */
+                bool admin;           /* the admin group: its own listener */
+                char *admin_host;
+                unsigned admin_port;
+        } endpoints;
         char **origins; /* listen.origins; NULL = any Origin */
         struct pxl_auth_conf auth;
         struct pxl_rooms_conf rooms;
