@@ -630,8 +630,13 @@ void pxl_conn_shutdown_all(struct pxl_worker *srv)
 {
         struct pxl_conn *c;
 
-        /* Each of these leaves its list. */
-        while ((c = TAILQ_FIRST(&srv->handshaking)) != NULL)
+        /*
+         * Each of these leaves its list. With an HTTP hook the requests
+         * being read are answered (health: 503 draining, upgrades: 503)
+         * or meet their deadline; a probe is not cut off mid-answer.
+         */
+        while (srv->http.fn == NULL &&
+               (c = TAILQ_FIRST(&srv->handshaking)) != NULL)
                 conn_close_soon(c);
         while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
                 pxl_conn_ws_close(c, PXL_CLOSE_GOING_AWAY,

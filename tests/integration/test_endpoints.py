@@ -39,48 +39,40 @@ tap.deadline(150)
 # ---- a plain HTTP client ---------------------------------------------------
 
 
-def http(port, path="/health", method="GET", raw=None, source=None,
-         timeout=10):
-    """One request (or raw bytes), read to EOF: (status, headers, body,
-    whole response)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if source is not None:
-            s.bind((source, 0))
-        s.settimeout(timeout)
-        s.connect(("127.0.0.1", port))
+def http(port, path="/health", method="GET", raw=None, source=None):
+    """One request (or raw bytes): (status, headers {name: value}, body,
+    raw head). The server must close the connection after the answer."""
+    with RawWS(port, source=source) as c:
         if raw is None:
             raw = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                    "User-Agent: test_endpoints\r\n\r\n"
                    % (method, path)).encode()
-        s.sendall(raw)
-        data = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    check(b"\r\n\r\n" in data, "no complete response: %r" % data[:300])
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    m = re.match(r"^HTTP/1\.1 (\d{3}) (.+)$", lines[0])
-    check(m is not None, "bad status line %r" % lines[0])
+        c.send(raw)
+        if method == "HEAD":
+            # No body follows the head, whatever Content-Length says.
+            r = None
+            while r is None:
+                try:
+                    c._fill()
+                except EOFError:
+                    r = c.buf
+            check(r.endswith(b"\r\n\r\n") and r.count(b"\r\n\r\n") == 1,
+                  "a HEAD answer is a head alone: %r" % r)
+            c.buf += b"\0" * int(re.search(rb"Content-Length: (\d+)",
+                                           r).group(1))
+        r = c.read_response()
+        try:
+            c._fill()
+            raise AssertionError("more after the answer: %r" % c.buf)
+        except (EOFError, ConnectionResetError):
+            pass
     headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        check(sep == ":", "bad header line %r" % line)
-        check(name.lower() not in headers, "header %s twice" % name)
-        headers[name.lower()] = value.strip()
-    check("content-length" in headers, "no Content-Length: %r" % head)
-    if method != "HEAD":
-        eq(len(body), int(headers["content-length"]), "body length")
+    for name, values in r.headers.items():
+        eq(len(values), 1, "header %s once" % name)
+        headers[name] = values[0]
+    check("content-length" in headers, "Content-Length in %r" % r.raw)
     eq(headers.get("connection"), "close", "Connection header")
-    return int(m.group(1)), headers, body, data
+    return r.status, headers, b"" if method == "HEAD" else r.body, r.raw
 
 
 def health(port, **kw):
