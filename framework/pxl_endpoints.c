@@ -300,6 +300,13 @@ static void publish(struct endpoints *e, bool with_process)
         __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELEASE);
 }
 
+/* A worker that died leaves its slot until its successor writes it. */
+static bool alive(int32_t pid)
+{
+        return pid != 0 &&
+               (pid == getpid() || kill(pid, 0) == 0 || errno == EPERM);
+}
+
 /*
  * A consistent copy of slot i (the seqlock's reader side); false when
  * the slot was never written or its worker is gone.
@@ -319,11 +326,21 @@ static bool read_slot(const struct endpoints *e, size_t i, struct slot *out)
                 }
                 sched_yield();
         }
-        if (out->pid == 0 || out->nfigures > FIGURES_MAX ||
-            out->ndeps > PXL_WORKER_DEPENDENCIES)
-                return false;
-        /* A worker that died leaves its slot until its successor writes. */
-        return out->pid == getpid() || kill(out->pid, 0) == 0 || errno == EPERM;
+        return out->nfigures <= FIGURES_MAX &&
+               out->ndeps <= PXL_WORKER_DEPENDENCIES && alive(out->pid);
+}
+
+/*
+ * Slot i's connections, for health: one aligned double read without
+ * the copy (a figure up to PUBLISH_MS old either way); 0 when gone.
+ */
+static double slot_connections(const struct endpoints *e, size_t i)
+{
+        const struct slot *sl = &e->slots[i];
+        double v;
+
+        __atomic_load(&sl->gauges[G_CONNECTIONS], &v, __ATOMIC_RELAXED);
+        return alive(__atomic_load_n(&sl->pid, __ATOMIC_ACQUIRE)) ? v : 0;
 }
 
 /* ---- /metrics ---------------------------------------------------------- */
@@ -458,11 +475,10 @@ static int render_health(struct endpoints *e, struct pxl_str *out)
         const char *status = "ok";
         long long conns = srv->nopen;
         char line[160];
-        struct slot other;
 
         for (size_t i = 0; i < e->nslots; i++)
-                if (i != srv->worker_index && read_slot(e, i, &other))
-                        conns += (long long)other.gauges[G_CONNECTIONS];
+                if (i != srv->worker_index)
+                        conns += (long long)slot_connections(e, i);
         for (unsigned i = 0; i < srv->ndeps; i++)
                 if (srv->deps[i].required &&
                     !srv->deps[i].up(srv, srv->deps[i].arg))

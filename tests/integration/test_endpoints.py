@@ -7,7 +7,7 @@ On the WebSocket port: /health is 200 with its JSON body while serving,
 answer its 1001, and 503 "degraded" while a required Redis is down (a
 real redis-server, stopped and started again). /metrics is checked by a
 strict parser of the text exposition format 0.0.4 with values from the
-test's own traffic, in one process and in a cluster of two workers
+test's own traffic, with the database pool's figures, in one process and in a cluster of two workers
 (one scrape covers both, whichever worker answers). An upgrade to
 /health still gets 404; bad requests get a clear status and the server
 carries on. The allow lists refuse a client bound to 127.0.0.2 with
@@ -321,6 +321,29 @@ def allow_lists():
 
 
 tap.case("allow lists: 403 outside, 200 inside; defaults", allow_lists)
+
+# ---- a database ----------------------------------------------------------
+
+database = Server(app_config(extra="database = { };"), name="database")
+
+
+def database_figures():
+    database.start()
+    wait_until(lambda: health(database.port)[1].get("database") == "up", 10,
+               "database up in health")
+    status, doc = health(database.port)
+    eq(status, 200, "health with a database")
+    check_health_doc(doc, "ok", ["database"])
+    fams = metrics(database.port)
+    eq(value(fams, "pxl_database_up"), 1, "pxl_database_up")
+    eq(fams["pxl_database_queries_total"]["type"], "counter", "queries type")
+    eq(fams["pxl_database_pending"]["type"], "gauge", "pending type")
+    check(value(fams, "pxl_database_pending") >= 0, "pending")
+    database.stop()
+
+
+tap.case("a database: its state in /health, its pool in /metrics",
+         database_figures)
 
 # ---- the admin listener ------------------------------------------------------
 
