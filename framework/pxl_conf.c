@@ -1106,9 +1106,8 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                                 return;
                         if (k->check != NULL &&
                             (why = k->check(ld->conf, v[i])) != NULL)
-                                conf_error(ld, e, key,
-                                           "element %d: \"%s\": %s", i, v[i],
-                                           why);
+                                conf_error(ld, e, key, "element %d: \"%s\": %s",
+                                           i, v[i], why);
                 }
                 return;
         }

@@ -131,8 +131,8 @@ struct pxl_config {
                 char *metrics_path;
                 char **metrics_allow; /* NULL: loopback only */
                 char *health_path;
-                char **health_allow;  /* NULL: any address */
-                bool admin;           /* the admin group: its own listener */
+                char **health_allow; /* NULL: any address */
+                bool admin;          /* the admin group: its own listener */
                 char *admin_host;
                 unsigned admin_port;
         } endpoints;

@@ -181,7 +181,7 @@ struct pxl_db_backend {
          * its result, or an error "database stopped"); then free state.
          */
         void (*stop)(struct pxl_db *db, void *state);
-        /* Whether queries can be run now (a flag, no round trip); NULL: always. */
+        /* Queries can run now (a flag, no round trip); NULL: always. */
         bool (*up)(const void *state);
 };
 

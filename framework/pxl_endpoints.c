@@ -1,10 +1,8 @@
 /*
- * pxl_endpoints.c - GET /health and GET /metrics for operators: answered
- * on the WebSocket listener through the worker's HTTP hook, or only on
- * an admin listener of their own. Each worker copies its figures into
- * its slot of a mapping shared by the node (made before the fork), so
- * the worker that answers a scrape reports every worker. Parsing is
- * pxl_http.c's, the text format pxl_prom.c's, address lists pxl_allow.c's.
+ * pxl_endpoints.c - GET /health and GET /metrics for operators, on the
+ * WebSocket listener (the worker's HTTP hook) or on an admin listener;
+ * each worker's figures in its slot of a mapping the node shares. Parsing
+ * is pxl_http.c's, the text format pxl_prom.c's, allow lists pxl_allow.c's.
  */
 #include <arpa/inet.h>
 #include <dirent.h>

@@ -562,13 +562,12 @@ size_t pxl_http_format_error(char *out, size_t cap, int status,
         if (body == NULL)
                 body = pxl_http_reason(status);
         /* The body ends in "\n" so curl and nc output ends cleanly. */
-        n = pxl_http_format_head(out, cap, status, "text/plain; charset=utf-8",
-                                 strlen(body) + 1, false,
-                                 status == 426 ? "Sec-WebSocket-Version: 13\r\n"
-                                               : NULL);
-        return n + clamp_snprintf(snprintf(n < cap ? out + n : NULL,
-                                           n < cap ? cap - n : 0, "%s\n",
-                                           body));
+        n = pxl_http_format_head(
+                out, cap, status, "text/plain; charset=utf-8", strlen(body) + 1,
+                false, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        return n +
+               clamp_snprintf(snprintf(n < cap ? out + n : NULL,
+                                       n < cap ? cap - n : 0, "%s\n", body));
 }
 
 /*

@@ -280,8 +280,7 @@ int pxl_worker_add_dependency(struct pxl_worker *srv, const char *name,
  * handler; a second call replaces it). While one is set the listener
  * stays open through the shutdown drain, so it can say "draining".
  */
-void pxl_worker_serve_http(struct pxl_worker *srv, pxl_http_fn *fn,
-                           void *arg);
+void pxl_worker_serve_http(struct pxl_worker *srv, pxl_http_fn *fn, void *arg);
 
 /* Run svc in this worker (before pxl_server_run). */
 int pxl_worker_add_service(struct pxl_worker *srv,

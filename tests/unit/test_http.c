@@ -752,9 +752,9 @@ static void test_format_head(void **state)
                                  "Allow: GET, HEAD\r\n"
                                  "\r\n");
         /* snprintf rules: the whole length, whatever fits. */
-        assert_int_equal(pxl_http_format_head(out, 8, 200, "a", 1, false, NULL),
-                         pxl_http_format_head(NULL, 0, 200, "a", 1, false,
-                                              NULL));
+        assert_int_equal(
+                pxl_http_format_head(out, 8, 200, "a", 1, false, NULL),
+                pxl_http_format_head(NULL, 0, 200, "a", 1, false, NULL));
         assert_string_equal(out, "HTTP/1.");
         assert_string_equal(pxl_http_reason(200), "OK");
         assert_string_equal(pxl_http_reason(405), "Method Not Allowed");

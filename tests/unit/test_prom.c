@@ -38,14 +38,12 @@ static void test_family_and_samples(void **state)
         struct pxl_str s = {0}, labels = {0};
 
         (void)state;
-        assert_int_equal(pxl_prom_family(&s, "pxl_x_total", "counter",
-                                         "a \\ b\nc"),
-                         0);
+        assert_int_equal(
+                pxl_prom_family(&s, "pxl_x_total", "counter", "a \\ b\nc"), 0);
         assert_int_equal(pxl_prom_sample(&s, "pxl_x_total", NULL, 3), 0);
         assert_int_equal(pxl_prom_label(&labels, "worker", "1"), 0);
         assert_int_equal(pxl_prom_label(&labels, "queue", "a\"b\\c\nd"), 0);
-        assert_int_equal(pxl_prom_sample(&s, "pxl_x_total", labels.p, 2.5),
-                         0);
+        assert_int_equal(pxl_prom_sample(&s, "pxl_x_total", labels.p, 2.5), 0);
         assert_int_equal(pxl_prom_sample(&s, "pxl_x_total", "", 1e300), 0);
         assert_string_equal(s.p, "# HELP pxl_x_total a \\\\ b\\nc\n"
                                  "# TYPE pxl_x_total counter\n"
@@ -113,8 +111,14 @@ static struct sockaddr_in6 v6(const char *a)
 static void test_allow_parse(void **state)
 {
         static const char *const good[] = {
-                "127.0.0.1", "10.0.0.0/8",  "0.0.0.0/0", "192.0.2.7/32",
-                "::1",       "fd00::/8",    "::/0",      "2001:db8::1/128",
+                "127.0.0.1",
+                "10.0.0.0/8",
+                "0.0.0.0/0",
+                "192.0.2.7/32",
+                "::1",
+                "fd00::/8",
+                "::/0",
+                "2001:db8::1/128",
                 "::ffff:127.0.0.1",
         };
         static const char *const bad[] = {
