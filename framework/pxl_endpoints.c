@@ -39,7 +39,7 @@
 /* Process figures (a walk of /proc/self/fd) once in this many publishes. */
 #define PROCESS_EVERY 4
 /* Figures of the reporters (the database, the queues) a slot keeps. */
-#define FIGURES_MAX 64
+#define FIGURES_MAX 256 /* 10 a queue: 25 queues and the database */
 #define FIGURE_NAME 64
 #define DEP_NAME    16
 
@@ -206,10 +206,21 @@ static void add_figure(struct slot *sl, const char *group, const char *key,
         struct figure *f;
         char g[FIGURE_NAME];
 
-        if (sl->nfigures == FIGURES_MAX ||
-            (!json_object_is_type(v, json_type_int) &&
-             !json_object_is_type(v, json_type_double)))
+        static bool told;
+
+        if (!json_object_is_type(v, json_type_int) &&
+            !json_object_is_type(v, json_type_double))
                 return;
+        if (sl->nfigures == FIGURES_MAX) {
+                if (!told)
+                        pxl_logs(PXL_LOG_WARN,
+                                 "metrics: more than %d figures of the "
+                                 "database and the queues; /metrics leaves "
+                                 "the rest out",
+                                 FIGURES_MAX);
+                told = true;
+                return;
+        }
         f = &sl->figures[sl->nfigures];
         memset(f, 0, sizeof(*f));
         singular(g, sizeof(g), group);

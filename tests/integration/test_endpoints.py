@@ -7,7 +7,7 @@ On the WebSocket port: /health is 200 with its JSON body while serving,
 answer its 1001, and 503 "degraded" while a required Redis is down (a
 real redis-server, stopped and started again). /metrics is checked by a
 strict parser of the text exposition format 0.0.4 with values from the
-test's own traffic, with the database pool's figures, in one process and in a cluster of two workers
+test's own traffic, with the database pool's and the queues' figures, in one process and in a cluster of two workers
 (one scrape covers both, whichever worker answers). An upgrade to
 /health still gets 404; bad requests get a clear status and the server
 carries on. The allow lists refuse a client bound to 127.0.0.2 with
@@ -27,10 +27,11 @@ sys.dont_write_bytecode = True
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from pxljobs import queue_config  # noqa: E402
 from pxlredis import RedisServer  # noqa: E402
 from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
                      astop_servers, check, eq, new_key, run_serve,
-                     unused_port, upgrade_request, wait_until)
+                     tmpdir, unused_port, upgrade_request, wait_until)
 from pxlws import close_all, connect  # noqa: E402
 
 tap = TAP()
@@ -344,6 +345,24 @@ def database_figures():
 
 tap.case("a database: its state in /health, its pool in /metrics",
          database_figures)
+
+jobs = Server(queue_config("jobs", os.path.join(tmpdir(), "jobs.log")),
+              name="jobs")
+
+
+def queue_figures():
+    jobs.start()
+    fams = metrics(jobs.port)
+    eq(fams["pxl_queue_processed_total"]["type"], "counter",
+       "processed type")
+    eq(fams["pxl_queue_waiting"]["type"], "gauge", "waiting type")
+    eq(value(fams, "pxl_queue_waiting", queue="work"), 0, "work waiting")
+    check(len(fams["pxl_queue_waiting"]["samples"]) >= 2,
+          "a sample per queue: %r" % fams["pxl_queue_waiting"]["samples"])
+    jobs.stop()
+
+
+tap.case("queues: a queue=\"NAME\" sample per queue", queue_figures)
 
 # ---- the admin listener ------------------------------------------------------
 
