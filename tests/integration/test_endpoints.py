@@ -12,7 +12,8 @@ test's own traffic, with the database pool's and the queues' figures, in one pro
 /health still gets 404; bad requests get a clear status and the server
 carries on. The allow lists refuse a client bound to 127.0.0.2 with
 403. With an admin group the endpoints move to that listener and the
-WebSocket port answers them 404. Bad allow entries and clashing paths
+WebSocket port answers them 404. A required PostgreSQL that stops
+makes health 503 too. Bad allow entries and clashing paths
 are config errors.
 """
 import asyncio
@@ -28,6 +29,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxljobs import queue_config  # noqa: E402
+from pxlpg import PG  # noqa: E402
 from pxlredis import RedisServer  # noqa: E402
 from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
                      astop_servers, check, eq, new_key, run_serve,
@@ -35,7 +37,7 @@ from pxltest import (TAP, RawWS, Server, app_config,  # noqa: E402
 from pxlws import close_all, connect  # noqa: E402
 
 tap = TAP()
-tap.deadline(150)
+tap.deadline(240)
 
 # ---- a plain HTTP client ---------------------------------------------------
 
@@ -345,6 +347,37 @@ def database_figures():
 
 tap.case("a database: its state in /health, its pool in /metrics",
          database_figures)
+
+pg = PG()
+
+
+def pg_required():
+    pg.start()
+    group = pg.database_group().replace(
+        "connect_timeout = 5; };",
+        "connect_timeout = 5; required = true; retry_max_delay = 1; };")
+    check("required = true" in group, "database.required in %r" % group)
+    srv = Server(app_config(extra=group), name="pg")
+    srv.start()
+    wait_until(lambda: health(srv.port)[1].get("database") == "up", 10,
+               "database up in health")
+    eq(health(srv.port)[0], 200, "health with PostgreSQL up")
+    pg.stop()
+    wait_until(lambda: health(srv.port)[0] == 503, 15,
+               "health 503 with PostgreSQL stopped")
+    status, doc = health(srv.port)
+    check_health_doc(doc, "degraded", ["database"])
+    eq(doc["database"], "down", "database in health")
+    eq(value(metrics(srv.port), "pxl_database_up"), 0, "pxl_database_up")
+    pg.start()
+    wait_until(lambda: health(srv.port)[0] == 200, 15,
+               "health 200 once PostgreSQL is back")
+    srv.stop()
+    pg.destroy()
+
+
+tap.case("database.required: 503 \"degraded\" while PostgreSQL is down",
+         pg_required)
 
 jobs = Server(queue_config("jobs", os.path.join(tmpdir(), "jobs.log")),
               name="jobs")
