@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,8 @@ struct endpoints {
         struct admin_list conns;
         struct event *publish_timer;
         unsigned publishes;
-        double process[4]; /* the last G_RSS..G_START figures */
+        double process[4];  /* the last G_RSS..G_START figures */
+        struct slot *draft; /* this worker's figures, before publishing */
         struct pxl_str body;
 };
 
@@ -252,61 +254,96 @@ static void add_figure(struct slot *sl, const char *group, const char *key,
 static void report_figures(struct pxl_worker *srv, struct slot *sl)
 {
         struct json_object *o = json_object_new_object();
+        struct json_object_iterator g, gend, k, kend, f, fend;
 
         sl->nfigures = 0;
         if (o == NULL)
                 return;
         for (unsigned i = 0; i < srv->nreporters; i++)
                 srv->reporters[i].fn(srv, o, srv->reporters[i].arg);
-        json_object_object_foreach(o, group, gv)
-        {
+        for (g = json_object_iter_begin(o), gend = json_object_iter_end(o);
+             !json_object_iter_equal(&g, &gend); json_object_iter_next(&g)) {
+                const char *group = json_object_iter_peek_name(&g);
+                struct json_object *gv = json_object_iter_peek_value(&g);
+
                 if (!json_object_is_type(gv, json_type_object))
                         continue;
-                json_object_object_foreach(gv, key, v)
-                {
+                for (k = json_object_iter_begin(gv),
+                    kend = json_object_iter_end(gv);
+                     !json_object_iter_equal(&k, &kend);
+                     json_object_iter_next(&k)) {
+                        const char *key = json_object_iter_peek_name(&k);
+                        struct json_object *v = json_object_iter_peek_value(&k);
+
                         if (!json_object_is_type(v, json_type_object)) {
                                 add_figure(sl, group, key, NULL, NULL, v);
                                 continue;
                         }
-                        json_object_object_foreach(v, k2, v2)
-                                add_figure(sl, group, k2, group, key, v2);
+                        for (f = json_object_iter_begin(v),
+                            fend = json_object_iter_end(v);
+                             !json_object_iter_equal(&f, &fend);
+                             json_object_iter_next(&f))
+                                add_figure(sl, group,
+                                           json_object_iter_peek_name(&f),
+                                           group, key,
+                                           json_object_iter_peek_value(&f));
                 }
         }
         json_object_put(o);
 }
 
-/* Copy this worker's figures into its slot (a seqlock's writer side). */
+/* The bytes of a slot from pid to its last figure in use. */
+#define SLOT_HEAD offsetof(struct slot, pid)
+static size_t slot_used(const struct slot *sl)
+{
+        unsigned n = sl->nfigures <= FIGURES_MAX ? sl->nfigures : 0;
+
+        return offsetof(struct slot, figures) + n * sizeof(struct figure);
+}
+
+/*
+ * This worker's figures, made in a draft (the reporters allocate), then
+ * copied into its slot as a seqlock's writer: readers retry while seq
+ * is odd, which lasts one memcpy.
+ */
 static void publish(struct endpoints *e, bool with_process)
 {
         struct pxl_worker *srv = e->srv;
         struct slot *sl =
                 &e->slots[srv->worker_index < e->nslots ? srv->worker_index
                                                         : 0];
+        struct slot *d = e->draft;
         const struct pxl_metrics *m = &srv->metrics;
         unsigned i = 0;
+        uint64_t seq;
 
+        if (d == NULL)
+                return;
         if (with_process || e->publishes++ % PROCESS_EVERY == 0)
                 process_figures(e, e->process);
-        __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        sl->pid = (int32_t)getpid();
+        d->pid = (int32_t)getpid();
 #define PXL_COPY(name, prom, key, help, rate)                                  \
-        sl->counters[i++] = (double)m->name;
+        d->counters[i++] = (double)m->name;
         PXL_COUNTERS(PXL_COPY)
 #undef PXL_COPY
-        sl->gauges[G_CONNECTIONS] = srv->nopen;
-        sl->gauges[G_HANDSHAKING] = srv->nhandshaking;
-        sl->gauges[G_CLIENTS] = (double)srv->clients.count;
-        sl->gauges[G_ROOMS] = (double)srv->rooms.count;
-        memcpy(&sl->gauges[G_RSS], e->process, sizeof(e->process));
-        sl->ndeps = srv->ndeps;
+        d->gauges[G_CONNECTIONS] = srv->nopen;
+        d->gauges[G_HANDSHAKING] = srv->nhandshaking;
+        d->gauges[G_CLIENTS] = (double)srv->clients.count;
+        d->gauges[G_ROOMS] = (double)srv->rooms.count;
+        memcpy(&d->gauges[G_RSS], e->process, sizeof(e->process));
+        d->ndeps = srv->ndeps;
         for (i = 0; i < srv->ndeps; i++) {
-                snprintf(sl->deps[i].name, DEP_NAME, "%s", srv->deps[i].name);
-                sl->deps[i].up = srv->deps[i].up(srv, srv->deps[i].arg);
+                snprintf(d->deps[i].name, DEP_NAME, "%s", srv->deps[i].name);
+                d->deps[i].up = srv->deps[i].up(srv, srv->deps[i].arg);
         }
-        report_figures(srv, sl);
+        report_figures(srv, d);
+        seq = sl->seq;
+        __atomic_store_n(&sl->seq, seq + 1, __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        __atomic_store_n(&sl->seq, sl->seq + 1, __ATOMIC_RELEASE);
+        memcpy((char *)sl + SLOT_HEAD, (const char *)d + SLOT_HEAD,
+               slot_used(d) - SLOT_HEAD);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        __atomic_store_n(&sl->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
 /* A worker that died leaves its slot until its successor writes it. */
@@ -328,7 +365,11 @@ static bool read_slot(const struct endpoints *e, size_t i, struct slot *out)
                 uint64_t a = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE);
 
                 if (a % 2 == 0) {
-                        memcpy(out, (const void *)sl, sizeof(*out));
+                        /* The fixed part, then the figures in use. */
+                        memcpy(out, (const void *)sl,
+                               offsetof(struct slot, figures));
+                        memcpy(out->figures, (const void *)sl->figures,
+                               slot_used(out) - offsetof(struct slot, figures));
                         __atomic_thread_fence(__ATOMIC_SEQ_CST);
                         if (__atomic_load_n(&sl->seq, __ATOMIC_RELAXED) == a)
                                 break;
@@ -750,6 +791,11 @@ static int endpoints_start(struct pxl_worker *srv, struct pxl_str *errors)
 
         e->srv = srv;
         LIST_INIT(&e->conns);
+        e->draft = calloc(1, sizeof(*e->draft));
+        if (e->draft == NULL) {
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
         if (srv->conf->endpoints.admin) {
                 if (admin_listen(e, errors) < 0)
                         return PXL_ERR;
@@ -777,14 +823,23 @@ static void endpoints_stop(struct pxl_worker *srv)
         (void)srv;
         if (e == NULL || e->srv == NULL)
                 return;
-        while (!LIST_EMPTY(&e->conns))
-                admin_close(LIST_FIRST(&e->conns));
+        /* One walk, then empty (scan-build reads a LIST_FIRST loop as a
+         * use after free). */
+        for (struct admin_conn *ac = LIST_FIRST(&e->conns), *next; ac != NULL;
+             ac = next) {
+                next = LIST_NEXT(ac, link);
+                bufferevent_free(ac->bev);
+                free(ac);
+        }
+        LIST_INIT(&e->conns);
         if (e->admin != NULL)
                 evconnlistener_free(e->admin);
         e->admin = NULL;
         if (e->publish_timer != NULL)
                 event_free(e->publish_timer);
         e->publish_timer = NULL;
+        free(e->draft);
+        e->draft = NULL;
         pxl_str_fini(&e->body);
 }
 
