@@ -348,6 +348,28 @@ def database_figures():
 tap.case("a database: its state in /health, its pool in /metrics",
          database_figures)
 
+def outage(srv, dep, stop, start):
+    """dep ("redis", "database") is up, then stop() takes it down: health
+    503 "degraded" and pxl_DEP_up 0; start() brings it back: 200."""
+    srv.start()
+    wait_until(lambda: health(srv.port)[1].get(dep) == "up", 10,
+               dep + " up in health")
+    status, doc = health(srv.port)
+    eq(status, 200, "health with %s up" % dep)
+    check_health_doc(doc, "ok", [dep])
+    eq(value(metrics(srv.port), "pxl_%s_up" % dep), 1, "pxl_%s_up" % dep)
+    stop()
+    wait_until(lambda: health(srv.port)[0] == 503, 15,
+               "health 503 with %s stopped" % dep)
+    status, doc = health(srv.port)
+    check_health_doc(doc, "degraded", [dep])
+    eq(doc[dep], "down", dep + " in health")
+    eq(value(metrics(srv.port), "pxl_%s_up" % dep), 0, "pxl_%s_up" % dep)
+    start()
+    wait_until(lambda: health(srv.port)[0] == 200, 15,
+               "health 200 once %s is back" % dep)
+
+
 pg = PG()
 
 
@@ -358,20 +380,7 @@ def pg_required():
         "connect_timeout = 5; required = true; retry_max_delay = 1; };")
     check("required = true" in group, "database.required in %r" % group)
     srv = Server(app_config(extra=group), name="pg")
-    srv.start()
-    wait_until(lambda: health(srv.port)[1].get("database") == "up", 10,
-               "database up in health")
-    eq(health(srv.port)[0], 200, "health with PostgreSQL up")
-    pg.stop()
-    wait_until(lambda: health(srv.port)[0] == 503, 15,
-               "health 503 with PostgreSQL stopped")
-    status, doc = health(srv.port)
-    check_health_doc(doc, "degraded", ["database"])
-    eq(doc["database"], "down", "database in health")
-    eq(value(metrics(srv.port), "pxl_database_up"), 0, "pxl_database_up")
-    pg.start()
-    wait_until(lambda: health(srv.port)[0] == 200, 15,
-               "health 200 once PostgreSQL is back")
+    outage(srv, "database", pg.stop, pg.start)
     srv.stop()
     pg.destroy()
 
@@ -443,23 +452,7 @@ def redis_required():
     redis.start()
     degraded = Server(app_config(extra=redis.config(required=True)),
                       name="redis")
-    degraded.start()
-    wait_until(lambda: health(degraded.port)[1].get("redis") == "up", 10,
-               "redis up in health")
-    status, doc = health(degraded.port)
-    eq(status, 200, "health with Redis up")
-    check_health_doc(doc, "ok", ["redis"])
-    eq(value(metrics(degraded.port), "pxl_redis_up"), 1, "pxl_redis_up")
-    redis.stop()
-    wait_until(lambda: health(degraded.port)[0] == 503, 10,
-               "health 503 with Redis stopped")
-    status, doc = health(degraded.port)
-    check_health_doc(doc, "degraded", ["redis"])
-    eq(doc["redis"], "down", "redis in health")
-    eq(value(metrics(degraded.port), "pxl_redis_up"), 0, "pxl_redis_up")
-    redis.start()
-    wait_until(lambda: health(degraded.port)[0] == 200, 15,
-               "health 200 once Redis is back")
+    outage(degraded, "redis", redis.stop, redis.start)
     check(value(metrics(degraded.port), "pxl_redis_reconnects_total") >= 1,
           "the reconnect is counted")
     degraded.stop()

@@ -88,24 +88,22 @@ static void test_name_from_key(void **state)
         assert_int_equal(pxl_prom_name_from_key(out, 8, "abcdef"), -1);
 }
 
-static struct sockaddr_in v4(const char *a)
+/* The peer address a (IPv6 when it has a ':') in ss. */
+static const struct sockaddr *peer(struct sockaddr_storage *ss, const char *a)
 {
-        struct sockaddr_in sa;
+        memset(ss, 0, sizeof(*ss));
+        if (strchr(a, ':') != NULL) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        inet_pton(AF_INET, a, &sa.sin_addr);
-        return sa;
-}
+                s6->sin6_family = AF_INET6;
+                assert_int_equal(inet_pton(AF_INET6, a, &s6->sin6_addr), 1);
+        } else {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
 
-static struct sockaddr_in6 v6(const char *a)
-{
-        struct sockaddr_in6 sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sa.sin6_family = AF_INET6;
-        inet_pton(AF_INET6, a, &sa.sin6_addr);
-        return sa;
+                s4->sin_family = AF_INET;
+                assert_int_equal(inet_pton(AF_INET, a, &s4->sin_addr), 1);
+        }
+        return (const struct sockaddr *)ss;
 }
 
 static void test_allow_parse(void **state)
@@ -149,15 +147,14 @@ static void test_allow_match(void **state)
 {
         struct pxl_allow_net nets[3];
         const char *why;
-        struct sockaddr_in a;
-        struct sockaddr_in6 b;
+        struct sockaddr_storage ss;
 
         (void)state;
         assert_int_equal(pxl_allow_parse("127.0.0.1", &nets[0], &why), 0);
         assert_int_equal(pxl_allow_parse("10.1.0.0/14", &nets[1], &why), 0);
         assert_int_equal(pxl_allow_parse("fd00::/8", &nets[2], &why), 0);
-#define IN4(s) (a = v4(s), (const struct sockaddr *)&a)
-#define IN6(s) (b = v6(s), (const struct sockaddr *)&b)
+#define IN4(s) peer(&ss, s)
+#define IN6(s) peer(&ss, s)
         assert_true(pxl_allow_match(nets, 3, IN4("127.0.0.1")));
         assert_false(pxl_allow_match(nets, 3, IN4("127.0.0.2")));
         assert_true(pxl_allow_match(nets, 3, IN4("10.3.255.255")));
