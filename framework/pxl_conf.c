@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "pxl/pxl.h"
+#include "pxl_allow.h"
 #include "pxl_conf.h"
 #include "pxl_cron.h"
 #include "pxl_json.h"
@@ -58,8 +59,8 @@ struct conf_key {
 };
 
 static key_check_fn check_log_level, check_log_format, check_log_dest,
-        check_log_facility, check_path, check_secret_encoding, check_algorithm,
-        check_visible_to, check_driver;
+        check_log_facility, check_path, check_allow, check_secret_encoding,
+        check_algorithm, check_visible_to, check_driver;
 
 /* Where a key's value goes in struct pxl_config. */
 #define F(field)                                                               \
@@ -263,6 +264,36 @@ static const struct conf_key conf_keys[] = {
         {.name = "metrics.log_interval", .type = KEY_INT, .min = 0,
          .max = 86400, F(metrics_log_interval), .def.i = 0,
          .help = "seconds between metrics log lines (0 = never)"},
+        {.name = "metrics.path", .type = KEY_STRING, .min = 1, .max = 255,
+         F(endpoints.metrics_path), .check = check_path, .def.s = "/metrics",
+         .help = "request path of the Prometheus metrics (plain HTTP GET "
+                 "on the listener, or on admin when configured)"},
+        {.name = "metrics.allow", .type = KEY_STRINGS, .min = 1, .max = 64,
+         F(endpoints.metrics_allow), .check = check_allow,
+         .unset = "loopback",
+         .help = "client addresses allowed to read metrics: addresses or "
+                 "CIDR prefixes, IPv4 or IPv6; others get 403 (default: "
+                 "127.0.0.0/8 and ::1)"},
+        {.name = "health", .type = KEY_GROUP,
+         .help = "the health check for load balancers and probes"},
+        {.name = "health.path", .type = KEY_STRING, .min = 1, .max = 255,
+         F(endpoints.health_path), .check = check_path, .def.s = "/health",
+         .help = "request path of the health check: 200 while serving, 503 "
+                 "while draining or while a required dependency is down"},
+        {.name = "health.allow", .type = KEY_STRINGS, .min = 1, .max = 64,
+         F(endpoints.health_allow), .check = check_allow, .unset = "any",
+         .help = "client addresses allowed to check health: addresses or "
+                 "CIDR prefixes; others get 403"},
+        {.name = "admin", .type = KEY_GROUP,
+         .help = "serve health and metrics only on a listener of their own "
+                 "(plain HTTP, one request per connection)"},
+        {.name = "admin.host", .type = KEY_STRING, .min = 1, .max = 255,
+         F(endpoints.admin_host), .def.s = "127.0.0.1",
+         .help = "address of the admin listener"},
+        {.name = "admin.port", .type = KEY_INT, .min = 0, .max = 65535,
+         F(endpoints.admin_port), .def.i = 9090,
+         .help = "TCP port of the admin listener (0 = any free port, "
+                 "logged at start)"},
         {.name = "database", .type = KEY_GROUP,
          .help = "the app's database, reached from every handler "
                  "(pxl_db_query)"},
@@ -529,6 +560,16 @@ static const char *check_path(struct pxl_config *conf, const char *v)
         if (strpbrk(v, "?# \t") != NULL)
                 return "must be a plain path (no query, fragment or spaces)";
         return NULL;
+}
+
+/* An allow list entry: an address or a CIDR prefix. */
+static const char *check_allow(struct pxl_config *conf, const char *v)
+{
+        struct pxl_allow_net net;
+        const char *why = NULL;
+
+        (void)conf;
+        return pxl_allow_parse(v, &net, &why) < 0 ? why : NULL;
 }
 
 /* One pass of checking: the app file, or a plugin's settings group. */
@@ -1091,6 +1132,7 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                 return;
         case KEY_STRINGS: {
                 int n = config_setting_length(s);
+                const char *why;
                 char **v;
 
                 if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
@@ -1120,6 +1162,10 @@ static void load_value(struct loader *ld, const config_setting_t *s,
                         v[i] = dup_or_oom(ld, config_setting_get_string(e));
                         if (v[i] == NULL)
                                 return;
+                        if (k->check != NULL &&
+                            (why = k->check(ld->conf, v[i])) != NULL)
+                                conf_error(ld, e, key, "element %d: \"%s\": %s",
+                                           i, v[i], why);
                 }
                 return;
         }
@@ -1230,6 +1276,29 @@ static void check_cluster(struct loader *ld)
                            "%u must be more than redis.heartbeat_interval (%u)",
                            conf->redis.dead_after,
                            conf->redis.heartbeat_interval);
+}
+
+/* The endpoints' paths are apart from each other and from listen.path. */
+static void check_endpoints(struct loader *ld)
+{
+        struct pxl_endpoints_conf *e = &ld->conf->endpoints;
+        const char *ws = ld->conf->path;
+
+        e->admin = config_lookup(&ld->conf->cfg, "admin") != NULL;
+        if (e->health_path == NULL || e->metrics_path == NULL || ws == NULL)
+                return;
+        if (strcmp(e->health_path, e->metrics_path) == 0)
+                conf_error(ld, config_lookup(&ld->conf->cfg, "metrics.path"),
+                           "metrics.path", "\"%s\" is health.path too",
+                           e->metrics_path);
+        if (e->admin)
+                return;
+        if (strcmp(e->health_path, ws) == 0)
+                conf_error(ld, config_lookup(&ld->conf->cfg, "health.path"),
+                           "health.path", "\"%s\" is listen.path too", ws);
+        if (strcmp(e->metrics_path, ws) == 0)
+                conf_error(ld, config_lookup(&ld->conf->cfg, "metrics.path"),
+                           "metrics.path", "\"%s\" is listen.path too", ws);
 }
 
 /* The database group: the keys of the other driver are mistakes. */
@@ -1689,6 +1758,7 @@ static struct pxl_config *load(const char *file, const char *text,
         relative_to_app(&ld, &conf->queue.path);
         check_auth(&ld);
         check_cluster(&ld);
+        check_endpoints(&ld);
         if (conf->limits.max_frame_size > conf->limits.max_message_size)
                 conf_error(&ld,
                            config_lookup(&conf->cfg, "limits.max_frame_size"),
@@ -1742,6 +1812,11 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->tls_cert);
         free(conf->tls_key);
         free_strings(conf->origins);
+        free(conf->endpoints.metrics_path);
+        free_strings(conf->endpoints.metrics_allow);
+        free(conf->endpoints.health_path);
+        free_strings(conf->endpoints.health_allow);
+        free(conf->endpoints.admin_host);
         free(conf->auth.secret);
         free(conf->auth.public_key);
         free(conf->auth.algorithm);
@@ -1787,7 +1862,7 @@ static bool reloadable(const char *key)
                 "raw_text", "connected_frame", "shutdown_timeout",
                 "shutdown_spread",
                 "listen.origins", "limits", "auth", "rooms", "presence",
-                "inactivity", "heartbeat", "metrics", "log",
+                "inactivity", "heartbeat", "metrics.log_interval", "log",
         };
 
         for (size_t i = 0; i < sizeof(live) / sizeof(*live); i++) {

@@ -130,6 +130,16 @@ struct pxl_config {
         struct pxl_db_conf database;
         struct pxl_queue_conf queue;
         struct pxl_limits limits;
+        /* /health and /metrics (pxl_endpoints.c) */
+        struct pxl_endpoints_conf {
+                char *metrics_path;
+                char **metrics_allow; /* NULL: loopback only */
+                char *health_path;
+                char **health_allow; /* NULL: any address */
+                bool admin;          /* the admin group: its own listener */
+                char *admin_host;
+                unsigned admin_port;
+        } endpoints;
         char **origins; /* listen.origins; NULL = any Origin */
         struct pxl_auth_conf auth;
         struct pxl_rooms_conf rooms;
@@ -184,10 +194,11 @@ void pxl_conf_free(struct pxl_config *conf);
 /*
  * A reload (SIGHUP): take into conf, from next (a config of the same
  * file that loaded without errors), the values that can change while
- * serving (logging, limits, auth, rooms, presence, inactivity,
- * heartbeat, metrics, origins, the greeting and raw_text, the shutdown
- * timeout). Every other key that differs is named in restart, one
- * "KEY\n" line each, and keeps its running value. next then belongs to
+ * serving (logging, limits, auth, rooms but rooms.history, presence,
+ * inactivity, heartbeat, metrics.log_interval, origins, the greeting
+ * and raw_text, the shutdown timeout and spread). Every other key that
+ * differs is named in restart, one "KEY: needs a restart\n" line
+ * each, and keeps its running value. next then belongs to
  * conf (freed with it).
  */
 void pxl_conf_reload(struct pxl_config *conf, struct pxl_config *next,

@@ -323,7 +323,8 @@ void pxl_conn_accept(struct pxl_worker *srv, evutil_socket_t fd,
         int one = 1;
 
         (void)salen;
-        if (srv->stopping) {
+        /* Draining, the listener stays open only for plain HTTP (health). */
+        if (srv->stopping && srv->nhttp == 0) {
                 evutil_closesocket(fd);
                 return;
         }
@@ -698,8 +699,13 @@ void pxl_conn_shutdown_all_upgrading(struct pxl_worker *srv)
 {
         struct pxl_conn *c;
 
-        /* Each leaves the list. */
-        while ((c = TAILQ_FIRST(&srv->handshaking)) != NULL)
+        /*
+         * Each leaves the list. With an HTTP hook the requests being read
+         * are answered (health: 503 draining, upgrades: 503) or meet
+         * their deadline; a probe is not cut off mid-answer.
+         */
+        while (srv->nhttp == 0 &&
+               (c = TAILQ_FIRST(&srv->handshaking)) != NULL)
                 conn_close_soon(c);
 }
 
@@ -961,6 +967,30 @@ static bool authenticate(struct pxl_conn *c, const struct pxl_http_request *req,
         return false;
 }
 
+/*
+ * A plain request (no Upgrade header) for another path than listen.path:
+ * the HTTP hook's answer, then close. False when the hook passes.
+ */
+static bool answer_http(struct pxl_conn *c, const struct pxl_http_request *req)
+{
+        struct pxl_worker *srv = c->srv;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        const struct sockaddr *peer = NULL;
+
+        memset(&ss, 0, sizeof(ss));
+        if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&ss,
+                        &len) == 0)
+                peer = (const struct sockaddr *)&ss;
+        srv->scratch.len = 0;
+        if (pxl_worker_answer_http(srv, req, peer, &srv->scratch) <= 0)
+                return false;
+        evbuffer_add(bufferevent_get_output(c->bev), srv->scratch.p,
+                     srv->scratch.len);
+        conn_finish(c);
+        return true;
+}
+
 /* Returns true when the connection is now open and frames may follow. */
 static bool handle_upgrade(struct pxl_conn *c)
 {
@@ -988,6 +1018,10 @@ static bool handle_upgrade(struct pxl_conn *c)
                 return false;
         }
         status = pxl_http_check_upgrade(&req, srv->conf->path);
+        /* Only a request that missed the path costs the hook a look. */
+        if (status == 404 && req.upgrade.p == NULL && srv->nhttp > 0 &&
+            answer_http(c, &req))
+                return false;
         if (status != 0) {
                 refuse(c, status,
                        status == 404   ? "Not Found"

@@ -1144,6 +1144,16 @@ static void report(const struct pxl_worker *srv, struct json_object *out,
         json_object_object_add(out, "database", o);
 }
 
+/* For health checks: the back end runs and can take queries. */
+static bool db_up(const struct pxl_worker *srv, void *arg)
+{
+        const struct pxl_db *db = pxl_db_app(srv);
+
+        (void)arg;
+        return db != NULL && db->started &&
+               (db->backend->up == NULL || db->backend->up(db->state));
+}
+
 int pxl_db_install(struct pxl_worker *srv)
 {
         const struct pxl_db_backend *backend;
@@ -1156,7 +1166,10 @@ int pxl_db_install(struct pxl_worker *srv)
                 backend->setup();
         if (pxl_worker_add_service(srv, &db_service) < 0 ||
             pxl_worker_watch(srv, db_on_change, NULL) < 0 ||
-            pxl_worker_add_reporter(srv, report, NULL) < 0)
+            pxl_worker_add_reporter(srv, report, NULL) < 0 ||
+            pxl_worker_add_dependency(srv, "database",
+                                      srv->conf->database.required, db_up,
+                                      NULL) < 0)
                 return PXL_ENOMEM;
         return PXL_OK;
 }

@@ -181,6 +181,8 @@ struct pxl_db_backend {
          * its result, or an error "database stopped"); then free state.
          */
         void (*stop)(struct pxl_db *db, void *state);
+        /* Queries can run now (a flag, no round trip); NULL: always. */
+        bool (*up)(const void *state);
 };
 
 extern const struct pxl_db_backend pxl_db_sqlite;

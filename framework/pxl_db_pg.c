@@ -1342,9 +1342,18 @@ static void pg_stop(struct pxl_db *db, void *state)
         pg_free(pg);
 }
 
+/* Some connection of the pool is ready. */
+static bool pg_up(const void *state)
+{
+        const struct pg *pg = state;
+
+        return pg != NULL && pg->nready > 0;
+}
+
 const struct pxl_db_backend pxl_db_postgresql = {
         .name = "pg",
         .start = pg_start,
         .submit = pg_submit,
         .stop = pg_stop,
+        .up = pg_up,
 };

@@ -202,16 +202,28 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         }
 }
 
+/* In the serving worker: the state, the sweep and the rooms' hook. */
 static int history_start(struct pxl_worker *srv, struct pxl_str *errors)
 {
-        struct history *h = pxl_worker_service_state(srv, &history_service);
         struct timeval second = {1, 0};
+        struct history *h = calloc(1, sizeof(*h));
 
+        if (h == NULL || pxl_worker_set_service_state(srv, &history_service,
+                                                      h) < 0) {
+                free(h);
+                pxl_str_puts(errors, "out of memory\n");
+                return PXL_ENOMEM;
+        }
+        h->srv = srv;
+        h->size = srv->conf->rooms.history_size;
+        h->ttl_ms = (int64_t)srv->conf->rooms.history_ttl * 1000;
         h->sweep = event_new(srv->base, -1, EV_PERSIST, sweep_cb, h);
         if (h->sweep == NULL || event_add(h->sweep, &second) < 0) {
                 pxl_str_puts(errors, "cannot start the room history sweep\n");
                 return PXL_ERR;
         }
+        srv->room_frame = room_frame;
+        srv->room_frame_arg = h;
         return PXL_OK;
 }
 
@@ -244,23 +256,9 @@ static const struct pxl_service history_service = {
 
 int pxl_history_install(struct pxl_worker *srv)
 {
-        struct history *h;
-
         if (!srv->conf->rooms.history)
                 return PXL_OK;
-        if ((h = calloc(1, sizeof(*h))) == NULL)
-                return PXL_ENOMEM;
-        h->srv = srv;
-        h->size = srv->conf->rooms.history_size;
-        h->ttl_ms = (int64_t)srv->conf->rooms.history_ttl * 1000;
-        if (pxl_worker_add_service(srv, &history_service) < 0 ||
-            pxl_worker_set_service_state(srv, &history_service, h) < 0) {
-                free(h);
-                return PXL_ENOMEM;
-        }
-        srv->room_frame = room_frame;
-        srv->room_frame_arg = h;
-        return PXL_OK;
+        return pxl_worker_add_service(srv, &history_service);
 }
 
 /* "EPOCH:OFFSET" of since: the offset when the epoch is rh's, else 0. */

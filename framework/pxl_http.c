@@ -514,6 +514,8 @@ const char *pxl_http_reason(int status)
         switch (status) {
         case 101:
                 return "Switching Protocols";
+        case 200:
+                return "OK";
         case 400:
                 return "Bad Request";
         case 401:
@@ -522,6 +524,8 @@ const char *pxl_http_reason(int status)
                 return "Forbidden";
         case 404:
                 return "Not Found";
+        case 405:
+                return "Method Not Allowed";
         case 426:
                 return "Upgrade Required";
         case 500:
@@ -533,25 +537,37 @@ const char *pxl_http_reason(int status)
         }
 }
 
+size_t pxl_http_format_head(char *out, size_t cap, int status,
+                            const char *content_type, size_t body_len,
+                            bool keep_alive, const char *extra)
+{
+        return clamp_snprintf(snprintf(out, cap,
+                                       "HTTP/1.1 %d %s\r\n"
+                                       "Content-Type: %s\r\n"
+                                       "Content-Length: %zu\r\n"
+                                       "Connection: %s\r\n"
+                                       "%s"
+                                       "\r\n",
+                                       status, pxl_http_reason(status),
+                                       content_type, body_len,
+                                       keep_alive ? "keep-alive" : "close",
+                                       extra != NULL ? extra : ""));
+}
+
 size_t pxl_http_format_error(char *out, size_t cap, int status,
                              const char *body)
 {
-        const char *reason = pxl_http_reason(status);
+        size_t n;
 
         if (body == NULL)
-                body = reason;
+                body = pxl_http_reason(status);
         /* The body ends in "\n" so curl and nc output ends cleanly. */
-        return clamp_snprintf(snprintf(
-                out, cap,
-                "HTTP/1.1 %d %s\r\n"
-                "Content-Type: text/plain; charset=utf-8\r\n"
-                "Content-Length: %zu\r\n"
-                "Connection: close\r\n"
-                "%s"
-                "\r\n"
-                "%s\n",
-                status, reason, strlen(body) + 1,
-                status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", body));
+        n = pxl_http_format_head(
+                out, cap, status, "text/plain; charset=utf-8", strlen(body) + 1,
+                false, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        return n +
+               clamp_snprintf(snprintf(n < cap ? out + n : NULL,
+                                       n < cap ? cap - n : 0, "%s\n", body));
 }
 
 /*

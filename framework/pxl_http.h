@@ -129,6 +129,16 @@ void pxl_ws_accept_key(const char *key, size_t key_len,
 size_t pxl_http_format_101(char *out, size_t cap, const char *accept);
 
 /*
+ * Format a response head: status line, Content-Type, Content-Length
+ * (body_len), Connection (keep-alive or close), extra (NULL, or whole
+ * header lines each ending in CRLF) and the blank line. Returns the
+ * length written (snprintf rules).
+ */
+size_t pxl_http_format_head(char *out, size_t cap, int status,
+                            const char *content_type, size_t body_len,
+                            bool keep_alive, const char *extra);
+
+/*
  * Format a refusal: status line, Content-Type: text/plain; charset=utf-8,
  * Content-Length, Connection: close (426 adds Sec-WebSocket-Version: 13)
  * and a short body naming the reason (body NULL = the reason phrase).

@@ -18,7 +18,7 @@ void pxl_metrics_tick(struct pxl_worker *srv)
 {
         struct pxl_metrics *m = &srv->metrics;
 
-#define PXL_RATE(name, key, help, rate)                                        \
+#define PXL_RATE(name, prom, key, help, rate)                                  \
         if (rate)                                                              \
                 m->per_sec.name = (double)(m->name - m->last.name);            \
         m->last.name = m->name;
@@ -66,11 +66,12 @@ struct json_object *pxl_metrics_json(const struct pxl_worker *srv)
                                json_object_new_int64((int64_t)srv->clients.count));
         json_object_object_add(o, "rooms",
                                json_object_new_int64((int64_t)srv->rooms.count));
-#define PXL_JSON(name, key, help, rate)                                        \
-        json_object_object_add(o, key, json_object_new_int64((int64_t)m->name)); \
+#define PXL_JSON(name, prom, key, help, rate)                                  \
+        json_object_object_add(o, key,                                         \
+                               json_object_new_int64((int64_t)m->name));       \
         if (rate)                                                              \
-                json_object_object_add(rates, key,                             \
-                                       json_object_new_double(m->per_sec.name));
+                json_object_object_add(                                        \
+                        rates, key, json_object_new_double(m->per_sec.name));
         PXL_COUNTERS(PXL_JSON)
 #undef PXL_JSON
         json_object_object_add(o, "perSecond", rates);

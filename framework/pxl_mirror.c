@@ -903,6 +903,8 @@ static void mirror_up(void *arg)
 
         if (m == NULL)
                 return;
+        if (m->up_ms != 0)
+                srv->metrics.redis_reconnects++; /* up before: a reconnect */
         m->up_ms = pxl_worker_now_ms(srv);
         m->hb_sent_ms = 0;
         if (m->prev[0] != '\0') {
@@ -1367,6 +1369,13 @@ static const struct pxl_remote mirror_remote = {
         .publish = mirror_publish_custom,
 };
 
+/* For health checks: both Redis connections are open. */
+static bool redis_up(const struct pxl_worker *srv, void *arg)
+{
+        (void)arg;
+        return pxl_redis_up(srv->redis);
+}
+
 static const struct pxl_service mirror_service = {
         .name = "cluster view",
         .start = mirror_start,
@@ -1378,7 +1387,9 @@ int pxl_mirror_install(struct pxl_worker *srv)
         if (!srv->conf->redis.enabled)
                 return PXL_OK;
         if (pxl_worker_add_service(srv, &mirror_service) < 0 ||
-            pxl_worker_watch(srv, mirror_on_change, NULL) < 0)
+            pxl_worker_watch(srv, mirror_on_change, NULL) < 0 ||
+            pxl_worker_add_dependency(srv, "redis", srv->conf->redis.required,
+                                      redis_up, NULL) < 0)
                 return PXL_ENOMEM;
         srv->remote = &mirror_remote;
         return PXL_OK;

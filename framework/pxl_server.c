@@ -397,7 +397,8 @@ static void begin_shutdown(struct pxl_worker *srv, int signo)
         pxl_logs(PXL_LOG_NOTICE,
                  "signal %d: shutting down, closing %u clients", signo,
                  srv->nopen);
-        if (srv->listener != NULL) {
+        /* With an HTTP hook (health) the listener answers the drain. */
+        if (srv->listener != NULL && srv->nhttp == 0) {
                 evconnlistener_free(srv->listener);
                 srv->listener = NULL;
         }

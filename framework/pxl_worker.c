@@ -64,6 +64,37 @@ int pxl_worker_add_reporter(struct pxl_worker *srv, pxl_report_fn *fn,
         return PXL_OK;
 }
 
+int pxl_worker_add_dependency(struct pxl_worker *srv, const char *name,
+                              bool required, pxl_up_fn *up, void *arg)
+{
+        if (srv->ndeps == PXL_WORKER_DEPENDENCIES)
+                return PXL_ENOMEM;
+        srv->deps[srv->ndeps++] = (struct pxl_dependency){
+                .name = name, .required = required, .up = up, .arg = arg};
+        return PXL_OK;
+}
+
+int pxl_worker_serve_http(struct pxl_worker *srv, pxl_http_fn *fn, void *arg)
+{
+        if (srv->nhttp == PXL_WORKER_HTTP)
+                return PXL_ENOMEM;
+        srv->http[srv->nhttp].fn = fn;
+        srv->http[srv->nhttp++].arg = arg;
+        return PXL_OK;
+}
+
+int pxl_worker_answer_http(struct pxl_worker *srv,
+                           const struct pxl_http_request *req,
+                           const struct sockaddr *peer, struct pxl_str *out)
+{
+        for (unsigned i = 0; i < srv->nhttp; i++) {
+                out->len = 0;
+                if (srv->http[i].fn(srv, req, peer, out, srv->http[i].arg) > 0)
+                        return 1;
+        }
+        return 0;
+}
+
 int pxl_worker_add_service(struct pxl_worker *srv,
                            const struct pxl_service *svc)
 {

@@ -134,9 +134,11 @@ struct pxl_service {
         void (*stop)(struct pxl_worker *srv);
 };
 
-#define PXL_WORKER_WATCHERS  8
-#define PXL_WORKER_SERVICES  8
-#define PXL_WORKER_REPORTERS 4
+#define PXL_WORKER_WATCHERS     8
+#define PXL_WORKER_SERVICES     8
+#define PXL_WORKER_REPORTERS    4
+#define PXL_WORKER_DEPENDENCIES 4
+#define PXL_WORKER_HTTP         4
 
 /* Adds a subsystem's figures to pxl_metrics() (out is the snapshot). */
 typedef void pxl_report_fn(const struct pxl_worker *srv,
@@ -151,6 +153,35 @@ typedef struct pxl_frame *pxl_room_frame_fn(struct pxl_worker *srv,
                                             const char *room, size_t len,
                                             const struct json_object *obj,
                                             void *arg);
+
+/*
+ * Whether a server the worker depends on (Redis, the database) is up, as
+ * the worker last saw it: a flag it keeps, never a round trip.
+ */
+typedef bool pxl_up_fn(const struct pxl_worker *srv, void *arg);
+
+/* A dependency, for health checks (pxl_worker_add_dependency). */
+struct pxl_dependency {
+        const char *name; /* "redis", "database": static */
+        bool required;    /* down: the worker serves, but degraded */
+        pxl_up_fn *up;
+        void *arg;
+};
+
+struct pxl_http_request;
+struct pxl_str;
+struct sockaddr;
+
+/*
+ * Answers a plain HTTP request (no Upgrade header) that is not for
+ * listen.path, in place of the 404 (pxl_endpoints.c installs it): the
+ * whole response goes into out. Returns 1 when it answered, 0 to leave
+ * the request its 404. peer is the client's address (NULL if unknown).
+ */
+typedef int pxl_http_fn(struct pxl_worker *srv,
+                        const struct pxl_http_request *req,
+                        const struct sockaddr *peer, struct pxl_str *out,
+                        void *arg);
 
 struct pxl_redis;
 
@@ -226,6 +257,15 @@ struct pxl_worker {
                 void *arg;
         } reporters[PXL_WORKER_REPORTERS];
         unsigned nreporters;
+        struct pxl_dependency deps[PXL_WORKER_DEPENDENCIES];
+        unsigned ndeps;
+        /* Plain HTTP requests on the listener, asked in order; none:
+         * all get 404. */
+        struct {
+                pxl_http_fn *fn;
+                void *arg;
+        } http[PXL_WORKER_HTTP];
+        unsigned nhttp;
         unsigned nconns;        /* all accepted, upgrading included */
         unsigned nopen;         /* upgraded */
         unsigned nhandshaking;  /* on the handshaking list */
@@ -248,6 +288,22 @@ void pxl_worker_announce(struct pxl_worker *srv, const struct pxl_change *ch);
 /* Have fn add to every metrics snapshot (PXL_ENOMEM past the table). */
 int pxl_worker_add_reporter(struct pxl_worker *srv, pxl_report_fn *fn,
                             void *arg);
+
+/* Tell health checks about a dependency (PXL_ENOMEM past the table). */
+int pxl_worker_add_dependency(struct pxl_worker *srv, const char *name,
+                              bool required, pxl_up_fn *up, void *arg);
+
+/*
+ * Answer plain HTTP requests on the WebSocket listener with fn too: the
+ * handlers are asked in the order they were added until one answers
+ * (PXL_ENOMEM past the table). While one is set the listener stays open
+ * through the shutdown drain, so it can say "draining".
+ */
+int pxl_worker_serve_http(struct pxl_worker *srv, pxl_http_fn *fn, void *arg);
+/* The first handler's answer to req in out: 1, or 0 when none answers. */
+int pxl_worker_answer_http(struct pxl_worker *srv,
+                           const struct pxl_http_request *req,
+                           const struct sockaddr *peer, struct pxl_str *out);
 
 /* Run svc in this worker (before pxl_server_run). */
 int pxl_worker_add_service(struct pxl_worker *srv,

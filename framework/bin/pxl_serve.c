@@ -15,6 +15,7 @@
 #include "pxl_conf.h"
 #include "pxl_db.h"
 #include "pxl_history.h"
+#include "pxl_endpoints.h"
 #include "pxl_log.h"
 #include "pxl_mirror.h"
 #include "pxl_queue.h"
@@ -294,6 +295,9 @@ int main(int argc, char **argv)
         }
         if (rc == 0)
                 rc = pxl_queue_install(&srv, &errors);
+        /* Before the fork: the workers' figures meet in a shared mapping. */
+        if (rc == 0)
+                rc = pxl_endpoints_install(&srv, &errors);
         /* -t checks the migrations' names; a start applies them. */
         if (rc == 0 && test_only)
                 rc = pxl_db_check_migrations(conf, &errors);
@@ -309,6 +313,7 @@ int main(int argc, char **argv)
         /* In a cluster, each worker returns here too and ends the same way. */
         pxl_server_fini(&srv);
         pxl_queue_fini();
+        pxl_endpoints_fini();
         rc = rc < 0 ? fail(&errors) : 0;
         pxl_str_fini(&errors);
         pxl_log_close();

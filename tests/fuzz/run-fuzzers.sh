@@ -21,7 +21,7 @@ ws_codec:pxl_ws_codec.c pxl_utf8.c::
 http:pxl_http.c:-lcrypto:
 json:pxl_json.c pxl_utf8.c:-ljson-c:
 json_build:pxl_json_build.c pxl_json.c pxl_utf8.c:-ljson-c:
-conf:pxl_conf.c pxl_str.c pxl_json.c pxl_json_build.c pxl_cron.c pxl_log.c pxl_utf8.c:-lconfig -ljson-c:
+conf:pxl_conf.c pxl_str.c pxl_json.c pxl_json_build.c pxl_cron.c pxl_allow.c pxl_log.c pxl_utf8.c:-lconfig -ljson-c:
 auth:pxl_auth.c pxl_http.c pxl_str.c pxl_json.c pxl_utf8.c:-ljwt -ljson-c -lcrypto:
 wire:pxl_wire.c pxl_str.c pxl_json.c pxl_utf8.c:-ljson-c:
 cron:pxl_cron.c::

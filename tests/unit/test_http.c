@@ -726,6 +726,63 @@ static ssize_t qp(const char *query, const char *name, char *out, size_t cap)
         return pxl_http_query_param(q, name, out, cap);
 }
 
+/* Any response head: the endpoints' 200s, 405 with Allow, keep-alive. */
+static void test_format_head(void **state)
+{
+        char out[512];
+        size_t n;
+
+        (void)state;
+        n = pxl_http_format_head(out, sizeof(out), 200,
+                                 "text/plain; version=0.0.4; charset=utf-8", 42,
+                                 false, NULL);
+        assert_string_equal(out, "HTTP/1.1 200 OK\r\n"
+                                 "Content-Type: text/plain; version=0.0.4; "
+                                 "charset=utf-8\r\n"
+                                 "Content-Length: 42\r\n"
+                                 "Connection: close\r\n"
+                                 "\r\n");
+        assert_int_equal(n, strlen(out));
+        pxl_http_format_head(out, sizeof(out), 405, "text/plain", 0, true,
+                             "Allow: GET, HEAD\r\n");
+        assert_string_equal(out, "HTTP/1.1 405 Method Not Allowed\r\n"
+                                 "Content-Type: text/plain\r\n"
+                                 "Content-Length: 0\r\n"
+                                 "Connection: keep-alive\r\n"
+                                 "Allow: GET, HEAD\r\n"
+                                 "\r\n");
+        /* snprintf rules: the whole length, whatever fits. */
+        assert_int_equal(
+                pxl_http_format_head(out, 8, 200, "a", 1, false, NULL),
+                pxl_http_format_head(NULL, 0, 200, "a", 1, false, NULL));
+        assert_string_equal(out, "HTTP/1.");
+        assert_string_equal(pxl_http_reason(200), "OK");
+        assert_string_equal(pxl_http_reason(405), "Method Not Allowed");
+}
+
+/*
+ * What the endpoints rely on: a plain GET for another path parses, has
+ * no Upgrade header, and the upgrade check says 404 (its hook's cue).
+ */
+static void test_plain_request(void **state)
+{
+        static const char req_text[] = "HEAD /metrics?x=1 HTTP/1.0\r\n"
+                                       "Accept: */*\r\n\r\n";
+        struct pxl_http_request req;
+
+        (void)state;
+        assert_int_equal(pxl_http_parse_request(req_text, strlen(req_text),
+                                                MAX_HEAD, &req),
+                         (ssize_t)strlen(req_text));
+        assert_int_equal(req.method.len, 4);
+        assert_memory_equal(req.method.p, "HEAD", 4);
+        assert_int_equal(req.path.len, 8);
+        assert_memory_equal(req.path.p, "/metrics", 8);
+        assert_null(req.upgrade.p);
+        assert_int_equal(pxl_http_check_upgrade(&req, "/ws"), 404);
+        assert_int_equal(req.version_major * 10 + req.version_minor, 10);
+}
+
 static void test_query_param(void **state)
 {
         char out[32];
@@ -1126,6 +1183,8 @@ int main(void)
                 cmocka_unit_test(test_has_token),
                 cmocka_unit_test(test_format_101),
                 cmocka_unit_test(test_format_error),
+                cmocka_unit_test(test_format_head),
+                cmocka_unit_test(test_plain_request),
                 cmocka_unit_test(test_query_param),
                 cmocka_unit_test(test_response_101),
                 cmocka_unit_test(test_response_split),
