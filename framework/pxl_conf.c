@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -173,6 +174,17 @@ static const struct conf_key conf_keys[] = {
         {.name = "limits.max_metadata_entry_size", .type = KEY_INT, .min = 0,
          .max = 1 << 30, F(limits.max_metadata_entry_size), .def.i = 16384,
          .help = "bytes of one metadata key and its JSON value"},
+        {.name = "static", .type = KEY_GROUP,
+         .help = "serve the files of a folder over plain HTTP on the "
+                 "WebSocket listener (GET and HEAD)"},
+        {.name = "static.root", .type = KEY_STRING, .min = 1, .max = 4095,
+         F(static_root),
+         .help = "the folder, relative to the app file (required in the "
+                 "group)"},
+        {.name = "static.max_file_size", .type = KEY_INT, .min = 1,
+         .max = 1LL << 30, F(static_max_file_size), .def.i = 8 * MiB,
+         .help = "largest file served, in bytes (read whole into the "
+                 "reply)"},
         {.name = "auth", .type = KEY_GROUP,
          .help = "authentication of upgrade requests"},
         {.name = "auth.jwt", .type = KEY_GROUP,
@@ -1359,6 +1371,28 @@ static void check_database(struct loader *ld)
  * queue.rate_limits: "QUEUE=N" each, N from 1 to 100000; a schedule's
  * payload within queue.max_payload (every tick would be refused).
  */
+/* The static group needs a folder that can be opened. */
+static void check_static(struct loader *ld)
+{
+        struct pxl_config *conf = ld->conf;
+        const config_setting_t *g = config_lookup(&conf->cfg, "static");
+        struct stat sb;
+
+        if (g == NULL)
+                return;
+        if (conf->static_root == NULL) {
+                conf_error(ld, g, "static", "needs root (the folder to "
+                                            "serve)");
+                return;
+        }
+        errno = 0;
+        if (stat(conf->static_root, &sb) < 0 || !S_ISDIR(sb.st_mode))
+                conf_error(ld, config_lookup(&conf->cfg, "static.root"),
+                           "static.root", "%s is not a folder%s%s",
+                           conf->static_root, errno ? ": " : "",
+                           errno ? strerror(errno) : "");
+}
+
 /* History in Redis (for a cluster or several machines) is to come. */
 static void check_history(struct loader *ld)
 {
@@ -1739,6 +1773,8 @@ static struct pxl_config *load(const char *file, const char *text,
                            "listen.tls", "needs both certificate and key");
         relative_to_app(&ld, &conf->tls_cert);
         relative_to_app(&ld, &conf->tls_key);
+        relative_to_app(&ld, &conf->static_root);
+        check_static(&ld);
         check_readable(&ld, "listen.tls.certificate", &conf->tls_cert);
         check_readable(&ld, "listen.tls.key", &conf->tls_key);
         relative_to_app(&ld, &conf->auth.public_key);
@@ -1811,6 +1847,7 @@ void pxl_conf_free(struct pxl_config *conf)
         free(conf->path);
         free(conf->tls_cert);
         free(conf->tls_key);
+        free(conf->static_root);
         free_strings(conf->origins);
         free(conf->endpoints.metrics_path);
         free_strings(conf->endpoints.metrics_allow);

@@ -121,6 +121,8 @@ struct pxl_config {
         unsigned backlog;
         char *tls_cert; /* PEM files; both NULL for plain ws:// */
         char *tls_key;
+        char *static_root;             /* folder served over HTTP, or NULL */
+        uint64_t static_max_file_size; /* bytes */
         bool raw_text;
         bool connected_frame; /* send system/connected (and authenticated) */
         unsigned shutdown_timeout; /* seconds */

@@ -284,6 +284,8 @@ static const struct field request_fields[] = {
         {"sec-websocket-version", REQ(ws_version)},
         {"origin", REQ(origin)},
         {"authorization", REQ(authorization)},
+        {"if-none-match", REQ(if_none_match)},
+        {"if-modified-since", REQ(if_modified_since)},
         {NULL, 0},
 };
 

@@ -34,6 +34,8 @@ struct pxl_http_request {
         struct pxl_http_span ws_version;
         struct pxl_http_span origin;
         struct pxl_http_span authorization;
+        struct pxl_http_span if_none_match;     /* static files' 304 */
+        struct pxl_http_span if_modified_since;
         /* Set when one of the single-valued headers above came twice
            (Origin counts as single-valued; Connection may repeat). */
         bool duplicate_header;

@@ -15,6 +15,7 @@
 #include "pxl_conf.h"
 #include "pxl_db.h"
 #include "pxl_history.h"
+#include "pxl_static.h"
 #include "pxl_endpoints.h"
 #include "pxl_log.h"
 #include "pxl_mirror.h"
@@ -298,6 +299,9 @@ int main(int argc, char **argv)
         /* Before the fork: the workers' figures meet in a shared mapping. */
         if (rc == 0)
                 rc = pxl_endpoints_install(&srv, &errors);
+        /* After the endpoints: their paths are asked first. */
+        if (rc == 0)
+                rc = pxl_static_install(&srv, &errors);
         /* -t checks the migrations' names; a start applies them. */
         if (rc == 0 && test_only)
                 rc = pxl_db_check_migrations(conf, &errors);
