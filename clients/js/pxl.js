@@ -51,6 +51,15 @@ function checkOptions(o) {
   for (const k of Object.keys(o)) {
     if (!(k in DEFAULTS)) throw new TypeError(`pxl: unknown option "${k}"`);
   }
+  if (!['undefined', 'string', 'function'].includes(typeof o.token) && o.token !== null) {
+    throw new TypeError('pxl: token must be a string or a function');
+  }
+  if (o.WebSocket !== undefined && typeof o.WebSocket !== 'function') {
+    throw new TypeError('pxl: WebSocket must be a class');
+  }
+  for (const k of ['reconnect', 'resume']) {
+    if (typeof o[k] !== 'boolean') throw new TypeError(`pxl: ${k} must be true or false`);
+  }
   if (!['full', 'equal', 'none'].includes(o.jitter)) {
     throw new TypeError(`pxl: jitter must be "full", "equal" or "none", not ${JSON.stringify(o.jitter)}`);
   }
@@ -197,8 +206,8 @@ class Client {
 
   // ---- requests ----------------------------------------------------------
 
-  request(type, action, data, options = {}) {
-    return this._request(type, action, data, options, false);
+  request(type, action, data, options) {
+    return this._request(type, action, data, options || {}, false);
   }
 
   // internal: the restore step sends on a socket that is not 'open' yet.
@@ -289,8 +298,8 @@ class Client {
 
   // ---- rooms -------------------------------------------------------------
 
-  async join(roomName, options = {}) {
-    const { timeout, ...rest } = options;
+  async join(roomName, options) {
+    const { timeout, ...rest } = options || {};
     const data = { ...rest, roomName };
     const r = await this.request('system', 'joinRoom', data, { timeout });
     if (!isObject(r) || r.success !== true) {
@@ -300,11 +309,11 @@ class Client {
     return r;
   }
 
-  async leave(roomName, options = {}) {
+  async leave(roomName, options) {
     // Forgotten at once: even if the reply is lost, no rejoin later.
     this._rooms.delete(roomName);
     this._pos.delete(roomName);
-    const r = await this.request('system', 'leaveRoom', { roomName }, { timeout: options.timeout });
+    const r = await this.request('system', 'leaveRoom', { roomName }, { timeout: options && options.timeout });
     if (!isObject(r) || r.success !== true) {
       throw new PxlError('refused', isObject(r) && r.error ? r.error : 'leaveRoom failed', { response: r });
     }
@@ -580,8 +589,8 @@ class Client {
 }
 
 // Opens a client; it connects (and reconnects) by itself. See README.md.
-export function connect(url, options = {}) {
-  return new Client(url, options);
+export function connect(url, options) {
+  return new Client(url, options || {});
 }
 
 export default { connect, PxlError, backoffDelay };

@@ -89,6 +89,8 @@ test('options are checked; no WebSocket implementation is a clear TypeError', ()
   assert.throws(() => connect(WSURL, { WebSocket: WS, retries: 3 }), /unknown option "retries"/);
   assert.throws(() => connect(WSURL, { WebSocket: WS, jitter: 'half' }), /jitter must be/);
   assert.throws(() => connect(WSURL, { WebSocket: WS, queueLimit: -1 }), /queueLimit must be/);
+  assert.throws(() => connect(WSURL, { WebSocket: WS, token: 5 }), /token must be/);
+  assert.throws(() => connect(WSURL, { WebSocket: WS, reconnect: 'no' }), /reconnect must be/);
   assert.throws(() => connect('ftp://x/', { WebSocket: WS }), /must be ws:/);
   const saved = globalThis.WebSocket;
   globalThis.WebSocket = undefined;
@@ -281,33 +283,35 @@ test('token function called before every connect (auth.jwt required)', async () 
   }
 });
 
-test('bounded queue: requests past queueLimit reject at once; close() rejects the rest', async () => {
-  const c = connect(`ws://127.0.0.1:${await deadPort()}/ws`, { WebSocket: WS, queueLimit: 2, minDelay: 1000 });
-  const r1 = c.request('test', 'echo', 1);
-  const r2 = c.request('test', 'echo', 2);
-  await assert.rejects(c.request('test', 'echo', 3),
-    (e) => e instanceof PxlError && e.code === 'queue_full' && /queue is full/.test(e.message));
-  const closing = c.close();
-  await Promise.all([assert.rejects(r1, (e) => e.code === 'closed'),
-    assert.rejects(r2, (e) => e.code === 'closed'), closing]);
-  await assert.rejects(c.request('test', 'echo', 4), (e) => e.code === 'closed');
-});
+for (const [name, impl] of IMPLS) {
+  test(`${name}: bounded queue: requests past queueLimit reject at once; close() rejects the rest`, async () => {
+    const c = connect(`ws://127.0.0.1:${await deadPort()}/ws`, { WebSocket: impl, queueLimit: 2, minDelay: 1000 });
+    const r1 = c.request('test', 'echo', 1);
+    const r2 = c.request('test', 'echo', 2);
+    await assert.rejects(c.request('test', 'echo', 3),
+      (e) => e instanceof PxlError && e.code === 'queue_full' && /queue is full/.test(e.message));
+    const closing = c.close();
+    await Promise.all([assert.rejects(r1, (e) => e.code === 'closed'),
+      assert.rejects(r2, (e) => e.code === 'closed'), closing]);
+    await assert.rejects(c.request('test', 'echo', 4), (e) => e.code === 'closed');
+  });
 
-test('maxAttempts: the last failure ends with close (willReconnect false) and failed', async () => {
-  const c = connect(`ws://127.0.0.1:${await deadPort()}/ws`,
-    { WebSocket: WS, maxAttempts: 3, minDelay: 5, maxDelay: 15, jitter: 'none' });
-  const events = [];
-  for (const n of ['close', 'reconnecting', 'failed']) c.addEventListener(n, (e) => events.push(e));
-  const queued = assert.rejects(c.request('test', 'echo', 1), (e) => e.code === 'failed');
-  const failed = await until(c, 'failed');
-  assert.equal(failed.attempts, 3);
-  assert.deepEqual(events.map((e) => e.type + (e.type === 'reconnecting' ? `:${e.attempt}:${e.delay}` : '')),
-    ['close', 'reconnecting:1:5', 'close', 'reconnecting:2:10', 'close', 'reconnecting:3:15', 'close', 'failed']);
-  assert.equal(events.at(-2).willReconnect, false);
-  assert.equal(c.state, 'closed');
-  await queued;
-  await c.closed();
-});
+  test(`${name}: maxAttempts: the last failure ends with close (willReconnect false) and failed`, async () => {
+    const c = connect(`ws://127.0.0.1:${await deadPort()}/ws`,
+      { WebSocket: impl, maxAttempts: 3, minDelay: 5, maxDelay: 15, jitter: 'none' });
+    const events = [];
+    for (const n of ['close', 'reconnecting', 'failed']) c.addEventListener(n, (e) => events.push(e));
+    const queued = assert.rejects(c.request('test', 'echo', 1), (e) => e.code === 'failed');
+    const failed = await until(c, 'failed');
+    assert.equal(failed.attempts, 3);
+    assert.deepEqual(events.map((e) => e.type + (e.type === 'reconnecting' ? `:${e.attempt}:${e.delay}` : '')),
+      ['close', 'reconnecting:1:5', 'close', 'reconnecting:2:10', 'close', 'reconnecting:3:15', 'close', 'failed']);
+    assert.equal(events.at(-2).willReconnect, false);
+    assert.equal(c.state, 'closed');
+    await queued;
+    await c.closed();
+  });
+}
 
 test('close() stops reconnecting, also from a reconnecting listener', async () => {
   let made = 0;
