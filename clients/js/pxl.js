@@ -114,7 +114,7 @@ class Client {
     this._ws = null;
     this._gen = 0; // counts sockets; work for an older socket is dropped
     this._nextId = 1;
-    this._pending = new Map(); // requestId -> {resolve, reject, timer, sent}
+    this._pending = new Map(); // requestId -> {msg, resolve, reject, timer, gen}
     this._queue = []; // requests waiting for the connection, oldest first
     this._handlers = new Map(); // key(type, action) -> Set(handler)
     this._listeners = new Map(); // event name -> Set(listener)
@@ -128,7 +128,8 @@ class Client {
     this._retryTimer = null;
     this._closedPromise = null;
     this._closedResolve = null;
-    this._connect();
+    // From a microtask: no event fires before connect() has returned.
+    queueMicrotask(() => this._connect());
   }
 
   get state() { return this._state; }
@@ -323,6 +324,7 @@ class Client {
   // ---- the connection ----------------------------------------------------
 
   async _connect() {
+    if (this._state === 'closed') return;
     const gen = ++this._gen;
     const url = new URL(this._url.href);
     try {

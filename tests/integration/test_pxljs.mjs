@@ -101,6 +101,23 @@ test('options are checked; no WebSocket implementation is a clear TypeError', ()
   }
 });
 
+test('events only after connect() returns; close() at once; a throwing WebSocket class', async () => {
+  const c = connect(WSURL, { WebSocket: WS });
+  const ev = [];
+  c.addEventListener('close', (e) => ev.push(e));
+  await c.close(1000, 'never mind');
+  assert.deepEqual([c.state, ev.map((e) => [e.code, e.reason, e.willReconnect])],
+    ['closed', [[1000, 'never mind', false]]]);
+  class Throws { constructor() { throw new Error('nope'); } }
+  const d = connect(WSURL, { WebSocket: Throws, maxAttempts: 1, minDelay: 1 });
+  const seen = [];
+  for (const n of ['error', 'close', 'reconnecting', 'failed']) {
+    d.addEventListener(n, (e) => seen.push(n === 'error' ? `error:${e.where}:${e.error.message}` : n));
+  }
+  await d.closed();
+  assert.deepEqual(seen, ['error:connect:nope', 'close', 'reconnecting', 'error:connect:nope', 'close', 'failed']);
+});
+
 for (const [name, impl] of IMPLS) {
   test(`${name}: request and response, connected/open events, clientId`, async () => {
     const c = connect(WSURL, { WebSocket: impl });
