@@ -86,7 +86,7 @@ function killAll() {
   }
 }
 
-function cleanup() {
+export function cleanup() {
   killAll();
   if (process.env.PXL_KEEP_TMP) return;
   for (const d of tmpdirs) fs.rmSync(d, { recursive: true, force: true });
