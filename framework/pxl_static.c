@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,11 @@ struct pxl_static {
         int root;           /* the folder, O_PATH */
         size_t max_size;    /* largest file served */
         bool logged_nosys;  /* openat2 missing: said once */
+        const char *pxl_js; /* the client library's file (PXL_JS) */
 };
+
+/* The path where pxl-serve serves its own client library. */
+#define PXL_JS_PATH "/pxl.js"
 
 static const struct pxl_service static_service;
 
@@ -128,14 +133,15 @@ static int read_all(int fd, char *buf, size_t len)
         return PXL_OK;
 }
 
-static void answer_file(struct pxl_static *st, int fd, const struct stat *sb,
+/* limit: the largest size served (pxl.js is not the app's file). */
+static void answer_file(size_t limit, int fd, const struct stat *sb,
                         const char *rel, const struct pxl_http_request *req,
                         struct pxl_str *out, bool head)
 {
         char etag[64], date[30], extra[256], buf[1024];
         size_t size = (size_t)sb->st_size, n, at;
 
-        if ((uintmax_t)sb->st_size > st->max_size) {
+        if ((uintmax_t)sb->st_size > limit) {
                 pxl_logs(PXL_LOG_WARN, "static: %s is larger than "
                                        "static.max_file_size; not served",
                          rel);
@@ -177,6 +183,26 @@ static void answer_file(struct pxl_static *st, int fd, const struct stat *sb,
         out->p[out->len] = '\0';
 }
 
+/* /pxl.js: the library installed with this pxl-serve (or PXL_JS's). */
+static void serve_pxl_js(struct pxl_static *st,
+                         const struct pxl_http_request *req,
+                         struct pxl_str *out, bool head)
+{
+        int fd = open(st->pxl_js, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat sb;
+
+        if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+                pxl_logs(PXL_LOG_WARN, "static: cannot serve %s from %s: %s",
+                         PXL_JS_PATH, st->pxl_js,
+                         fd < 0 ? strerror(errno) : "not a file");
+                answer_text(out, 404, "Not Found", NULL, head);
+        } else {
+                answer_file(SIZE_MAX, fd, &sb, "pxl.js", req, out, head);
+        }
+        if (fd >= 0)
+                close(fd);
+}
+
 static int static_http(struct pxl_worker *srv,
                        const struct pxl_http_request *req,
                        const struct sockaddr *peer, struct pxl_str *out,
@@ -195,6 +221,11 @@ static int static_http(struct pxl_worker *srv,
         if (!head && !method_is(req, "GET")) {
                 answer_text(out, 405, "Method Not Allowed",
                             "Allow: GET, HEAD\r\n", false);
+                return 1;
+        }
+        if (req->path.len == sizeof(PXL_JS_PATH) - 1 &&
+            memcmp(req->path.p, PXL_JS_PATH, req->path.len) == 0) {
+                serve_pxl_js(st, req, out, head);
                 return 1;
         }
         status = pxl_urlpath_resolve(req->path.p, req->path.len, rel,
@@ -223,7 +254,7 @@ static int static_http(struct pxl_worker *srv,
         } else if (!S_ISREG(sb.st_mode)) {
                 answer_text(out, 404, "Not Found", NULL, head);
         } else {
-                answer_file(st, fd, &sb, rel, req, out, head);
+                answer_file(st->max_size, fd, &sb, rel, req, out, head);
         }
         close(fd);
         return 1;
@@ -251,6 +282,9 @@ static int static_start(struct pxl_worker *srv, struct pxl_str *errors)
                 return PXL_ENOMEM;
         }
         st->max_size = conf->static_max_file_size;
+        st->pxl_js = getenv("PXL_JS") != NULL && getenv("PXL_JS")[0] != '\0'
+                             ? getenv("PXL_JS")
+                             : PXL_JSDIR "/pxl.js";
         st->root = open(conf->static_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (st->root < 0) {
                 pxl_str_report(errors, conf->file, 0, "static.root",

@@ -29,6 +29,7 @@ urlpath:pxl_urlpath.c::
 conn:libpxl:-levent_openssl -levent -lssl -lcrypto -lhiredis -ljson-c -ljwt -lconfig -lpq -lsqlite3 -lpthread -ldl:system bench chat echo"
 fuzzcc() {
         clang -std=gnu11 -D_GNU_SOURCE -DPXL_PLUGINDIR='"/nonexistent"' \
+                -DPXL_JSDIR='"/nonexistent"' \
                 -g -O1 -fno-sanitize-recover=undefined -I"$fw" \
                 $(pkg-config --cflags libpq) "$@"
 }

@@ -6,8 +6,9 @@ for folders and a 301 to the folder's slash; 404 for what is missing,
 405 for other methods; and nothing served from outside the folder, for
 every escape attempt: "..", %2e%2e, encoded slashes and backslashes,
 NUL, control characters, hidden files, symlinks pointing out, overlong
-paths. The WebSocket endpoint and /health keep working beside it, and
--t names a missing folder with its line.
+paths. /pxl.js is the client library pxl-serve comes with. The
+WebSocket endpoint keeps working beside it, and -t names a missing
+folder with its line.
 """
 import os
 import socket
@@ -152,6 +153,19 @@ def t_websocket_beside(srv):
        "an upgrade on a file's path")
 
 
+def t_pxl_js(srv):
+    """/pxl.js is the client library pxl-serve comes with (PXL_JS in the
+    test environment), whatever the folder holds."""
+    with open(os.environ["PXL_JS"], "rb") as f:
+        lib = f.read()
+    st, h, body = get(srv.port, "/pxl.js")
+    eq((st, h["content-type"], body), (200, "text/javascript; charset=utf-8",
+                                       lib), "GET /pxl.js")
+    eq(get(srv.port, "/pxl.js", extra="If-None-Match: %s\r\n"
+           % h["etag"])[0], 304, "/pxl.js If-None-Match")
+    eq(get(srv.port, "/pxl.js", "POST")[0], 405, "POST /pxl.js")
+
+
 def t_missing_folder():
     rc, out, err, path = check_text('name = "x";\nstatic = {\n  root = '
                                     '"nowhere";\n};\n')
@@ -173,6 +187,7 @@ def main():
                  "out, hidden files, NUL, overlong", t_escapes, srv)
         tap.case("the WebSocket endpoint beside the files", t_websocket_beside,
                  srv)
+        tap.case("/pxl.js: the client library, 200 and 304", t_pxl_js, srv)
         tap.case("-t: a static.root that is not a folder, with its line",
                  t_missing_folder)
     finally:
