@@ -32,11 +32,12 @@ trap 'exit 1' HUP INT TERM
 
 # app.cfg, listening on a free port (0) and loading the controller from
 # the build directory (absolute, so builds outside the source tree work).
-# The migrations come from the source tree; the database file is made
-# next to test.cfg, in $tmp, new for every run.
+# The migrations and the page come from the source tree; the database
+# file is made next to test.cfg, in $tmp, new for every run.
 sed -e 's|port *= *[0-9][0-9]*;|port = 0;|' \
         -e "s|\"controllers/|\"$APP_BUILDDIR/controllers/|g" \
         -e "s|migrations *= *\"migrations\";|migrations = \"$APP_SRCDIR/migrations\";|" \
+        -e "s|root *= *\"web\";|root = \"$APP_SRCDIR/web\";|" \
         "$APP_SRCDIR/app.cfg" >"$tmp/test.cfg"
 
 if "$PXL_SERVE" -t "$tmp/test.cfg" >"$tmp/check.out" 2>&1; then

@@ -123,11 +123,14 @@ export function logProblems(text) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Server {
-  constructor(config, name = 'app') {
+  // config: the app file's text, or null with opts.file (an app file to
+  // serve as it is); opts.args: pxl-serve options before the file.
+  constructor(config, name = 'app', opts = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pxltest-'));
     tmpdirs.push(this.dir);
-    this.cfg = path.join(this.dir, `${name}.cfg`);
-    fs.writeFileSync(this.cfg, config);
+    this.args = opts.args || [];
+    this.cfg = opts.file || path.join(this.dir, `${name}.cfg`);
+    if (config !== null) fs.writeFileSync(this.cfg, config);
     this.logPath = path.join(this.dir, `${name}.log`);
     this.proc = null;
     this.port = null;
@@ -141,7 +144,8 @@ export class Server {
 
   async start(timeoutMs = 20000) {
     const fd = fs.openSync(this.logPath, 'w');
-    this.proc = spawn(env('PXL_SERVE'), [this.cfg], { stdio: ['ignore', fd, fd] });
+    this.proc = spawn(env('PXL_SERVE'), [...this.args, this.cfg],
+      { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     servers.add(this);
     this.exited = new Promise((resolve) => {

@@ -224,6 +224,8 @@ fi
 # app.cfg loads the bundled system plugin by name, which the installed
 # pxl-serve looks for in the real plugin directory: point it into DESTDIR.
 export PXL_PLUGIN_PATH="$D$pkglibdir/plugins"
+# The installed client library, where pxl-serve would find it installed.
+export PXL_JS="$D$pkgdatadir/js/pxl.js"
 cd demo || finish
 must "app: autoreconf -fi" autoreconf -fi
 # configure looks for pxl-serve in pxl.pc's exec_prefix/bin; only a pxl
@@ -284,6 +286,25 @@ serve() {
 serve "$tmp/server.log" app.cfg
 if [ -n "$port" ]; then
         ok "app: pxl-serve app.cfg listens (port $port)"
+        # The page (static) and the client library it imports.
+        for p in / /pxl.js; do
+                if got=$(python3 -c 'import sys, urllib.request
+r = urllib.request.urlopen(sys.argv[1], timeout=20)
+sys.stdout.write("%d %s\n" % (r.status, r.headers["Content-Type"]))
+sys.stdout.write(r.read().decode())' "http://127.0.0.1:$port$p" 2>&1) &&
+                        case $p in
+                        /) printf '%s\n' "$got" | head -n 1 | grep -q '^200 text/html' &&
+                                printf '%s\n' "$got" | grep -q '<title>demo</title>' &&
+                                printf '%s\n' "$got" | grep -q 'from "/pxl.js"' ;;
+                        *) printf '%s\n' "$got" | head -n 1 | grep -q '^200 text/javascript' &&
+                                printf '%s\n' "$got" | grep -q 'export function connect' ;;
+                        esac; then
+                        ok "app: GET $p (the page and pxl.js, served by the app)"
+                else
+                        not_ok "app: GET $p (the page and pxl.js, served by the app)"
+                        printf '%s\n' "$got" | head -n 5 | diag
+                fi
+        done
         want='{"type":"demo","action":"ping","response":"pong","requestId":7}'
         got=$(timeout 20 tests/ws_request 127.0.0.1 "$port" /ws \
                 '{"type":"demo","action":"ping","requestId":7}' 2>&1)

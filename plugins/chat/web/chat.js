@@ -12,6 +12,8 @@ const state = {
   current: null,
   open: false,
   rooms: new Map(),   // name -> { joined, messages: [], members: Map(clientId -> name) }
+  names: new Map(),   // every clientId seen in a room -> its name (old messages)
+  mine: new Set(),    // this page's clientIds, one per connection
 };
 
 function room(name) {
@@ -35,6 +37,8 @@ function setStatus(text, open) {
 
 client.addEventListener('open', (e) => {
   state.clientId = e.clientId;
+  state.mine.add(e.clientId);
+  state.names.set(e.clientId, state.name);
   setStatus('connected', true);
   render();
 });
@@ -61,11 +65,14 @@ client.on('chat', 'message', (data) => {
 });
 client.on('system', 'clientJoined', (data) => {
   room(data.roomName).members.set(data.clientId, String(data.userId));
+  state.names.set(data.clientId, String(data.userId));
   if (data.roomName === state.current) renderMembers();
+  renderRooms();
 });
 client.on('system', 'clientLeft', (data) => {
   room(data.roomName).members.delete(data.clientId);
   if (data.roomName === state.current) renderMembers();
+  renderRooms();
 });
 
 // The room's members and its earlier messages, from the server.
@@ -74,6 +81,7 @@ async function refresh(name) {
   try {
     const m = await client.request('system', 'roomMembers', { roomName: name });
     r.members = new Map(m.members.map((x) => [x.clientId, String(x.userId)]));
+    for (const [id, name] of r.members) state.names.set(id, name);
     const h = await client.request('chat', 'history', { roomName: name, limit: 50 });
     r.messages = h.messages;
   } catch (err) {
@@ -107,9 +115,8 @@ function note(text) {
 }
 
 function who(msg) {
-  const r = room(msg.roomName);
-  return r.members.get(msg.clientId) || (msg.clientId === state.clientId
-    ? state.name : 'someone');
+  return room(msg.roomName).members.get(msg.clientId) ||
+    state.names.get(msg.clientId) || 'someone';
 }
 
 function renderMessages() {
@@ -120,7 +127,7 @@ function renderMessages() {
   if (r.messages.length === 0) note('No messages yet: say something.');
   for (const m of r.messages) {
     const li = document.createElement('li');
-    if (m.clientId === state.clientId) li.classList.add('mine');
+    if (state.mine.has(m.clientId)) li.classList.add('mine');
     const name = document.createElement('span');
     name.className = 'who';
     name.textContent = who(m);
@@ -188,6 +195,7 @@ $('name').addEventListener('change', async () => {
   const name = $('name').value.trim();
   if (!name || name === state.name) return;
   state.name = name;
+  state.names.set(state.clientId, name);
   localStorage.setItem('pxl-chat-name', name);
   // Memberships carry the name: join again under the new one.
   for (const [room_, r] of state.rooms) {
