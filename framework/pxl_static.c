@@ -85,11 +85,11 @@ static int open_beneath(struct pxl_static *st, const char *rel)
 static bool not_modified(const struct pxl_http_request *req,
                          const char *etag, time_t mtime)
 {
-        const char *p = req->if_none_match.p,
-                   *end = p + req->if_none_match.len;
+        const char *p = req->if_none_match.p, *end;
         size_t elen = strlen(etag);
 
         if (p != NULL) {
+                end = p + req->if_none_match.len;
                 while (p < end) {
                         const char *comma = memchr(p, ',', (size_t)(end - p));
                         const char *e = comma ? comma : end;

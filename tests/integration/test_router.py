@@ -173,7 +173,7 @@ async def t_deferred_left(srv, abrupt, error=False):
         eq(sorted(st), ["action", "requestId", "response", "type"],
            "stats reply keys")
         eq(sorted(st["response"]), ["clientId", "connects", "disconnects",
-                                    "greeting", "lastCloseCode"],
+                                    "greeting", "lastCloseCode", "reloads"],
            "stats keys")
         m1 = (await b.request("test", "metrics", rid="m1"))["response"]
         eq(m1["deferredDropped"] - m0["deferredDropped"], 1,
