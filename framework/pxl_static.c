@@ -276,15 +276,14 @@ static int static_start(struct pxl_worker *srv, struct pxl_str *errors)
 {
         const struct pxl_config *conf = srv->conf;
         struct pxl_static *st = calloc(1, sizeof(*st));
+        const char *js = getenv("PXL_JS");
 
         if (st == NULL) {
                 pxl_str_puts(errors, "out of memory\n");
                 return PXL_ENOMEM;
         }
         st->max_size = conf->static_max_file_size;
-        st->pxl_js = getenv("PXL_JS") != NULL && getenv("PXL_JS")[0] != '\0'
-                             ? getenv("PXL_JS")
-                             : PXL_JSDIR "/pxl.js";
+        st->pxl_js = js != NULL && js[0] != '\0' ? js : PXL_JSDIR "/pxl.js";
         st->root = open(conf->static_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (st->root < 0) {
                 pxl_str_report(errors, conf->file, 0, "static.root",

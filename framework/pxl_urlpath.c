@@ -133,14 +133,16 @@ static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 
 void pxl_http_date(time_t t, char out[30])
 {
+        char buf[64]; /* room for any int the compiler imagines */
         struct tm tm;
 
         gmtime_r(&t, &tm);
         /* Not strftime: its %a and %b follow the locale. */
-        out[0] = '\0';
-        (void)snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+        (void)snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT",
                        days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
                        tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        memcpy(out, buf, 29);
+        out[29] = '\0';
 }
 
 static int digits(const char *s, size_t n)

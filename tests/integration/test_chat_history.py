@@ -72,6 +72,7 @@ async def said(c, room, text):
 server = Server(example_config(), name="app")
 shutil.copytree(os.path.join(APP, "migrations"),
                 os.path.join(server.dir, "migrations"))
+shutil.copytree(os.path.join(APP, "web"), os.path.join(server.dir, "web"))
 
 
 def first_start():
