@@ -53,6 +53,9 @@ enum conn_state {
 /* Who began the close handshake; NOBODY: the connection was lost. */
 enum closer { CLOSED_BY_NOBODY, CLOSED_BY_SERVER, CLOSED_BY_CLIENT };
 
+/* The reply buffer a plain HTTP answer leaves is kept up to this. */
+#define SCRATCH_KEEP_CAP (64 * 1024)
+
 /* Assembled messages are not kept across messages: idle costs nothing. */
 #define MSG_KEEP_CAP 0
 /*
@@ -987,6 +990,8 @@ static bool answer_http(struct pxl_conn *c, const struct pxl_http_request *req)
                 return false;
         evbuffer_add(bufferevent_get_output(c->bev), srv->scratch.p,
                      srv->scratch.len);
+        /* A static file may have grown it to megabytes: not kept. */
+        pxl_str_reset(&srv->scratch, SCRATCH_KEEP_CAP);
         conn_finish(c);
         return true;
 }
