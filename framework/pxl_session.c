@@ -255,14 +255,20 @@ static bool session_keep(struct sessions *h, struct session *s,
         return true;
 }
 
-/* The watcher: a client that goes leaves its session behind for ttl. */
+/*
+ * The watcher: a client that goes leaves its session behind for ttl.
+ * Watchers stay after the service stops: the state is looked up, NULL
+ * once stopped.
+ */
 static void session_on_change(struct pxl_worker *srv,
                               const struct pxl_change *ch, void *arg)
 {
-        struct sessions *h = arg;
+        struct sessions *h = pxl_worker_service_state(srv, &session_service);
         struct session *s;
 
-        if (ch->kind != PXL_CHANGE_GONE || ch->client->conn == NULL ||
+        (void)arg;
+        if (h == NULL || ch->kind != PXL_CHANGE_GONE ||
+            ch->client->conn == NULL ||
             (s = live_get(h, ch->client->id)) == NULL)
                 return;
         pxl_map_remove(&h->live, &s->live_node);
