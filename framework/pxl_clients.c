@@ -169,6 +169,27 @@ fail:
         return NULL;
 }
 
+void pxl_client_rekey(struct pxl_worker *srv, struct pxl_client *c,
+                      const char *id)
+{
+        char old[33];
+
+        memcpy(old, c->id, sizeof(old));
+        pxl_map_remove(&srv->clients, &c->node);
+        memcpy(c->id, id, 32);
+        c->id[32] = '\0';
+        if (pxl_map_put(&srv->clients, &c->node) < 0) {
+                /* Out of memory growing the map: it had room for old. */
+                memcpy(c->id, old, sizeof(old));
+                (void)pxl_map_put(&srv->clients, &c->node);
+                return;
+        }
+        json_object_put(c->meta);
+        c->meta = NULL;
+        c->meta_bytes = 0;
+        c->resumed = true;
+}
+
 static void presence_changed(struct pxl_worker *srv, const char *kind);
 
 void pxl_client_remove(struct pxl_worker *srv, struct pxl_client *c)
@@ -352,6 +373,11 @@ const char *pxl_client_id(const struct pxl_client *c)
 bool pxl_client_is_local(const struct pxl_client *c)
 {
         return c->conn != NULL;
+}
+
+bool pxl_client_resumed(const struct pxl_client *c)
+{
+        return c->resumed;
 }
 
 int64_t pxl_client_last_activity(const struct pxl_client *c)

@@ -37,6 +37,7 @@ struct pxl_client {
         struct pxl_peer *peer;    /* its worker when remote; NULL when ours */
         bool gone;                /* ours and leaving: publish no more changes */
         bool mark;                /* pxl_mirror.c's scratch while resyncing */
+        bool resumed;             /* took over a session (system/resume) */
         int64_t last_activity_ms;
         struct json_object *user_id; /* NULL when anonymous */
         struct json_object *token;   /* the JWT payload */
@@ -58,6 +59,13 @@ void pxl_client_make_id(char out[33]);
 struct pxl_client *pxl_client_add(struct pxl_worker *srv, struct pxl_conn *conn,
                                   const char *id, struct json_object *user_id,
                                   struct json_object *token);
+/*
+ * Give a client of this worker, in no room, another id (not in use): the
+ * registry re-keyed, its metadata dropped, marked resumed. The caller
+ * announces what that means (pxl_conn_resume_as).
+ */
+void pxl_client_rekey(struct pxl_worker *srv, struct pxl_client *c,
+                      const char *id);
 /* Take a client out of its rooms and the registry, and free it. */
 void pxl_client_remove(struct pxl_worker *srv, struct pxl_client *c);
 struct pxl_client *pxl_clients_get(const struct pxl_worker *srv,

@@ -243,6 +243,17 @@ static const struct conf_key conf_keys[] = {
         {.name = "rooms.history.ttl", .type = KEY_INT, .min = 1,
          .max = 2592000, F(rooms.history_ttl), .def.i = 600,
          .help = "seconds a message is kept"},
+        {.name = "resume", .type = KEY_GROUP,
+         .help = "keep a disconnected client's session: system/connected "
+                 "carries a resumeToken that system/resume takes back (one "
+                 "process without redis for now)"},
+        {.name = "resume.ttl", .type = KEY_INT, .min = 1, .max = 86400,
+         F(resume.ttl), .def.i = 120,
+         .help = "seconds a disconnected client's session is kept"},
+        {.name = "resume.secret", .type = KEY_STRING, .min = 16, .max = 4096,
+         F(resume.secret),
+         .help = "HMAC key of the resume tokens (random per start when "
+                 "absent)"},
         {.name = "presence", .type = KEY_GROUP, .help = "presence lists"},
         {.name = "presence.client_list", .type = KEY_BOOL,
          F(presence_client_list), .def.b = false,
@@ -1393,18 +1404,32 @@ static void check_static(struct loader *ld)
                            errno ? strerror(errno) : "");
 }
 
-/* History in Redis (for a cluster or several machines) is to come. */
+/*
+ * Group key, which lives in one process for now (Redis, for a cluster or
+ * several machines, is to come): whether it is present; refused beside
+ * a redis group, saying what lives where.
+ */
+static bool one_process_group(struct loader *ld, const char *key,
+                              const char *what)
+{
+        const config_setting_t *g = config_lookup(&ld->conf->cfg, key);
+
+        if (g != NULL && config_lookup(&ld->conf->cfg, "redis") != NULL)
+                conf_error(ld, g, key,
+                           "not available with redis yet: %s in one "
+                           "process (no redis group, one worker)", what);
+        return g != NULL;
+}
+
 static void check_history(struct loader *ld)
 {
-        struct pxl_config *conf = ld->conf;
-        const config_setting_t *h = config_lookup(&conf->cfg, "rooms.history");
+        ld->conf->rooms.history =
+                one_process_group(ld, "rooms.history", "room history lives");
+}
 
-        conf->rooms.history = h != NULL;
-        if (h != NULL && config_lookup(&conf->cfg, "redis") != NULL)
-                conf_error(ld, h, "rooms.history",
-                           "not available with redis yet: room history "
-                           "lives in one process (no redis group, one "
-                           "worker)");
+static void check_resume(struct loader *ld)
+{
+        ld->conf->resume.on = one_process_group(ld, "resume", "sessions live");
 }
 
 static void check_queue(struct loader *ld)
@@ -1782,6 +1807,7 @@ static struct pxl_config *load(const char *file, const char *text,
         check_database(&ld);
         check_queue(&ld);
         check_history(&ld);
+        check_resume(&ld);
         relative_to_app(&ld, &conf->database.path);
         relative_to_app(&ld, &conf->database.password_file);
         relative_to_app(&ld, &conf->database.migrations);
@@ -1855,6 +1881,7 @@ void pxl_conf_free(struct pxl_config *conf)
         free_strings(conf->endpoints.health_allow);
         free(conf->endpoints.admin_host);
         free(conf->auth.secret);
+        free(conf->resume.secret);
         free(conf->auth.public_key);
         free(conf->auth.algorithm);
         free(conf->auth.issuer);

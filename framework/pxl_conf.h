@@ -145,6 +145,11 @@ struct pxl_config {
         char **origins; /* listen.origins; NULL = any Origin */
         struct pxl_auth_conf auth;
         struct pxl_rooms_conf rooms;
+        struct {
+                bool on;      /* the resume group is present */
+                unsigned ttl; /* seconds a session is kept */
+                char *secret; /* NULL: random per start */
+        } resume;
         bool presence_client_list;
         bool presence_include_payload;
         unsigned presence_interval;  /* ms between clientList frames */

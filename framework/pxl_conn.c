@@ -28,6 +28,7 @@
 #include "pxl_http.h"
 #include "pxl_int.h"
 #include "pxl_log.h"
+#include "pxl_rooms.h"
 #include "pxl_router.h"
 #include "pxl_server.h"
 #include "pxl_str.h"
@@ -900,6 +901,36 @@ static void run_connect_hooks(struct pxl_conn *c)
         }
 }
 
+int pxl_conn_resume_as(struct pxl_conn *c, const char *id)
+{
+        struct pxl_worker *srv = c->srv;
+        struct pxl_client *cl = c->client;
+
+        if (cl == NULL || c->state != CONN_OPEN || strlen(id) != 32 ||
+            pxl_clients_get(srv, id) != NULL)
+                return PXL_EINVAL;
+        /*
+         * The identity it had ends as if its connection had: the hooks
+         * cannot send to it (as in pxl_conn_close, where it is dead).
+         */
+        cl->conn = NULL;
+        run_disconnect_hooks(c);
+        cl->conn = c;
+        pxl_worker_announce(srv, &(struct pxl_change){
+                                         .kind = PXL_CHANGE_GONE,
+                                         .client = cl,
+                                         .user_id = cl->user_id,
+                                         .close_code = PXL_CLOSE_NORMAL});
+        pxl_rooms_leave_all(srv, cl);
+        pxl_client_rekey(srv, cl, id);
+        pxl_worker_announce(srv, &(struct pxl_change){
+                                         .kind = PXL_CHANGE_CONNECTED,
+                                         .client = cl,
+                                         .user_id = cl->user_id});
+        run_connect_hooks(c);
+        return c->state == CONN_OPEN ? PXL_OK : PXL_ECLOSED;
+}
+
 /* (pxl) connected, then auth/authenticated for a token's user. */
 static void send_greeting(struct pxl_conn *c)
 {
@@ -910,7 +941,10 @@ static void send_greeting(struct pxl_conn *c)
         pxl_str_puts(s, "{\"type\":\"system\",\"action\":\"connected\","
                         "\"data\":{\"clientId\":\"");
         pxl_str_puts(s, cl->id);
-        if (pxl_str_puts(s, "\"}}") == 0)
+        pxl_str_puts(s, "\"");
+        if (c->srv->greet != NULL)
+                c->srv->greet(c->srv, cl, s, c->srv->greet_arg);
+        if (pxl_str_puts(s, "}}") == 0)
                 pxl_conn_send(c, PXL_WS_OP_TEXT, s->p, s->len);
         if (cl->user_id == NULL)
                 return;

@@ -69,6 +69,16 @@ void pxl_conn_close_all(struct pxl_worker *srv);
 /* Free the connection now: the one place a connection ends. */
 void pxl_conn_close(struct pxl_conn *c);
 
+/*
+ * The open connection c takes over identity id (a resumed session, id
+ * not in use): the identity it had ends as if disconnected (disconnect
+ * hooks, PXL_CHANGE_GONE, its rooms left), the record is re-keyed to id
+ * with no metadata and marked resumed, then PXL_CHANGE_CONNECTED and the
+ * connect hooks. PXL_EINVAL when c is not open or id is taken;
+ * PXL_ECLOSED when a connect hook closed it.
+ */
+int pxl_conn_resume_as(struct pxl_conn *c, const char *id);
+
 /* A weak reference, for replies that arrive after the handler returned. */
 struct pxl_conn_ref *pxl_conn_ref_get(struct pxl_conn *c);
 

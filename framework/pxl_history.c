@@ -7,6 +7,7 @@
  * expired and the room is gone: its next message starts a new epoch.
  * The core's room sends pass through the room_frame hook set here.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <event2/event.h>
 
 #include "pxl/pxl.h"
+#include "pxl_clients.h"
 #include "pxl_frame.h"
 #include "pxl_history.h"
 #include "pxl_int.h"
@@ -326,4 +328,49 @@ struct json_object *pxl_room_history(const struct pxl_ctx *ctx,
                                json_object_new_string(rh->epoch));
         json_object_object_add(out, "messages", messages);
         return out;
+}
+
+/*
+ * "EPOCH:OFFSET" of a client: true with *off when it is well formed and
+ * of rh's epoch.
+ */
+static bool position_of(const struct room_history *rh, const char *pos,
+                        uint64_t *off)
+{
+        const char *colon = pos ? strchr(pos, ':') : NULL;
+        char *end;
+
+        if (colon == NULL || (size_t)(colon - pos) != EPOCH_LEN ||
+            memcmp(pos, rh->epoch, EPOCH_LEN) != 0 || colon[1] < '0' ||
+            colon[1] > '9')
+                return false;
+        errno = 0;
+        *off = strtoull(colon + 1, &end, 10);
+        return *end == '\0' && errno == 0;
+}
+
+int pxl_history_replay(struct pxl_worker *srv, const char *room,
+                       const char *since, struct pxl_client *c)
+{
+        struct history *h = pxl_worker_service_state(srv, &history_service);
+        struct room_history *rh;
+        uint64_t off;
+        size_t first;
+
+        if (h == NULL || room == NULL)
+                return PXL_EINVAL;
+        rh = history_get(h, room, strlen(room), false);
+        if (rh == NULL || !position_of(rh, since, &off) || off >= rh->next)
+                return 0;
+        expire(rh, h, pxl_worker_now_ms(srv));
+        /* Every message after off must still be kept: none missed. */
+        if (off + 1 < rh->next &&
+            (rh->n == 0 || at(rh, h, 0)->offset > off + 1))
+                return 0;
+        for (first = 0; first < rh->n && at(rh, h, first)->offset <= off;
+             first++)
+                ;
+        for (size_t i = first; i < rh->n; i++)
+                pxl_client_deliver(srv, c, at(rh, h, i)->frame);
+        return 1;
 }

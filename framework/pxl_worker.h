@@ -155,6 +155,14 @@ typedef struct pxl_frame *pxl_room_frame_fn(struct pxl_worker *srv,
                                             void *arg);
 
 /*
+ * What system/connected's data carries besides clientId (the sessions
+ * install it): append `,"KEY":VALUE` text for client c to out (never
+ * srv->scratch, which holds the frame being built).
+ */
+typedef void pxl_greet_fn(struct pxl_worker *srv, struct pxl_client *c,
+                          struct pxl_str *out, void *arg);
+
+/*
  * Whether a server the worker depends on (Redis, the database) is up, as
  * the worker last saw it: a flag it keeps, never a round trip.
  */
@@ -243,6 +251,8 @@ struct pxl_worker {
         const struct pxl_remote *remote; /* NULL: this worker is the app */
         pxl_room_frame_fn *room_frame;   /* NULL: rooms keep no history */
         void *room_frame_arg;
+        pxl_greet_fn *greet; /* NULL: the greeting has clientId only */
+        void *greet_arg;
         struct {
                 pxl_change_fn *fn;
                 void *arg;

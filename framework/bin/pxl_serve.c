@@ -15,6 +15,7 @@
 #include "pxl_conf.h"
 #include "pxl_db.h"
 #include "pxl_history.h"
+#include "pxl_session.h"
 #include "pxl_static.h"
 #include "pxl_endpoints.h"
 #include "pxl_log.h"
@@ -290,7 +291,8 @@ int main(int argc, char **argv)
         /* With a redis section, the worker is one of a cluster. */
         if (rc == 0 &&
             (pxl_mirror_install(&srv) < 0 || pxl_db_install(&srv) < 0 ||
-             pxl_history_install(&srv) < 0)) {
+             pxl_history_install(&srv) < 0 ||
+             pxl_session_install(&srv) < 0)) {
                 pxl_str_puts(&errors, "out of memory\n");
                 rc = PXL_ENOMEM;
         }

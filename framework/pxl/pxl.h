@@ -38,7 +38,8 @@
  *   1.6  reload: the descriptor's reload hook, appended (a 1.5 plugin
  *        has none), called in each worker after SIGHUP applied new
  *        settings; pxl_setting_* read the new values from then on.
- *        pxl_room_history (rooms.history) joined 1.6 before any release.
+ *        pxl_room_history (rooms.history) joined 1.6 before any release,
+ *        and so did pxl_session_resume and pxl_client_resumed (resume).
  * Functions are only ever added; a plugin that calls one its host lacks
  * is refused at load with the unresolved symbol named.
  */
@@ -140,7 +141,13 @@ typedef void pxl_fini_fn(struct pxl_ctx *ctx);
  * return is logged; the reload stands.
  */
 typedef int pxl_reload_fn(struct pxl_ctx *ctx, const config_setting_t *settings);
-/* A client finished its handshake. */
+/*
+ * A client finished its handshake. With resume, a connection that takes
+ * over a session (system/resume) ends the identity it had (on_disconnect
+ * with 1000 for that clientId), then connects again as the old clientId:
+ * on_connect runs once more, pxl_client_resumed() true for it, and its
+ * metadata and rooms come back right after (rooms as ordinary joins).
+ */
 typedef void pxl_connect_fn(struct pxl_ctx *ctx);
 /* A client is gone; close_code is the code sent or received (1006 if none). */
 typedef void pxl_disconnect_fn(struct pxl_ctx *ctx, int close_code);
@@ -431,6 +438,8 @@ const struct pxl_client *pxl_client_find(const struct pxl_ctx *ctx,
 const char *pxl_client_id(const struct pxl_client *c);
 /* True when the client is connected to this worker. */
 bool pxl_client_is_local(const struct pxl_client *c);
+/* ABI 1.6: true when it took over a session (system/resume, resume). */
+bool pxl_client_resumed(const struct pxl_client *c);
 /* Milliseconds since the epoch of its last message or ping. */
 int64_t pxl_client_last_activity(const struct pxl_client *c);
 /* Borrowed; NULL when anonymous. userId is a JSON integer or string. */
@@ -549,6 +558,20 @@ typedef int pxl_member_fn(const struct pxl_client *c,
 struct json_object *pxl_room_history(const struct pxl_ctx *ctx,
                                      const char *room, const char *since,
                                      unsigned limit);
+/*
+ * With resume (ABI 1.6): system/resume for the calling connection, which
+ * takes over the session token names (PROTOCOL.md, "History and
+ * resume"): its clientId becomes the old one, metadata and rooms come
+ * back, and for each room of rooms (an object mapping names to the last
+ * "EPOCH:OFFSET" seen; may be NULL) the frames it missed are queued
+ * before this returns. The reply to give: {"success":true,"clientId",
+ * "resumeToken","rooms":{R:{"recovered"}}}, or {"success":false,"error":
+ * "Invalid resume token" | "Session expired"} with the connection as it
+ * was. Borrows token and rooms; the caller owns the result. NULL when
+ * resume is off, outside a client's request, or out of memory.
+ */
+struct json_object *pxl_session_resume(struct pxl_ctx *ctx, const char *token,
+                                       struct json_object *rooms);
 /* Call fn for every member of a room (in no particular order). */
 int pxl_room_members(const struct pxl_ctx *ctx, const char *room,
                      pxl_member_fn *fn, void *arg);

@@ -257,12 +257,32 @@ static int history(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, r);
 }
 
+/*
+ * system/resume {token, rooms?}: take over a disconnected client's
+ * session (resume), sent as the first request of a connection.
+ */
+static int resume(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        struct json_object *data = pxl_msg_data(msg), *rooms = NULL, *r;
+        const char *token = NULL;
+
+        if (json_object_is_type(data, json_type_object)) {
+                token = string_field(data, "token");
+                json_object_object_get_ex(data, "rooms", &rooms);
+        }
+        r = pxl_session_resume(ctx, token ? token : "", rooms);
+        if (r == NULL)
+                return refuse(ctx, "Session resume is off");
+        return pxl_reply(ctx, r);
+}
+
 static const struct pxl_route system_routes[] = {
         {"system", "joinRoom", join_room},
         {"system", "leaveRoom", leave_room},
         {"system", "listRooms", list_rooms},
         {"system", "roomMembers", room_members},
         {"system", "history", history},
+        {"system", "resume", resume},
         PXL_ROUTE_END,
 };
 

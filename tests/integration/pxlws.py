@@ -24,6 +24,7 @@ class Client:
         self.first = None       # the first frame received, as received
         self.connected = None   # the system/connected frame, if any
         self._seen_first = False
+        self.resume_token = None
 
     async def send(self, data):
         await self.ws.send(data)
@@ -102,12 +103,15 @@ class Client:
         check(is_connected_frame(obj) and set(obj) == {"type", "action",
                                                        "data"}
               and isinstance(obj["data"], dict)
-              and set(obj["data"]) == {"clientId"},
+              and set(obj["data"]) in ({"clientId"},
+                                       {"clientId", "resumeToken"}),
               "first frame is not system/connected: %r" % m[:300])
         cid = obj["data"]["clientId"]
         check(isinstance(cid, str) and CLIENT_ID_RE.match(cid),
               "clientId %r is not 32 lowercase hex characters" % (cid,))
         self.connected = obj
+        # With resume (app file) the greeting carries a token too.
+        self.resume_token = obj["data"].get("resumeToken")
         return cid
 
     async def sync(self, timeout=10):

@@ -284,6 +284,14 @@ static int tk_pid(struct pxl_ctx *ctx, const struct pxl_msg *msg)
         return pxl_reply(ctx, o);
 }
 
+/* Whether this client took over a session (resume). */
+static int tk_resumed(struct pxl_ctx *ctx, const struct pxl_msg *msg)
+{
+        (void)msg;
+        return pxl_reply(ctx, json_object_new_boolean(
+                                      pxl_client_resumed(pxl_ctx_client(ctx))));
+}
+
 /* data[key] as a string, or NULL. */
 static const char *str_arg(const struct pxl_msg *msg, const char *key)
 {
@@ -669,6 +677,7 @@ static const struct pxl_route tk_routes[] = {
         {"test", "publish", tk_publish},
         {"test", "events", tk_events_route},
         {"test", "pid", tk_pid},
+        {"test", "resumed", tk_resumed},
         {"test", "clientInfo", tk_client_info},
         {"test", "roomOther", tk_room_other},
         {"test", "metaOther", tk_meta_other},
