@@ -179,6 +179,25 @@ async def connect_id(url, **kw):
     return c, cid
 
 
+async def ask(c, action, data, type_="system"):
+    """Send {type_, action, data} with a requestId and return the reply's
+    response; the frames that come before it are kept, oldest first, in
+    c.seen (for the caller to read: room frames, notifications)."""
+    await c.send_json({"type": type_, "action": action, "data": data,
+                       "requestId": action})
+    while True:
+        r = await c.recv()
+        if r.get("requestId") == action:
+            return r.get("response")
+        c.__dict__.setdefault("seen", []).append(r)
+
+
+async def join_room(c, room):
+    """system/joinRoom through ask(); it must succeed."""
+    r = await ask(c, "joinRoom", {"roomName": room})
+    eq(r["success"], True, "joinRoom %s" % room)
+
+
 async def close_all(clients):
     """Close clients, ignoring the ones that are already gone."""
     async def one(c):

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, Server, app_config, check, check_text,  # noqa: E402
                      eq)
-from pxlws import connect_id  # noqa: E402
+from pxlws import ask, connect_id, join_room  # noqa: E402
 
 tap = TAP()
 tap.deadline(60)
@@ -27,30 +27,12 @@ tap.deadline(60)
 SIZE = 5
 
 
-async def request(c, action, data, type_="system"):
-    """The reply's response; other frames that come first are kept in
-    c.seen for room_frames()."""
-    await c.send_json({"type": type_, "action": action, "data": data,
-                       "requestId": action})
-    while True:
-        r = await c.recv()
-        if r.get("requestId") == action:
-            return r.get("response")
-        c.__dict__.setdefault("seen", []).append(r)
-
-
-async def join(c, room):
-    r = await request(c, "joinRoom", {"roomName": room})
-    eq(r["success"], True, "joinRoom")
-    # The joiner's own roomJoined-style frames are not room messages.
-
-
 async def send(c, room, n):
     """Send n messages to room through testkit; return what was sent."""
     sent = []
     for i in range(n):
         m = {"type": "chat", "action": "message", "data": {"i": i}}
-        eq(await request(c, "sendRoom", {"room": room, "message": m},
+        eq(await ask(c, "sendRoom", {"room": room, "message": m},
                          type_="test"), 1, "members reached")
         sent.append(m)
     return sent
@@ -71,7 +53,7 @@ async def t_history(srv):
     url = srv.url()
     a, _ = await connect_id(url)
     b, _ = await connect_id(url)
-    await join(a, "lobby")
+    await join_room(a, "lobby")
     sent = await send(b, "lobby", 8)  # b is no member: reached 1 (a)
     got = await room_frames(a, 8)
     epochs = {f["pos"].split(":")[0] for f in got}
@@ -81,22 +63,22 @@ async def t_history(srv):
        "positions count from 1")
     eq([{k: v for k, v in f.items() if k != "pos"} for f in got], sent,
        "frames are what was sent, plus pos")
-    h = await request(a, "history", {"roomName": "lobby"})
+    h = await ask(a, "history", {"roomName": "lobby"})
     eq(h, {"roomName": "lobby", "epoch": epoch, "messages": got[-SIZE:]},
        "history keeps the last %d, the frames members got" % SIZE)
-    h = await request(a, "history", {"roomName": "lobby",
+    h = await ask(a, "history", {"roomName": "lobby",
                                      "since": got[5]["pos"]})
     eq(h["messages"], got[6:], "history since the 6th")
-    h = await request(a, "history", {"roomName": "lobby", "limit": 2})
+    h = await ask(a, "history", {"roomName": "lobby", "limit": 2})
     eq(h["messages"], got[3:5], "history limit 2: the oldest two kept")
-    h = await request(a, "history", {"roomName": "lobby",
+    h = await ask(a, "history", {"roomName": "lobby",
                                      "since": "otherepo:3"})
     eq(h["messages"], got[-SIZE:], "since of another epoch: all kept")
-    r = await request(b, "history", {"roomName": "lobby"})
+    r = await ask(b, "history", {"roomName": "lobby"})
     eq((r["success"], r["error"]), (False, "Not a member"), "non-member")
-    r = await request(a, "history", {"roomName": "lobby", "limit": 0})
+    r = await ask(a, "history", {"roomName": "lobby", "limit": 0})
     eq(r["success"], False, "limit 0 refused")
-    r = await request(a, "history", {"roomName": "lobby", "since": 5})
+    r = await ask(a, "history", {"roomName": "lobby", "since": 5})
     eq(r["success"], False, "since not a string refused")
     await a.close()
     await b.close()
@@ -105,12 +87,12 @@ async def t_history(srv):
 async def t_ttl_and_epoch(srv):
     url = srv.url()
     a, _ = await connect_id(url)
-    await join(a, "brief")
+    await join_room(a, "brief")
     await send(a, "brief", 2)
     first = await room_frames(a, 2)
     # ttl = 2 s: after it, nothing is kept (polled, no fixed sleep).
     for _ in range(60):
-        h = await request(a, "history", {"roomName": "brief"})
+        h = await ask(a, "history", {"roomName": "brief"})
         if not h["messages"]:
             break
         await asyncio.sleep(0.1)
@@ -123,15 +105,15 @@ async def t_ttl_and_epoch(srv):
     # The room empties; once its messages expire its history goes.
     await a.close()
     c, _ = await connect_id(url)
-    await join(c, "brief")
+    await join_room(c, "brief")
     for _ in range(80):
-        h = await request(c, "history", {"roomName": "brief"})
+        h = await ask(c, "history", {"roomName": "brief"})
         if h["epoch"] != first[0]["pos"].split(":")[0]:
             break
         await c.send_json({"type": "system", "action": "leaveRoom",
                            "data": {"roomName": "brief"}})
         await asyncio.sleep(0.1)
-        await join(c, "brief")
+        await join_room(c, "brief")
     check(h["epoch"] != first[0]["pos"].split(":")[0],
           "a room that emptied and expired starts a new epoch")
     await c.close()
@@ -139,11 +121,11 @@ async def t_ttl_and_epoch(srv):
 
 async def t_off(srv):
     a, _ = await connect_id(srv.url())
-    await join(a, "plain")
+    await join_room(a, "plain")
     await send(a, "plain", 1)
     f = (await room_frames(a, 1))[0]
     check("pos" not in f, "a frame without rooms.history has no pos")
-    r = await request(a, "history", {"roomName": "plain"})
+    r = await ask(a, "history", {"roomName": "plain"})
     eq((r["success"], r["error"]), (False, "Room history is off"),
        "system/history without rooms.history")
     await a.close()

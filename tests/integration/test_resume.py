@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pxltest import (TAP, Server, app_config, check, check_text,  # noqa: E402
                      eq, jwt_hs)
-from pxlws import connect_id  # noqa: E402
+from pxlws import ask, connect_id, join_room  # noqa: E402
 
 tap = TAP()
 tap.deadline(90)
@@ -32,33 +32,17 @@ EXPIRED = {"success": False, "error": "Session expired"}
 INVALID = {"success": False, "error": "Invalid resume token"}
 
 
-async def request(c, action, data, type_="system"):
-    """The reply's response; frames that come first are kept in c.seen."""
-    await c.send_json({"type": type_, "action": action, "data": data,
-                       "requestId": action})
-    while True:
-        r = await c.recv()
-        if r.get("requestId") == action:
-            return r.get("response")
-        c.__dict__.setdefault("seen", []).append(r)
-
-
 async def until_reply(c, action, data, type_="system"):
     """(frames before the reply, the reply's response)."""
     c.__dict__["seen"] = []
-    r = await request(c, action, data, type_)
+    r = await ask(c, action, data, type_)
     return c.__dict__.pop("seen"), r
-
-
-async def join(c, room):
-    r = await request(c, "joinRoom", {"roomName": room})
-    eq(r["success"], True, "joinRoom %s" % room)
 
 
 async def send(c, room, n, tag):
     for i in range(n):
         m = {"type": "chat", "action": "message", "data": {"tag": tag, "i": i}}
-        r = await request(c, "sendRoom", {"room": room, "message": m},
+        r = await ask(c, "sendRoom", {"room": room, "message": m},
                           type_="test")
         check(isinstance(r, int), "sendRoom: %r" % (r,))
 
@@ -84,10 +68,10 @@ def notice(action, cid, room):
 
 async def works_as(c, cid):
     """The connection still serves requests, as client cid, not resumed."""
-    who = await request(c, "whoami", {}, type_="test")
+    who = await ask(c, "whoami", {}, type_="test")
     eq(who["clientId"], cid, "the connection keeps its own clientId")
-    eq(await request(c, "resumed", {}, type_="test"), False, "not resumed")
-    eq(await request(c, "listRooms", {}), {"rooms": []}, "in no room")
+    eq(await ask(c, "resumed", {}, type_="test"), False, "not resumed")
+    eq(await ask(c, "listRooms", {}), {"rooms": []}, "in no room")
 
 
 async def t_resume(srv):
@@ -97,10 +81,10 @@ async def t_resume(srv):
     check(isinstance(token, str) and len(token) > 20,
           "system/connected carries a resumeToken: %r" % (a.connected,))
     b, _ = await connect_id(url)
-    await join(a, "r1")
-    await join(a, "r2")
-    await join(b, "r1")
-    await request(a, "setMeta", {"key": "nick", "value": "alice"},
+    await join_room(a, "r1")
+    await join_room(a, "r2")
+    await join_room(b, "r1")
+    await ask(a, "setMeta", {"key": "nick", "value": "alice"},
                   type_="test")
     await send(b, "r1", 3, "before")
     got = chats([await next_of(a, lambda f: f.get("type") == "chat")
@@ -131,12 +115,12 @@ async def t_resume(srv):
     eq(len(frames), 20, "nothing else before the reply: %r"
        % [f for f in frames if f.get("type") != "chat"])
     await next_of(b, notice("clientJoined", aid, "r1"))
-    rooms = await request(c, "listRooms", {})
+    rooms = await ask(c, "listRooms", {})
     eq(sorted(rooms["rooms"]), ["r1", "r2"], "rooms restored")
-    who = await request(c, "whoami", {"metaKey": "nick"}, type_="test")
+    who = await ask(c, "whoami", {"metaKey": "nick"}, type_="test")
     eq((who["clientId"], who["meta"]), (aid, "alice"),
        "clientId and metadata restored")
-    eq(await request(c, "resumed", {}, type_="test"), True,
+    eq(await ask(c, "resumed", {}, type_="test"), True,
        "pxl_client_resumed()")
     await send(b, "r1", 1, "after")
     f = await next_of(c, lambda f: f.get("type") == "chat")
@@ -144,18 +128,18 @@ async def t_resume(srv):
                                {"tag": "after", "i": 0}), "then newer frames")
     # The token worked once; the resumed one is a fresh one.
     d, did = await connect_id(url)
-    eq(await request(d, "resume", {"token": token}), EXPIRED, "reused token")
+    eq(await ask(d, "resume", {"token": token}), EXPIRED, "reused token")
     await works_as(d, did)
     # A session still connected cannot be taken.
     e, eid = await connect_id(url)
-    eq(await request(e, "resume", {"token": r["resumeToken"]}), INVALID,
+    eq(await ask(e, "resume", {"token": r["resumeToken"]}), INVALID,
        "the token of a connected session")
     await works_as(e, eid)
     # Forged: the same session named, another signature; malformed.
     forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
-    eq(await request(e, "resume", {"token": forged}), INVALID, "forged")
-    eq(await request(e, "resume", {"token": "abc"}), INVALID, "malformed")
-    eq(await request(e, "resume", {}), INVALID, "no token")
+    eq(await ask(e, "resume", {"token": forged}), INVALID, "forged")
+    eq(await ask(e, "resume", {"token": "abc"}), INVALID, "malformed")
+    eq(await ask(e, "resume", {}), INVALID, "no token")
     await works_as(e, eid)
     for x in (b, c, d, e):
         await x.close()
@@ -166,8 +150,8 @@ async def t_not_recovered(srv):
     a, aid = await connect_id(url)
     token = a.resume_token
     b, _ = await connect_id(url)
-    await join(a, "big")
-    await join(b, "big")
+    await join_room(a, "big")
+    await join_room(b, "big")
     await send(b, "big", 1, "seen")
     last = (await next_of(a, lambda f: f.get("type") == "chat"))["pos"]
     await a.close()
@@ -182,14 +166,14 @@ async def t_not_recovered(srv):
                     "nowhere": {"recovered": False}}),
        "history no longer reaches back: recovered false")
     eq(chats(frames), [], "nothing replayed")
-    eq(await request(c, "listRooms", {}), {"rooms": ["big"]},
+    eq(await ask(c, "listRooms", {}), {"rooms": ["big"]},
        "the room is restored")
     await next_of(b, notice("clientJoined", aid, "big"))
     # Another epoch is not recovered either.
     await c.close()
     await next_of(b, notice("clientLeft", aid, "big"))
     d, _ = await connect_id(url)
-    r = await request(d, "resume", {"token": r["resumeToken"],
+    r = await ask(d, "resume", {"token": r["resumeToken"],
                                     "rooms": {"big": "otherepo:1"}})
     eq((r["success"], r["clientId"], r["rooms"]),
        (True, aid, {"big": {"recovered": False}}), "another epoch")
@@ -204,7 +188,7 @@ async def t_expired(srv):
     await a.close()
     await asyncio.sleep(2.5)  # resume.ttl = 1
     c, cid = await connect_id(url)
-    eq(await request(c, "resume", {"token": token}), EXPIRED,
+    eq(await ask(c, "resume", {"token": token}), EXPIRED,
        "a session older than ttl")
     await works_as(c, cid)
     await c.close()
@@ -218,27 +202,27 @@ async def t_users(srv):
 
     u1, u1id = await connect_id(as_user("u1"))
     token = u1.resume_token
-    await join(u1, "team")
+    await join_room(u1, "team")
     await u1.close()
     u2, u2id = await connect_id(as_user("u2"))
-    eq(await request(u2, "resume", {"token": token}), INVALID,
+    eq(await ask(u2, "resume", {"token": token}), INVALID,
        "another user's token")
     await works_as(u2, u2id)
     anon, anonid = await connect_id(url)
-    eq(await request(anon, "resume", {"token": token}), INVALID,
+    eq(await ask(anon, "resume", {"token": token}), INVALID,
        "a user's token on an anonymous connection")
     await works_as(anon, anonid)
     # Refusals did not use it up: its user still resumes.
     again, _ = await connect_id(as_user("u1"))
-    r = await request(again, "resume", {"token": token, "rooms": {}})
+    r = await ask(again, "resume", {"token": token, "rooms": {}})
     eq((r["success"], r["clientId"], r["rooms"]), (True, u1id, {}),
        "the same user resumes")
-    eq(await request(again, "listRooms", {}), {"rooms": ["team"]}, "rooms")
+    eq(await ask(again, "listRooms", {}), {"rooms": ["team"]}, "rooms")
     # An anonymous session is not a user's.
     anon_token = anon.resume_token
     await anon.close()
     u3, u3id = await connect_id(as_user("u3"))
-    eq(await request(u3, "resume", {"token": anon_token}), INVALID,
+    eq(await ask(u3, "resume", {"token": anon_token}), INVALID,
        "an anonymous session on a user's connection")
     await works_as(u3, u3id)
     for x in (u2, again, u3):
@@ -248,7 +232,7 @@ async def t_users(srv):
 async def t_off(srv):
     a, aid = await connect_id(srv.url())
     eq(a.resume_token, None, "no resumeToken without resume")
-    r = await request(a, "resume", {"token": "x" * 64})
+    r = await ask(a, "resume", {"token": "x" * 64})
     eq((r["success"], r["error"]), (False, "Session resume is off"),
        "system/resume without resume")
     await a.close()
