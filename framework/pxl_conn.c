@@ -1011,14 +1011,16 @@ static bool authenticate(struct pxl_conn *c, const struct pxl_http_request *req,
 static bool answer_http(struct pxl_conn *c, const struct pxl_http_request *req)
 {
         struct pxl_worker *srv = c->srv;
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
+        struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
         const struct sockaddr *peer = NULL;
 
-        memset(&ss, 0, sizeof(ss));
-        if (getpeername(bufferevent_getfd(c->bev), (struct sockaddr *)&ss,
-                        &len) == 0)
-                peer = (const struct sockaddr *)&ss;
+        /* The address kept at accept (an IPv4 one mapped, which the allow
+         * lists read as IPv4): no getpeername per request. */
+        if (c->peer_port != 0) {
+                memcpy(&sa.sin6_addr, c->peer_addr, sizeof(sa.sin6_addr));
+                sa.sin6_port = htons(c->peer_port);
+                peer = (const struct sockaddr *)&sa;
+        }
         srv->scratch.len = 0;
         if (pxl_worker_answer_http(srv, req, peer, &srv->scratch) <= 0)
                 return false;
